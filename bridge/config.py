@@ -1,0 +1,199 @@
+"""Load and validate ``config.yaml`` into typed, frozen objects.
+
+A bad value stops the bridge with a message naming the key path and what was
+expected, e.g. ``rooms.0.rate: Input should be 8000, 16000 or 48000``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CodecName = Literal["PCMU", "PCMA", "G722", "opus"]
+ALL_CODECS: tuple[CodecName, ...] = ("opus", "G722", "PCMU", "PCMA")
+_PIN = re.compile(r"^\d{4,6}$")
+_ROOM_NAME = re.compile(r"^[A-Za-z0-9._~\-]{1,64}$")
+
+
+class ConfigError(Exception):
+    """The configuration file is unusable; the message says where and why."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SipConfig(_Frozen):
+    host: str = "0.0.0.0"
+    port: int = Field(5060, ge=1, le=65535)
+    transports: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp")
+    # Host written into Contact/SDP. None: the address the caller reached us at
+    # (Request-URI host when it is an IP literal), else the bound address.
+    advertise_host: str | None = None
+    # User part of the access number that asks for a numeric dial-in code.
+    access_user: str = "conference"
+    user_agent: str = "tutti-bridge"
+
+
+class RtpConfig(_Frozen):
+    host: str = "0.0.0.0"
+    port_min: int = Field(20000, ge=1024, le=65534)
+    port_max: int = Field(29999, ge=1025, le=65535)
+    inactivity_timeout_s: float = Field(30.0, gt=0, le=3600)
+    jitter_min_ms: int = Field(20, ge=0, le=1000)
+    jitter_max_ms: int = Field(200, ge=20, le=2000)
+
+    @model_validator(mode="after")
+    def _range(self) -> "RtpConfig":
+        if self.port_max <= self.port_min:
+            raise ValueError("port_max must be greater than port_min")
+        if self.jitter_max_ms < self.jitter_min_ms:
+            raise ValueError("jitter_max_ms must be at least jitter_min_ms")
+        return self
+
+
+class HttpConfig(_Frozen):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    # Base URL used in join_url and recording links; None: http://<advertised host>:<port>.
+    public_url: str | None = None
+
+
+class MediaConfig(_Frozen):
+    default_rate: Literal[8000, 16000, 48000] = 16000
+    codecs: tuple[CodecName, ...] = ALL_CODECS
+    # Mix only the K loudest talkers (0: everyone).
+    max_talkers: int = Field(0, ge=0, le=1000)
+    opus_bitrate: int = Field(32000, ge=6000, le=510000)
+    opus_complexity: int = Field(5, ge=0, le=10)
+
+
+class AccountConfig(_Frozen):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    name: str = ""
+    tokens: tuple[str, ...] = ()
+    # Name of an environment variable that holds one more token (keeps secrets out of the file).
+    token_env: str | None = None
+
+    def all_tokens(self) -> tuple[str, ...]:
+        extra = os.environ.get(self.token_env, "") if self.token_env else ""
+        return self.tokens + ((extra,) if extra else ())
+
+
+class RoomConfig(_Frozen):
+    name: str
+    dial_in_code: str | None = None
+    account: str | None = None
+    rate: Literal[8000, 16000, 48000] | None = None
+    codecs: tuple[CodecName, ...] | None = None
+    max_participants: int = Field(100, ge=1, le=1000)
+    member_pins: tuple[str, ...] = ()
+    moderator_pins: tuple[str, ...] = ()
+    profile: Literal["default", "large", "webinar"] = "default"
+    mute_on_entry: bool = False
+    beep: Literal["always", "never", "on_enter", "on_exit"] = "always"
+    wait_for_moderator: bool = False
+    end_when_moderator_leaves: bool = False
+    hold_music: str | None = None
+    max_talkers: int | None = Field(None, ge=0, le=1000)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _ROOM_NAME.match(v):
+            raise ValueError("must be 1-64 characters of letters, digits, '.', '_', '~' or '-'")
+        return v
+
+    @field_validator("dial_in_code")
+    @classmethod
+    def _code(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d{3,12}", v):
+            raise ValueError("must be 3-12 digits")
+        return v
+
+    @field_validator("member_pins", "moderator_pins")
+    @classmethod
+    def _pins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for pin in v:
+            if not _PIN.match(pin):
+                raise ValueError("PIN must be 4-6 digits")
+        return v
+
+
+class Config(_Frozen):
+    sip: SipConfig = SipConfig()
+    rtp: RtpConfig = RtpConfig()
+    http: HttpConfig = HttpConfig()
+    media: MediaConfig = MediaConfig()
+    data_dir: str = "./data"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    accounts: tuple[AccountConfig, ...] = ()
+    rooms: tuple[RoomConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Config":
+        account_ids = {a.id for a in self.accounts}
+        if len(account_ids) != len(self.accounts):
+            raise ValueError("accounts: duplicate account id")
+        names: set[str] = set()
+        codes: set[str] = set()
+        for room in self.rooms:
+            if room.name in names:
+                raise ValueError(f"rooms: duplicate room name {room.name!r}")
+            names.add(room.name)
+            if room.dial_in_code:
+                if room.dial_in_code in codes:
+                    raise ValueError(f"rooms: duplicate dial_in_code {room.dial_in_code!r}")
+                codes.add(room.dial_in_code)
+            if room.account is not None and room.account not in account_ids:
+                raise ValueError(f"rooms: room {room.name!r} names unknown account {room.account!r}")
+        return self
+
+    def with_overrides(self, **changes: object) -> "Config":
+        """Apply command-line overrides such as ``sip.port`` (dotted keys), re-validating."""
+        data = self.model_dump()
+        for dotted, value in changes.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        return parse_config(data)
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"{path}: {e['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def parse_config(data: object) -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("invalid configuration: the top level must be a mapping")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read configuration {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"configuration {path} is not valid YAML: {err}") from None
+    return parse_config(data)
