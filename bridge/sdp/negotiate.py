@@ -1,0 +1,242 @@
+"""RFC 3264 offer/answer for the bridge's single audio stream.
+
+We answer exactly one audio codec (the first of the OFFERER's list that the
+room allows) plus one telephone-event, reject every other m= line with port 0
+(keeping count and order), and mirror the offered direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .model import (
+    Attribute,
+    Connection,
+    MediaDescription,
+    Origin,
+    RtpMap,
+    SessionDescription,
+    parse_sdp,
+)
+
+SUPPORTED_CODECS = ("PCMU", "PCMA", "G722", "opus")
+# RTP clock and channel count we put in our own rtpmap lines.
+_CODEC_RTPMAP: dict[str, tuple[int, int]] = {
+    "PCMU": (8000, 1), "PCMA": (8000, 1), "G722": (8000, 1), "opus": (48000, 2),
+}
+_STATIC_PT = {"PCMU": 0, "PCMA": 8, "G722": 9}
+OPUS_OFFER_PT = 111
+# telephone-event PTs we offer, per clock rate.
+_DTMF_OFFER_PT = {8000: 101, 48000: 110}
+_AUDIO_PROTOS = ("RTP/AVP", "RTP/AVPF")
+_MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+# We mix and send mono; we also prefer to receive mono (stereo=0).
+OPUS_ANSWER_FMTP = "useinbandfec=1;stereo=0;sprop-stereo=0"
+
+
+class NegotiationError(ValueError):
+    """No acceptable media; the SIP layer answers 488 with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class NegotiatedMedia:
+    codec: str                 # canonical name: "PCMU", "PCMA", "G722" or "opus"
+    payload_type: int
+    clock_rate: int            # RTP clock (G722: 8000, opus: 48000)
+    channels: int
+    fmtp: str                  # the REMOTE side's fmtp for the codec ("" if none)
+    dtmf_pt: int | None
+    dtmf_clock_rate: int | None
+    remote_host: str
+    remote_port: int
+    ptime: int                 # remote's packetisation in ms (default 20)
+    offer_direction: str       # the remote's direction
+    on_hold: bool              # remote is sendonly/inactive or c=0.0.0.0: do not send
+    answer_sdp: bytes          # our answer (b"" from accept_answer)
+
+
+def _canonical(name: str) -> str | None:
+    for codec in SUPPORTED_CODECS:
+        if codec.lower() == name.lower():
+            return codec
+    return None
+
+
+def _codec_ok(codec: str, rtpmap: RtpMap) -> bool:
+    if codec == "opus":
+        return rtpmap.clock_rate == 48000
+    if codec == "G722":
+        # The RFC says 8000; a few clients wrongly write 16000 for the same codec.
+        return rtpmap.clock_rate in (8000, 16000)
+    return rtpmap.clock_rate == 8000
+
+
+def _choose_codec(m: MediaDescription, allowed: Sequence[str]) -> tuple[str, int, RtpMap] | None:
+    maps = m.rtpmaps()
+    allowed_lower = {a.lower() for a in allowed}
+    for pt in m.payload_types():
+        rtpmap = maps.get(pt)
+        if rtpmap is None:
+            continue
+        codec = _canonical(rtpmap.encoding)
+        if codec is not None and codec.lower() in allowed_lower and _codec_ok(codec, rtpmap):
+            return codec, pt, rtpmap
+    return None
+
+
+def _choose_dtmf(m: MediaDescription, clock_rate: int) -> tuple[int, int] | None:
+    """Offered telephone-event at the codec's clock if present, else the first one."""
+    events = [(pt, rm.clock_rate) for pt, rm in m.rtpmaps().items()
+              if rm.encoding.lower() == "telephone-event" and pt in m.payload_types()]
+    events.sort(key=lambda e: m.payload_types().index(e[0]))
+    for pt, rate in events:
+        if rate == clock_rate:
+            return pt, rate
+    return events[0] if events else None
+
+
+def _offered_names(sd: SessionDescription) -> list[str]:
+    names: list[str] = []
+    for m in sd.media:
+        if m.media != "audio":
+            continue
+        maps = m.rtpmaps()
+        for pt in m.payload_types():
+            rm = maps.get(pt)
+            name = rm.encoding if rm else f"PT{pt}"
+            if name.lower() != "telephone-event" and name not in names:
+                names.append(name)
+    return names
+
+
+def _ptime(sd: SessionDescription, m: MediaDescription) -> int:
+    value = m.attribute("ptime") or sd.attribute("ptime")
+    try:
+        ptime = int(float(value)) if value else 20
+    except ValueError:
+        ptime = 20
+    return ptime if 5 <= ptime <= 200 else 20
+
+
+def _addrtype(host: str) -> str:
+    return "IP6" if ":" in host else "IP4"
+
+
+def _audio_lines(codec: str, pt: int, dtmf: tuple[int, int] | None) -> list[Attribute]:
+    clock, channels = _CODEC_RTPMAP[codec]
+    spec = f"{codec}/{clock}" + (f"/{channels}" if channels > 1 else "")
+    attrs = [Attribute("rtpmap", f"{pt} {spec}")]
+    if codec == "opus":
+        attrs.append(Attribute("fmtp", f"{pt} {OPUS_ANSWER_FMTP}"))
+    if dtmf is not None:
+        attrs.append(Attribute("rtpmap", f"{dtmf[0]} telephone-event/{dtmf[1]}"))
+        attrs.append(Attribute("fmtp", f"{dtmf[0]} 0-16"))
+    return attrs
+
+
+def _local_session(local_host: str, session_id: int, session_version: int) -> SessionDescription:
+    return SessionDescription(
+        origin=Origin("-", str(session_id), str(session_version), "IN", _addrtype(local_host), local_host),
+        session_name="tutti-bridge",
+        connection=Connection("IN", _addrtype(local_host), local_host),
+    )
+
+
+def answer_offer(offer: bytes, allowed: Sequence[str], local_host: str, local_port: int,
+                 session_id: int, session_version: int) -> NegotiatedMedia:
+    """Answer an offer. Raises SdpError (unparseable, -> 400) or NegotiationError (-> 488)."""
+    sd = parse_sdp(offer)
+    answer = _local_session(local_host, session_id, session_version)
+    chosen: tuple[MediaDescription, str, int, RtpMap, tuple[int, int] | None] | None = None
+    for m in sd.media:
+        pick = None
+        if chosen is None and m.media == "audio" and m.port != 0 and m.proto.upper() in _AUDIO_PROTOS:
+            pick = _choose_codec(m, allowed)
+        if pick is None:
+            # RFC 3264 6: rejected streams keep their place, port 0, formats as offered.
+            answer.media.append(MediaDescription(m.media, 0, m.proto, list(m.formats) or ["0"]))
+            continue
+        codec, pt, rtpmap = pick
+        dtmf = _choose_dtmf(m, rtpmap.clock_rate)
+        chosen = (m, codec, pt, rtpmap, dtmf)
+        direction = _MIRROR[sd.media_direction(m)]
+        formats = [str(pt)] + ([str(dtmf[0])] if dtmf else [])
+        attrs = _audio_lines(codec, pt, dtmf)
+        attrs += [Attribute("ptime", "20"), Attribute(direction)]
+        answer.media.append(MediaDescription("audio", local_port, m.proto, formats, attributes=attrs))
+    if chosen is None:
+        offered = ", ".join(_offered_names(sd)) or "no audio stream"
+        raise NegotiationError(f"no common codec: offered {offered}; allowed {', '.join(allowed)}")
+    m, codec, pt, rtpmap, dtmf = chosen
+    conn = sd.media_connection(m)
+    if conn is None:
+        raise NegotiationError("offer has no c= line for the audio stream")
+    direction = sd.media_direction(m)
+    return NegotiatedMedia(
+        codec=codec, payload_type=pt, clock_rate=rtpmap.clock_rate,
+        channels=rtpmap.channels, fmtp=m.fmtps().get(pt, ""),
+        dtmf_pt=dtmf[0] if dtmf else None, dtmf_clock_rate=dtmf[1] if dtmf else None,
+        remote_host=conn.address, remote_port=m.port, ptime=_ptime(sd, m),
+        offer_direction=direction,
+        on_hold=direction in ("sendonly", "inactive") or conn.is_null,
+        answer_sdp=answer.serialize(),
+    )
+
+
+def build_offer(allowed: Sequence[str], local_host: str, local_port: int, session_id: int,
+                session_version: int, direction: str = "sendrecv") -> bytes:
+    """Our offer: allowed codecs in the room's order, telephone-event at 8000 (and 48000 for opus)."""
+    if direction not in _MIRROR:
+        raise ValueError(f"bad direction {direction!r}")
+    codecs = [c for c in (_canonical(a) for a in allowed) if c is not None]
+    if not codecs:
+        raise NegotiationError(f"no supported codec in {', '.join(allowed)}")
+    sd = _local_session(local_host, session_id, session_version)
+    formats: list[str] = []
+    attrs: list[Attribute] = []
+    for codec in dict.fromkeys(codecs):
+        pt = _STATIC_PT.get(codec, OPUS_OFFER_PT)
+        formats.append(str(pt))
+        attrs += _audio_lines(codec, pt, None)
+    clocks = [8000] + ([48000] if "opus" in codecs else [])
+    for clock in clocks:
+        pt = _DTMF_OFFER_PT[clock]
+        formats.append(str(pt))
+        attrs += [Attribute("rtpmap", f"{pt} telephone-event/{clock}"), Attribute("fmtp", f"{pt} 0-16")]
+    attrs += [Attribute("ptime", "20"), Attribute(direction)]
+    sd.media.append(MediaDescription("audio", local_port, "RTP/AVP", formats, attributes=attrs))
+    return sd.serialize()
+
+
+def accept_answer(our_offer: bytes, answer: bytes) -> NegotiatedMedia:
+    """Take the remote's answer to our offer (late-offer ACK or dial-out 200)."""
+    offer_sd = parse_sdp(our_offer)
+    sd = parse_sdp(answer)
+    offered = [c for m in offer_sd.media if m.media == "audio"
+               for c in (_canonical(rm.encoding) for rm in m.rtpmaps().values()) if c is not None]
+    for m in sd.media:
+        if m.media != "audio" or m.port == 0:
+            continue
+        pick = _choose_codec(m, offered)
+        if pick is None:
+            raise NegotiationError(
+                f"answer has no codec we offered: answered {', '.join(_offered_names(sd))}")
+        codec, pt, rtpmap = pick
+        dtmf = _choose_dtmf(m, rtpmap.clock_rate)
+        conn = sd.media_connection(m)
+        if conn is None:
+            raise NegotiationError("answer has no c= line for the audio stream")
+        direction = sd.media_direction(m)
+        return NegotiatedMedia(
+            codec=codec, payload_type=pt, clock_rate=rtpmap.clock_rate, channels=rtpmap.channels,
+            fmtp=m.fmtps().get(pt, ""), dtmf_pt=dtmf[0] if dtmf else None,
+            dtmf_clock_rate=dtmf[1] if dtmf else None, remote_host=conn.address, remote_port=m.port,
+            ptime=_ptime(sd, m), offer_direction=direction,
+            on_hold=direction in ("sendonly", "inactive") or conn.is_null, answer_sdp=b"",
+        )
+    raise NegotiationError("answer rejected the audio stream")
