@@ -1,0 +1,129 @@
+"""Free loopback ports for end-to-end peers.
+
+Several test processes (and other developers' test runs) share this machine, so a
+port is only handed out after a bind test on both UDP and TCP, and blocks are picked
+at random below the kernel's ephemeral range (32768+) where the OS itself never
+hands out ports to ``bind(0)`` callers.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from dataclasses import dataclass
+
+HOST = "127.0.0.1"
+_LOW, _HIGH = 20000, 32000  # below Linux's default ip_local_port_range
+
+
+def _bindable(port: int, kind: socket.SocketKind) -> bool:
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            # Match what servers do (SO_REUSEADDR), so TIME_WAIT leftovers do not
+            # make a port look busy; a live listener still fails the bind.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def port_is_free(port: int) -> bool:
+    """True when ``port`` can be bound on 127.0.0.1 for both UDP and TCP."""
+    return _bindable(port, socket.SOCK_DGRAM) and _bindable(port, socket.SOCK_STREAM)
+
+
+def _ephemeral(kind: socket.SocketKind) -> int:
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+    finally:
+        sock.close()
+
+
+def free_udp_port() -> int:
+    """A UDP port the OS just proved free (racy by nature; prefer PortAllocator)."""
+    return _ephemeral(socket.SOCK_DGRAM)
+
+
+def free_tcp_port() -> int:
+    """A TCP port the OS just proved free (racy by nature; prefer PortAllocator)."""
+    return _ephemeral(socket.SOCK_STREAM)
+
+
+@dataclass(frozen=True)
+class BaresipPorts:
+    """Ports one baresip instance needs.
+
+    baresip binds ``sip`` (UDP+TCP) and ``sip + 1`` (TLS); RTP/RTCP pairs come from
+    ``rtp_lo..rtp_hi``; ``ctrl`` is the ctrl_tcp JSON socket.
+    """
+
+    sip: int
+    ctrl: int
+    rtp_lo: int
+    rtp_hi: int
+
+
+@dataclass(frozen=True)
+class SippPorts:
+    """SIP signalling port (``-p``) and media port (``-mp``; SIPp also uses mp+2)."""
+
+    sip: int
+    media: int
+
+
+class PortAllocator:
+    """Hands out non-overlapping, bind-tested contiguous port blocks.
+
+    One allocator per test (or per session): ports it handed out are never handed
+    out again by it, even after the process that used them has exited, so a late
+    packet cannot reach the next peer.
+    """
+
+    def __init__(self, low: int = _LOW, high: int = _HIGH, seed: int | None = None) -> None:
+        if high - low < 64:
+            raise ValueError("port range too small")
+        self._low, self._high = low, high
+        self._rng = random.Random(seed)
+        self._taken: set[int] = set()
+        self._lock = threading.Lock()
+
+    def block(self, size: int, *, attempts: int = 200) -> int:
+        """Reserve ``size`` contiguous free ports; returns the first one."""
+        if size < 1:
+            raise ValueError("size must be >= 1")
+        with self._lock:
+            for _ in range(attempts):
+                # Even base: RTP conventionally sits on even ports, RTCP on odd.
+                base = self._rng.randrange(self._low, self._high - size) & ~1
+                ports = range(base, base + size)
+                if any(p in self._taken for p in ports):
+                    continue
+                if all(port_is_free(p) for p in ports):
+                    self._taken.update(ports)
+                    return base
+        raise RuntimeError(f"no block of {size} free ports in {self._low}-{self._high}")
+
+    def port(self) -> int:
+        return self.block(1)
+
+    def baresip(self, rtp_ports: int = 10) -> BaresipPorts:
+        # Layout: sip, sip+1 (TLS), ctrl, spare, then the RTP range.
+        base = self.block(4 + rtp_ports)
+        return BaresipPorts(sip=base, ctrl=base + 2, rtp_lo=base + 4, rtp_hi=base + 4 + rtp_ports - 1)
+
+    def sipp(self) -> SippPorts:
+        # SIPp binds -mp (RTP), mp+1 (RTCP), mp+2 and mp+3 (video pair).
+        base = self.block(6)
+        return SippPorts(sip=base, media=base + 2)
+
+    @property
+    def taken(self) -> frozenset[int]:
+        return frozenset(self._taken)
