@@ -1,0 +1,588 @@
+"""One conference room's 20 ms media tick: pure, no IO, ``now`` passed in.
+
+tick(now): apply queued control ops -> pop one frame per leg -> decode / conceal -> resample to
+the room rate -> mix (mixer.py) -> for each distinct (signal, codec, rate, options) *stream*:
+resample once, encode once -> packetise per leg (only the RTP header is per leg).
+
+Streams are the sharing unit.  A leg's stream key is (what it hears, how it is encoded):
+  ("mix", -1, gain)   the whole total: every non-contributor with that output gain shares it
+  ("mix", slot, gain) total minus own: only contributors (legs actually mixed this tick)
+  ("src", leg) / ("srcmix", leg)   a private prompt, alone or on top of the leg's mix
+  ("silence",)        held / isolated legs without a source (keeps RTP timing and NAT alive)
+Streams persist across ticks while used, so a stateful encoder (Opus, G.722) always feeds a
+fixed group; a stream unused for a tick is dropped.
+
+Switching streams (Opus/G.722 choice): a leg gets a private stream only while it is a
+contributor, i.e. while its own contribution is nonzero; the silence gate's hangover makes that
+status change only at the leg's own talkspurt boundaries.  A freshly created private stream is
+*primed*: the frame the leg heard last tick (from its previous stream) is run through the new
+resampler and encoder and the output discarded, so the new encoder's analysis state matches
+what the far-end decoder was reconstructing.  Returning to the shared stream happens a hangover
+after the leg fell silent, when its own part of the signal is ~0, so the shared encoder's state
+already describes almost the same audio.  Per-talker encoders are not kept warm: that would be
+one encode per participant, the cost this design exists to avoid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bridge.media.levels import FLOOR_DBOV, TalkConfig
+from bridge.media.mixer import Mixer, db_to_gain, limit
+from bridge.media.ports import AudioSink, AudioSource, RtpPort
+from bridge_codecs import Decoder, Encoder, Resampler, make_decoder, make_encoder
+
+Pcm = npt.NDArray[np.int16]
+I32 = npt.NDArray[np.int32]
+
+ROOM_RATES = (8000, 16000, 48000)
+# Decoders that map each payload byte to one sample: decoded for all legs in one numpy call.
+_BYTEWISE = ("PCMU", "PCMA")
+
+
+# -- events and results ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TalkingStarted:
+    leg_id: str
+    level_dbov: float
+
+
+@dataclass(frozen=True)
+class TalkingStopped:
+    leg_id: str
+    level_dbov: float
+
+
+@dataclass(frozen=True)
+class DominantSpeakerChanged:
+    leg_id: str | None
+
+
+@dataclass(frozen=True)
+class SourceFinished:
+    source_id: str | None      # room-wide source id
+    leg_id: str | None         # per-leg source: the leg it played to
+
+
+RoomEvent = TalkingStarted | TalkingStopped | DominantSpeakerChanged | SourceFinished
+
+
+@dataclass
+class TickResult:
+    outgoing: list[tuple[str, bytes]]   # (leg_id, RTP datagram)
+    events: list[RoomEvent]
+
+
+@dataclass(frozen=True)
+class LegState:
+    leg_id: str
+    muted: bool
+    deaf: bool
+    on_hold: bool
+    listen_only: bool
+    isolated: bool
+    talking: bool
+    level_dbov: float
+    input_gain_db: float
+    output_gain_db: float
+    decoder: str
+    encoder: str
+    payload_type: int
+    contributing: bool
+
+
+# -- internals ---------------------------------------------------------------------------------
+_FRAME, _MISSING, _EMPTY = 0, 1, 2
+
+
+def _kind_of(result: Any) -> int:
+    # Dispatch on shape, not class, so fakes and bridge.rtp.jitter results both work.
+    if hasattr(result, "payload"):
+        return _FRAME
+    if hasattr(result, "next_payload"):
+        return _MISSING
+    return _EMPTY
+
+
+def _fit(pcm: Pcm, samples: int) -> Pcm:
+    """Pad/truncate a frame whose length disagrees with the tick (odd ptime, bad packet)."""
+    n = pcm.shape[0]
+    if n == samples:
+        return pcm
+    if n > samples:
+        return pcm[:samples]
+    out = np.zeros(samples, np.int16)
+    out[:n] = pcm
+    return out
+
+
+class _Leg:
+    def __init__(self, leg_id: str, port: RtpPort, slot: int, frame_ms: int, room_rate: int) -> None:
+        self.leg_id = leg_id
+        self.port = port
+        self.slot = slot
+        self.muted = False
+        self.deaf = False
+        self.on_hold = False
+        self.listen_only = False
+        self.isolated = False
+        self.input_gain_db = 0.0
+        self.output_gain_db = 0.0
+        self.out_gain = 1.0
+        self.source: AudioSource | None = None
+        self.source_mode = "replace"
+        self.source_frame: Pcm | None = None
+        self.sinks: dict[str, AudioSink] = {}
+        self.need_marker = True
+        self.stream_key: tuple[Any, ...] | None = None
+        # codec state (set by _set_codec)
+        self.dec_name = ""
+        self.enc_name = ""
+        self.payload_type = 0
+        self.decoder: Decoder
+        self.dec_samples = 0
+        self.in_resampler: Resampler | None = None
+        self.bytewise: str | None = None
+        self.enc_key: tuple[Any, ...] = ()
+        self.enc_opts: dict[str, Any] = {}
+        self.enc_rate = room_rate
+        self.enc_stateful = False
+        self.ticks = 0
+        # Bytewise legs are decoded in bulk, bypassing the decoder; on a loss the last two
+        # payloads are replayed through it so its concealment has history (work only on loss).
+        self.prev1: bytes | None = None
+        self.prev2: bytes | None = None
+        self.decoder_stale = False
+        self.in_loss = False
+
+    @property
+    def eligible(self) -> bool:
+        return not (self.muted or self.on_hold or self.listen_only or self.isolated)
+
+    @property
+    def hears_mix(self) -> bool:
+        return not (self.on_hold or self.isolated)
+
+
+class _Stream:
+    __slots__ = ("encoder", "resampler", "ticks", "tick", "payload", "last_in", "prev_in")
+
+    def __init__(self, encoder: Encoder, resampler: Resampler | None, ticks: int) -> None:
+        self.encoder = encoder
+        self.resampler = resampler
+        self.ticks = ticks
+        self.tick = -1
+        self.payload = b""
+        self.last_in: Pcm | None = None
+        self.prev_in: Pcm | None = None
+
+
+_SILENCE = ("silence",)
+
+
+class Room:
+    def __init__(self, room_id: str, rate: int, max_talkers: int = 0, frame_ms: int = 20,
+                 *, talk: TalkConfig | None = None) -> None:
+        if rate not in ROOM_RATES:
+            raise ValueError(f"room rate must be one of {ROOM_RATES}, not {rate}")
+        if frame_ms <= 0 or rate * frame_ms % 1000:
+            raise ValueError(f"frame_ms {frame_ms} does not give whole samples at {rate} Hz")
+        self.room_id = room_id
+        self.rate = rate
+        self.frame_ms = frame_ms
+        self.frame_samples = rate * frame_ms // 1000
+        self.mixer = Mixer(rate, frame_ms, max_talkers, talk=talk)
+        self._legs: dict[str, _Leg] = {}
+        self._by_slot: dict[int, _Leg] = {}
+        self._known: set[str] = set()     # legs existing once queued ops are applied
+        self._ops: list[Callable[[], None]] = []
+        self._room_sources: dict[str, AudioSource] = {}
+        self._mix_sinks: dict[str, AudioSink] = {}
+        self._streams: dict[tuple[Any, ...], _Stream] = {}
+        self._tables: dict[str, Pcm] = {}
+        self._tick_no = 0
+        self._pending_events: list[RoomEvent] = []
+        self._zeros = np.zeros(self.frame_samples, np.int16)
+
+    # -- control (queued, applied at the start of the next tick) -------------------------------
+    def add_leg(self, leg_id: str, port: RtpPort, decoder_name: str, encoder_name: str, *,
+                payload_type: int, encoder_opts: dict[str, Any] | None = None) -> None:
+        if leg_id in self._known:
+            raise ValueError(f"leg {leg_id!r} already in room {self.room_id!r}")
+        codec = self._build_codec(decoder_name, encoder_name, encoder_opts)   # errors raise here
+        self._known.add(leg_id)
+
+        def op() -> None:
+            leg = _Leg(leg_id, port, self.mixer.add(), self.frame_ms, self.rate)
+            self._install_codec(leg, codec, payload_type)
+            self._legs[leg_id] = leg
+            self._by_slot[leg.slot] = leg
+            self._sync(leg)
+        self._ops.append(op)
+
+    def remove_leg(self, leg_id: str) -> None:
+        self._require(leg_id)
+        self._known.discard(leg_id)
+
+        def op() -> None:
+            leg = self._legs.pop(leg_id)
+            del self._by_slot[leg.slot]
+            if self.mixer.remove(leg.slot):
+                self._pending_events.append(DominantSpeakerChanged(None))
+        self._ops.append(op)
+
+    def set_muted(self, leg_id: str, value: bool) -> None:
+        self._set_flag(leg_id, "muted", value)
+
+    def set_deaf(self, leg_id: str, value: bool) -> None:
+        self._set_flag(leg_id, "deaf", value)
+
+    def set_on_hold(self, leg_id: str, value: bool) -> None:
+        self._set_flag(leg_id, "on_hold", value)
+
+    def set_listen_only(self, leg_id: str, value: bool) -> None:
+        self._set_flag(leg_id, "listen_only", value)
+
+    def set_isolated(self, leg_id: str, value: bool) -> None:
+        self._set_flag(leg_id, "isolated", value)
+
+    def set_input_gain(self, leg_id: str, db: float) -> None:
+        self._set_flag(leg_id, "input_gain_db", float(db))
+
+    def set_output_gain(self, leg_id: str, db: float) -> None:
+        self._set_flag(leg_id, "output_gain_db", float(db))
+
+    def set_codec(self, leg_id: str, decoder_name: str, encoder_name: str, payload_type: int,
+                  encoder_opts: dict[str, Any] | None = None) -> None:
+        self._require(leg_id)
+        codec = self._build_codec(decoder_name, encoder_name, encoder_opts)
+
+        def op() -> None:
+            leg = self._legs[leg_id]
+            self._install_codec(leg, codec, payload_type)
+            leg.need_marker = True
+        self._ops.append(op)
+
+    def set_leg_source(self, leg_id: str, source: AudioSource | None, mode: str = "replace") -> None:
+        """A prompt / hold music heard by this leg only: "replace" = only the source,
+        "mix" = the source on top of the leg's mix-minus.  None detaches."""
+        self._require(leg_id)
+        if mode not in ("replace", "mix"):
+            raise ValueError(f"mode must be 'replace' or 'mix', not {mode!r}")
+
+        def op() -> None:
+            leg = self._legs[leg_id]
+            leg.source, leg.source_mode = source, mode
+        self._ops.append(op)
+
+    def add_room_source(self, source_id: str, source: AudioSource) -> None:
+        """Heard by every leg that hears the mix (beeps, announcements); part of the mix sink."""
+        self._ops.append(lambda: self._room_sources.__setitem__(source_id, source))
+
+    def remove_room_source(self, source_id: str) -> None:
+        def op() -> None:
+            self._room_sources.pop(source_id, None)
+        self._ops.append(op)
+
+    def add_mix_sink(self, sink_id: str, sink: AudioSink) -> None:
+        self._ops.append(lambda: self._mix_sinks.__setitem__(sink_id, sink))
+
+    def remove_mix_sink(self, sink_id: str) -> None:
+        def op() -> None:
+            self._mix_sinks.pop(sink_id, None)
+        self._ops.append(op)
+
+    def add_leg_sink(self, leg_id: str, sink_id: str, sink: AudioSink) -> None:
+        """Per-participant track: what this leg said (room rate, input gain applied; silence
+        while muted/held/listen-only/isolated, since nobody heard it)."""
+        self._require(leg_id)
+        self._ops.append(lambda: self._legs[leg_id].sinks.__setitem__(sink_id, sink))
+
+    def remove_leg_sink(self, leg_id: str, sink_id: str) -> None:
+        self._require(leg_id)
+        def op() -> None:
+            self._legs[leg_id].sinks.pop(sink_id, None)
+        self._ops.append(op)
+
+    def participants_snapshot(self) -> list[LegState]:
+        det = self.mixer.detector
+        return [
+            LegState(leg.leg_id, leg.muted, leg.deaf, leg.on_hold, leg.listen_only, leg.isolated,
+                     bool(det.talking[leg.slot]), round(float(det.level[leg.slot]), 1),
+                     leg.input_gain_db, leg.output_gain_db, leg.dec_name, leg.enc_name,
+                     leg.payload_type, self.mixer.is_contributor(leg.slot))
+            for leg in self._legs.values()
+        ]
+
+    def __len__(self) -> int:
+        return len(self._legs)
+
+    def __contains__(self, leg_id: object) -> bool:
+        return leg_id in self._legs
+
+    # -- helpers for control -------------------------------------------------------------------
+    def _require(self, leg_id: str) -> None:
+        if leg_id not in self._known:
+            raise KeyError(f"no leg {leg_id!r} in room {self.room_id!r}")
+
+    def _set_flag(self, leg_id: str, name: str, value: Any) -> None:
+        self._require(leg_id)
+
+        def op() -> None:
+            leg = self._legs[leg_id]
+            setattr(leg, name, value)
+            self._sync(leg)
+        self._ops.append(op)
+
+    def _sync(self, leg: _Leg) -> None:
+        self.mixer.eligible[leg.slot] = leg.eligible
+        self.mixer.set_gain(leg.slot, leg.input_gain_db)
+        leg.out_gain = db_to_gain(leg.output_gain_db)
+
+    def _build_codec(self, dec_name: str, enc_name: str,
+                     enc_opts: dict[str, Any] | None) -> tuple[Decoder, Encoder, dict[str, Any]]:
+        opts = dict(enc_opts or {})
+        opts.setdefault("frame_ms", self.frame_ms)
+        decoder = make_decoder(dec_name, frame_ms=self.frame_ms)
+        probe = make_encoder(enc_name, **opts)
+        return decoder, probe, opts
+
+    def _install_codec(self, leg: _Leg, codec: tuple[Decoder, Encoder, dict[str, Any]],
+                       payload_type: int) -> None:
+        decoder, probe, opts = codec
+        leg.decoder = decoder
+        leg.dec_name = decoder.name
+        leg.dec_samples = decoder.sample_rate * self.frame_ms // 1000
+        leg.in_resampler = (Resampler(decoder.sample_rate, self.rate)
+                            if decoder.sample_rate != self.rate else None)
+        leg.bytewise = None
+        if decoder.name in _BYTEWISE and decoder.sample_rate == self.rate:
+            if decoder.name not in self._tables:
+                # The decoder's own mapping, so bulk decoding is byte-identical to decode().
+                self._tables[decoder.name] = make_decoder(decoder.name).decode(bytes(range(256))).copy()
+            leg.bytewise = decoder.name
+        leg.decoder_stale = False
+        leg.in_loss = False
+        leg.prev1 = leg.prev2 = None
+        leg.enc_name = probe.name
+        leg.enc_opts = opts
+        leg.enc_rate = probe.sample_rate
+        leg.enc_stateful = probe.stateful
+        leg.ticks = probe.clock_rate * self.frame_ms // 1000
+        leg.enc_key = (probe.name, probe.sample_rate, tuple(sorted(opts.items())))
+        leg.payload_type = payload_type
+        # The RTP session owns the header; tell it the payload type if it lets us.
+        if hasattr(leg.port, "payload_type"):
+            try:
+                setattr(leg.port, "payload_type", payload_type)
+            except AttributeError:
+                pass
+
+    # -- the tick ------------------------------------------------------------------------------
+    def tick(self, now: float) -> TickResult:
+        ops, self._ops = self._ops, []
+        for op in ops:
+            op()
+        events: list[RoomEvent] = self._pending_events
+        self._pending_events = []
+        self._tick_no += 1
+        mixer = self.mixer
+
+        self._read_inputs()
+        extra = self._read_room_sources(events)
+        report = mixer.mix(extra)
+
+        by_slot = self._by_slot
+        levels = report.levels
+        for slot in report.started.tolist():
+            events.append(TalkingStarted(by_slot[slot].leg_id, round(float(levels[slot]), 1)))
+        for slot in report.stopped.tolist():
+            events.append(TalkingStopped(by_slot[slot].leg_id, round(float(levels[slot]), 1)))
+        if report.dominant_changed:
+            dom = report.dominant
+            events.append(DominantSpeakerChanged(by_slot[dom].leg_id if dom is not None else None))
+
+        signals: dict[tuple[Any, ...], Pcm] = {}
+        if self._mix_sinks:
+            pcm = self._signal(("mix", -1, 1.0), None, signals)
+            for sink in self._mix_sinks.values():
+                sink.write(pcm, self.rate)
+        outgoing = self._send(signals, events)
+        self._write_leg_sinks()
+        return TickResult(outgoing, events)
+
+    def _read_inputs(self) -> None:
+        mixer = self.mixer
+        inputs = mixer.inputs
+        present = mixer.present
+        present[:mixer.count] = False
+        samples = self.frame_samples
+        kinds: dict[type, int] = {}
+        bulk: dict[str, tuple[list[int], list[bytes]]] = {}
+        for leg in self._legs.values():
+            result = leg.port.pop_frame()
+            if leg.on_hold:
+                continue   # drained but not decoded: nobody hears a held leg
+            kind = kinds.get(type(result))
+            if kind is None:
+                kind = kinds[type(result)] = _kind_of(result)
+            try:
+                if kind == _FRAME:
+                    payload: bytes = result.payload
+                    name = leg.bytewise
+                    if name is not None and not leg.in_loss and len(payload) == samples:
+                        group = bulk.get(name)
+                        if group is None:
+                            group = bulk[name] = ([], [])
+                        group[0].append(leg.slot)
+                        group[1].append(payload)
+                        leg.prev2, leg.prev1 = leg.prev1, payload
+                        leg.decoder_stale = True
+                        continue
+                    pcm = leg.decoder.decode(payload)
+                    leg.in_loss = False
+                    leg.decoder_stale = False
+                elif kind == _MISSING:
+                    if leg.decoder_stale:
+                        for old in (leg.prev2, leg.prev1):
+                            if old is not None:
+                                leg.decoder.decode(old)
+                        leg.decoder_stale = False
+                    pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
+                    leg.in_loss = True
+                else:
+                    continue
+            except Exception:
+                # A corrupt payload must cost this leg one frame, never the room's tick.
+                continue
+            if leg.in_resampler is not None:
+                pcm = leg.in_resampler.process(_fit(pcm, leg.dec_samples))
+            inputs[leg.slot] = _fit(pcm, samples)
+            present[leg.slot] = True
+        for name, (slots, payloads) in bulk.items():
+            codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(len(slots), samples)
+            idx = np.asarray(slots, np.intp)
+            inputs[idx] = self._tables[name][codes]
+            present[idx] = True
+
+    def _read_room_sources(self, events: list[RoomEvent]) -> I32 | None:
+        if not self._room_sources:
+            return None
+        extra = np.zeros(self.frame_samples, np.int32)
+        for source_id, source in list(self._room_sources.items()):
+            pcm = source.read(self.frame_samples, self.rate)
+            if pcm is None:
+                del self._room_sources[source_id]
+                events.append(SourceFinished(source_id, None))
+                continue
+            extra += _fit(pcm, self.frame_samples)
+        return extra
+
+    def _signal(self, sig: tuple[Any, ...], leg: _Leg | None, cache: dict[tuple[Any, ...], Pcm]) -> Pcm:
+        pcm = cache.get(sig)
+        if pcm is not None:
+            return pcm
+        kind = sig[0]
+        mixer = self.mixer
+        if kind == "mix":
+            pcm = mixer.render(None if sig[1] < 0 else sig[1], sig[2])
+        elif kind == "silence":
+            pcm = self._zeros
+        else:
+            assert leg is not None and leg.source_frame is not None
+            src = leg.source_frame.astype(np.int32)
+            if kind == "srcmix":
+                own_slot = leg.slot if mixer.is_contributor(leg.slot) else None
+                pcm = mixer.render(own_slot, leg.out_gain, add=src)
+            else:
+                pcm = limit(src * np.float32(leg.out_gain)) if leg.out_gain != 1.0 else leg.source_frame
+        cache[sig] = pcm
+        return pcm
+
+    def _send(self, signals: dict[tuple[Any, ...], Pcm], events: list[RoomEvent]) -> list[tuple[str, bytes]]:
+        outgoing: list[tuple[str, bytes]] = []
+        append = outgoing.append
+        contrib = self.mixer._is_contrib
+        streams = self._streams
+        tick_no = self._tick_no
+        samples = self.frame_samples
+        for leg in self._legs.values():
+            source = leg.source
+            if source is not None:
+                frame = source.read(samples, self.rate)
+                if frame is None:
+                    leg.source = leg.source_frame = None
+                    events.append(SourceFinished(None, leg.leg_id))
+                else:
+                    leg.source_frame = _fit(frame, samples)
+            if leg.deaf:
+                leg.need_marker = True
+                leg.stream_key = None
+                continue
+            hears = not (leg.on_hold or leg.isolated)
+            if leg.source is not None:
+                sig: tuple[Any, ...] = (("srcmix" if hears and leg.source_mode == "mix" else "src"), leg.leg_id)
+            elif hears:
+                sig = ("mix", leg.slot if contrib[leg.slot] else -1, leg.out_gain)
+            else:
+                sig = _SILENCE
+            key = (sig, leg.enc_key)
+            stream = streams.get(key)
+            if stream is None or stream.tick != tick_no:
+                stream = self._produce(key, sig, leg, signals)
+            leg.stream_key = key
+            append((leg.leg_id, leg.port.packetize(stream.payload, stream.ticks, leg.need_marker)))
+            leg.need_marker = False
+        for key in [k for k, s in streams.items() if s.tick != tick_no]:
+            del streams[key]
+        return outgoing
+
+    def _produce(self, key: tuple[Any, ...], sig: tuple[Any, ...], leg: _Leg,
+                 signals: dict[tuple[Any, ...], Pcm]) -> _Stream:
+        stream = self._streams.get(key)
+        if stream is None:
+            encoder = make_encoder(leg.enc_name, **leg.enc_opts)
+            resampler = Resampler(self.rate, leg.enc_rate) if leg.enc_rate != self.rate else None
+            stream = _Stream(encoder, resampler, leg.ticks)
+            self._streams[key] = stream
+            self._prime(stream, leg)
+        pcm = self._signal(sig, leg, signals)
+        stream.prev_in, stream.last_in = stream.last_in, pcm
+        stream.tick = self._tick_no
+        out = stream.resampler.process(pcm) if stream.resampler is not None else pcm
+        stream.payload = stream.encoder.encode(out)
+        return stream
+
+    def _prime(self, stream: _Stream, leg: _Leg) -> None:
+        """Warm a new stream's resampler/encoder with what the leg heard last tick."""
+        if not (leg.enc_stateful or stream.resampler is not None) or leg.stream_key is None:
+            return
+        old = self._streams.get(leg.stream_key)
+        if old is None:
+            return
+        heard = old.prev_in if old.tick == self._tick_no else old.last_in
+        if heard is None:
+            return
+        out = stream.resampler.process(heard) if stream.resampler is not None else heard
+        if leg.enc_stateful:
+            stream.encoder.encode(out)
+
+    def _write_leg_sinks(self) -> None:
+        mixer = self.mixer
+        for leg in self._legs.values():
+            if not leg.sinks:
+                continue
+            own = mixer.own(leg.slot)
+            if own is not None:
+                pcm = own.astype(np.int16)
+            elif mixer.present[leg.slot] and leg.eligible:
+                pcm = limit(mixer.inputs[leg.slot] * np.float32(mixer.in_gain[leg.slot]))
+            else:
+                pcm = self._zeros
+            for sink in leg.sinks.values():
+                sink.write(pcm, self.rate)
