@@ -54,6 +54,21 @@ class Headers:
             out.append((key, value))
         self._items = out
 
+    def set_all(self, name: str, values: list[str]) -> None:
+        """Replace all values of `name`, keeping them where the first one was."""
+        key = canonical_name(name)
+        out: list[tuple[str, str]] = []
+        placed = False
+        for n, v in self._items:
+            if n != key:
+                out.append((n, v))
+            elif not placed:
+                out.extend((key, nv) for nv in values)
+                placed = True
+        if not placed:
+            out.extend((key, nv) for nv in values)
+        self._items = out
+
     def remove(self, name: str) -> None:
         key = canonical_name(name)
         self._items = [(n, v) for n, v in self._items if n != key]
