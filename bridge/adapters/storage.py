@@ -1,0 +1,91 @@
+"""SQLite persistence of conferences, written by one worker thread so the media clock never waits.
+
+``load_all`` runs once at start-up (synchronously). ``put`` only queues an upsert to the worker;
+``flush()`` (sync) and ``await drained()`` (async) wait until everything queued so far is on
+disk, which the HTTP API does before answering so that a 201 means "stored".
+The database is ``<data_dir>/bridge.sqlite3`` in WAL mode (readers never block the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from ..config import Config
+from ..control.model import Conference
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conferences (
+    id           TEXT PRIMARY KEY,
+    account_id   TEXT,
+    dial_in_code TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    data         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conferences_account ON conferences(account_id);
+"""
+
+
+def database_path(config: Config) -> Path:
+    return Path(config.data_dir) / "bridge.sqlite3"
+
+
+class ConferenceStore:
+    """Conference rows keyed by id; each row keeps the full settings as JSON (schema-tolerant)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Opened here, then used only by the single worker thread (and load_all before any put).
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._last: Future[None] | None = None
+        self._closed = False
+
+    @classmethod
+    def for_config(cls, config: Config) -> "ConferenceStore":
+        return cls(database_path(config))
+
+    def load_all(self) -> list[Conference]:
+        rows = self._db.execute("SELECT data FROM conferences ORDER BY rowid").fetchall()
+        return [Conference.from_record(json.loads(data)) for (data,) in rows]
+
+    def put(self, conf: Conference) -> None:
+        if self._closed:
+            raise RuntimeError("conference store is closed")
+        row = (conf.id, conf.account_id, conf.dial_in_code, conf.status, json.dumps(conf.to_record()))
+        self._last = self._worker.submit(self._write, row)
+
+    def _write(self, row: tuple[str, str | None, str, str, str]) -> None:
+        self._db.execute(
+            "INSERT INTO conferences(id, account_id, dial_in_code, status, data) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET account_id=excluded.account_id,"
+            " dial_in_code=excluded.dial_in_code, status=excluded.status, data=excluded.data",
+            row,
+        )
+
+    def flush(self) -> None:
+        """Block until every queued write is committed (raises if the last one failed)."""
+        if self._last is not None:
+            self._last.result()
+
+    async def drained(self) -> None:
+        """Wait, without blocking the event loop, until every queued write is committed."""
+        last = self._last
+        if last is not None:
+            await asyncio.wrap_future(last)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._worker.shutdown(wait=True)
+        self._db.close()

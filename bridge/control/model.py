@@ -1,0 +1,173 @@
+"""The conference model shared by REST (both API forms), SIP routing and config.yaml rooms.
+
+A ``Conference`` is immutable; the service replaces it with ``dataclasses.replace`` on every
+change, so a reader (the SIP side on the event loop) always sees one consistent version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal, Protocol
+
+Status = Literal["created", "active", "ended", "expired"]
+Profile = Literal["default", "large", "webinar"]
+Beep = Literal["always", "never", "on_enter", "on_exit"]
+Action = Literal["mute", "unmute", "deaf", "undeaf", "kick"]
+ACTIONS: tuple[Action, ...] = ("mute", "unmute", "deaf", "undeaf", "kick")
+OPEN_STATUSES: frozenset[str] = frozenset({"created", "active"})
+
+
+def iso(dt: datetime | None) -> str | None:
+    """RFC 3339 UTC with a ``Z`` suffix and whole seconds, as in the seed examples."""
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Conference:
+    """Every setting of one conference, whichever API (or config.yaml) defined it."""
+
+    id: str
+    account_id: str | None
+    name: str
+    dial_in_code: str
+    created_at: datetime
+    status: Status = "created"
+    source: Literal["api", "config"] = "api"
+    updated_at: datetime | None = None
+    scheduled_for: datetime | None = None
+    duration_minutes: int | None = None
+    expires_at: datetime | None = None  # None: never (config rooms)
+    ended_at: datetime | None = None
+    max_participants: int = 100
+    member_pins: tuple[str, ...] = ()
+    moderator_pins: tuple[str, ...] = ()
+    profile: Profile = "default"
+    mute_on_entry: bool = False
+    beep: Beep = "always"
+    wait_for_moderator: bool = False
+    end_when_moderator_leaves: bool = False
+    hold_music_id: str | None = None
+    hold_music_url: str | None = None
+    record: bool = False
+    allow_recording_by_participant: bool = False
+    comfort_noise: bool = True
+    rate: int = 16000
+    codecs: tuple[str, ...] = ()
+    max_talkers: int | None = None
+    wait_url: str | None = None
+    status_callback_url: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """Rooms from config.yaml are defined by the file, not by the API."""
+        return self.source == "config"
+
+    @property
+    def require_pin(self) -> bool:
+        return bool(self.member_pins or self.moderator_pins)
+
+    def effective_status(self, now: datetime) -> Status:
+        """The status with ``expires_at`` applied even before the periodic sweep has run."""
+        if self.status in OPEN_STATUSES and self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return self.status
+
+    def joinable(self, now: datetime) -> bool:
+        return self.effective_status(now) in OPEN_STATUSES
+
+    def pin_role(self, pin: str) -> Literal["moderator", "member"] | None:
+        """Which role a PIN typed by a caller grants (None: wrong PIN)."""
+        if pin in self.moderator_pins:
+            return "moderator"
+        if pin in self.member_pins:
+            return "member"
+        return None
+
+    def sip_uri(self, host: str, port: int = 5060) -> str:
+        """The SIP URI a caller dials to reach this conference directly."""
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # IPv6 literal
+        hostport = host if port == 5060 else f"{host}:{port}"
+        return f"sip:{self.id}@{hostport}"
+
+    # -- persistence: a JSON-ready dict, tolerant of fields added or removed later --
+
+    def to_record(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.astimezone(timezone.utc).isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, object]) -> "Conference":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, object] = {}
+        for key, value in record.items():
+            if key not in known:
+                continue  # written by a newer version; ignore rather than refuse to start
+            if key in _DATETIME_FIELDS and isinstance(value, str):
+                value = parse_iso(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[key] = value
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+_DATETIME_FIELDS = frozenset({"created_at", "updated_at", "scheduled_for", "expires_at", "ended_at"})
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    """One live caller as the media side reports it."""
+
+    participant_id: str
+    caller_id_number: str
+    caller_id_name: str
+    muted: bool
+    deaf: bool
+    on_hold: bool
+    role: str
+    joined_at: datetime
+    talking: bool = False
+    level_dbov: float = -127.0
+
+
+class LiveRooms(Protocol):
+    """What the control plane needs from the live (media/SIP) side; the app implements it.
+
+    Every method must be cheap and non-blocking: it is called from HTTP handlers on the event loop.
+    ``act`` queues the change so that it takes effect at the start of the next 20 ms tick.
+    """
+
+    def participants(self, conf_id: str) -> list[ParticipantView]: ...
+
+    def act(self, conf_id: str, participant_id: str, action: Action) -> bool: ...
+
+    def end_conference(self, conf_id: str) -> None: ...
+
+
+class ConferenceRepository(Protocol):
+    """Persistence used by the service (``bridge.adapters.storage.ConferenceStore``).
+
+    ``put`` must not block on disk: the SQLite store queues the write to its worker thread.
+    """
+
+    def load_all(self) -> list[Conference]: ...
+
+    def put(self, conf: Conference) -> None: ...
+

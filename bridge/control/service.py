@@ -1,0 +1,293 @@
+"""ConferenceService: the one place that creates, changes, ends and routes conferences.
+
+REST (both API forms), SIP routing (``resolve_dial``) and config.yaml rooms all go through it.
+It holds every conference in memory (reads never touch the disk, so SIP routing on the event
+loop is instant) and hands each change to the repository, whose ``put`` only queues the write.
+
+Lifecycle: ``created`` -> ``active`` (first caller joined, ``mark_active``) -> ``ended`` (deleted);
+``created``/``active`` -> ``expired`` once ``expires_at`` passes. Ended and expired conferences stay
+listed with their status but can no longer be joined, changed or dialled.
+``expires_at`` = (``scheduled_for`` or ``created_at``) + (``duration_minutes`` or 24 h).
+Rooms from config.yaml appear as conferences ``conf_<room name>`` that never expire and are
+read-only through the API.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import random
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from ..config import Config, RoomConfig
+from .errors import ControlError, not_found
+from .model import (
+    OPEN_STATUSES,
+    Action,
+    Conference,
+    ConferenceRepository,
+    LiveRooms,
+    ParticipantView,
+)
+from .validation import check_pins, parse_action, parse_dial_out, parse_settings
+
+MAX_OPEN_PER_ACCOUNT = 100
+DEFAULT_LIFETIME = timedelta(hours=24)
+CODE_DIGITS = 8  # dial-in codes of API conferences: 10000000..99999999
+
+READ_ONLY = ControlError(409, "read_only", "conference is defined in config.yaml")
+
+
+def room_conference_id(room_name: str) -> str:
+    return f"conf_{room_name}"
+
+
+class ConferenceService:
+    def __init__(
+        self,
+        store: ConferenceRepository,
+        config: Config,
+        live: LiveRooms,
+        clock: Callable[[], datetime],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.live = live
+        self.clock = clock
+        self._rng = rng if rng is not None else secrets.SystemRandom()
+        started = clock()
+        self._rooms: dict[str, Conference] = {
+            room_conference_id(r.name): self._room_conference(r, started) for r in config.rooms
+        }
+        self._room_names: dict[str, str] = {r.name: room_conference_id(r.name) for r in config.rooms}
+        self._confs: dict[str, Conference] = {}
+        self._codes: dict[str, str] = {}
+        for conf in store.load_all():
+            if conf.id in self._rooms:
+                continue  # config.yaml wins over a stale stored row of the same id
+            self._confs[conf.id] = conf
+            self._codes[conf.dial_in_code] = conf.id
+        for cid, conf in self._rooms.items():
+            if conf.dial_in_code:
+                self._codes[conf.dial_in_code] = cid
+
+    def _room_conference(self, room: RoomConfig, started: datetime) -> Conference:
+        return Conference(
+            id=room_conference_id(room.name),
+            account_id=room.account,
+            name=room.name,
+            dial_in_code=room.dial_in_code or "",
+            created_at=started.replace(microsecond=0),
+            source="config",
+            max_participants=room.max_participants,
+            member_pins=room.member_pins,
+            moderator_pins=room.moderator_pins,
+            profile=room.profile,
+            mute_on_entry=room.mute_on_entry,
+            beep=room.beep,
+            wait_for_moderator=room.wait_for_moderator,
+            end_when_moderator_leaves=room.end_when_moderator_leaves,
+            hold_music_id=room.hold_music,
+            rate=room.rate or self.config.media.default_rate,
+            codecs=tuple(room.codecs) if room.codecs else (),
+            max_talkers=room.max_talkers,
+        )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _raw(self, conf_id: str) -> Conference | None:
+        return self._rooms.get(conf_id) or self._confs.get(conf_id)
+
+    def _view(self, conf: Conference) -> Conference:
+        """Apply ``expires_at`` right away, even if the periodic sweep has not run yet."""
+        status = conf.effective_status(self.clock())
+        return conf if status == conf.status else dataclasses.replace(conf, status=status)
+
+    def get(self, conf_id: str) -> Conference | None:
+        conf = self._raw(conf_id)
+        return None if conf is None else self._view(conf)
+
+    def get_owned(self, account_id: str, conf_id: str) -> Conference:
+        """The conference if ``account_id`` owns it; otherwise 404, never revealing that it exists."""
+        conf = self.get(conf_id)
+        if conf is None or conf.account_id is None or conf.account_id != account_id:
+            raise not_found()
+        return conf
+
+    def list(self, account_id: str) -> list[Conference]:
+        """Every conference of the account (config rooms first, then oldest first)."""
+        mine = [c for c in self._rooms.values() if c.account_id == account_id]
+        mine.sort(key=lambda c: c.id)
+        api = [c for c in self._confs.values() if c.account_id == account_id]
+        api.sort(key=lambda c: (c.created_at, c.id))
+        return [self._view(c) for c in mine + api]
+
+    def open_count(self, account_id: str) -> int:
+        now = self.clock()
+        return sum(
+            1 for c in self._confs.values() if c.account_id == account_id and c.effective_status(now) in OPEN_STATUSES
+        )
+
+    def resolve_dial(self, user_part: str) -> Conference | None:
+        """Route a SIP call: a conference id, a config room name or a numeric dial-in code.
+
+        None for unknown, ended or expired conferences (the SIP side answers 404).
+        """
+        cid = user_part if self._raw(user_part) else self._room_names.get(user_part) or self._codes.get(user_part)
+        if cid is None:
+            return None
+        conf = self.get(cid)
+        if conf is None or conf.status not in OPEN_STATUSES:
+            return None
+        return conf
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def _save(self, conf: Conference) -> Conference:
+        self._confs[conf.id] = conf
+        self._codes[conf.dial_in_code] = conf.id
+        self.store.put(conf)
+        return conf
+
+    def _new_id(self) -> str:
+        while True:
+            cid = f"conf_{self._rng.getrandbits(64):016x}"
+            if self._raw(cid) is None:
+                return cid
+
+    def _new_code(self) -> str:
+        lo = 10 ** (CODE_DIGITS - 1)
+        while True:
+            code = str(self._rng.randrange(lo, lo * 10))
+            if code not in self._codes and code not in self._room_names:
+                return code
+
+    @staticmethod
+    def _expires(created_at: datetime, scheduled_for: datetime | None, duration_minutes: int | None) -> datetime:
+        base = scheduled_for or created_at
+        return base + (timedelta(minutes=duration_minutes) if duration_minutes else DEFAULT_LIFETIME)
+
+    def create(self, account_id: str, fields: Mapping[str, object]) -> Conference:
+        """Validate ``fields`` (any accepted API field names) and create a conference."""
+        now = self.clock().replace(microsecond=0)
+        changes = parse_settings(fields, now=now, creating=True)
+        conf = Conference(
+            id=self._new_id(),
+            account_id=account_id,
+            name="",
+            dial_in_code=self._new_code(),
+            created_at=now,
+            updated_at=now,
+            rate=self.config.media.default_rate,
+        )
+        conf = dataclasses.replace(conf, **changes)  # type: ignore[arg-type]
+        check_pins(conf.member_pins, conf.moderator_pins)
+        if self.open_count(account_id) >= MAX_OPEN_PER_ACCOUNT:
+            raise ControlError(
+                409, "too_many_conferences", f"at most {MAX_OPEN_PER_ACCOUNT} active conferences per account"
+            )
+        conf = dataclasses.replace(
+            conf, expires_at=self._expires(now, conf.scheduled_for, conf.duration_minutes)
+        )
+        return self._save(conf)
+
+    def update(self, account_id: str, conf_id: str, fields: Mapping[str, object]) -> Conference:
+        """Change settings; only fields present in ``fields`` change. New settings apply to new joins."""
+        conf = self.get_owned(account_id, conf_id)
+        if conf.read_only:
+            raise READ_ONLY
+        if conf.status not in OPEN_STATUSES:
+            raise ControlError(409, "conference_ended", f"conference is {conf.status} and can no longer be changed")
+        now = self.clock().replace(microsecond=0)
+        changes = parse_settings(
+            fields, now=now, creating=False, current_beep=conf.beep, current_member_pins=conf.member_pins
+        )
+        new = dataclasses.replace(conf, updated_at=now, **changes)  # type: ignore[arg-type]
+        check_pins(new.member_pins, new.moderator_pins)
+        if "scheduled_for" in changes or "duration_minutes" in changes:
+            new = dataclasses.replace(
+                new, expires_at=self._expires(new.created_at, new.scheduled_for, new.duration_minutes)
+            )
+        return self._save(new)
+
+    def delete(self, account_id: str, conf_id: str) -> Conference:
+        """End the conference (callers get BYE); it stays listed as ``ended``. Idempotent."""
+        conf = self.get_owned(account_id, conf_id)
+        if conf.read_only:
+            raise READ_ONLY
+        return self.end(conf_id) or conf
+
+    def end(self, conf_id: str, status: str = "ended") -> Conference | None:
+        """End an open API conference and its calls; None if it is a config room or already over."""
+        conf = self._confs.get(conf_id)
+        if conf is None or conf.status not in OPEN_STATUSES:
+            return None
+        now = self.clock().replace(microsecond=0)
+        if conf.effective_status(now) == "expired":
+            status = "expired"
+        ended = dataclasses.replace(conf, status=status, ended_at=now, updated_at=now)  # type: ignore[arg-type]
+        self._save(ended)
+        self.live.end_conference(conf_id)
+        return ended
+
+    def mark_active(self, conf_id: str) -> None:
+        """The first caller joined: ``created`` -> ``active``."""
+        conf = self._raw(conf_id)
+        if conf is None or conf.status != "created" or not conf.joinable(self.clock()):
+            return
+        active = dataclasses.replace(conf, status="active")
+        if conf.read_only:
+            self._rooms[conf_id] = active  # config rooms are not persisted
+        else:
+            self._save(active)
+
+    def expire_due(self, now: datetime | None = None) -> builtins.list[Conference]:
+        """Mark open conferences whose ``expires_at`` has passed as ``expired``; returns them.
+
+        The app calls this periodically and ends the calls still in the returned conferences.
+        """
+        now = now if now is not None else self.clock()
+        due = [c for c in self._confs.values() if c.status in OPEN_STATUSES and c.effective_status(now) == "expired"]
+        out = []
+        for conf in due:
+            stamp = now.replace(microsecond=0)
+            out.append(self._save(dataclasses.replace(conf, status="expired", ended_at=stamp, updated_at=stamp)))
+        return out
+
+    # -- participants -------------------------------------------------------------------------
+
+    def participants(self, account_id: str, conf_id: str) -> builtins.list[ParticipantView]:
+        conf = self.get_owned(account_id, conf_id)
+        return list(self.live.participants(conf.id))
+
+    def act(self, account_id: str, conf_id: str, participant_id: str, action: object) -> ParticipantView:
+        """Mute/unmute/deaf/undeaf/kick a live participant; takes effect at the next media tick.
+
+        Returns the participant as it will be once the action is applied.
+        """
+        conf = self.get_owned(account_id, conf_id)
+        verb: Action = parse_action(action)  # type: ignore[assignment]
+        found = next((p for p in self.live.participants(conf.id) if p.participant_id == participant_id), None)
+        if found is None or not self.live.act(conf.id, participant_id, verb):
+            raise ControlError(404, "participant_not_found", "participant not found in this conference")
+        if verb in ("mute", "unmute"):
+            return dataclasses.replace(found, muted=verb == "mute")
+        if verb in ("deaf", "undeaf"):
+            return dataclasses.replace(found, deaf=verb == "deaf")
+        return found
+
+    def dial_out(self, account_id: str, conf_id: str, body: Mapping[str, object]) -> None:
+        """Adding a participant by dialling out is not available yet: validate, then refuse with 409."""
+        conf = self.get_owned(account_id, conf_id)
+        parse_dial_out(body)
+        if conf.status not in OPEN_STATUSES:
+            raise ControlError(409, "conference_ended", f"conference is {conf.status}")
+        raise ControlError(
+            409,
+            "dial_out_not_configured",
+            "adding participants by dialling out is not configured on this bridge; callers dial in instead",
+        )
