@@ -1,0 +1,114 @@
+"""Levels (dBov on probe samples), talk detection hysteresis, dominant speaker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge.media.levels import (FLOOR_DBOV, DominantSpeaker, TalkConfig, TalkDetector, level_dbov,
+                                 levels_dbov, probe_indices)
+
+
+def tone(freq: float, rate: int, samples: int, amp: float = 32767.0) -> np.ndarray:
+    t = np.arange(samples) / rate
+    return np.rint(amp * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+def test_full_scale_sine_is_minus_three_dbov_and_silence_is_floor() -> None:
+    assert level_dbov(tone(1000, 8000, 160)) == pytest.approx(-3.01, abs=0.05)
+    assert level_dbov(np.zeros(160, np.int16)) == FLOOR_DBOV
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 48000])
+@pytest.mark.parametrize("freq", [250.0, 1000.0, 2000.0, 3000.0, 4000.0 / 3])
+def test_probe_estimate_does_not_alias_with_tones(rate: int, freq: float) -> None:
+    samples = rate // 50
+    frame = tone(freq, rate, samples, amp=10000).reshape(1, -1)
+    full = float(levels_dbov(frame)[0])
+    probed = float(levels_dbov(frame, probe_indices(samples))[0])
+    assert probed == pytest.approx(full, abs=2.0)
+
+
+def test_probe_indices_cover_the_frame() -> None:
+    idx = probe_indices(960)
+    assert len(idx) == 64 and idx.min() < 15 and idx.max() > 945
+    assert np.all(np.diff(idx) > 0)
+    assert probe_indices(40).tolist() == list(range(40))
+
+
+def run(det: TalkDetector, levels: list[float]) -> tuple[list[int], list[int]]:
+    starts, stops = [], []
+    for i, lev in enumerate(levels):
+        s, e = det.update(np.array([lev], np.float32), 1)
+        starts += [i] * len(s)
+        stops += [i] * len(e)
+    return starts, stops
+
+
+def test_burst_starts_after_attack_and_stops_after_hangover() -> None:
+    cfg = TalkConfig()
+    det = TalkDetector(1, cfg)
+    levels = [-70.0] * 5 + [-20.0] * 20 + [-70.0] * 40
+    starts, stops = run(det, levels)
+    assert starts == [5 + cfg.start_frames - 1]
+    assert stops == [25 + cfg.stop_frames - 1]
+
+
+def test_noisy_boundary_does_not_chatter() -> None:
+    det = TalkDetector(1, TalkConfig())
+    rng = np.random.default_rng(1)
+    # Hovers around the start threshold (-40) but never below stop (-48) for long.
+    levels = list(-40.0 + rng.uniform(-4, 4, 500))
+    starts, stops = run(det, levels)
+    assert len(starts) == 1 and stops == []
+
+
+def test_short_clicks_do_not_start_talking() -> None:
+    det = TalkDetector(1, TalkConfig())
+    levels = ([-10.0, -70.0, -70.0] * 30)
+    starts, _ = run(det, levels)
+    assert starts == []
+
+
+def test_gate_opens_at_once_and_closes_after_hang() -> None:
+    cfg = TalkConfig()
+    det = TalkDetector(1, cfg)
+    det.update(np.array([-45.0], np.float32), 1)
+    assert det.gate_open[0]
+    for _ in range(cfg.gate_hang - 1):
+        det.update(np.array([-90.0], np.float32), 1)
+        assert det.gate_open[0]
+    det.update(np.array([-90.0], np.float32), 1)
+    assert not det.gate_open[0]
+
+
+def test_gate_is_held_inside_the_hysteresis_band() -> None:
+    cfg = TalkConfig()
+    det = TalkDetector(1, cfg)
+    det.update(np.array([-45.0], np.float32), 1)
+    for _ in range(3 * cfg.gate_hang):
+        det.update(np.array([(cfg.gate_open_dbov + cfg.gate_close_dbov) / 2], np.float32), 1)
+    assert det.gate_open[0]
+
+
+def test_dominant_speaker_hysteresis() -> None:
+    cfg = TalkConfig()
+    det = TalkDetector(2, cfg)
+    dom = DominantSpeaker(cfg)
+    changes: list[int | None] = []
+
+    def step(a: float, b: float) -> None:
+        det.update(np.array([a, b], np.float32), 2)
+        if dom.update(det, 2):
+            changes.append(dom.current)
+
+    for _ in range(20):
+        step(-20, -70)
+    assert changes == [0]
+    for _ in range(40):
+        step(-20, -18)          # both talking, B only 2 dB louder: no switch
+    assert changes == [0]
+    for _ in range(cfg.dominant_frames + 10):
+        step(-30, -15)          # B clearly louder for long enough
+    assert changes == [0, 1]
+    assert dom.forget(1) and dom.current is None
