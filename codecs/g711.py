@@ -1,8 +1,8 @@
-"""G.711 PCMU/PCMA as numpy lookup tables (ITU-T G.711, Sun reference algorithm).
+"""G.711 PCMU/PCMA as numpy lookup tables.
 
-Tables are built once at import by a vectorised version of the reference
-encoder/decoder; encode/decode of a frame is then a single fancy-index, so the
-hot path has no per-sample Python. Both are stateless: one encode of a frame may
+Tables are built once at import (decode: the G.711 reconstruction levels;
+encode: nearest level, see ``_encode_table``); encoding or decoding a frame is
+then one fancy-index, so the hot path has no per-sample Python. Both are stateless: one encode of a frame may
 be shared by any number of listeners.
 """
 
@@ -15,41 +15,12 @@ from .base import Pcm
 from .plc import Concealer
 
 _U8 = npt.NDArray[np.uint8]
-_I64 = npt.NDArray[np.int64]
-
-
-def _segment(value: _I64, ends: tuple[int, ...]) -> _I64:
-    """Index of the first segment end >= value (8 when above the last end)."""
-    return np.searchsorted(np.asarray(ends), value, side="left").astype(np.int64)
-
-
-def _ulaw_encode_table() -> _U8:
-    pcm = np.arange(65536, dtype=np.int64).astype(np.uint16).view(np.int16).astype(np.int64)
-    val = pcm >> 2                                   # 14-bit magnitude domain
-    mask = np.where(val < 0, 0x7F, 0xFF)
-    val = np.minimum(np.abs(val), 8159) + (0x84 >> 2)  # clip, add bias
-    seg = _segment(val, (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF))
-    code = (seg << 4) | ((val >> (np.minimum(seg, 7) + 1)) & 0xF)
-    code = np.where(seg >= 8, 0x7F, code)
-    return (code ^ mask).astype(np.uint8)
 
 
 def _ulaw_decode_table() -> Pcm:
     u = ~np.arange(256, dtype=np.int64) & 0xFF
     t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
     return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
-
-
-def _alaw_encode_table() -> _U8:
-    pcm = np.arange(65536, dtype=np.int64).astype(np.uint16).view(np.int16).astype(np.int64)
-    val = pcm >> 3                                   # 13-bit domain
-    mask = np.where(val >= 0, 0xD5, 0x55)
-    val = np.where(val >= 0, val, -val - 1)
-    seg = _segment(val, (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF))
-    shift = np.where(seg < 2, 1, np.minimum(seg, 7))
-    code = (seg << 4) | ((val >> shift) & 0xF)
-    code = np.where(seg >= 8, 0x7F, code)
-    return (code ^ mask).astype(np.uint8)
 
 
 def _alaw_decode_table() -> Pcm:
@@ -60,10 +31,35 @@ def _alaw_decode_table() -> Pcm:
     return np.where(a & 0x80, t, -t).astype(np.int16)
 
 
-ULAW_ENCODE: _U8 = _ulaw_encode_table()    # index: pcm.view(np.uint16)
+def _encode_table(decode: Pcm, mask: int) -> _U8:
+    """Nearest-level encoder with FFmpeg's decision thresholds (libavcodec build_xlaw_table).
+
+    Decision levels are the midpoints of adjacent reconstruction levels in the
+    14-bit domain (``pcm >> 2``), mirrored around zero. The ITU-T G.191 reference
+    coder truncates 16-bit input differently (one's complement for negatives, a
+    different rounding of the midpoints), so for 964 of the 65,536 inputs, all
+    within a few LSB of a decision level, it picks the adjacent code instead.
+    Decoding is identical. We follow FFmpeg so our payloads are byte-identical to
+    what PyAV/FFmpeg produce (the test oracle), and tests pin the STL difference.
+    """
+    level = decode[np.arange(128) ^ mask].astype(np.int64)          # magnitudes, code 0..127
+    thresholds = (level[:-1] + level[1:] + 4) >> 3                   # 127 midpoints, 14-bit units
+    j = np.arange(8192)
+    code = np.searchsorted(thresholds, j, side="right")              # count of thresholds <= j
+    table14 = np.empty(16384, dtype=np.int64)
+    table14[8192 + j] = code ^ mask
+    table14[8192 - j[1:]] = code[1:] ^ (mask ^ 0x80)
+    table14[8192] = mask
+    table14[0] = table14[1]
+    # Expand to all 65,536 int16 values, indexed by the value's uint16 bit pattern.
+    pcm = np.arange(65536, dtype=np.int64).astype(np.uint16).view(np.int16).astype(np.int64)
+    return table14[(pcm + 32768) >> 2].astype(np.uint8)
+
+
 ULAW_DECODE: Pcm = _ulaw_decode_table()    # index: code byte
-ALAW_ENCODE: _U8 = _alaw_encode_table()
 ALAW_DECODE: Pcm = _alaw_decode_table()
+ULAW_ENCODE: _U8 = _encode_table(ULAW_DECODE, 0xFF)   # index: pcm.view(np.uint16)
+ALAW_ENCODE: _U8 = _encode_table(ALAW_DECODE, 0xD5)
 for _table in (ULAW_ENCODE, ULAW_DECODE, ALAW_ENCODE, ALAW_DECODE):
     _table.setflags(write=False)
 
