@@ -375,13 +375,8 @@ class Room:
         leg.enc_stateful = probe.stateful
         leg.ticks = probe.clock_rate * self.frame_ms // 1000
         leg.enc_key = (probe.name, probe.sample_rate, tuple(sorted(opts.items())))
+        # Recorded for the listing; the RTP session writes the header (RtpSession.update_remote).
         leg.payload_type = payload_type
-        # The RTP session owns the header; tell it the payload type if it lets us.
-        if hasattr(leg.port, "payload_type"):
-            try:
-                setattr(leg.port, "payload_type", payload_type)
-            except AttributeError:
-                pass
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, now: float) -> TickResult:
