@@ -1,0 +1,343 @@
+"""Adaptive jitter buffer: packets in (any order), exactly one item out per tick.
+
+Model. Media time is cut into slots of ``frame_ticks`` on a grid anchored at
+the first packet of a talkspurt. ``pop()`` is called once per frame period and
+returns the slot at the playout point: ``Frame`` (play it), ``Missing`` (a gap
+to conceal; ``next_payload`` is the following packet if it is already here,
+for Opus FEC) or ``Empty`` (not playing: before the talkspurt starts, or after
+the stream stopped; the mixer plays silence without concealment).
+
+Adaptation (no clock in pop(): one pop == one frame period).
+- Start: playout begins once ``target`` media is buffered (or after waiting
+  that many pops, so a short burst still plays).
+- Grow: when the packet due now is absent and nothing later is buffered, the
+  buffer *stalls*: it returns Missing without advancing. If the late packet
+  then arrives it plays next, so the delay grew by one frame. If a later packet
+  arrives instead, the concealed slots are skipped (they were already covered
+  by concealment), so a plain loss does not add delay.
+- Shrink: if the smallest buffered depth over one second exceeds the target
+  by a frame, one frame is dropped.
+- Target = frame + 3 * J (J: RFC 3550 interarrival jitter of the arrivals),
+  in whole frames, clamped to [min_delay_ms, max_delay_ms].
+
+Packet durations other than ``frame_ticks``:
+- With ``bytes_per_tick`` (G.711 and G.722: 1 byte per RTP tick) packets are
+  split or merged exactly on the slot grid, so 10 ms and 30 ms ptime play
+  correctly. A slot that is only partly filled when due is concealed whole.
+- Without it (Opus) each packet is one Frame. A longer packet (40/60 ms) is
+  emitted once; the following slots it covers (its duration is the timestamp
+  spacing of consecutive in-sequence packets) return Empty: the decoder already
+  produced that audio from the one Frame. Two packets starting in the same slot (10 ms Opus) keep the
+  first; the second is counted in ``dropped``.
+
+Resync: a packet more than ``resync`` away from the playout point (1 s or 4 x
+max delay) restarts the buffer instead of producing a flood of Missing/late.
+Memory is bounded by the same window. After ``max_missing`` consecutive
+Missing with nothing buffered the buffer goes idle and returns Empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    payload: bytes
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    next_payload: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Empty:
+    pass
+
+
+PlayoutItem = Frame | Missing | Empty
+
+_EMPTY = Empty()
+_SHRINK_WINDOW = 50   # pops (one second at 20 ms)
+
+
+class _Slot:
+    __slots__ = ("pieces", "filled", "timestamp", "seq", "ticks")
+
+    def __init__(self, timestamp: int, seq: int) -> None:
+        self.pieces: dict[int, bytes] = {}
+        self.filled = 0
+        self.timestamp = timestamp
+        self.seq = seq
+        self.ticks = 0
+
+
+class JitterBuffer:
+    def __init__(self, clock_rate: int, frame_ticks: int, min_delay_ms: int = 20,
+                 max_delay_ms: int = 200, *, bytes_per_tick: int | None = None,
+                 max_missing: int = 5) -> None:
+        if clock_rate <= 0 or frame_ticks <= 0:
+            raise ValueError("clock_rate and frame_ticks must be positive")
+        self.clock_rate = clock_rate
+        self.frame_ticks = frame_ticks
+        self.bytes_per_tick = bytes_per_tick
+        self.max_missing = max_missing
+        frame_ms = frame_ticks * 1000 / clock_rate
+        self._min_frames = max(1, math.ceil(min_delay_ms / frame_ms - 1e-9))
+        self._max_frames = max(self._min_frames, math.ceil(max_delay_ms / frame_ms - 1e-9))
+        self._resync_ticks = max(clock_rate, 4 * self._max_frames * frame_ticks)
+        self._slots: dict[int, _Slot] = {}
+        self._grid: int | None = None       # slot grid origin of the current talkspurt
+        self._play: int | None = None       # slot due at the next pop; None while not playing
+        self._last_played: int | None = None
+        self._end_ts: int | None = None     # end of the newest media received
+        self._wait = 0
+        self._stall = 0                     # Missing returned for the same slot without advancing
+        self._missing_run = 0
+        self._covered_until: int | None = None
+        self._prev: tuple[int, int] | None = None   # (seq, ts) of previous put, for durations
+        self._pkt_ticks = frame_ticks
+        self._jitter = 0.0                  # ticks
+        self._last_transit: float | None = None
+        self._seen: deque[int] = deque(maxlen=512)
+        self._seen_set: set[int] = set()
+        self._window_min: int | None = None
+        self._window_pops = 0
+        self.received = 0
+        self.late = 0
+        self.lost = 0
+        self.duplicates = 0
+        self.dropped = 0
+        self.resyncs = 0
+
+    # -- measurements ------------------------------------------------------
+    @property
+    def target_frames(self) -> int:
+        want = math.ceil((self.frame_ticks + 3 * self._jitter) / self.frame_ticks - 1e-9)
+        return min(self._max_frames, max(self._min_frames, want))
+
+    @property
+    def target_delay_ms(self) -> int:
+        return self.target_frames * self.frame_ticks * 1000 // self.clock_rate
+
+    @property
+    def jitter_ms(self) -> float:
+        return self._jitter * 1000 / self.clock_rate
+
+    @property
+    def depth_ms(self) -> int:
+        """Media buffered from the playout point to the newest packet."""
+        if self._end_ts is None or not self._slots:
+            return 0
+        start = self._play if self._play is not None else min(self._slots)
+        return max(0, self._end_ts - start) * 1000 // self.clock_rate
+
+    @property
+    def playing(self) -> bool:
+        return self._play is not None
+
+    def stats(self) -> dict[str, float | int]:
+        return {"received": self.received, "late": self.late, "lost": self.lost,
+                "duplicates": self.duplicates, "dropped": self.dropped, "resyncs": self.resyncs,
+                "target_delay_ms": self.target_delay_ms, "jitter_ms": round(self.jitter_ms, 2),
+                "depth_ms": self.depth_ms}
+
+    def reset(self) -> None:
+        """Forget the stream (SSRC change). Counters are kept."""
+        self._clear(None)
+        self._last_played = None
+        self._last_transit = None
+        self._prev = None
+        self._seen.clear()
+        self._seen_set.clear()
+
+    # -- input -------------------------------------------------------------
+    def put(self, seq_ext: int, ts_ext: int, payload: bytes, arrival: float) -> None:
+        self.received += 1
+        if seq_ext in self._seen_set:
+            self.duplicates += 1
+            return
+        if len(self._seen) == self._seen.maxlen:
+            self._seen_set.discard(self._seen[0])
+        self._seen.append(seq_ext)
+        self._seen_set.add(seq_ext)
+        if not payload:
+            return
+        self._update_jitter(ts_ext, arrival)
+        self._update_duration(seq_ext, ts_ext)
+        ref = self._play if self._play is not None else self._grid
+        if ref is not None and abs(ts_ext - ref) > self._resync_ticks:
+            self._resync(ts_ext)
+        elif self._play is not None and ts_ext < self._play and not self._splittable(payload):
+            self.late += 1
+            return
+        elif self._play is None and self._grid is None and self._last_played is not None \
+                and 0 <= self._last_played - ts_ext <= self._resync_ticks:
+            self.late += 1     # straggler of a talkspurt that already ended
+            return
+        if self._grid is None:
+            self._grid = ts_ext
+        if self._splittable(payload):
+            self._insert_split(seq_ext, ts_ext, payload)
+        else:
+            self._insert_whole(seq_ext, ts_ext, payload)
+
+    def _splittable(self, payload: bytes) -> bool:
+        return self.bytes_per_tick is not None and len(payload) % self.bytes_per_tick == 0
+
+    def _slot_start(self, ts: int) -> int:
+        assert self._grid is not None
+        return self._grid + (ts - self._grid) // self.frame_ticks * self.frame_ticks
+
+    def _insert_whole(self, seq: int, ts: int, payload: bytes) -> None:
+        start = self._slot_start(ts)
+        if start in self._slots:
+            self.dropped += 1
+            return
+        slot = _Slot(ts, seq)
+        slot.pieces[0] = payload
+        slot.filled = self.frame_ticks
+        slot.ticks = self._pkt_ticks
+        self._slots[start] = slot
+        self._extend(ts + self.frame_ticks)
+
+    def _insert_split(self, seq: int, ts: int, payload: bytes) -> None:
+        bpt = self.bytes_per_tick
+        assert bpt is not None
+        ticks = len(payload) // bpt
+        pos, stored = ts, False
+        while pos < ts + ticks:
+            start = self._slot_start(pos)
+            take = min(start + self.frame_ticks, ts + ticks) - pos
+            if self._play is None or start >= self._play:
+                slot = self._slots.get(start)
+                if slot is None:
+                    slot = self._slots[start] = _Slot(start, seq)
+                offset = pos - start
+                if offset not in slot.pieces:
+                    slot.pieces[offset] = payload[(pos - ts) * bpt:(pos - ts + take) * bpt]
+                    slot.filled += take
+                    stored = True
+            pos += take
+        if stored:
+            self._extend(ts + ticks)
+        else:
+            self.late += 1
+
+    def _extend(self, end: int) -> None:
+        if self._end_ts is None or end > self._end_ts:
+            self._end_ts = end
+
+    def _update_jitter(self, ts: int, arrival: float) -> None:
+        transit = arrival * self.clock_rate - ts
+        if self._last_transit is not None:
+            d = abs(transit - self._last_transit)
+            if d < self._resync_ticks:
+                self._jitter += (d - self._jitter) / 16.0
+        self._last_transit = transit
+
+    def _update_duration(self, seq: int, ts: int) -> None:
+        if self._prev is not None and seq == self._prev[0] + 1:
+            ticks = ts - self._prev[1]
+            if 0 < ticks <= 8 * self.frame_ticks:
+                self._pkt_ticks = ticks
+        self._prev = (seq, ts)
+
+    def _clear(self, grid: int | None) -> None:
+        self._slots.clear()
+        self._grid = grid
+        self._play = None
+        self._end_ts = None
+        self._wait = self._stall = self._missing_run = 0
+        self._covered_until = None
+        self._window_min = None
+        self._window_pops = 0
+
+    def _resync(self, ts: int) -> None:
+        self.resyncs += 1
+        self._clear(ts)
+        self._last_played = None
+
+    # -- output ------------------------------------------------------------
+    def pop(self) -> PlayoutItem:
+        if self._play is None and not self._start():
+            return _EMPTY
+        assert self._play is not None
+        self._adapt()
+        play = self._play
+        slot = self._slots.get(play)
+        if slot is None and self._slots and self._stall:
+            # Slots already concealed while stalled need no second concealment.
+            ahead = (min(self._slots) - play) // self.frame_ticks
+            play = self._play = play + min(self._stall, ahead) * self.frame_ticks
+            self._stall = 0
+            slot = self._slots.get(play)
+        if slot is not None and slot.filled >= self.frame_ticks:
+            del self._slots[play]
+            self._advance(play)
+            self._missing_run = 0
+            if self.bytes_per_tick is None:
+                self._covered_until = slot.timestamp + slot.ticks
+                return Frame(slot.pieces[0], slot.timestamp)
+            return Frame(b"".join(slot.pieces[k] for k in sorted(slot.pieces)), play)
+        if slot is None and self._covered_until is not None and self._covered_until >= play + self.frame_ticks:
+            self._advance(play)        # still inside a long packet already emitted
+            return _EMPTY
+        if slot is not None or self._slots:
+            # Lost (or only partly received): conceal and move on.
+            self._slots.pop(play, None)
+            self._advance(play)
+            self.lost += 1
+            self._missing_run = 0
+            return Missing(self._payload_at(play + self.frame_ticks))
+        # Nothing buffered at all: the packet may be late. Stall, or go idle.
+        self._missing_run += 1
+        if self._missing_run > self.max_missing:
+            self._last_played = play - self.frame_ticks
+            self._clear(None)
+            return _EMPTY
+        self._stall += 1
+        self.lost += 1
+        return Missing(None)
+
+    def _advance(self, play: int) -> None:
+        self._last_played = play
+        self._play = play + self.frame_ticks
+        self._stall = 0
+
+    def _payload_at(self, start: int) -> bytes | None:
+        slot = self._slots.get(start)
+        if slot is None or slot.filled < self.frame_ticks:
+            return None
+        return b"".join(slot.pieces[k] for k in sorted(slot.pieces))
+
+    def _start(self) -> bool:
+        if not self._slots or self._end_ts is None:
+            return False
+        self._wait += 1
+        first = min(self._slots)
+        target = self.target_frames
+        if self._end_ts - first >= target * self.frame_ticks or self._wait >= target:
+            self._play = first
+            self._wait = 0
+            return True
+        return False
+
+    def _adapt(self) -> None:
+        assert self._play is not None
+        depth = 0 if self._end_ts is None else max(0, self._end_ts - self._play)
+        if self._window_min is None or depth < self._window_min:
+            self._window_min = depth
+        self._window_pops += 1
+        if self._window_pops < _SHRINK_WINDOW:
+            return
+        if self._window_min >= (self.target_frames + 1) * self.frame_ticks:
+            self._slots.pop(self._play, None)
+            self._play += self.frame_ticks
+            self.dropped += 1
+        self._window_min = None
+        self._window_pops = 0

@@ -1,0 +1,114 @@
+"""Per-source sequence/timestamp state (RFC 3550 appendix A.1, A.3, A.8)."""
+
+from __future__ import annotations
+
+SEQ_MOD = 1 << 16
+TS_MOD = 1 << 32
+MAX_DROPOUT = 3000
+MAX_MISORDER = 100
+MIN_SEQUENTIAL = 2
+
+
+def _signed(delta: int, mod: int) -> int:
+    delta %= mod
+    return delta - mod if delta >= mod // 2 else delta
+
+
+class SourceState:
+    """One remote SSRC: probation, extended sequence numbers, loss and jitter.
+
+    ``update`` returns the extended sequence number for a valid packet, or None
+    while the source is on probation or for a packet far outside the window.
+    """
+
+    def __init__(self, ssrc: int, seq: int) -> None:
+        self.ssrc = ssrc
+        self.probation = MIN_SEQUENTIAL
+        self.max_seq = (seq - 1) % SEQ_MOD
+        self.cycles = 0
+        self.base_seq = seq
+        self.bad_seq = SEQ_MOD + 1
+        self.received = 0
+        self.expected_prior = 0
+        self.received_prior = 0
+        self.jitter = 0.0             # timestamp units (RFC 3550 A.8)
+        self._transit: float | None = None
+        self._ts_high: int | None = None
+
+    def _init_seq(self, seq: int) -> None:
+        self.base_seq = seq
+        self.max_seq = seq
+        self.bad_seq = SEQ_MOD + 1
+        self.cycles = 0
+        self.received = 0
+        self.expected_prior = 0
+        self.received_prior = 0
+
+    @property
+    def ext_max(self) -> int:
+        return self.cycles + self.max_seq
+
+    def update(self, seq: int) -> int | None:
+        udelta = (seq - self.max_seq) % SEQ_MOD
+        if self.probation:
+            if seq == (self.max_seq + 1) % SEQ_MOD:
+                self.probation -= 1
+                self.max_seq = seq
+                if self.probation == 0:
+                    # The packets seen during probation are delivered too: count them.
+                    self._init_seq(seq)
+                    self.base_seq = (seq - (MIN_SEQUENTIAL - 1)) % SEQ_MOD
+                    if self.base_seq > seq:
+                        self.base_seq -= SEQ_MOD
+                    self.received = MIN_SEQUENTIAL
+                    return self.ext_max
+            else:
+                self.probation = MIN_SEQUENTIAL - 1
+                self.max_seq = seq
+            return None
+        if udelta < MAX_DROPOUT:
+            if seq < self.max_seq:
+                self.cycles += SEQ_MOD
+            self.max_seq = seq
+        elif udelta <= SEQ_MOD - MAX_MISORDER:
+            if seq == self.bad_seq:
+                self._init_seq(seq)   # the sender restarted its sequence
+            else:
+                self.bad_seq = (seq + 1) % SEQ_MOD
+                return None
+        self.received += 1
+        return self.ext_max + _signed(seq - self.max_seq, SEQ_MOD)
+
+    def extend_ts(self, ts: int) -> int:
+        if self._ts_high is None:
+            self._ts_high = ts
+            return ts
+        ext = self._ts_high + _signed(ts - self._ts_high, TS_MOD)
+        if ext > self._ts_high:
+            self._ts_high = ext
+        return ext
+
+    def update_jitter(self, arrival_ticks: float, ts_ext: int) -> None:
+        transit = arrival_ticks - ts_ext
+        if self._transit is not None:
+            self.jitter += (abs(transit - self._transit) - self.jitter) / 16.0
+        self._transit = transit
+
+    @property
+    def expected(self) -> int:
+        return self.ext_max - self.base_seq + 1
+
+    @property
+    def cumulative_lost(self) -> int:
+        return self.expected - self.received
+
+    def fraction_lost(self) -> int:
+        """Fraction lost since the previous call (A.3), as 0..255; advances the interval."""
+        expected_interval = self.expected - self.expected_prior
+        received_interval = self.received - self.received_prior
+        self.expected_prior = self.expected
+        self.received_prior = self.received
+        lost_interval = expected_interval - received_interval
+        if expected_interval <= 0 or lost_interval <= 0:
+            return 0
+        return min(255, (lost_interval << 8) // expected_interval)

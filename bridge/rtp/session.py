@@ -1,0 +1,320 @@
+"""Sans-IO RTP/RTCP session for one call leg.
+
+Latching (symmetric RTP, for callers behind NAT). We send to ``remote_addr``
+(from SDP at first) and re-target it from received *audio* packets (codec PT
+or comfort noise):
+- the first audio packet latches unconditionally (the SDP address is often a
+  private one);
+- afterwards, an audio packet from another address latches at once if it
+  carries the SSRC we are already following (NAT rebinding), otherwise only
+  after 2 consecutive audio packets from that same new address; the first one
+  is dropped (counted ``foreign``) so two interleaved streams cannot flap.
+telephone-event packets are accepted from any address and any SSRC (some
+clients send DTMF from another port or with their own SSRC) and never latch.
+
+The audio SSRC defines the source: an audio packet with a new SSRC (from the
+latched address) resets sequence state and the jitter buffer. Packets of any PT
+with the source SSRC share its sequence space (RFC 4733 DTMF usually does),
+so they count for loss statistics; only audio feeds the jitter buffer and the
+interarrival jitter. A new source is on probation (RFC 3550 A.1) until two
+sequential packets arrived; the probation packet is held and then delivered.
+
+``last_received`` is updated by every valid RTP or RTCP packet.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from .dtmf4733 import DtmfEvent, DtmfReceiver
+from .jitter import JitterBuffer, PlayoutItem
+from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, build_rtp_header, is_rtcp
+from .rtcp import (
+    Bye,
+    ReceiverReport,
+    ReportBlock,
+    RtcpError,
+    SenderReport,
+    SourceDescription,
+    build_compound,
+    ntp_middle,
+    ntp_timestamp,
+    parse_rtcp,
+)
+from .sequence import SourceState
+
+COMFORT_NOISE_PT = 13
+# Payload types whose codecs use exactly one byte per RTP tick (G.711, G.722):
+# the jitter buffer can split/merge such packets to any ptime.
+_BYTE_CODECS = (0, 8, 9)
+_LATCH_PACKETS = 2
+
+
+class RtpSession:
+    def __init__(self, local_ssrc: int, codec_pt: int, codec_clock: int, frame_ticks: int,
+                 dtmf_pt: int | None, dtmf_clock: int | None, remote_addr: tuple[str, int] | None,
+                 jitter_min_ms: int = 20, jitter_max_ms: int = 200, *, cname: str | None = None,
+                 initial_seq: int | None = None, initial_ts: int | None = None) -> None:
+        self.local_ssrc = local_ssrc & 0xFFFFFFFF
+        self.cname = cname or f"tutti-{self.local_ssrc:08x}@bridge"
+        self.remote_addr = remote_addr
+        self._sdp_addr = remote_addr
+        self._jitter_min_ms = jitter_min_ms
+        self._jitter_max_ms = jitter_max_ms
+        self.codec_pt = codec_pt
+        self.codec_clock = codec_clock
+        self.frame_ticks = frame_ticks
+        self.dtmf_pt = dtmf_pt
+        self.jitter = self._new_jitter()
+        self.dtmf = DtmfReceiver(dtmf_clock or codec_clock)
+        self._latched = False
+        self._candidate: tuple[str, int] | None = None
+        self._candidate_count = 0
+        self._source: SourceState | None = None
+        self._pending: list[tuple[RtpPacket, float]] = []
+        self.last_received: float | None = None
+        # Outgoing stream.
+        rng = random.Random()
+        self._seq = (rng.randrange(1 << 16) if initial_seq is None else initial_seq) & 0xFFFF
+        self._ts = (rng.randrange(1 << 32) if initial_ts is None else initial_ts) & 0xFFFFFFFF
+        self._last_send: float | None = None
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self._sent_since_report = False
+        # Incoming counters.
+        self.packets_received = 0
+        self.octets_received = 0
+        self.malformed = 0
+        self.unknown_pt = 0
+        self.comfort_noise = 0
+        self.foreign = 0
+        self.ssrc_changes = 0
+        self.latches = 0
+        self.dropped_invalid = 0
+        # RTCP state.
+        self._remote_sr: tuple[int, float] | None = None   # (LSR, arrival)
+        self._our_sr: dict[int, float] = {}                # LSR we sent -> time
+        self.remote_fraction_lost: float | None = None
+        self.remote_cumulative_lost: int | None = None
+        self.remote_jitter_ms: float | None = None
+        self.rtt_ms: float | None = None
+        self.remote_bye = False
+        self.rtcp_received = 0
+        self.rtcp_malformed = 0
+        self._last_fraction = 0
+
+    def _new_jitter(self) -> JitterBuffer:
+        return JitterBuffer(self.codec_clock, self.frame_ticks, self._jitter_min_ms, self._jitter_max_ms,
+                            bytes_per_tick=1 if self.codec_pt in _BYTE_CODECS else None)
+
+    # -- receive -----------------------------------------------------------
+    def receive(self, data: bytes, addr: tuple[str, int], now: float) -> list[DtmfEvent]:
+        """Feed one datagram from the RTP socket. Never raises on bad input."""
+        if is_rtcp(data):
+            self.receive_rtcp(data, addr, now)
+            return self.dtmf.poll(now)
+        try:
+            pkt = RtpPacket.parse(data)
+        except RtpError:
+            self.malformed += 1
+            return self.dtmf.poll(now)
+        self.last_received = now
+        events: list[DtmfEvent] = []
+        pt = pkt.payload_type
+        if self.dtmf_pt is not None and pt == self.dtmf_pt:
+            self._track_sequence(pkt, now)
+            events = self.dtmf.receive(pkt.payload, pkt.timestamp, now, pkt.ssrc)
+        elif pt == self.codec_pt or pt == COMFORT_NOISE_PT:
+            if self._latch(pkt, addr):
+                self._track_sequence(pkt, now)
+        else:
+            self.unknown_pt += 1
+        return events + self.dtmf.poll(now)
+
+    def poll(self, now: float) -> list[DtmfEvent]:
+        """DTMF events whose end packets were all lost; call periodically."""
+        return self.dtmf.poll(now)
+
+    def _latch(self, pkt: RtpPacket, addr: tuple[str, int]) -> bool:
+        """Apply the latch rule; False if the packet must be dropped."""
+        if not self._latched or addr == self.remote_addr:
+            if not self._latched and addr != self.remote_addr:
+                self.latches += 1
+            self._latched, self.remote_addr, self._candidate = True, addr, None
+            return True
+        if self._source is not None and pkt.ssrc == self._source.ssrc:
+            self.latches += 1
+            self.remote_addr, self._candidate = addr, None
+            return True
+        if addr == self._candidate:
+            self._candidate_count += 1
+        else:
+            self._candidate, self._candidate_count = addr, 1
+        if self._candidate_count >= _LATCH_PACKETS:
+            self.latches += 1
+            self.remote_addr, self._candidate = addr, None
+            return True
+        self.foreign += 1
+        return False
+
+    def _track_sequence(self, pkt: RtpPacket, now: float) -> None:
+        is_audio = pkt.payload_type != self.dtmf_pt or self.dtmf_pt is None
+        src = self._source
+        if src is None or pkt.ssrc != src.ssrc:
+            if not is_audio:
+                return           # DTMF with its own SSRC: no effect on the audio source
+            if src is not None:
+                self.ssrc_changes += 1
+                self.jitter.reset()
+            src = self._source = SourceState(pkt.ssrc, pkt.sequence)
+            self._pending.clear()
+        seq_ext = src.update(pkt.sequence)
+        if seq_ext is None:
+            if src.probation and is_audio:
+                self._pending = [(pkt, now)]
+            elif not src.probation:
+                self.dropped_invalid += 1
+            return
+        self.packets_received += 1
+        self.octets_received += len(pkt.payload)
+        if self._pending:
+            held, self._pending = self._pending, []
+            for old, arrival in held:
+                self.packets_received += 1
+                self.octets_received += len(old.payload)
+                self._deliver(old, seq_ext - (pkt.sequence - old.sequence) % 65536, arrival)
+        if is_audio:
+            self._deliver(pkt, seq_ext, now)
+
+    def _deliver(self, pkt: RtpPacket, seq_ext: int, now: float) -> None:
+        src = self._source
+        assert src is not None
+        ts_ext = src.extend_ts(pkt.timestamp)
+        if pkt.payload_type == COMFORT_NOISE_PT:
+            self.comfort_noise += 1
+            return
+        src.update_jitter(now * self.codec_clock, ts_ext)
+        self.jitter.put(seq_ext, ts_ext, pkt.payload, now)
+
+    def pop_frame(self) -> PlayoutItem:
+        return self.jitter.pop()
+
+    # -- send --------------------------------------------------------------
+    def packetize(self, payload: bytes, ticks: int, marker: bool = False, *,
+                  now: float | None = None) -> bytes:
+        """Next outgoing packet; the timestamp then advances by ``ticks``.
+        ``now`` (optional) lets the next SR map wall time to RTP time precisely."""
+        data = build_rtp_header(self.codec_pt, self._seq, self._ts, self.local_ssrc, marker) + payload
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._ts = (self._ts + ticks) & 0xFFFFFFFF
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        self._sent_since_report = True
+        if now is not None:
+            self._last_send = now
+        return data
+
+    # -- RTCP --------------------------------------------------------------
+    def receive_rtcp(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        try:
+            packets = parse_rtcp(data)
+        except RtcpError:
+            self.rtcp_malformed += 1
+            return
+        self.rtcp_received += 1
+        self.last_received = now
+        for p in packets:
+            if isinstance(p, SenderReport):
+                self._remote_sr = (ntp_middle(p.ntp_timestamp), now)
+            if isinstance(p, (SenderReport, ReceiverReport)):
+                for block in p.reports:
+                    if block.ssrc == self.local_ssrc:
+                        self._take_report(block, now)
+            elif isinstance(p, Bye) and self._source is not None and self._source.ssrc in p.ssrcs:
+                self.remote_bye = True
+
+    def _take_report(self, block: ReportBlock, now: float) -> None:
+        self.remote_fraction_lost = block.fraction_lost / 256.0
+        self.remote_cumulative_lost = block.cumulative_lost
+        self.remote_jitter_ms = block.jitter * 1000.0 / self.codec_clock
+        sent_at = self._our_sr.get(block.lsr)
+        if block.lsr and sent_at is not None:
+            self.rtt_ms = max(0.0, (now - sent_at) * 1000.0 - block.dlsr * 1000.0 / 65536.0)
+
+    def rtcp_report(self, now: float) -> bytes:
+        """Compound SR (if we sent since the last report) or RR, plus SDES CNAME."""
+        blocks: list[ReportBlock] = []
+        src = self._source
+        if src is not None and src.received > 0:
+            lsr, dlsr = 0, 0
+            if self._remote_sr is not None:
+                lsr = self._remote_sr[0]
+                dlsr = int((now - self._remote_sr[1]) * 65536)
+            self._last_fraction = src.fraction_lost()
+            blocks.append(ReportBlock(src.ssrc, self._last_fraction, src.cumulative_lost, src.ext_max,
+                                      int(src.jitter), lsr, dlsr))
+        sdes = SourceDescription([(self.local_ssrc, self.cname)])
+        if self._sent_since_report:
+            ntp = ntp_timestamp(now)
+            rtp_ts = self._ts
+            if self._last_send is not None:
+                rtp_ts = (self._ts + int((now - self._last_send) * self.codec_clock)) & 0xFFFFFFFF
+            self._our_sr[ntp_middle(ntp)] = now
+            if len(self._our_sr) > 8:
+                self._our_sr.pop(next(iter(self._our_sr)))
+            self._sent_since_report = False
+            return build_compound([SenderReport(self.local_ssrc, ntp, rtp_ts, self.packets_sent,
+                                                self.octets_sent, blocks), sdes])
+        return build_compound([ReceiverReport(self.local_ssrc, blocks), sdes])
+
+    def rtcp_bye(self, reason: str | None = None) -> bytes:
+        """Compound RR + SDES + BYE for the end of the call."""
+        rr = ReceiverReport(self.local_ssrc, [])
+        return build_compound([rr, SourceDescription([(self.local_ssrc, self.cname)]),
+                               Bye([self.local_ssrc], reason)])
+
+    # -- control -----------------------------------------------------------
+    def update_remote(self, codec_pt: int, codec_clock: int, frame_ticks: int, dtmf_pt: int | None,
+                      dtmf_clock: int | None, remote_addr: tuple[str, int] | None) -> None:
+        """Apply a re-INVITE. The jitter buffer restarts only if the codec changed;
+        the latch is kept unless the SDP address itself changed."""
+        if (codec_pt, codec_clock, frame_ticks) != (self.codec_pt, self.codec_clock, self.frame_ticks):
+            self.codec_pt, self.codec_clock, self.frame_ticks = codec_pt, codec_clock, frame_ticks
+            old = self.jitter
+            self.jitter = self._new_jitter()
+            for name in ("received", "late", "lost", "duplicates", "dropped", "resyncs"):
+                setattr(self.jitter, name, getattr(old, name))
+        self.dtmf_pt = dtmf_pt
+        self.dtmf.clock_rate = dtmf_clock or codec_clock
+        if remote_addr != self._sdp_addr:
+            self._sdp_addr = remote_addr
+            if remote_addr is not None:
+                self.remote_addr = remote_addr
+                self._latched = False
+
+    def stats(self) -> dict[str, Any]:
+        src = self._source
+        return {
+            "local_ssrc": self.local_ssrc,
+            "remote_ssrc": src.ssrc if src else None,
+            "remote_addr": self.remote_addr,
+            "packets_sent": self.packets_sent, "octets_sent": self.octets_sent,
+            "packets_received": self.packets_received, "octets_received": self.octets_received,
+            "cumulative_lost": src.cumulative_lost if src else 0,
+            "fraction_lost": self._last_fraction / 256.0,
+            "jitter_ms": (src.jitter * 1000.0 / self.codec_clock) if src else 0.0,
+            "remote_fraction_lost": self.remote_fraction_lost,
+            "remote_cumulative_lost": self.remote_cumulative_lost,
+            "remote_jitter_ms": self.remote_jitter_ms,
+            "rtt_ms": self.rtt_ms,
+            "malformed": self.malformed, "unknown_pt": self.unknown_pt,
+            "comfort_noise": self.comfort_noise, "foreign": self.foreign,
+            "ssrc_changes": self.ssrc_changes, "latches": self.latches,
+            "rtcp_received": self.rtcp_received, "rtcp_malformed": self.rtcp_malformed,
+            "remote_bye": self.remote_bye,
+            "jitter_buffer": self.jitter.stats(),
+        }
+
+
+__all__ = ["RtpSession", "COMFORT_NOISE_PT", "RTP_HEADER_SIZE"]
