@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.control.ivr import (
-    Hangup, Ivr, IvrAction, Join, Phase, PlayPrompt, RoomTarget, StopPrompt,
+    Hangup, Ivr, IvrAction, Join, Phase, PlayPrompt, Role, RoomTarget, StopPrompt,
 )
 
 ROOMS = {
@@ -79,7 +79,8 @@ def test_access_number_open_room_joins_as_member() -> None:
 
 
 def test_code_then_member_and_moderator_pins() -> None:
-    for pin, role in (("1234", "member"), ("9999", "moderator")):
+    cases: list[tuple[str, Role]] = [("1234", "member"), ("9999", "moderator")]
+    for pin, role in cases:
         c = access()
         c.start()
         c.finish_prompt()
