@@ -14,11 +14,9 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import Pcm
 
-_F32 = npt.NDArray[np.float32]
 
 SUPPORTED_RATES = (8000, 16000, 48000)
 _PASS_EDGE = 0.425      # of the lower rate: 3.4 kHz at 8 kHz, 6.8 kHz at 16 kHz
@@ -56,16 +54,17 @@ class Resampler:
         self._down = max(in_rate // out_rate, 1)
         self.identity = in_rate == out_rate
         h = design_lowpass(max(in_rate, out_rate), min(in_rate, out_rate))
+        # np.convolve (direct, in C) beats a matmul over a strided window view ~2x here.
         if self._up > 1:
             # Phase p produces output samples p, p+L, ...: taps h[p], h[p+L], ...
-            # Reversed so a sliding window (oldest first) dotted with it is a convolution.
             # Scaled by L to restore the level lost to zero-stuffing.
-            phases = h.reshape(-1, self._up).T * self._up
-            self._kernel: _F32 = np.ascontiguousarray(phases[:, ::-1].T, dtype=np.float32)
+            self._phases = np.ascontiguousarray(h.reshape(-1, self._up).T * self._up)
         else:
-            self._kernel = np.ascontiguousarray(h[::-1, None], dtype=np.float32)
-        self._taps = self._kernel.shape[0]
-        self._history = np.zeros(self._taps - 1, dtype=np.float32)
+            # Decimation, polyphase: tap i = q*M + r only ever meets input samples
+            # with one residue mod M, so each residue stream gets its own short filter.
+            self._phases = np.ascontiguousarray(h.reshape(-1, self._down).T)
+        self._taps = len(h) // max(self._up, 1) if self._up > 1 else len(h)
+        self._history = np.zeros(self._taps - 1, dtype=np.float64)
 
     def process(self, frame: Pcm) -> Pcm:
         if self.identity:
@@ -73,13 +72,21 @@ class Resampler:
         n = len(frame)
         if n % self._down:
             raise ValueError(f"frame of {n} samples is not a multiple of {self._down}")
-        buf = np.concatenate((self._history, frame.astype(np.float32)))
+        buf = np.concatenate((self._history, frame.astype(np.float64)))
         self._history = buf[n:]
-        windows = sliding_window_view(buf, self._taps)           # (n, taps), no copy
-        if self._down > 1:
-            windows = windows[self._down - 1::self._down]
-        # (outputs_per_phase, L) row-major is exactly the interleaved output order.
-        y = (windows @ self._kernel).reshape(-1)
+        if self._up > 1:
+            y = np.empty(n * self._up, dtype=np.float64)
+            for p, phase in enumerate(self._phases):
+                y[p::self._up] = np.convolve(buf, phase, mode="valid")
+        else:
+            # y[k] = sum_i h[i] * buf[k*M + D - i], D = M + taps - 2; with i = q*M + r the
+            # input index is (k - q + a_r)*M + b_r where D - r = a_r*M + b_r.
+            m, out = self._down, n // self._down
+            d = m + self._taps - 2
+            y = np.zeros(out, dtype=np.float64)
+            for r, phase in enumerate(self._phases):
+                a, b = divmod(d - r, m)
+                y += np.convolve(buf[b::m], phase, mode="full")[a:a + out]
         return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
 
     def reset(self) -> None:
