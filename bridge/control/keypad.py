@@ -3,16 +3,16 @@
 Every command is '*' followed by one key (as in Asterisk ConfBridge). The table,
 ready for the README:
 
-| Keys | Who        | Action                                                      | Caller hears                    |
-|------|------------|-------------------------------------------------------------|---------------------------------|
-| *6   | everyone   | mute / unmute yourself                                      | "You are now muted / unmuted."  |
-| *3   | everyone   | how many are in the conference                              | "There are 4 participants."     |
-| *7   | everyone   | hear the conference quieter (-3 dB a press, down to -12 dB) | the change itself               |
-| *9   | everyone   | hear the conference louder (+3 dB a press, up to +12 dB)    | the change itself               |
-| *8   | everyone   | leave the conference                                        | "Goodbye."                      |
-| *1   | moderators | lock / unlock the conference (no new callers while locked)  | "The conference is (un)locked." |
-| *2   | moderators | mute / unmute everyone who is not a moderator               | "All listeners are (un)muted."  |
-| *5   | moderators | remove the participant who joined last                      | the exit beep                   |
+| Keys | Who        | Action                                             | Caller hears                    |
+|------|------------|----------------------------------------------------|---------------------------------|
+| *6   | everyone   | mute / unmute yourself                             | "You are now muted / unmuted."  |
+| *3   | everyone   | how many are in the conference                     | "There are 4 participants."     |
+| *7   | everyone   | hear the others quieter (-3 dB a press, to -12 dB) | the change itself               |
+| *9   | everyone   | hear the others louder (+3 dB a press, to +12 dB)  | the change itself               |
+| *8   | everyone   | leave the conference                               | "Goodbye."                      |
+| *1   | moderators | lock / unlock (nobody new gets in while locked)    | "The conference is (un)locked." |
+| *2   | moderators | mute / unmute all non-moderators                   | "All listeners are (un)muted."  |
+| *5   | moderators | remove whoever joined last                         | the exit beep                   |
 
 Rules:
   - The key after '*' must come within STAR_TIMEOUT (3 s), else the '*' is dropped.
