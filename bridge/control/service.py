@@ -123,7 +123,7 @@ class ConferenceService:
         mine = [c for c in self._rooms.values() if c.account_id == account_id]
         mine.sort(key=lambda c: c.id)
         api = [c for c in self._confs.values() if c.account_id == account_id]
-        api.sort(key=lambda c: (c.created_at, c.id))
+        api.sort(key=lambda c: c.created_at)  # stable: ties keep creation (insertion) order
         return [self._view(c) for c in mine + api]
 
     def open_count(self, account_id: str) -> int:

@@ -103,7 +103,8 @@ def _url(field: str, value: object) -> str | None:
 
 def _pin(field: str, value: object) -> str:
     if not isinstance(value, str) or not PIN_RE.match(value):
-        raise bad_request("invalid_pin", f"{PIN_MESSAGE} ({field})")
+        # The seed's exact body for the flat ``pin``; other PIN fields say which field.
+        raise bad_request("invalid_pin", PIN_MESSAGE if field == "pin" else f"{PIN_MESSAGE} ({field})")
     return value
 
 
