@@ -1,0 +1,82 @@
+"""Command line: ``python -m bridge --config config.yaml`` (or ``tutti-bridge``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from bridge.config import Config, ConfigError, load_config
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)-(\d+)", text)
+    if not match:
+        raise argparse.ArgumentTypeError("expected LO-HI, e.g. 20000-20999")
+    return int(match.group(1)), int(match.group(2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tutti-bridge", description="SIP/RTP audio conference bridge")
+    parser.add_argument("--config", default="config.yaml", help="configuration file (default: config.yaml)")
+    parser.add_argument("--sip-port", type=int, help="SIP port for UDP and TCP (overrides sip.port)")
+    parser.add_argument("--http-port", type=int, help="REST API port (overrides http.port)")
+    parser.add_argument("--rtp-ports", type=_port_range, metavar="LO-HI", help="RTP port range")
+    parser.add_argument("--data-dir", help="directory for the database and recordings (overrides data_dir)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    lo, hi = args.rtp_ports if args.rtp_ports else (None, None)
+    return config.with_overrides(
+        **{
+            "sip.port": args.sip_port,
+            "http.port": args.http_port,
+            "rtp.port_min": lo,
+            "rtp.port_max": hi,
+            "data_dir": args.data_dir,
+            "log_level": args.log_level,
+        }
+    )
+
+
+def run_loop(main_coro: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when installed: it receives datagrams without Python's
+    per-datagram 256 KiB buffer (see benchmarks/bench_media_path.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main_coro)
+        return
+    uvloop.run(main_coro)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = resolve_config(args)
+    except ConfigError as err:
+        print(f"tutti-bridge: {err}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print("configuration OK")
+        return 0
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from bridge.app import BridgeApp
+
+    try:
+        run_loop(BridgeApp(config).run())
+    except OSError as err:
+        print(f"tutti-bridge: cannot start: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.bridge_proc import BridgeProcess, default_rooms, free_sip_port, rtp_block
+
+
+def _require(binary: str) -> None:
+    if shutil.which(binary) is None:
+        pytest.fail(f"{binary} is not installed; run scripts/test.sh (it installs the real SIP clients)")
+
+
+@pytest.fixture
+def bridge_factory(tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
+    started: list[BridgeProcess] = []
+
+    def make(rooms: list[dict[str, Any]] | None = None, workdir: Path | None = None, **extra: Any) -> BridgeProcess:
+        wd = workdir or tmp_path / f"bridge{len(started)}"
+        wd.mkdir(parents=True, exist_ok=True)
+        proc = BridgeProcess(
+            workdir=wd,
+            sip_port=free_sip_port(),
+            http_port=free_sip_port(),
+            rtp_range=rtp_block(),
+            rooms=rooms if rooms is not None else default_rooms(),
+            extra=extra,
+        )
+        started.append(proc)
+        return proc.start()
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def bridge(bridge_factory: Callable[..., BridgeProcess]) -> BridgeProcess:
+    return bridge_factory()
+
+
+@pytest.fixture
+def need_baresip() -> None:
+    _require("baresip")
+
+
+@pytest.fixture
+def need_sipp() -> None:
+    _require("sipp")
