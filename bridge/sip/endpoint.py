@@ -578,15 +578,14 @@ class SipEndpoint:
         vias = h.get_all("Via")
         if not vias or any(h.get(n) is None for n in ("From", "To", "Call-ID", "CSeq")):
             return  # cannot address a response; drop silently
-        dest = flow
         try:
             via = parse_via(vias[0])
-            stamped = Headers([("Via", v) for v in vias])
-            self._stamp_via(stamped, via, flow)
-            vias = stamped.get_all("Via")
-            dest = self._response_flow(via, flow)
         except HeaderError:
-            pass
+            return  # the peer could not match our answer to its request anyway
+        stamped = Headers([("Via", v) for v in vias])
+        self._stamp_via(stamped, via, flow)
+        vias = stamped.get_all("Via")
+        dest = self._response_flow(via, flow)
         to = h.get("To") or ""
         try:
             if parse_name_addr(to).tag is None:

@@ -106,7 +106,7 @@ def test_invite_200_retransmit_ack_bye() -> None:
     assert h.events() == []
     # 2xx retransmitted at T1, 2*T1 ... until the ACK.
     sent = h.advance(1.7)  # 200 sent at 0.1: again at 0.6 and 1.6
-    assert len(sent) == 2 and all(parse_message(s.data).status == 200 for s in sent)
+    assert len(sent) == 2 and all(parse_message(s.data).status == 200 for s in sent)  # type: ignore[union-attr]
     assert h.send(req("ACK", branch="z9hG4bK2", to_tag=call.local_tag)) == []
     (conf,) = h.events()
     assert isinstance(conf, CallConfirmed) and conf.answer is None and conf.initial
@@ -195,7 +195,7 @@ def test_cancel_before_answer() -> None:
     assert isinstance(end, CallEnded) and end.reason == "cancel" and end.status == 487
     # 487 retransmitted (timer G) until the ACK, which the transaction absorbs.
     sent = h.advance(0.6)
-    assert [parse_message(s.data).status for s in sent] == [487]
+    assert [parse_message(s.data).status for s in sent] == [487]  # type: ignore[union-attr]
     assert h.send(req("ACK", to_tag=ev.call.local_tag)) == []
     assert h.advance(40) == [] and h.events() == []
     assert not h.ep.respond(ev.call, 200, body=SDP, now=h.now)  # too late: nothing pending
