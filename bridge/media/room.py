@@ -159,6 +159,12 @@ class _Leg:
         self.prev2: bytes | None = None
         self.decoder_stale = False
         self.in_loss = False
+        # Hot-loop caches, refreshed by Room._sync whenever flags, codec or source change.
+        self.pop = port.pop_frame
+        self.packetize = port.packetize
+        self.fast_in = False          # bytewise codec and not held: bulk decode path
+        self.plain = True             # hears the mix, no source, not deaf: common-stream path
+        self.common_key: tuple[Any, ...] = ()
 
     @property
     def eligible(self) -> bool:
@@ -187,13 +193,14 @@ _SILENCE = ("silence",)
 
 class Room:
     def __init__(self, room_id: str, rate: int, max_talkers: int = 0, frame_ms: int = 20,
-                 *, talk: TalkConfig | None = None) -> None:
+                 *, talk: TalkConfig | None = None, share_encodes: bool = True) -> None:
         if rate not in ROOM_RATES:
             raise ValueError(f"room rate must be one of {ROOM_RATES}, not {rate}")
         if frame_ms <= 0 or rate * frame_ms % 1000:
             raise ValueError(f"frame_ms {frame_ms} does not give whole samples at {rate} Hz")
         self.room_id = room_id
         self.rate = rate
+        self.share_encodes = share_encodes   # False: one stream per leg (benchmark baseline)
         self.frame_ms = frame_ms
         self.frame_samples = rate * frame_ms // 1000
         self.mixer = Mixer(rate, frame_ms, max_talkers, talk=talk)
@@ -265,6 +272,7 @@ class Room:
         def op() -> None:
             leg = self._legs[leg_id]
             self._install_codec(leg, codec, payload_type)
+            self._sync(leg)
             leg.need_marker = True
         self._ops.append(op)
 
@@ -278,6 +286,7 @@ class Room:
         def op() -> None:
             leg = self._legs[leg_id]
             leg.source, leg.source_mode = source, mode
+            self._sync(leg)
         self._ops.append(op)
 
     def add_room_source(self, source_id: str, source: AudioSource) -> None:
@@ -343,6 +352,10 @@ class Room:
         self.mixer.eligible[leg.slot] = leg.eligible
         self.mixer.set_gain(leg.slot, leg.input_gain_db)
         leg.out_gain = db_to_gain(leg.output_gain_db)
+        leg.fast_in = leg.bytewise is not None and not leg.on_hold
+        leg.plain = leg.source is None and leg.hears_mix and not leg.deaf
+        sig = ("mix", -1, leg.out_gain)
+        leg.common_key = (sig, leg.enc_key) if self.share_encodes else (sig, leg.enc_key, leg.leg_id)
 
     def _build_codec(self, dec_name: str, enc_name: str,
                      enc_opts: dict[str, Any] | None) -> tuple[Decoder, Encoder, dict[str, Any]]:
@@ -418,52 +431,53 @@ class Room:
         present[:mixer.count] = False
         samples = self.frame_samples
         kinds: dict[type, int] = {}
-        bulk: dict[str, tuple[list[int], list[bytes]]] = {}
+        bulk: dict[str, tuple[list[int], list[bytes]]] = {name: ([], []) for name in self._tables}
         for leg in self._legs.values():
-            result = leg.port.pop_frame()
-            if leg.on_hold:
-                continue   # drained but not decoded: nobody hears a held leg
-            kind = kinds.get(type(result))
+            result = leg.pop()
+            kind = kinds.get(result.__class__)
             if kind is None:
-                kind = kinds[type(result)] = _kind_of(result)
-            try:
-                if kind == _FRAME:
-                    payload: bytes = result.payload
-                    name = leg.bytewise
-                    if name is not None and not leg.in_loss and len(payload) == samples:
-                        group = bulk.get(name)
-                        if group is None:
-                            group = bulk[name] = ([], [])
-                        group[0].append(leg.slot)
-                        group[1].append(payload)
-                        leg.prev2, leg.prev1 = leg.prev1, payload
-                        leg.decoder_stale = True
-                        continue
-                    pcm = leg.decoder.decode(payload)
-                    leg.in_loss = False
-                    leg.decoder_stale = False
-                elif kind == _MISSING:
-                    if leg.decoder_stale:
-                        for old in (leg.prev2, leg.prev1):
-                            if old is not None:
-                                leg.decoder.decode(old)
-                        leg.decoder_stale = False
-                    pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
-                    leg.in_loss = True
-                else:
+                kind = kinds[result.__class__] = _kind_of(result)
+            if kind == _FRAME and leg.fast_in and not leg.in_loss:
+                payload: bytes = result.payload
+                if len(payload) == samples:
+                    slots, payloads = bulk[leg.bytewise]   # type: ignore[index]
+                    slots.append(leg.slot)
+                    payloads.append(payload)
+                    leg.prev2 = leg.prev1
+                    leg.prev1 = payload
+                    leg.decoder_stale = True
                     continue
-            except Exception:
-                # A corrupt payload must cost this leg one frame, never the room's tick.
-                continue
+            if kind != _EMPTY and not leg.on_hold:   # held legs are drained, never decoded
+                self._decode_one(leg, kind, result, inputs, present)
+        for name, (slots, payloads) in bulk.items():
+            if slots:
+                codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(len(slots), samples)
+                idx = np.asarray(slots, np.intp)
+                inputs[idx] = self._tables[name][codes]
+                present[idx] = True
+
+    def _decode_one(self, leg: _Leg, kind: int, result: Any, inputs: npt.NDArray[np.int16],
+                    present: npt.NDArray[np.bool_]) -> None:
+        try:
+            if kind == _FRAME:
+                pcm = leg.decoder.decode(result.payload)
+                leg.in_loss = False
+                leg.decoder_stale = False
+            else:
+                if leg.decoder_stale:
+                    for old in (leg.prev2, leg.prev1):
+                        if old is not None:
+                            leg.decoder.decode(old)
+                    leg.decoder_stale = False
+                pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
+                leg.in_loss = True
             if leg.in_resampler is not None:
                 pcm = leg.in_resampler.process(_fit(pcm, leg.dec_samples))
-            inputs[leg.slot] = _fit(pcm, samples)
-            present[leg.slot] = True
-        for name, (slots, payloads) in bulk.items():
-            codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(len(slots), samples)
-            idx = np.asarray(slots, np.intp)
-            inputs[idx] = self._tables[name][codes]
-            present[idx] = True
+        except Exception:
+            # A corrupt payload must cost this leg one frame, never the room's tick.
+            return
+        inputs[leg.slot] = _fit(pcm, self.frame_samples)
+        present[leg.slot] = True
 
     def _read_room_sources(self, events: list[RoomEvent]) -> I32 | None:
         if not self._room_sources:
@@ -502,40 +516,55 @@ class Room:
     def _send(self, signals: dict[tuple[Any, ...], Pcm], events: list[RoomEvent]) -> list[tuple[str, bytes]]:
         outgoing: list[tuple[str, bytes]] = []
         append = outgoing.append
-        contrib = self.mixer._is_contrib
+        contrib = set(self.mixer.contributors.tolist())
         streams = self._streams
         tick_no = self._tick_no
-        samples = self.frame_samples
         for leg in self._legs.values():
-            source = leg.source
-            if source is not None:
-                frame = source.read(samples, self.rate)
-                if frame is None:
-                    leg.source = leg.source_frame = None
-                    events.append(SourceFinished(None, leg.leg_id))
-                else:
-                    leg.source_frame = _fit(frame, samples)
-            if leg.deaf:
-                leg.need_marker = True
-                leg.stream_key = None
-                continue
-            hears = not (leg.on_hold or leg.isolated)
-            if leg.source is not None:
-                sig: tuple[Any, ...] = (("srcmix" if hears and leg.source_mode == "mix" else "src"), leg.leg_id)
-            elif hears:
-                sig = ("mix", leg.slot if contrib[leg.slot] else -1, leg.out_gain)
+            if leg.plain and leg.slot not in contrib:
+                # The common case: a pure listener on the shared stream.
+                key = leg.common_key
+                stream = streams.get(key)
+                if stream is None or stream.tick != tick_no:
+                    stream = self._produce(key, key[0], leg, signals)
             else:
-                sig = _SILENCE
-            key = (sig, leg.enc_key)
-            stream = streams.get(key)
-            if stream is None or stream.tick != tick_no:
-                stream = self._produce(key, sig, leg, signals)
+                found = self._route(leg, contrib, signals, events)
+                if found is None:
+                    continue
+                key, stream = found
             leg.stream_key = key
-            append((leg.leg_id, leg.port.packetize(stream.payload, stream.ticks, leg.need_marker)))
+            append((leg.leg_id, leg.packetize(stream.payload, stream.ticks, leg.need_marker)))
             leg.need_marker = False
-        for key in [k for k, s in streams.items() if s.tick != tick_no]:
+        for key in [k for k, st in streams.items() if st.tick != tick_no]:
             del streams[key]
         return outgoing
+
+    def _route(self, leg: _Leg, contrib: set[int], signals: dict[tuple[Any, ...], Pcm],
+               events: list[RoomEvent]) -> tuple[tuple[Any, ...], _Stream] | None:
+        """Stream for a leg off the common path (talker, source, held, isolated, deaf)."""
+        if leg.source is not None:
+            frame = leg.source.read(self.frame_samples, self.rate)
+            if frame is None:
+                leg.source = leg.source_frame = None
+                self._sync(leg)
+                events.append(SourceFinished(None, leg.leg_id))
+            else:
+                leg.source_frame = _fit(frame, self.frame_samples)
+        if leg.deaf:
+            leg.need_marker = True
+            leg.stream_key = None
+            return None
+        hears = leg.hears_mix
+        if leg.source is not None:
+            sig: tuple[Any, ...] = (("srcmix" if hears and leg.source_mode == "mix" else "src"), leg.leg_id)
+        elif hears:
+            sig = ("mix", leg.slot if leg.slot in contrib else -1, leg.out_gain)
+        else:
+            sig = _SILENCE
+        key = (sig, leg.enc_key) if self.share_encodes else (sig, leg.enc_key, leg.leg_id)
+        stream = self._streams.get(key)
+        if stream is None or stream.tick != self._tick_no:
+            stream = self._produce(key, sig, leg, signals)
+        return key, stream
 
     def _produce(self, key: tuple[Any, ...], sig: tuple[Any, ...], leg: _Leg,
                  signals: dict[tuple[Any, ...], Pcm]) -> _Stream:
