@@ -18,7 +18,10 @@ Adaptation (no clock in pop(): one pop == one frame period).
 - Shrink: if the smallest buffered depth over one second exceeds the target
   by a frame, one frame is dropped.
 - Target = frame + 3 * J (J: RFC 3550 interarrival jitter of the arrivals),
-  in whole frames, clamped to [min_delay_ms, max_delay_ms].
+  in whole frames, clamped to [min_delay_ms, max_delay_ms]. It is the
+  start-up prebuffer and the ceiling the delay is shrunk back to; within it
+  the delay only grows when packets are actually late, so a network with
+  rare spikes keeps a lower delay than its J suggests.
 
 Packet durations other than ``frame_ticks``:
 - With ``bytes_per_tick`` (G.711 and G.722: 1 byte per RTP tick) packets are
@@ -29,6 +32,11 @@ Packet durations other than ``frame_ticks``:
   spacing of consecutive in-sequence packets) return Empty: the decoder already
   produced that audio from the one Frame. Two packets starting in the same slot (10 ms Opus) keep the
   first; the second is counted in ``dropped``.
+
+Counters: ``received``, ``late`` (arrived after its slot was played),
+``duplicates``, ``lost`` (slots of the stream that never arrived and were
+concealed), ``concealed`` (every Missing returned, including stalls at the end
+of a stream that turn out not to be losses), ``dropped``, ``resyncs``.
 
 Resync: a packet more than ``resync`` away from the playout point (1 s or 4 x
 max delay) restarts the buffer instead of producing a flood of Missing/late.
@@ -66,14 +74,13 @@ _SHRINK_WINDOW = 50   # pops (one second at 20 ms)
 
 
 class _Slot:
-    __slots__ = ("pieces", "filled", "timestamp", "seq", "ticks")
+    __slots__ = ("pieces", "filled", "timestamp", "seq")
 
     def __init__(self, timestamp: int, seq: int) -> None:
         self.pieces: dict[int, bytes] = {}
         self.filled = 0
         self.timestamp = timestamp
         self.seq = seq
-        self.ticks = 0
 
 
 class JitterBuffer:
@@ -98,7 +105,7 @@ class JitterBuffer:
         self._wait = 0
         self._stall = 0                     # Missing returned for the same slot without advancing
         self._missing_run = 0
-        self._covered_until: int | None = None
+        self._last_whole_ts: int | None = None
         self._prev: tuple[int, int] | None = None   # (seq, ts) of previous put, for durations
         self._pkt_ticks = frame_ticks
         self._jitter = 0.0                  # ticks
@@ -110,6 +117,7 @@ class JitterBuffer:
         self.received = 0
         self.late = 0
         self.lost = 0
+        self.concealed = 0
         self.duplicates = 0
         self.dropped = 0
         self.resyncs = 0
@@ -141,7 +149,7 @@ class JitterBuffer:
         return self._play is not None
 
     def stats(self) -> dict[str, float | int]:
-        return {"received": self.received, "late": self.late, "lost": self.lost,
+        return {"received": self.received, "late": self.late, "lost": self.lost, "concealed": self.concealed,
                 "duplicates": self.duplicates, "dropped": self.dropped, "resyncs": self.resyncs,
                 "target_delay_ms": self.target_delay_ms, "jitter_ms": round(self.jitter_ms, 2),
                 "depth_ms": self.depth_ms}
@@ -201,7 +209,6 @@ class JitterBuffer:
         slot = _Slot(ts, seq)
         slot.pieces[0] = payload
         slot.filled = self.frame_ticks
-        slot.ticks = self._pkt_ticks
         self._slots[start] = slot
         self._extend(ts + self.frame_ticks)
 
@@ -253,7 +260,7 @@ class JitterBuffer:
         self._play = None
         self._end_ts = None
         self._wait = self._stall = self._missing_run = 0
-        self._covered_until = None
+        self._last_whole_ts = None
         self._window_min = None
         self._window_pops = 0
 
@@ -270,39 +277,55 @@ class JitterBuffer:
         self._adapt()
         play = self._play
         slot = self._slots.get(play)
-        if slot is None and self._slots and self._stall:
-            # Slots already concealed while stalled need no second concealment.
-            ahead = (min(self._slots) - play) // self.frame_ticks
-            play = self._play = play + min(self._stall, ahead) * self.frame_ticks
+        ahead = self._first_after(play)
+        if self._stall and ahead is not None and (slot is None or slot.filled < self.frame_ticks):
+            # Slots concealed while stalled were covered already: skip them, no second Missing.
+            skip = min(self._stall, (ahead - play) // self.frame_ticks)
+            for k in range(skip):
+                self._slots.pop(play + k * self.frame_ticks, None)
+                if not self._covered(play + k * self.frame_ticks):
+                    self.lost += 1
+            play = self._play = play + skip * self.frame_ticks
             self._stall = 0
             slot = self._slots.get(play)
+            ahead = self._first_after(play)
         if slot is not None and slot.filled >= self.frame_ticks:
             del self._slots[play]
             self._advance(play)
             self._missing_run = 0
             if self.bytes_per_tick is None:
-                self._covered_until = slot.timestamp + slot.ticks
+                self._last_whole_ts = slot.timestamp
                 return Frame(slot.pieces[0], slot.timestamp)
             return Frame(b"".join(slot.pieces[k] for k in sorted(slot.pieces)), play)
-        if slot is None and self._covered_until is not None and self._covered_until >= play + self.frame_ticks:
+        if slot is None and self._covered(play):
             self._advance(play)        # still inside a long packet already emitted
             return _EMPTY
-        if slot is not None or self._slots:
-            # Lost (or only partly received): conceal and move on.
+        if ahead is not None:
+            # Lost (or only partly received) while later media is here: conceal, move on.
             self._slots.pop(play, None)
             self._advance(play)
             self.lost += 1
+            self.concealed += 1
             self._missing_run = 0
             return Missing(self._payload_at(play + self.frame_ticks))
-        # Nothing buffered at all: the packet may be late. Stall, or go idle.
+        # Nothing later is buffered: the packet may only be late. Stall, or go idle.
         self._missing_run += 1
         if self._missing_run > self.max_missing:
             self._last_played = play - self.frame_ticks
             self._clear(None)
             return _EMPTY
         self._stall += 1
-        self.lost += 1
+        self.concealed += 1
         return Missing(None)
+
+    def _covered(self, start: int) -> bool:
+        """Is slot ``start`` inside the last whole (non-split) packet emitted?"""
+        last = self._last_whole_ts
+        return last is not None and last + self._pkt_ticks >= start + self.frame_ticks
+
+    def _first_after(self, play: int) -> int | None:
+        later = [k for k in self._slots if k > play]
+        return min(later) if later else None
 
     def _advance(self, play: int) -> None:
         self._last_played = play

@@ -283,7 +283,7 @@ class RtpSession:
             self.codec_pt, self.codec_clock, self.frame_ticks = codec_pt, codec_clock, frame_ticks
             old = self.jitter
             self.jitter = self._new_jitter()
-            for name in ("received", "late", "lost", "duplicates", "dropped", "resyncs"):
+            for name in ("received", "late", "lost", "concealed", "duplicates", "dropped", "resyncs"):
                 setattr(self.jitter, name, getattr(old, name))
         self.dtmf_pt = dtmf_pt
         self.dtmf.clock_rate = dtmf_clock or codec_clock
