@@ -349,7 +349,7 @@ class SipEndpoint:
         if sess is None:
             self._reply(entry, req, 481, now)
             return
-        self._in_dialog(sess, req, entry, now)
+        self._in_dialog(sess, req, entry, flow, now)
 
     def _new_call(self, req: SipRequest, entry: _ServerEntry, flow: Flow, now: float) -> None:
         dialog = Dialog.for_uas(req, self._new_token())
@@ -367,7 +367,7 @@ class SipEndpoint:
         self._reply(entry, req, 100, now)  # at once: the app may take a while to answer
         self._events.append(IncomingCall(call, req, req.body or None))
 
-    def _in_dialog(self, sess: _Session, req: SipRequest, entry: _ServerEntry, now: float) -> None:
+    def _in_dialog(self, sess: _Session, req: SipRequest, entry: _ServerEntry, flow: Flow, now: float) -> None:
         call, dialog, method = sess.call, sess.call.dialog, req.method
         tag = dialog.local_tag
         if call.state == "terminated":
@@ -382,6 +382,7 @@ class SipEndpoint:
             self._reply(entry, req, 500, now, reason="Out of Order CSeq", to_tag=tag)  # §12.2.2
             return
         dialog.remote_seq = seq
+        call.flow = flow  # follow the peer to its latest path (e.g. a new TCP connection)
         if method == "BYE":
             self._reply(entry, req, 200, now, to_tag=tag)
             self._reject_pending(sess, now)
@@ -456,12 +457,14 @@ class SipEndpoint:
 
     def _resend_ok_on_retransmit(self, req: SipRequest) -> None:
         """An INVITE retransmitted after our 2xx: the 2xx was probably lost, resend it now."""
-        if req.method != "INVITE" or req.to.tag is not None:
+        if req.method != "INVITE":
             return
+        to_tag = req.to.tag
         for sess in self._dialogs.values():
             d = sess.call.dialog
             if (sess.ok_data is not None and sess.ok_flow is not None and d.call_id == req.call_id
-                    and d.remote_tag == (req.from_.tag or "") and sess.ok_cseq == req.cseq.seq):
+                    and d.remote_tag == (req.from_.tag or "") and sess.ok_cseq == req.cseq.seq
+                    and to_tag in (None, d.local_tag)):
                 self._out.append(Outgoing(sess.ok_data, sess.ok_flow))
 
     def _on_response(self, resp: SipResponse, now: float) -> None:

@@ -509,3 +509,27 @@ def test_rfc2543_peer_without_magic_cookie() -> None:
     h.out()
     assert h.send(req("ACK", branch="oldstyle", to_tag=ev.call.local_tag)) == []
     assert h.advance(1) == []  # ACK stopped timer G
+
+
+def test_reinvite_retransmission_resends_its_200() -> None:
+    h = Harness()
+    call, _ = h.answered()
+    h.send(req("ACK", branch="z9hG4bK2", to_tag=call.local_tag))
+    h.events()
+    ri = req(branch="z9hG4bK4", to_tag=call.local_tag, cseq=2, body=SDP)
+    h.send(ri)
+    h.events()
+    h.ep.respond(call, 200, body=SDP, now=h.now)
+    h.out()
+    assert [r.status for r in h.send(ri)] == [200]
+
+
+def test_in_dialog_request_on_new_tcp_connection_moves_the_flow() -> None:
+    h = Harness()
+    call, _ = h.answered(flow=TCP)
+    h.send(req("ACK", branch="z9hG4bK2", to_tag=call.local_tag), TCP)
+    newer = Flow("tcp", ("10.0.0.1", 40001), conn_id=8)
+    h.send(req("INFO", branch="z9hG4bK9", to_tag=call.local_tag, cseq=2), newer)
+    h.ep.hangup(call, now=1)
+    (out,) = h.raw_out()
+    assert out.flow == newer
