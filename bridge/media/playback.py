@@ -22,19 +22,14 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Protocol, Sequence
+from typing import Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from bridge_codecs.base import Pcm
+from bridge.media.ports import AudioSource
 from bridge_codecs.resample import SUPPORTED_RATES, Resampler, design_lowpass
-
-
-class AudioSource(Protocol):
-    """Local copy of the media ``AudioSource`` port (bridge/media/ports.py), structurally equal."""
-
-    def read(self, samples: int, rate: int) -> Pcm | None: ...
 
 
 @dataclass(frozen=True)
