@@ -8,6 +8,7 @@ All sample arrays are float64 mono in [-1, 1].
 
 from __future__ import annotations
 
+import math
 import wave
 from pathlib import Path
 
@@ -25,7 +26,7 @@ _EPS = 1e-20
 
 def write_wav(path: str | Path, samples: npt.ArrayLike, rate: int, channels: int = 1) -> Path:
     """Write float samples in [-1, 1] (mono; duplicated to ``channels``) as 16-bit PCM."""
-    mono = np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0)
+    mono = np.asarray(samples, dtype=np.float64).clip(-1.0, 1.0)
     pcm = np.round(mono * 32767.0).astype("<i2")
     if channels > 1:
         pcm = np.repeat(pcm[:, None], channels, axis=1).reshape(-1)
@@ -104,7 +105,7 @@ def rms_dbfs(samples: Samples) -> float:
     if len(samples) == 0:
         return float("-inf")
     ms = float(np.mean(np.square(samples)))
-    return 10.0 * np.log10(ms) if ms > 0 else float("-inf")
+    return 10.0 * math.log10(ms) if ms > 0 else float("-inf")
 
 
 def window_rms_dbfs(samples: Samples, rate: int, window: float = 0.02) -> Samples:
@@ -200,7 +201,7 @@ def tone_level_db(
     energy = np.sum(np.square(frames), axis=1)
     # Energy-weighted mean over windows == ratio of the sums.
     ratio = float(np.sum(spec_ratio * energy) / max(float(np.sum(energy)), _EPS))
-    return 10.0 * np.log10(ratio) if ratio > 0 else float("-inf")
+    return 10.0 * math.log10(ratio) if ratio > 0 else float("-inf")
 
 
 def tone_presence(
