@@ -20,6 +20,8 @@ from .validation import (
 _PIN = {"type": "string", "pattern": "^[0-9]{4,6}$", "example": "1234"}
 _URL = {"type": ["string", "null"], "maxLength": MAX_URL, "format": "uri", "example": "https://example.com/a.wav"}
 _TS = {"type": ["string", "null"], "format": "date-time"}
+# Printable text with at least one non-space character (the validator refuses control characters).
+_NAME_PATTERN = "^[^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*$"
 
 # Settings both forms accept (the validator accepts every name in either form).
 _SETTINGS: dict[str, Any] = {
@@ -48,7 +50,8 @@ _FLAT_IN: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["name"],
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "example": "Weekly Team Sync"},
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": _NAME_PATTERN,
+                 "example": "Weekly Team Sync"},
         "max_participants": {"type": "integer", "minimum": 1, "maximum": MAX_PARTICIPANTS, "default": 100},
         "require_pin": {"type": "boolean", "default": False},
         "pin": {**_PIN, "description": "4-6 digit PIN; implies require_pin unless require_pin is false (then 400)."},
@@ -71,7 +74,8 @@ _ACCT_IN: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "example": "Sales Meeting"},
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": _NAME_PATTERN,
+                 "example": "Sales Meeting"},
         "member_pins": {"type": "array", "maxItems": MAX_PINS, "items": _PIN},
         "moderator_pins": {"type": "array", "maxItems": MAX_PINS, "items": _PIN},
         "max_members": {"type": "integer", "minimum": 1, "maximum": MAX_PARTICIPANTS, "default": 100},
