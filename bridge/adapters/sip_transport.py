@@ -1,0 +1,161 @@
+"""asyncio adapter for the sans-IO SIP endpoint: UDP and TCP listeners.
+
+The adapter only moves bytes: datagrams and framed TCP messages go into
+``SipEndpoint.receive``; after every input it transmits what the endpoint
+queued and re-arms the single endpoint timer. Events are handed to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bridge.sip.endpoint import Flow, SipEndpoint
+from bridge.sip.message import StreamFramer
+
+log = logging.getLogger("bridge.sip")
+
+# Largest SIP datagram we accept; anything larger is not SIP over UDP (RFC 3261 §18.1.1
+# asks for TCP above the path MTU, and 64 KiB is the UDP limit anyway).
+_MAX_DATAGRAM = 65535
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: "SipTransport") -> None:
+        self.owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.owner._udp = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.owner.feed(data, Flow("udp", (addr[0], addr[1])))
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.
+        log.debug("SIP UDP error: %s", exc)
+
+
+class _TcpProtocol(asyncio.Protocol):
+    def __init__(self, owner: "SipTransport") -> None:
+        self.owner = owner
+        self.framer = StreamFramer()
+        self.conn_id = next(owner._conn_ids)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1])
+        self.owner._tcp_conns[self.conn_id] = self
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.framer.feed(data)
+        except Exception as exc:  # a broken stream cannot be resynchronised: drop it
+            log.warning("SIP TCP framing error from %s: %s", self.peer, exc)
+            if self.transport:
+                self.transport.close()
+            return
+        for message in messages:
+            self.owner.feed(message, Flow("tcp", self.peer, self.conn_id))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._tcp_conns.pop(self.conn_id, None)
+
+
+class SipTransport:
+    """Owns the SIP sockets and the endpoint's timer."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        on_events: Callable[[], None],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.on_events = on_events
+        self.loop = loop or asyncio.get_event_loop()
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp_server: asyncio.base_events.Server | None = None
+        self._tcp_conns: dict[int, _TcpProtocol] = {}
+        self._conn_ids = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    async def start(self, host: str, port: int, transports: tuple[str, ...]) -> None:
+        if "udp" in transports:
+            await self.loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=(host, port))
+            # Python's selector transport reads up to max_size bytes per datagram (uvloop has none).
+            if hasattr(self._udp, "max_size"):
+                self._udp.max_size = _MAX_DATAGRAM
+        if "tcp" in transports:
+            self._tcp_server = await self.loop.create_server(
+                lambda: _TcpProtocol(self), host=host, port=port, reuse_address=True
+            )
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def feed(self, data: bytes, flow: Flow) -> None:
+        self.endpoint.receive(data, flow, self.now())
+        self.pump()
+
+    def pump(self) -> None:
+        """Transmit queued messages, deliver events, re-arm the timer."""
+        self.on_events()
+        self._flush()
+        self._arm()
+
+    def _flush(self) -> None:
+        for out in self.endpoint.messages_to_send():
+            flow = out.flow
+            if flow.transport == "udp":
+                if self._udp is not None:
+                    self._udp.sendto(out.data, flow.remote)
+            else:
+                conn = self._tcp_conns.get(flow.conn_id or -1)
+                if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+                    conn.transport.write(out.data)
+                else:
+                    # The caller's connection is gone; open a new one (RFC 3261 §18.2.2).
+                    self.loop.create_task(self._send_new_tcp(out.data, flow.remote))
+
+    async def _send_new_tcp(self, data: bytes, remote: tuple[str, int]) -> None:
+        try:
+            _, proto = await self.loop.create_connection(lambda: _TcpProtocol(self), remote[0], remote[1])
+            assert proto.transport is not None
+            proto.transport.write(data)
+        except OSError as exc:
+            log.info("cannot open SIP TCP connection to %s: %s", remote, exc)
+
+    def _arm(self) -> None:
+        deadline = self.endpoint.get_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.endpoint.handle_timer(self.now())
+        self.pump()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+        for conn in list(self._tcp_conns.values()):
+            if conn.transport is not None:
+                conn.transport.close()
