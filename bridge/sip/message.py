@@ -318,7 +318,7 @@ def _validate(headers: Headers, method: str) -> list[str]:
     except HeaderError as exc:
         errors.append(str(exc))
     mf = headers.get("Max-Forwards")
-    if mf is not None and (not mf.strip().isdigit() or int(mf) > 255):
+    if mf is not None and not mf.strip().isdigit():
         errors.append("bad Max-Forwards")
     return errors
 

@@ -60,3 +60,15 @@ def test_receive_never_raises(datas: list[bytes], transport: str) -> None:
     ep.handle_timer(10.0)
     assert ep.internal_errors == 0
     assert call in ep.active_calls() or call.state == "terminated"  # only a real BYE/CANCEL may end it
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mutations())
+def test_parser_raises_only_sip_parse_error(data: bytes) -> None:
+    from bridge.sip import SipParseError
+
+    try:
+        msg = parse_message(data)
+    except SipParseError:
+        return
+    parse_message(msg.to_bytes())  # what parsed must serialise to something that parses again

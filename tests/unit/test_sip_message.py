@@ -145,3 +145,37 @@ def test_framer_rejects_bad_length() -> None:
         StreamFramer().feed(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: lots\r\n\r\n")
     with pytest.raises(FramingError):
         StreamFramer(max_size=100).feed(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 1000\r\n\r\n")
+
+
+def test_sip_core_is_pure() -> None:
+    import ast
+    import pathlib
+
+    import bridge.sip
+
+    for path in pathlib.Path(bridge.sip.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not names & {"asyncio", "socket", "threading", "time", "os", "select"}, path
+
+
+def test_sipp_style_invite_parses() -> None:
+    raw = (
+        "INVITE sip:room1@127.0.0.1:5060 SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-4242-1-0\n"
+        "From: sipp <sip:sipp@127.0.0.1:5061>;tag=4242SIPpTag001\n"
+        "To: room1 <sip:room1@127.0.0.1:5060>\n"
+        "Call-ID: 1-4242@127.0.0.1\n"
+        "CSeq: 1 INVITE\n"
+        "Contact: sip:sipp@127.0.0.1:5061\n"
+        "Max-Forwards: 70\n"
+        "Subject: Performance Test\n"
+        "Content-Type: application/sdp\n"
+        "Content-Length:   5\n"
+        "\n"
+        "v=0\r\n"
+    ).encode()
+    msg = parse_message(raw)
+    assert isinstance(msg, SipRequest) and msg.body == b"v=0\r\n"
+    assert msg.to.display == "room1" and msg.headers.get("Contact") == "sip:sipp@127.0.0.1:5061"
