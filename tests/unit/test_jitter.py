@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from bridge.rtp import Empty, Frame, JitterBuffer, Missing, PlayoutItem
 
@@ -16,7 +16,7 @@ def payload(seq: int, size: int = 160) -> bytes:
 
 
 def stream(count: int, start_seq: int = 0, start_ts: int = 0, t0: float = 0.0,
-           delay: Iterable[float] | None = None, skip: set[int] = frozenset()) -> list[Packet]:
+           delay: Iterable[float] | None = None, skip: frozenset[int] | set[int] = frozenset()) -> list[Packet]:
     delays = iter(delay) if delay is not None else None
     out = []
     for i in range(count):
@@ -50,7 +50,7 @@ def run(jb: JitterBuffer, packets: list[Packet], ticks: int, t0: float = 0.0) ->
     return [sim.tick() for _ in range(ticks)]
 
 
-def frames(items: list[PlayoutItem]) -> list[int]:
+def frames(items: Sequence[PlayoutItem]) -> list[int]:
     return [it.payload[0] for it in items if isinstance(it, Frame)]
 
 
