@@ -108,7 +108,7 @@ class ToneSource:
             out[filled:filled + n] = self._render(i, self._pos - edges[i], n, rate, edges)
             filled += n
             self._pos += n
-        return np.rint(out).astype(np.int16)
+        return np.clip(np.rint(out), -32768, 32767).astype(np.int16)   # loud dual tones may clip
 
     def _render(self, index: int, offset: int, n: int, rate: int, edges: list[int]) -> _F64:
         seg = self.segments[index]

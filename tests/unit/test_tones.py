@@ -88,6 +88,15 @@ def test_rate_change_mid_tone_keeps_time_position() -> None:
     assert src.read(160, 8000) is None
 
 
+def test_overdriven_tone_clips_instead_of_wrapping() -> None:
+    pcm = tone_sequence([((697.0, 1209.0), 100)], dbov=0.0).read(800, 8000)
+    quiet = tone_sequence([((697.0, 1209.0), 100)], dbov=-20.0).read(800, 8000)
+    assert pcm is not None and quiet is not None
+    expected = np.clip(quiet.astype(np.float64) * 10.0, -32768, 32767)   # same wave, 20 dB up
+    assert pcm.max() == 32767 and pcm.min() == -32768
+    assert np.abs(pcm - expected).max() <= 10                  # rounding only: clipped, not wrapped
+
+
 def test_invalid_segments() -> None:
     with pytest.raises(ValueError):
         ToneSegment((440.0,), 0)
