@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .errors import SdpError
+
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 # Static payload types (RFC 3551) that may arrive without a=rtpmap.
@@ -32,14 +34,6 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int]] = {
 }
 
 _LINE = re.compile(r"^([a-zA-Z])=(.*)$")
-
-
-class SdpError(ValueError):
-    """The input is not usable SDP; ``reason`` says why (for a 400 Warning)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import NegotiationError
 from .model import (
     Attribute,
     Connection,
@@ -35,14 +36,6 @@ _MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly
 OPUS_ANSWER_FMTP = "useinbandfec=1;stereo=0;sprop-stereo=0"
 
 
-class NegotiationError(ValueError):
-    """No acceptable media; the SIP layer answers 488 with ``reason``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(frozen=True, slots=True)
 class NegotiatedMedia:
     codec: str                 # canonical name: "PCMU", "PCMA", "G722" or "opus"
@@ -58,6 +51,7 @@ class NegotiatedMedia:
     offer_direction: str       # the remote's direction
     on_hold: bool              # remote is sendonly/inactive or c=0.0.0.0: do not send
     answer_sdp: bytes          # our answer (b"" from accept_answer)
+    remote_rtcp_port: int = 0  # a=rtcp if given, else remote_port + 1 (we never answer rtcp-mux)
 
 
 def _canonical(name: str) -> str | None:
@@ -123,6 +117,12 @@ def _ptime(sd: SessionDescription, m: MediaDescription) -> int:
     return ptime if 5 <= ptime <= 200 else 20
 
 
+def _rtcp_port(m: MediaDescription) -> int:
+    value = m.attribute("rtcp")
+    token = value.split()[0] if value else ""
+    return int(token) if token.isdigit() and 0 < int(token) < 65536 else m.port + 1
+
+
 def _addrtype(host: str) -> str:
     return "IP6" if ":" in host else "IP4"
 
@@ -149,7 +149,8 @@ def _local_session(local_host: str, session_id: int, session_version: int) -> Se
 
 def answer_offer(offer: bytes, allowed: Sequence[str], local_host: str, local_port: int,
                  session_id: int, session_version: int) -> NegotiatedMedia:
-    """Answer an offer. Raises SdpError (unparseable, -> 400) or NegotiationError (-> 488)."""
+    """Answer an offer. Raises NegotiationError (-> 488), or its subclass SdpError if the
+    offer is not SDP at all (-> 400 if the caller wants to distinguish)."""
     sd = parse_sdp(offer)
     answer = _local_session(local_host, session_id, session_version)
     chosen: tuple[MediaDescription, str, int, RtpMap, tuple[int, int] | None] | None = None
@@ -184,7 +185,7 @@ def answer_offer(offer: bytes, allowed: Sequence[str], local_host: str, local_po
         remote_host=conn.address, remote_port=m.port, ptime=_ptime(sd, m),
         offer_direction=direction,
         on_hold=direction in ("sendonly", "inactive") or conn.is_null,
-        answer_sdp=answer.serialize(),
+        answer_sdp=answer.serialize(), remote_rtcp_port=_rtcp_port(m),
     )
 
 
@@ -238,5 +239,6 @@ def accept_answer(our_offer: bytes, answer: bytes) -> NegotiatedMedia:
             dtmf_clock_rate=dtmf[1] if dtmf else None, remote_host=conn.address, remote_port=m.port,
             ptime=_ptime(sd, m), offer_direction=direction,
             on_hold=direction in ("sendonly", "inactive") or conn.is_null, answer_sdp=b"",
+            remote_rtcp_port=_rtcp_port(m),
         )
     raise NegotiationError("answer rejected the audio stream")

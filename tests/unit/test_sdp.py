@@ -122,6 +122,7 @@ def test_answer_baresip_follows_offerer_order() -> None:
     assert (nm.codec, nm.payload_type, nm.clock_rate) == ("PCMU", 0, 8000)
     assert (nm.dtmf_pt, nm.dtmf_clock_rate) == (101, 8000)
     assert (nm.remote_host, nm.remote_port, nm.ptime) == ("127.0.0.1", 10000, 20)
+    assert nm.remote_rtcp_port == 10001
     assert nm.offer_direction == "sendrecv" and not nm.on_hold
     text = nm.answer_sdp.decode()
     assert "o=- 7 1 IN IP4 10.1.1.1\r\n" in text
@@ -154,6 +155,7 @@ def test_answer_g722_keeps_8000_clock() -> None:
 def test_answer_sipp_static_without_rtpmap() -> None:
     nm = answer_offer(SIPP_NO_RTPMAP.encode(), ["PCMA", "PCMU"], "127.0.0.1", 4000, 1, 1)
     assert nm.codec == "PCMU" and nm.dtmf_pt is None and nm.remote_host == "10.0.0.5"
+    assert nm.remote_rtcp_port == 6001
     assert answer_media(nm.answer_sdp) == ["m=audio 4000 RTP/AVP 0"]
     assert "telephone-event" not in nm.answer_sdp.decode()
 
@@ -302,3 +304,10 @@ def test_accept_answer_rejections() -> None:
         accept_answer(ours, offer("m=audio 5000 RTP/AVP 8\r\n"))
     nm = accept_answer(ours, offer("m=audio 5000 RTP/AVP 0\r\na=inactive\r\n"))
     assert nm.on_hold and nm.offer_direction == "inactive"
+
+
+def test_unparseable_offer_is_a_negotiation_error_too() -> None:
+    with pytest.raises(SdpError):
+        answer_offer(b"garbage", ["PCMU"], "h", 1, 1, 1)
+    with pytest.raises(NegotiationError):       # callers mapping only 488 never crash
+        answer_offer(b"garbage", ["PCMU"], "h", 1, 1, 1)
