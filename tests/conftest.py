@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.bridge_proc import BridgeProcess, default_rooms, free_sip_port, rtp_block
+from tests.e2e.peers.ports import PortAllocator
+from tests.support.bridge_proc import BridgeProcess, default_rooms
 
 
 def _require(binary: str) -> None:
@@ -15,8 +16,14 @@ def _require(binary: str) -> None:
         pytest.fail(f"{binary} is not installed; run scripts/test.sh (it installs the real SIP clients)")
 
 
+@pytest.fixture(scope="session")
+def ports() -> PortAllocator:
+    """One allocator for the whole run: bridges and peers never share a port."""
+    return PortAllocator()
+
+
 @pytest.fixture
-def bridge_factory(tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
+def bridge_factory(tmp_path: Path, ports: PortAllocator) -> Iterator[Callable[..., BridgeProcess]]:
     started: list[BridgeProcess] = []
 
     def make(rooms: list[dict[str, Any]] | None = None, workdir: Path | None = None, **extra: Any) -> BridgeProcess:
@@ -24,9 +31,9 @@ def bridge_factory(tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
         wd.mkdir(parents=True, exist_ok=True)
         proc = BridgeProcess(
             workdir=wd,
-            sip_port=free_sip_port(),
-            http_port=free_sip_port(),
-            rtp_range=rtp_block(),
+            sip_port=ports.port(),
+            http_port=ports.port(),
+            rtp_range=(lambda lo: (lo, lo + 199))(ports.block(200)),
             rooms=rooms if rooms is not None else default_rooms(),
             extra=extra,
         )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,37 +16,6 @@ import yaml
 
 DEMO_TOKEN = "test-token-acct1"
 OTHER_TOKEN = "test-token-acct2"
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_sip_port() -> int:
-    """A port free for both UDP and TCP."""
-    for _ in range(50):
-        port = _free_port(socket.SOCK_DGRAM)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
-
-
-_rtp_block = [30000 + (os.getpid() % 50) * 400]
-
-
-def rtp_block(size: int = 200) -> tuple[int, int]:
-    """A block of RTP ports not handed to anyone else in this test process."""
-    lo = _rtp_block[0]
-    _rtp_block[0] += size
-    if _rtp_block[0] > 60000:
-        _rtp_block[0] = 30000
-    return lo, lo + size - 1
 
 
 def default_rooms() -> list[dict[str, Any]]:

@@ -327,3 +327,29 @@ def test_dominant_speaker_leaving_is_reported() -> None:
         one_tick(room, ports, {"a": 400})
     room.remove_leg("a")
     assert DominantSpeakerChanged(None) in room.tick(0.2).events
+
+
+def test_shared_streams_send_exactly_what_unshared_per_leg_encodes_send() -> None:
+    names = ["a", "b", "c", "d", "e", "f"]
+    rooms = []
+    for shared in (True, False):
+        room = Room("r", 8000, max_talkers=2, share_encodes=shared)
+        ports = {n: FakePort() for n in names}
+        for n in names:
+            room.add_leg(n, ports[n], "PCMU", "PCMU", payload_type=0)
+        room.set_output_gain("e", 4.0)
+        room.set_muted("c", True)
+        room.set_leg_source("f", PcmSource(tone(1200, 3000, samples=1600), 8000), mode="mix")
+        rooms.append((room, ports))
+    rng = np.random.default_rng(7)
+    for i in range(8):
+        loud = {"a": 300 + 10 * i, "b": 500, "c": 800, "d": 900 + 50 * i}
+        pcm = {n: (tone(f, 3000 + 1000 * j) + rng.integers(-50, 50, 160)).astype(np.int16)
+               for j, (n, f) in enumerate(loud.items())}
+        for room, ports in rooms:
+            for n, x in pcm.items():
+                feed_pcmu(ports[n], x)
+            room.tick(0.02 * i)
+        for n in names:
+            assert rooms[0][1][n].last == rooms[1][1][n].last
+    assert len(rooms[0][0]._streams) < len(rooms[1][0]._streams) == len(names)

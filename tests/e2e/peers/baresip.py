@@ -52,6 +52,14 @@ def codec_wav_format(codecs: str) -> tuple[int, int]:
     return 8000, 1
 
 
+def codec_tone_wav(
+    path: Path, freq_hz: float, codecs: str, seconds: float = 1.5, **kwargs: float
+) -> Path:
+    """A tone WAV in exactly the format baresip's aufile needs for ``codecs``."""
+    rate, channels = codec_wav_format(codecs)
+    return audio.tone_wav(path, freq_hz, seconds, rate, channels, **kwargs)
+
+
 def _wav_complete(path: Path) -> bool:
     """True once libsndfile has closed the file: the RIFF size matches the file size."""
     try:
@@ -319,15 +327,17 @@ class Baresip:
         files = list(self.rec_dir.glob(f"dump-*-{kind}.wav"))
         return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
-    def recording(self, kind: str = "dec", timeout: float = 5.0) -> Path:
+    def recording(self, kind: str = "dec", timeout: float = 5.0, *, newer_than: float = 0.0) -> Path:
         """The newest ``*-dec.wav`` once libsndfile has finalised its header.
 
-        baresip closes the dump when the audio stream stops (after CALL_CLOSED, when the
-        call object is freed); until then the RIFF sizes are placeholders.
+        baresip closes the dump when the call's audio stream is freed, which happens
+        by the time CALL_CLOSED is reported; before that the RIFF sizes are zero
+        placeholders. ``newer_than`` (a ``time.time()`` value) skips dumps of earlier
+        calls. Names have 1 s resolution: two calls within one second share a file.
         """
         deadline = time.monotonic() + timeout
         while True:
-            files = self.recordings(kind)
+            files = [p for p in self.recordings(kind) if p.stat().st_mtime >= newer_than]
             if files and _wav_complete(files[-1]):
                 return files[-1]
             if time.monotonic() >= deadline:

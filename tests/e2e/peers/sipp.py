@@ -192,6 +192,8 @@ class SippProcess:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="sipp-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
+        self.local_port = local_port
+        self.media_port = media_port
         self.command = build_command(
             scenario, target, workdir=self.workdir, local_port=local_port, media_port=media_port,
             service=service, calls=calls, limit=limit, rate=rate, keys=keys,
@@ -299,3 +301,32 @@ def run_sipp(
         timeout=timeout, workdir=workdir,
     )
     return proc.wait(timeout + 5.0)
+
+
+def reject_uas_scenario(status: int, reason: str = "Rejected By Self-Check") -> str:
+    """XML of a stand-in UAS that answers one INVITE with ``status`` and absorbs the ACK.
+
+    For harness self-checks of the negative UAC scenarios without the bridge. SIPp
+    validates response codes when it loads a scenario, before ``-key`` substitution,
+    so the code is baked into the text: write it to a file and pass its path.
+    """
+    if not 300 <= status <= 699:
+        raise ValueError("a rejecting UAS needs a final non-2xx status")
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="uas_reject_{status}">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 {status} {reason}
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
