@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 Samples = npt.NDArray[np.float64]
 
+MIN_PROMINENCE_DB = 15.0  # a tone's band density over the spectrum's median density
 SILENCE_DBFS = -55.0  # windows quieter than this count as silence (G.711 idle noise is ~-70)
 _EPS = 1e-20
 
@@ -154,16 +155,26 @@ def goertzel_power(samples: Samples, rate: int, freq: float) -> float:
     return float(2.0 * power / (gain * gain))
 
 
-def _band_ratio(frames: Samples, rate: int, freq: float, tolerance_hz: float) -> Samples:
-    """Per frame: energy within freq +- tolerance over total energy (Hann + Parseval)."""
+def _band_stats(
+    frames: Samples, rate: int, freq: float, tolerance_hz: float
+) -> tuple[Samples, Samples]:
+    """Per frame: (energy within freq +- tolerance over total energy, band peak-to-floor).
+
+    Hann window + Parseval for the ratio. The peak-to-floor value (band mean power
+    density over the median density of the spectrum) tells a tone from broadband
+    noise, which also puts a fixed share of its energy into any band.
+    """
     n = frames.shape[1]
     spec = np.abs(np.fft.rfft(frames * np.hanning(n), axis=1)) ** 2
     bins = np.fft.rfftfreq(n, 1.0 / rate)
     # The Hann main lobe is 2 bins wide each side; always include it.
     width = max(tolerance_hz, 2.0 * rate / n)
     band = np.abs(bins - freq) <= width
-    total = np.sum(spec[:, 1:], axis=1)  # skip DC: codecs add offsets, not tones
-    return np.asarray(np.sum(spec[:, band], axis=1) / np.maximum(total, _EPS), dtype=np.float64)
+    body = spec[:, 1:]  # skip DC: codecs add offsets, not tones
+    total = np.sum(body, axis=1)
+    ratio = np.sum(spec[:, band], axis=1) / np.maximum(total, _EPS)
+    prominence = np.mean(spec[:, band], axis=1) / np.maximum(np.median(body, axis=1), _EPS)
+    return np.asarray(ratio, dtype=np.float64), np.asarray(prominence, dtype=np.float64)
 
 
 def _active_frames(
@@ -197,7 +208,7 @@ def tone_level_db(
     frames = _active_frames(samples, rate, window, threshold_dbfs)
     if len(frames) == 0:
         return float("-inf")
-    spec_ratio = _band_ratio(frames, rate, freq, tolerance_hz)
+    spec_ratio, _ = _band_stats(frames, rate, freq, tolerance_hz)
     energy = np.sum(np.square(frames), axis=1)
     # Energy-weighted mean over windows == ratio of the sums.
     ratio = float(np.sum(spec_ratio * energy) / max(float(np.sum(energy)), _EPS))
@@ -214,12 +225,18 @@ def tone_presence(
     tolerance_hz: float = 25.0,
     threshold_dbfs: float = SILENCE_DBFS,
 ) -> float:
-    """Seconds of non-silent windows in which ``freq`` is within ``min_rel_db`` of the total."""
+    """Seconds of non-silent windows in which ``freq`` is a tone within ``min_rel_db`` of the total.
+
+    A window counts only if the band also stands at least ``MIN_PROMINENCE_DB`` above
+    the spectrum's median floor, so noise or speech-like hiss never counts as a tone.
+    """
     frames = _active_frames(samples, rate, window, threshold_dbfs)
     if len(frames) == 0:
         return 0.0
-    ratio = _band_ratio(frames, rate, freq, tolerance_hz)
-    hits = np.count_nonzero(ratio >= 10.0 ** (min_rel_db / 10.0))
+    ratio, prominence = _band_stats(frames, rate, freq, tolerance_hz)
+    hits = np.count_nonzero(
+        (ratio >= 10.0 ** (min_rel_db / 10.0)) & (prominence >= 10.0 ** (MIN_PROMINENCE_DB / 10.0))
+    )
     return float(hits) * max(16, int(round(window * rate))) / rate
 
 
