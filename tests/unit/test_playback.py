@@ -38,7 +38,8 @@ def write_encoded(path: Path, codec: str, rate: int, seconds: float, freq: float
     """Encode a sine with PyAV (MP3 / Opus-in-Ogg) into ``path``."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate)
-        stream.layout = "mono"                                   # type: ignore[union-attr]
+        assert isinstance(stream, av.audio.stream.AudioStream)
+        stream.layout = "mono"
         pcm = sine(freq, rate, int(rate * seconds))
         step = 960
         for i in range(0, len(pcm), step):
@@ -47,9 +48,9 @@ def write_encoded(path: Path, codec: str, rate: int, seconds: float, freq: float
             frame.sample_rate = rate
             frame.pts = i
             frame.time_base = Fraction(1, rate)
-            for packet in stream.encode(frame):                  # type: ignore[union-attr]
+            for packet in stream.encode(frame):
                 out.mux(packet)
-        for packet in stream.encode(None):                       # type: ignore[union-attr]
+        for packet in stream.encode(None):
             out.mux(packet)
     return path
 
@@ -192,8 +193,8 @@ def test_url_cache_name() -> None:
         url_cache_name("file:///etc/passwd")
 
 
-def test_missing_file_and_file_without_audio(tmp_path: Path) -> None:
-    with pytest.raises(Exception):
+def test_missing_file_and_unsupported_rate(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
         decode_file(tmp_path / "nope.wav", 16000)
     with pytest.raises(ValueError):
         decode_file(tmp_path / "x.wav", 12345)
