@@ -216,6 +216,14 @@ class JitterBuffer:
         bpt = self.bytes_per_tick
         assert bpt is not None
         ticks = len(payload) // bpt
+        if ticks == self.frame_ticks and (ts - self._grid_or(ts)) % self.frame_ticks == 0 \
+                and (self._play is None or ts >= self._play) and ts not in self._slots:
+            # Fast path: a whole frame on the grid (20 ms ptime, the usual case).
+            slot = self._slots[ts] = _Slot(ts, seq)
+            slot.pieces[0] = payload
+            slot.filled = ticks
+            self._extend(ts + ticks)
+            return
         pos, stored = ts, False
         while pos < ts + ticks:
             start = self._slot_start(pos)
@@ -234,6 +242,9 @@ class JitterBuffer:
             self._extend(ts + ticks)
         else:
             self.late += 1
+
+    def _grid_or(self, ts: int) -> int:
+        return self._grid if self._grid is not None else ts
 
     def _extend(self, end: int) -> None:
         if self._end_ts is None or end > self._end_ts:
@@ -277,8 +288,10 @@ class JitterBuffer:
         self._adapt()
         play = self._play
         slot = self._slots.get(play)
+        if slot is not None and slot.filled >= self.frame_ticks:
+            return self._emit(play, slot)
         ahead = self._first_after(play)
-        if self._stall and ahead is not None and (slot is None or slot.filled < self.frame_ticks):
+        if self._stall and ahead is not None:
             # Slots concealed while stalled were covered already: skip them, no second Missing.
             skip = min(self._stall, (ahead - play) // self.frame_ticks)
             for k in range(skip):
@@ -289,14 +302,8 @@ class JitterBuffer:
             self._stall = 0
             slot = self._slots.get(play)
             ahead = self._first_after(play)
-        if slot is not None and slot.filled >= self.frame_ticks:
-            del self._slots[play]
-            self._advance(play)
-            self._missing_run = 0
-            if self.bytes_per_tick is None:
-                self._last_whole_ts = slot.timestamp
-                return Frame(slot.pieces[0], slot.timestamp)
-            return Frame(b"".join(slot.pieces[k] for k in sorted(slot.pieces)), play)
+            if slot is not None and slot.filled >= self.frame_ticks:
+                return self._emit(play, slot)
         if slot is None and self._covered(play):
             self._advance(play)        # still inside a long packet already emitted
             return _EMPTY
@@ -317,6 +324,17 @@ class JitterBuffer:
         self._stall += 1
         self.concealed += 1
         return Missing(None)
+
+    def _emit(self, play: int, slot: _Slot) -> Frame:
+        del self._slots[play]
+        self._advance(play)
+        self._missing_run = 0
+        if self.bytes_per_tick is None:
+            self._last_whole_ts = slot.timestamp
+            return Frame(slot.pieces[0], slot.timestamp)
+        pieces = slot.pieces
+        payload = pieces[0] if len(pieces) == 1 else b"".join(pieces[k] for k in sorted(pieces))
+        return Frame(payload, play)
 
     def _covered(self, start: int) -> bool:
         """Is slot ``start`` inside the last whole (non-split) packet emitted?"""

@@ -7,8 +7,10 @@ or comfort noise):
   private one);
 - afterwards, an audio packet from another address latches at once if it
   carries the SSRC we are already following (NAT rebinding), otherwise only
-  after 2 consecutive audio packets from that same new address; the first one
-  is dropped (counted ``foreign``) so two interleaved streams cannot flap.
+  once 2 audio packets came from that same new address with no third address
+  in between (packets from the latched address do not reset the count); the
+  first one is dropped (counted ``foreign``) so a stray packet cannot steal
+  the leg's media.
 telephone-event packets are accepted from any address and any SSRC (some
 clients send DTMF from another port or with their own SSRC) and never latch.
 

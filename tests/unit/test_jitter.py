@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bridge.rtp import Empty, Frame, JitterBuffer, Missing, PlayoutItem
 
 FRAME = 160          # 20 ms at 8 kHz
@@ -234,3 +237,22 @@ def test_reset_forgets_stream() -> None:
     assert jb.pop() == Empty() and not jb.playing
     items = run(jb, stream(5, start_seq=0, start_ts=999), 5)
     assert frames(items) == list(range(5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(-3, 400), st.integers(0, 2)), max_size=120),
+       st.booleans())
+def test_random_traffic_never_breaks_invariants(ops: list[tuple[int, int, int]], split: bool) -> None:
+    """Any mix of puts (reordered, duplicated, far jumps) and pops keeps the contract."""
+    jb = JitterBuffer(8000, FRAME, bytes_per_tick=1 if split else None)
+    t = 0.0
+    for kind, slot, size in ops:
+        t += 0.01
+        if kind == 0:
+            assert isinstance(jb.pop(), (Frame, Missing, Empty))
+        else:
+            ts = slot * FRAME if kind < 3 else slot * FRAME * 1000    # kind 3: big jumps
+            jb.put(slot + 1000 * kind, ts, b"\x01" * (80 * (size + 1)), t)
+        assert len(jb._slots) <= jb._resync_ticks // FRAME + 2
+    items = [jb.pop() for _ in range(jb._resync_ticks // FRAME + 10)]
+    assert items[-1] == Empty()
