@@ -124,20 +124,28 @@ class ToneSource:
         return y * self._envelope(index, offset, n, rate, edges)
 
     def _envelope(self, index: int, offset: int, n: int, rate: int, edges: list[int]) -> _F64:
-        """Fade in/out only where this segment meets silence (or the start/end)."""
+        """Fade in/out where this segment meets silence, the start/end, or a change of
+        oscillator count or level; a pure pitch change is phase continuous and needs none."""
         env = np.ones(n)
         length = edges[index + 1] - edges[index]
         ramp = max(1, min(int(EDGE_RAMP_MS * rate / 1000), length // 2))
         t = offset + np.arange(n)
         count = len(self.segments)
-        prev_silent = (index == 0 and not self.repeat) or not self.segments[(index - 1) % count].freqs
-        next_silent = (index == count - 1 and not self.repeat) or not self.segments[(index + 1) % count].freqs
-        if prev_silent:
+        seg = self.segments[index]
+        prev, nxt = self.segments[(index - 1) % count], self.segments[(index + 1) % count]
+        fade_in = (index == 0 and not self.repeat) or not _flows(prev, seg)
+        fade_out = (index == count - 1 and not self.repeat) or not _flows(seg, nxt)
+        if fade_in:
             env *= np.where(t < ramp, 0.5 - 0.5 * np.cos(np.pi * (t + 0.5) / ramp), 1.0)
-        if next_silent:
+        if fade_out:
             tail = length - t
             env *= np.where(tail <= ramp, 0.5 - 0.5 * np.cos(np.pi * (tail - 0.5) / ramp), 1.0)
         return env
+
+
+def _flows(a: ToneSegment, b: ToneSegment) -> bool:
+    """b continues a without a ramp: same oscillators at the same level (only pitch may change)."""
+    return bool(a.freqs) and len(a.freqs) == len(b.freqs) and a.dbov == b.dbov
 
 
 ToneStep = tuple[float | tuple[float, ...], int]

@@ -72,6 +72,16 @@ def test_no_clicks_edges_fade_and_frequency_change_is_smooth(rate: int) -> None:
     assert np.abs(np.diff(pcm.astype(np.int32))).max() <= max_step + 2
 
 
+def test_change_of_oscillator_count_is_faded_not_cut() -> None:
+    """Dual tone -> single tone: the dropped oscillator must fade out, not stop mid-swing."""
+    rate = 8000
+    pcm = tone_sequence([((350.0, 440.0), 100), (440.0, 100)], dbov=-10.0).read(1600, rate)
+    assert pcm is not None
+    peak = 2 * dbov_to_rms(-10.0) * np.sqrt(2)
+    assert np.abs(np.diff(pcm.astype(np.int32))).max() <= peak * 2 * np.pi * 440 / rate + 2
+    assert abs(int(pcm[799])) < 0.05 * peak                    # both fade at the boundary
+
+
 def test_repeat_keeps_going_and_pauses_are_silent() -> None:
     src = tone_sequence([((350.0, 440.0), 40), (0, 40)], repeat=True)
     pcm = np.concatenate([src.read(160, 8000) for _ in range(60)])  # type: ignore[misc]
