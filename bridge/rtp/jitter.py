@@ -219,9 +219,9 @@ class JitterBuffer:
         if ticks == self.frame_ticks and (ts - self._grid_or(ts)) % self.frame_ticks == 0 \
                 and (self._play is None or ts >= self._play) and ts not in self._slots:
             # Fast path: a whole frame on the grid (20 ms ptime, the usual case).
-            slot = self._slots[ts] = _Slot(ts, seq)
-            slot.pieces[0] = payload
-            slot.filled = ticks
+            whole = self._slots[ts] = _Slot(ts, seq)
+            whole.pieces[0] = payload
+            whole.filled = ticks
             self._extend(ts + ticks)
             return
         pos, stored = ts, False
