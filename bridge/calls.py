@@ -169,7 +169,12 @@ class CallController:
             self._reject(call, 503, "Service Unavailable", "no free RTP ports")
             self.pump_sip()
             return
-        if leg.ended:  # CANCEL arrived while the socket opened
+        delay = self.config.sip.answer_delay_ms / 1000
+        if delay > 0 and not leg.ended:
+            self.endpoint.respond(call, 180, "Ringing", now=self._now())
+            self.pump_sip()
+            await asyncio.sleep(delay)
+        if leg.ended:  # CANCEL arrived while the socket opened or while ringing
             leg.sockets.close()
             return
         host = leg.advertised_host

@@ -38,6 +38,9 @@ class SipConfig(_Frozen):
     # User part of the access number that asks for a numeric dial-in code.
     access_user: str = "conference"
     user_agent: str = "tutti-bridge"
+    # Ring (180) for this long before answering: callers hear ringback, and a
+    # caller who hangs up in that time never reaches the room (CANCEL -> 487).
+    answer_delay_ms: int = Field(0, ge=0, le=30000)
 
 
 class RtpConfig(_Frozen):
