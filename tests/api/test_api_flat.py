@@ -25,8 +25,8 @@ async def test_basic_conference_matches_seed_response(env: Env) -> None:
     assert body["sip_uri"] == f"sip:{body['id']}@192.0.2.10"
     assert body["access_uri"] == "sip:conference@192.0.2.10"
     assert body["dial_in_code"].isdigit() and 6 <= len(body["dial_in_code"]) <= 9
-    assert env.service.resolve_dial(body["dial_in_code"]).id == body["id"]
-    assert env.service.resolve_dial(body["id"]).id == body["id"]
+    by_code, by_id = env.service.resolve_dial(body["dial_in_code"]), env.service.resolve_dial(body["id"])
+    assert by_code is not None and by_id is not None and by_code.id == by_id.id == body["id"]
 
 
 async def test_js_example_with_bearer_token(env: Env) -> None:
