@@ -2,7 +2,7 @@
 
 Analysis: 20 ms windows advanced every 10 ms. Each window is projected onto the
 eight DTMF frequencies (a single-bin DFT per frequency, which is what Goertzel
-computes, done for all windows and frequencies as one matrix product). Rectangular
+computes, done for all blocks and frequencies as one matrix product). Rectangular
 windows give 50 Hz resolution, enough to split 697/770 Hz (73 Hz apart) with the
 other row ~14 dB down.
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from bridge_codecs.base import Pcm
 
@@ -54,11 +53,15 @@ class InbandDtmfDetector:
         self.rate = rate
         self._hop = rate // 100                  # 10 ms
         self._win = 2 * self._hop                # 20 ms
-        n = np.arange(self._win)
-        freqs = np.array(ROW_FREQS + COL_FREQS)
-        self._basis = np.exp(-2j * np.pi * np.outer(n, freqs) / rate)   # (win, 8)
-        self._pending = np.zeros(0)              # samples not yet in a complete hop
-        self._history = np.zeros(self._win - self._hop)
+        # A window is two half-blocks, so each 10 ms block is projected once and a window's
+        # spectrum is H[i] + shift * H[i+1] (the second half starts hop samples later).
+        omega = 2 * np.pi * np.array(ROW_FREQS + COL_FREQS) / rate
+        n = np.arange(self._hop)[:, None]
+        self._basis = np.hstack((np.cos(omega * n), -np.sin(omega * n)))   # (hop, 16), real
+        self._shift = np.exp(-1j * omega * self._hop)
+        self._pending = np.zeros(0)              # samples not yet in a complete block
+        self._prev_h = np.zeros(8, dtype=complex)   # previous block's projection and energy
+        self._prev_e = 0.0
         self._candidate: str | None = None
         self._hits = 0
         self._active: str | None = None
@@ -67,41 +70,54 @@ class InbandDtmfDetector:
         self._min_energy = min_power * self._win                         # per-window energy
 
     def process(self, frame: Pcm | npt.NDArray[np.floating]) -> list[str]:
-        data = np.concatenate((self._pending, np.asarray(frame, dtype=np.float64)))
+        data = np.asarray(frame, dtype=np.float64)
+        if len(self._pending):
+            data = np.concatenate((self._pending, data))
         hops = len(data) // self._hop
-        if hops == 0:
-            self._pending = data
-            return []
         used = hops * self._hop
         self._pending = data[used:]
-        stream = np.concatenate((self._history, data[:used]))
-        self._history = stream[-(self._win - self._hop):]
-        windows = sliding_window_view(stream, self._win)[::self._hop]
+        if hops == 0:
+            return []
+        blocks = data[:used].reshape(hops, self._hop)
+        proj = blocks @ self._basis
+        h = np.empty((hops + 1, 8), dtype=complex)
+        h[0] = self._prev_h
+        h[1:].real, h[1:].imag = proj[:, :8], proj[:, 8:]
+        e = np.empty(hops + 1)
+        e[0] = self._prev_e
+        e[1:] = np.einsum("ij,ij->i", blocks, blocks)
+        self._prev_h, self._prev_e = h[-1], float(e[-1])
+        total = e[:-1] + e[1:]
+        if self._active is None and self._candidate is None and total.max() < 2 * self._min_energy:
+            return []                            # too quiet for any digit: the common case
+        spectrum = h[:-1] + self._shift * h[1:]
         digits: list[str] = []
-        for cand in self._classify(windows):
+        for cand in self._classify(spectrum, total):
             reported = self._step(cand)
             if reported:
                 digits.append(reported)
         return digits
 
-    def _classify(self, windows: npt.NDArray[np.float64]) -> list[str | None]:
+    def _classify(self, spectrum: npt.NDArray[np.complex128],
+                  total: npt.NDArray[np.float64]) -> list[str | None]:
         # Energy of each tone component: 2|X|^2/N equals A^2 N / 2 for a sine of peak A,
         # the same units as the window energy sum(x^2).
-        power = 2.0 * np.abs(windows @ self._basis) ** 2 / self._win       # (w, 8)
-        total = np.einsum("ij,ij->i", windows, windows)
+        power = (spectrum.real ** 2 + spectrum.imag ** 2) * (2.0 / self._win)   # (w, 8)
         rows, cols = power[:, :4], power[:, 4:]
+        r_pow, c_pow = rows.max(axis=1), cols.max(axis=1)
+        dominant = r_pow + c_pow >= MIN_ENERGY_RATIO * total
+        if not dominant.any():
+            return [None] * len(power)           # speech and noise mostly stop here
         r_idx, c_idx = rows.argmax(axis=1), cols.argmax(axis=1)
-        r_pow = rows.max(axis=1)
-        c_pow = cols.max(axis=1)
-        r_second = np.sort(rows, axis=1)[:, -2]
-        c_second = np.sort(cols, axis=1)[:, -2]
+        r_second = np.partition(rows, 2, axis=1)[:, 2]
+        c_second = np.partition(cols, 2, axis=1)[:, 2]
         peak = 10 ** (RELATIVE_PEAK_DB / 10)
         ok = (
             (r_pow >= self._min_energy) & (c_pow >= self._min_energy)
             & (c_pow * 10 ** (NORMAL_TWIST_DB / 10) >= r_pow)
             & (r_pow * 10 ** (REVERSE_TWIST_DB / 10) >= c_pow)
             & (r_pow >= peak * r_second) & (c_pow >= peak * c_second)
-            & (r_pow + c_pow >= MIN_ENERGY_RATIO * total)
+            & dominant
         )
         return [KEYS[r][c] if good else None for r, c, good in zip(r_idx, c_idx, ok)]
 
@@ -125,7 +141,8 @@ class InbandDtmfDetector:
 
     def reset(self) -> None:
         self._pending = np.zeros(0)
-        self._history[:] = 0
+        self._prev_h = np.zeros(8, dtype=complex)
+        self._prev_e = 0.0
         self._candidate, self._hits, self._active, self._misses = None, 0, None, 0
 
 
