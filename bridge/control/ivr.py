@@ -28,8 +28,9 @@ with a stale token (a prompt already stopped by barge-in) is ignored.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, Union
+from typing import Literal
 
 Role = Literal["member", "moderator"]
 
@@ -82,7 +83,7 @@ class Hangup:
     reason: Literal["too_many_attempts", "no_input"]
 
 
-IvrAction = Union[PlayPrompt, StopPrompt, Join, Hangup]
+IvrAction = PlayPrompt | StopPrompt | Join | Hangup
 
 
 class Phase(enum.Enum):

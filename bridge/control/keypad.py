@@ -30,7 +30,6 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from bridge.control.ivr import PlayPrompt
 from bridge.media.prompts import count_prompts
@@ -88,8 +87,8 @@ class KickLast:
     requested_by: str
 
 
-KeypadAction = Union[ToggleMute, SetLocked, MuteAllNonModerators, SetListenGain, Leave, KickLast,
-                     PlayPrompt]
+KeypadAction = (ToggleMute | SetLocked | MuteAllNonModerators | SetListenGain | Leave | KickLast
+                | PlayPrompt)
 
 
 class Keypad:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-
 from bridge_codecs.base import Pcm
 
 ROW_FREQS = (697.0, 770.0, 852.0, 941.0)

@@ -20,16 +20,16 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
-
 from bridge_codecs.base import Pcm
-from bridge.media.ports import AudioSource
 from bridge_codecs.resample import SUPPORTED_RATES, Resampler, design_lowpass
+
+from bridge.media.ports import AudioSource
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class DecodedAudio:
     def duration_s(self) -> float:
         return len(self.pcm) / self.rate
 
-    def at_rate(self, rate: int) -> "DecodedAudio":
+    def at_rate(self, rate: int) -> DecodedAudio:
         """The same audio at ``rate`` (polyphase resampling; itself when the rate matches)."""
         if rate == self.rate:
             return self
@@ -63,7 +63,7 @@ class DecodedAudio:
 
 def decode_file(path: str | os.PathLike[str], rate: int) -> DecodedAudio:
     """Decode the first audio stream of ``path`` (WAV, MP3, Ogg/Opus, ...) to mono int16 at ``rate``."""
-    import av   # imported here: only file decoding needs it, the rest of the module stays light
+    import av  # imported here: only file decoding needs it, the rest of the module stays light
 
     if rate not in SUPPORTED_RATES:
         raise ValueError(f"unsupported rate {rate}")

@@ -8,8 +8,8 @@ Nothing here opens a file; existence is the loader's (and the tests') business.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 PROMPT_DIR = Path(__file__).resolve().parent.parent / "prompts"
 

@@ -14,12 +14,12 @@ that just stops a line sounding dead sits around -65 dBov.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-
 from bridge_codecs.base import Pcm
 
 _F64 = npt.NDArray[np.float64]

@@ -70,7 +70,7 @@ def test_key_changes_without_pause_give_both_keys() -> None:
 
 def two_tone(rate: int, low: float, high: float, low_dbov: float, high_dbov: float, ms: int = 200) -> Pcm:
     t = np.arange(rate * ms // 1000) / rate
-    amp = lambda dbov: 32767 * 10 ** (dbov / 20) * np.sqrt(2)  # noqa: E731
+    amp = lambda dbov: 32767 * 10 ** (dbov / 20) * np.sqrt(2)
     x = amp(low_dbov) * np.sin(2 * np.pi * low * t) + amp(high_dbov) * np.sin(2 * np.pi * high * t)
     return np.concatenate((np.zeros(160), x, np.zeros(800))).astype(np.int16)
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bridge.control.ivr import (
-    Hangup, Ivr, IvrAction, Join, Phase, PlayPrompt, Role, RoomTarget, StopPrompt,
+    Hangup,
+    Ivr,
+    IvrAction,
+    Join,
+    Phase,
+    PlayPrompt,
+    Role,
+    RoomTarget,
+    StopPrompt,
 )
 
 ROOMS = {

@@ -6,7 +6,14 @@ from dataclasses import replace
 
 from bridge.control.ivr import PlayPrompt
 from bridge.control.keypad import (
-    CallState, KickLast, Keypad, KeypadAction, Leave, MuteAllNonModerators, SetListenGain, SetLocked,
+    CallState,
+    Keypad,
+    KeypadAction,
+    KickLast,
+    Leave,
+    MuteAllNonModerators,
+    SetListenGain,
+    SetLocked,
     ToggleMute,
 )
 

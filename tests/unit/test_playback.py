@@ -12,7 +12,12 @@ import numpy.typing as npt
 import pytest
 
 from bridge.media.playback import (
-    DecodedAudio, DecodedAudioCache, FilePlayback, PromptSequence, SilenceSource, decode_file,
+    DecodedAudio,
+    DecodedAudioCache,
+    FilePlayback,
+    PromptSequence,
+    SilenceSource,
+    decode_file,
     url_cache_name,
 )
 from bridge.media.ports import PcmSource

@@ -9,7 +9,12 @@ import pytest
 
 from bridge.media.playback import DecodedAudioCache, FilePlayback
 from bridge.media.prompts import (
-    PROMPT_DIR, PROMPT_NAMES, UnknownPrompt, count_prompts, digits_prompts, prompt_path,
+    PROMPT_DIR,
+    PROMPT_NAMES,
+    UnknownPrompt,
+    count_prompts,
+    digits_prompts,
+    prompt_path,
 )
 from bridge.media.tones import rms_dbov
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from bridge.media.tones import (
-    NoiseSource, ToneSegment, ToneSource, dbov_to_rms, entry_tone, exit_tone, rms_dbov, tone_sequence,
+    NoiseSource,
+    ToneSegment,
+    ToneSource,
+    dbov_to_rms,
+    entry_tone,
+    exit_tone,
+    rms_dbov,
+    tone_sequence,
 )
 
 RATES = (8000, 16000, 48000)
@@ -119,7 +128,7 @@ def test_invalid_segments() -> None:
 def octave_powers_db(x: npt.NDArray[np.int16], rate: int, edges: list[float]) -> list[float]:
     spec = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
     freqs = np.fft.rfftfreq(len(x), 1 / rate)
-    return [10 * np.log10(spec[(freqs >= lo) & (freqs < hi)].sum()) for lo, hi in zip(edges, edges[1:])]
+    return [10 * np.log10(spec[(freqs >= lo) & (freqs < hi)].sum()) for lo, hi in itertools.pairwise(edges)]
 
 
 @pytest.mark.parametrize("rate", (8000, 16000))
