@@ -119,14 +119,14 @@ class FilePlayback:
     """Serves decoded audio; with ``loop`` it wraps inside a read, so there is no gap at the seam.
 
     ``source`` is a path (decoded at ``rate`` now, through ``cache``) or a ``DecodedAudio``.
-    A read at a rate other than the decoded one converts the whole file once.
+    Pass the room's rate: a read at another rate converts the whole file once, inside that read.
     """
 
     def __init__(self, source: str | os.PathLike[str] | DecodedAudio, loop: bool = False,
                  rate: int = 16000, cache: DecodedAudioCache | None = None) -> None:
         self.loop = loop
         self._path = None if isinstance(source, DecodedAudio) else source
-        self._cache = cache or default_cache
+        self._cache = cache if cache is not None else default_cache   # an empty cache is falsy
         self._audio = source if isinstance(source, DecodedAudio) else self._cache.get(source, rate)
         self._pos = 0
         self._done = False

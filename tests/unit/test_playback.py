@@ -139,6 +139,14 @@ def test_decoded_audio_cache_by_path_and_rate(tmp_path: Path) -> None:
     assert len(small) == 1 and (str(tmp_path / "d.wav"), 16000) in small
 
 
+def test_file_playback_uses_the_cache_it_is_given(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "own.wav", sine(300, 8000, 800), 8000)
+    cache = DecodedAudioCache()
+    FilePlayback(path, rate=8000, cache=cache)
+    FilePlayback(path, rate=8000, cache=cache)
+    assert len(cache) == 1 and (str(path), 8000) in cache
+
+
 def test_file_playback_follows_a_rate_change(tmp_path: Path) -> None:
     path = write_wav(tmp_path / "r.wav", sine(700, 16000, 16000), 16000)
     play = FilePlayback(path, rate=16000, cache=DecodedAudioCache())
