@@ -30,7 +30,7 @@ class _Frozen(BaseModel):
 
 class SipConfig(_Frozen):
     host: str = "0.0.0.0"
-    port: int = Field(5060, ge=1, le=65535)
+    port: int = Field(default=5060, ge=1, le=65535)
     transports: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp")
     # Host written into Contact/SDP. None: the address the caller reached us at
     # (Request-URI host when it is an IP literal), else the bound address.
@@ -40,16 +40,16 @@ class SipConfig(_Frozen):
     user_agent: str = "tutti-bridge"
     # Ring (180) for this long before answering: callers hear ringback, and a
     # caller who hangs up in that time never reaches the room (CANCEL -> 487).
-    answer_delay_ms: int = Field(0, ge=0, le=30000)
+    answer_delay_ms: int = Field(default=0, ge=0, le=30000)
 
 
 class RtpConfig(_Frozen):
     host: str = "0.0.0.0"
-    port_min: int = Field(20000, ge=1024, le=65534)
-    port_max: int = Field(29999, ge=1025, le=65535)
-    inactivity_timeout_s: float = Field(30.0, gt=0, le=3600)
-    jitter_min_ms: int = Field(20, ge=0, le=1000)
-    jitter_max_ms: int = Field(200, ge=20, le=2000)
+    port_min: int = Field(default=20000, ge=1024, le=65534)
+    port_max: int = Field(default=29999, ge=1025, le=65535)
+    inactivity_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    jitter_min_ms: int = Field(default=20, ge=0, le=1000)
+    jitter_max_ms: int = Field(default=200, ge=20, le=2000)
 
     @model_validator(mode="after")
     def _range(self) -> "RtpConfig":
@@ -62,7 +62,7 @@ class RtpConfig(_Frozen):
 
 class HttpConfig(_Frozen):
     host: str = "0.0.0.0"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=1, le=65535)
     # Base URL used in join_url and recording links; None: http://<advertised host>:<port>.
     public_url: str | None = None
 
@@ -71,9 +71,9 @@ class MediaConfig(_Frozen):
     default_rate: Literal[8000, 16000, 48000] = 16000
     codecs: tuple[CodecName, ...] = ALL_CODECS
     # Mix only the K loudest talkers (0: everyone).
-    max_talkers: int = Field(0, ge=0, le=1000)
-    opus_bitrate: int = Field(32000, ge=6000, le=510000)
-    opus_complexity: int = Field(5, ge=0, le=10)
+    max_talkers: int = Field(default=0, ge=0, le=1000)
+    opus_bitrate: int = Field(default=32000, ge=6000, le=510000)
+    opus_complexity: int = Field(default=5, ge=0, le=10)
 
 
 class AccountConfig(_Frozen):
@@ -94,7 +94,7 @@ class RoomConfig(_Frozen):
     account: str | None = None
     rate: Literal[8000, 16000, 48000] | None = None
     codecs: tuple[CodecName, ...] | None = None
-    max_participants: int = Field(100, ge=1, le=1000)
+    max_participants: int = Field(default=100, ge=1, le=1000)
     member_pins: tuple[str, ...] = ()
     moderator_pins: tuple[str, ...] = ()
     profile: Literal["default", "large", "webinar"] = "default"
@@ -103,7 +103,7 @@ class RoomConfig(_Frozen):
     wait_for_moderator: bool = False
     end_when_moderator_leaves: bool = False
     hold_music: str | None = None
-    max_talkers: int | None = Field(None, ge=0, le=1000)
+    max_talkers: int | None = Field(default=None, ge=0, le=1000)
 
     @field_validator("name")
     @classmethod

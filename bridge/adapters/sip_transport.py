@@ -90,7 +90,7 @@ class SipTransport:
         if "udp" in transports:
             await self.loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=(host, port))
             # Python's selector transport reads up to max_size bytes per datagram (uvloop has none).
-            if hasattr(self._udp, "max_size"):
+            if self._udp is not None and hasattr(self._udp, "max_size"):
                 self._udp.max_size = _MAX_DATAGRAM
         if "tcp" in transports:
             self._tcp_server = await self.loop.create_server(
