@@ -148,7 +148,7 @@ class Ivr:
         if digit == "*":
             self._digits = ""
             return actions
-        if digit.isdigit():
+        if len(digit) == 1 and digit in "0123456789":      # A-D and anything else: ignored
             self._digits += digit
             if len(self._digits) >= MAX_DIGITS:
                 return actions + self._submit()
