@@ -46,8 +46,7 @@ class _TcpProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is not a subclass
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
         self.owner._tcp_conns[self.conn_id] = self
