@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from collections.abc import Coroutine
@@ -48,14 +49,18 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def run_loop(main_coro: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop when installed: it receives datagrams without Python's
-    per-datagram 256 KiB buffer (see benchmarks/bench_media_path.py)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main_coro)
-        return
-    uvloop.run(main_coro)
+    """Run on uvloop when installed (its datagram path is cheaper than the stock
+    selector loop's, see benchmarks/bench_media_path.py). ``TUTTI_LOOP=asyncio``
+    forces the stock loop (benchmarks)."""
+    if os.environ.get("TUTTI_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main_coro)
+            return
+    asyncio.run(main_coro)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,10 @@ class MediaClock:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        log.info(
+            "media clock: %d ticks, %d late, %d skipped, longest tick %.1f ms",
+            self.ticks, self.late_ticks, self.skipped_ticks, self.max_tick_seconds * 1000,
+        )
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

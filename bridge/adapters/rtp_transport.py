@@ -1,14 +1,30 @@
 """asyncio adapter for one leg's RTP and RTCP sockets.
 
 Each leg gets an even RTP port and the odd port above it for RTCP (RFC 3550
-§11), taken from the configured range. Received datagrams go straight into the
-leg's sans-IO ``RtpSession``; DTMF events it reports go to a callback.
+§11), taken from the configured range. Received datagrams go straight to the
+callbacks given to ``LegSockets.open`` (the leg's sans-IO ``RtpSession``).
+
+Receive path (chosen by benchmarks/bench_media_path.py, see the README table):
+the default ``reader`` mode registers the raw non-blocking socket with
+``loop.add_reader`` and does one ``recvfrom`` per readiness callback; epoll is
+level-triggered, so a socket with more datagrams queued is simply reported again
+on the next loop iteration. That skips the DatagramProtocol/transport layers
+and, on the stock loop, the 256 KiB buffer the selector transport allocates for
+every datagram. Sending calls ``sock.sendto`` directly: a datagram that does not
+fit in the kernel buffer (EAGAIN) is dropped, as RTP should be, instead of being
+queued in Python behind newer audio.
+
+``TUTTI_RTP_RECV`` (benchmarks only) selects another receive path:
+``asyncio`` (DatagramProtocol with max_size 2 KiB), ``asyncio-256k`` (stock
+max_size), ``drain`` (add_reader, reading until EAGAIN). ``TUTTI_RTP_SEND=transport``
+sends through the asyncio transport (only with the asyncio receive modes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import socket
 from collections.abc import Callable
@@ -16,10 +32,18 @@ from typing import Any
 
 log = logging.getLogger("bridge.rtp")
 
-# The selector transport allocates max_size bytes for every recvfrom(); the
-# default is 256 KiB. An RTP packet of ours is at most a few hundred bytes, and
-# 2 KiB covers any sane MTU-sized packet (see benchmarks/bench_media_path.py).
+# Largest datagram we read. An RTP packet of ours is at most a few hundred
+# bytes; 2 KiB covers any MTU-sized packet. (The stock selector transport
+# allocates max_size = 256 KiB for every recvfrom.)
 RTP_MAX_DATAGRAM = 2048
+
+RECV_MODES = ("reader", "drain", "asyncio", "asyncio-256k")
+RECV_MODE = os.environ.get("TUTTI_RTP_RECV", "reader")
+SEND_MODE = os.environ.get("TUTTI_RTP_SEND", "sock")
+if RECV_MODE not in RECV_MODES:
+    raise ValueError(f"TUTTI_RTP_RECV must be one of {RECV_MODES}, not {RECV_MODE!r}")
+
+Callback = Callable[[bytes, tuple[Any, ...]], None]
 
 
 class PortRangeExhausted(Exception):
@@ -61,8 +85,37 @@ class PortAllocator:
         self.in_use.discard(port)
 
 
+def _reader(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
+    """Readiness callback: one datagram per call (level-triggered epoll calls again if more)."""
+    recvfrom = sock.recvfrom
+
+    def readable() -> None:
+        try:
+            data, addr = recvfrom(RTP_MAX_DATAGRAM)
+        except OSError:  # EAGAIN (spurious wake-up) or an ICMP error queued on the socket
+            return
+        on_datagram(data, addr)
+
+    return readable
+
+
+def _drainer(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
+    """Readiness callback reading until EAGAIN (one extra syscall per wake-up)."""
+    recvfrom = sock.recvfrom
+
+    def readable() -> None:
+        while True:
+            try:
+                data, addr = recvfrom(RTP_MAX_DATAGRAM)
+            except OSError:
+                return
+            on_datagram(data, addr)
+
+    return readable
+
+
 class _Proto(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes, tuple[Any, ...]], None]) -> None:
+    def __init__(self, on_datagram: Callback) -> None:
         self.on_datagram = on_datagram
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
@@ -79,36 +132,60 @@ class LegSockets:
     def __init__(self, allocator: PortAllocator) -> None:
         self.allocator = allocator
         self.port = 0
-        self.rtp: asyncio.DatagramTransport | None = None
-        self.rtcp: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._socks: tuple[socket.socket, socket.socket] | None = None
+        self._transports: tuple[asyncio.DatagramTransport, asyncio.DatagramTransport] | None = None
+        self._send_rtp: Callable[[bytes, tuple[str, int]], Any] | None = None
+        self._send_rtcp: Callable[[bytes, tuple[str, int]], Any] | None = None
 
-    async def open(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        on_rtp: Callable[[bytes, tuple[Any, ...]], None],
-        on_rtcp: Callable[[bytes, tuple[Any, ...]], None],
-    ) -> int:
+    async def open(self, loop: asyncio.AbstractEventLoop, on_rtp: Callback, on_rtcp: Callback) -> int:
         rtp_sock, rtcp_sock, self.port = self.allocator.bind_pair()
-        self.rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(on_rtp), sock=rtp_sock)
-        self.rtcp, _ = await loop.create_datagram_endpoint(lambda: _Proto(on_rtcp), sock=rtcp_sock)
-        for transport in (self.rtp, self.rtcp):
-            if hasattr(transport, "max_size"):
-                transport.max_size = RTP_MAX_DATAGRAM
+        self._loop = loop
+        self._socks = (rtp_sock, rtcp_sock)
+        if RECV_MODE in ("reader", "drain"):
+            make = _reader if RECV_MODE == "reader" else _drainer
+            loop.add_reader(rtp_sock.fileno(), make(rtp_sock, on_rtp))
+            loop.add_reader(rtcp_sock.fileno(), make(rtcp_sock, on_rtcp))
+        else:
+            rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(on_rtp), sock=rtp_sock)
+            rtcp, _ = await loop.create_datagram_endpoint(lambda: _Proto(on_rtcp), sock=rtcp_sock)
+            self._transports = (rtp, rtcp)
+            if RECV_MODE == "asyncio":
+                for transport in self._transports:
+                    if hasattr(transport, "max_size"):  # the stock loop; uvloop has no such attribute
+                        transport.max_size = RTP_MAX_DATAGRAM
+        if SEND_MODE == "transport" and self._transports is not None:
+            self._send_rtp, self._send_rtcp = self._transports[0].sendto, self._transports[1].sendto
+        else:
+            self._send_rtp, self._send_rtcp = rtp_sock.sendto, rtcp_sock.sendto
         return self.port
 
     def send_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.rtp is not None:
-            self.rtp.sendto(data, addr)
+        if self._send_rtp is not None:
+            try:
+                self._send_rtp(data, addr)
+            except OSError:  # kernel buffer full or the peer's ICMP error: drop, RTP is real-time
+                pass
 
     def send_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.rtcp is not None:
-            self.rtcp.sendto(data, addr)
+        if self._send_rtcp is not None:
+            try:
+                self._send_rtcp(data, addr)
+            except OSError:
+                pass
 
     def close(self) -> None:
-        for transport in (self.rtp, self.rtcp):
-            if transport is not None:
-                transport.close()
-        self.rtp = self.rtcp = None
+        self._send_rtp = self._send_rtcp = None
+        if self._transports is not None:
+            for transport in self._transports:
+                transport.close()  # closes the socket too
+            self._transports = None
+        elif self._socks is not None:
+            for sock in self._socks:
+                if self._loop is not None and not self._loop.is_closed():
+                    self._loop.remove_reader(sock.fileno())
+                sock.close()
+        self._socks = None
         if self.port:
             self.allocator.release(self.port)
             self.port = 0

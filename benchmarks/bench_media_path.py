@@ -1,0 +1,230 @@
+"""The whole media path with real sockets: the real bridge process, N G.711 callers.
+
+Starts ``python -m bridge`` on a generated config (loopback, free ports, one 8 kHz room
+for up to 1000), then benchmarks/loadgen.py, which places N calls over SIP/UDP and sends
+PCMU RTP at 50 packets/s per leg while counting the bridge's RTP. Over the loadgen's
+measurement window (after set-up and warm-up) we read the bridge process's CPU time
+(utime+stime of it and its children, /proc/<pid>/stat) and report:
+
+  N | bridge CPU % of one core | % per participant | bridge->client loss % | client->bridge
+  loss % (from the bridge's RTCP receiver reports) | media clock late/skipped ticks (whole run)
+
+Run: python benchmarks/bench_media_path.py [--n 10 100 500 1000] [--window 10]
+Receive/send path and loop variants for the comparison are chosen with the environment
+(TUTTI_RTP_RECV=reader|drain|asyncio|asyncio-256k, TUTTI_RTP_SEND=sock|transport,
+TUTTI_LOOP=uvloop|asyncio), passed through to the bridge; ``--variants`` runs a list of
+them, e.g. --variants uvloop/reader asyncio/asyncio-256k asyncio/asyncio asyncio/reader.
+``--profile SECONDS`` records the bridge with py-spy during the window (needs py-spy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP (the bridge listens on both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free SIP port")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime+stime of pid and all its live descendants."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo.extend(int(c) for c in children)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def write_config(workdir: Path, sip_port: int, http_port: int, rtp_lo: int, rtp_hi: int) -> Path:
+    cfg: dict[str, Any] = {
+        "sip": {"host": "127.0.0.1", "port": sip_port, "advertise_host": "127.0.0.1", "transports": ["udp"]},
+        "rtp": {"host": "127.0.0.1", "port_min": rtp_lo, "port_max": rtp_hi, "inactivity_timeout_s": 120},
+        "http": {"host": "127.0.0.1", "port": http_port},
+        "data_dir": str(workdir / "data"),
+        "log_level": "info",
+        "accounts": [{"id": "bench", "name": "Bench", "tokens": ["bench-token"]}],
+        "rooms": [{"name": "bench", "account": "bench", "rate": 8000, "codecs": ["PCMU"],
+                   "max_participants": 1000, "beep": "never"}],
+    }
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bridge exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("bridge did not come up")
+
+
+def stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+_CLOCK = re.compile(r"media clock: (\d+) ticks, (\d+) late, (\d+) skipped, longest tick ([\d.]+) ms")
+
+
+def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="tutti-bench-"))
+    sip_port, http_port = free_sip_port(), free_port(socket.SOCK_STREAM)
+    rtp_lo = random.randrange(20000, 26000) & ~1   # below the ephemeral range, 2 ports per leg
+    rtp_hi = rtp_lo + 6000
+    config = write_config(workdir, sip_port, http_port, rtp_lo, rtp_hi)
+    env = {**os.environ, **env_extra}
+    log_path = workdir / "bridge.log"
+    bridge = loadgen = spy = None
+    result: dict[str, Any] = {"n": n, **env_extra}
+    try:
+        with open(log_path, "wb") as log:
+            bridge = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(config)],
+                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      env=env, cwd=workdir)
+        wait_http(http_port, bridge, 20)
+        loadgen = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), "--sip", f"127.0.0.1:{sip_port}",
+             "--n", str(n), "--setup-s", str(max(1.0, n / 400)), "--warmup-s", str(args.warmup),
+             "--window-s", str(args.window), "--client-base-port", str(rtp_hi + 100 + random.randrange(0, 4000) * 2)],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+        assert loadgen.stdout is not None
+        cpu0 = wall0 = gen0 = 0.0
+        deadline = time.monotonic() + 60 + n / 20 + args.window
+        for line in loadgen.stdout:
+            if time.monotonic() > deadline:
+                raise RuntimeError("loadgen took too long")
+            word, _, rest = line.strip().partition(" ")
+            if word == "START":
+                cpu0, wall0, gen0 = proc_cpu_seconds(bridge.pid), time.monotonic(), proc_cpu_seconds(loadgen.pid)
+                if args.profile and shutil.which("py-spy"):
+                    spy = subprocess.Popen(
+                        ["py-spy", "record", "--pid", str(bridge.pid), "--duration", str(int(args.window)),
+                         "--rate", "200", "--format", "raw", "--nonblocking",
+                         "--output", str(Path(args.profile) / f"profile-{n}-{'-'.join(env_extra.values())}.txt")],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            elif word == "END":
+                cpu1, wall1 = proc_cpu_seconds(bridge.pid), time.monotonic()
+                result["bridge_core_pct"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
+                result["loadgen_core_pct"] = 100 * (proc_cpu_seconds(loadgen.pid) - gen0) / (wall1 - wall0)
+            elif word == "RESULT":
+                result.update(json.loads(rest))
+        if loadgen.wait(30) != 0 or "bridge_core_pct" not in result:
+            raise RuntimeError(f"loadgen failed (exit {loadgen.returncode})")
+        if spy is not None:
+            spy.wait(30)
+        stop(bridge)
+        match = _CLOCK.search(log_path.read_text(errors="replace"))
+        if match:
+            result.update(ticks=int(match[1]), late_ticks=int(match[2]), skipped_ticks=int(match[3]),
+                          longest_tick_ms=float(match[4]))
+        return result
+    except Exception:
+        tail = log_path.read_text(errors="replace").splitlines()[-20:] if log_path.exists() else []
+        print("\n".join(tail), file=sys.stderr)
+        raise
+    finally:
+        stop(spy, signal.SIGINT)
+        stop(loadgen, signal.SIGKILL)
+        stop(bridge)
+        stop(bridge, signal.SIGKILL)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[10, 100, 500, 1000])
+    ap.add_argument("--window", type=float, default=10.0, help="measurement window, seconds")
+    ap.add_argument("--warmup", type=float, default=3.0, help="RTP flowing before the window, seconds")
+    ap.add_argument("--variants", nargs="*", default=[], metavar="LOOP/RECV[/SEND]",
+                    help="e.g. uvloop/reader asyncio/asyncio-256k (default: the environment's)")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy raw profiles of the window into DIR")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (bridge log)")
+    ap.add_argument("--json", action="store_true", help="also print every result as JSON")
+    args = ap.parse_args()
+    variants: list[dict[str, str]] = []
+    for v in args.variants or [""]:
+        parts = v.split("/") if v else []
+        env: dict[str, str] = {}
+        if len(parts) > 0:
+            env["TUTTI_LOOP"] = parts[0]
+        if len(parts) > 1:
+            env["TUTTI_RTP_RECV"] = parts[1]
+        if len(parts) > 2:
+            env["TUTTI_RTP_SEND"] = parts[2]
+        variants.append(env)
+    print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'%/participant':>13} {'b->c loss %':>11} "
+          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13}")
+    for env in variants:
+        name = "/".join(env.values()) or "default"
+        for n in args.n:
+            r = run_one(n, args, env)
+            c2b = r.get("loss_c2b")
+            print(f"{name:<26} {n:>5} {r['bridge_core_pct']:>12.1f} {r['bridge_core_pct'] / n:>13.3f} "
+                  f"{100 * r['loss_b2c']:>11.2f} {fmt(None if c2b is None else 100 * c2b, '.2f'):>11} "
+                  f"{str(r.get('late_ticks', '-')) + '/' + str(r.get('skipped_ticks', '-')):>15} "
+                  f"{r['loadgen_core_pct']:>13.1f}", flush=True)
+            if args.json:
+                print(json.dumps(r), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
