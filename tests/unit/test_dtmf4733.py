@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,33 @@ def test_session_poll_reports_lost_end() -> None:
     for i, p in enumerate(build_dtmf_packets("8", 100)[:-3]):
         assert s.receive(RtpPacket(101, i, 8000, 1, p).serialize(), ("127.0.0.1", 4000), 0.02 * i) == []
     assert s.poll(2.0) == [DtmfEvent("8", 80)]
+
+
+SIPP_PCAP = Path("/usr/share/sip-tester/dtmf_2833_5.pcap")
+
+
+def _pcap_udp_payloads(path: Path) -> list[tuple[float, bytes]]:
+    """UDP payloads of an Ethernet/IPv4 pcap (classic little-endian format, as SIPp ships)."""
+    data = path.read_bytes()
+    assert struct.unpack_from("<I", data)[0] == 0xA1B2C3D4
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, usec, incl, _ = struct.unpack_from("<IIII", data, off)
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        ip = frame[14:]
+        out.append((sec + usec / 1e6, ip[(ip[0] & 15) * 4 + 8:]))
+    return out
+
+
+@pytest.mark.skipif(not SIPP_PCAP.exists(), reason="sip-tester (SIPp) not installed")
+def test_sipp_shipped_dtmf_pcap_reported_once() -> None:
+    """SIPp's play_pcap_audio file: PT 101, digit 5, 3 end packets with the SAME sequence number."""
+    s = _session_with_dtmf(101)
+    packets = _pcap_udp_payloads(SIPP_PCAP)
+    t0 = packets[0][0]
+    events: list[DtmfEvent] = []
+    for when, data in packets:
+        events += s.receive(data, ("127.0.0.1", 6000), when - t0)
+    assert events == [DtmfEvent("5", 280)]
+    assert s.poll(10.0) == [] and s.malformed == 0

@@ -37,6 +37,17 @@ BARESIP_OFFER = (
     "a=rtcp-rsize\r\n"
 )
 
+# Captured verbatim from baresip 1.0.0 (Debian 12) dialing with
+# audio_codecs=PCMU,PCMA,G722/16000/1,opus/48000/2.
+BARESIP_CAPTURED = (
+    "v=0\r\no=- 2467545438 2085551644 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "a=tool:baresip 1.0.0\r\nm=audio 27106 RTP/AVP 0 8 9 96 101\r\na=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:96 opus/48000/2\r\n"
+    "a=fmtp:96 stereo=1;sprop-stereo=1\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+    "a=sendrecv\r\na=label:1\r\na=rtcp-rsize\r\na=ssrc:4190099764 cname:sip:alice@127.0.0.1\r\n"
+    "a=minptime:20\r\na=ptime:20\r\n"
+)
+
 # SIPp's uac scenario body: static PT 0, no rtpmap, LF only, trailing spaces.
 SIPP_OFFER = (
     "v=0\n"
@@ -311,3 +322,16 @@ def test_unparseable_offer_is_a_negotiation_error_too() -> None:
         answer_offer(b"garbage", ["PCMU"], "h", 1, 1, 1)
     with pytest.raises(NegotiationError):       # callers mapping only 488 never crash
         answer_offer(b"garbage", ["PCMU"], "h", 1, 1, 1)
+
+
+@pytest.mark.parametrize(("allowed", "codec", "pt", "clock"), [
+    (["PCMU", "PCMA"], "PCMU", 0, 8000), (["PCMA"], "PCMA", 8, 8000),
+    (["G722", "opus"], "G722", 9, 8000), (["opus"], "opus", 96, 48000),
+])
+def test_answer_captured_baresip_offer(allowed: list[str], codec: str, pt: int, clock: int) -> None:
+    nm = answer_offer(BARESIP_CAPTURED.encode(), allowed, "127.0.0.1", 30000, 3, 1)
+    assert (nm.codec, nm.payload_type, nm.clock_rate) == (codec, pt, clock)
+    assert (nm.dtmf_pt, nm.dtmf_clock_rate, nm.ptime) == (101, 8000, 20)
+    assert (nm.remote_host, nm.remote_port, nm.remote_rtcp_port) == ("127.0.0.1", 27106, 27107)
+    assert answer_media(nm.answer_sdp) == [f"m=audio 30000 RTP/AVP {pt} 101"]
+    assert parse_sdp(BARESIP_CAPTURED).serialize().decode() == BARESIP_CAPTURED
