@@ -17,12 +17,20 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
+from bridge_codecs import make_decoder
+from bridge_codecs.base import Decoder
+
 from bridge.adapters.rtp_transport import LegSockets, PortAllocator, PortRangeExhausted
+from bridge.audio_assets import AudioAssets
+from bridge.conference import LiveConference, is_scheduled_later
 from bridge.config import Config
+from bridge.control import ivr as ivrmod
 from bridge.control.model import Conference, ParticipantView
-from bridge.media.room import Room
+from bridge.media.dtmf_detect import InbandDtmfDetector
+from bridge.media.room import Room, SourceFinished
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer, answer_offer, build_offer
 from bridge.sip import endpoint as sipev
@@ -31,6 +39,7 @@ from bridge.sip.endpoint import Call, SipEndpoint
 log = logging.getLogger("bridge.calls")
 
 FRAME_MS = 20
+LOBBY_RATE = 16000
 
 
 @dataclass
@@ -55,15 +64,14 @@ class Leg:
     answered_at: float = 0.0
     ended: bool = False
     advertised_host: str = "127.0.0.1"  # our address as the caller sees it (SDP c=)
-
-
-class LiveRoom:
-    """A conference that has callers in it right now: its mixer and its legs."""
-
-    def __init__(self, conf: Conference, max_talkers: int) -> None:
-        self.conf = conf
-        self.room = Room(conf.id, conf.rate, max_talkers=max_talkers)
-        self.legs: dict[str, Leg] = {}
+    access: bool = False  # dialled the access number: the IVR asks for the conference code
+    encoder_opts: dict[str, Any] = field(default_factory=dict)
+    ivr: ivrmod.Ivr | None = None
+    ivr_token: int = 0
+    lobby_then_hangup: bool = False  # a refusal prompt is playing in the lobby
+    in_lobby: bool = False
+    inband: InbandDtmfDetector | None = None  # G.711 callers without telephone-event
+    inband_decoder: Decoder | None = None
 
 
 class CallController:
@@ -84,8 +92,13 @@ class CallController:
         self.allocator = allocator
         self.loop = loop
         self.pump_sip = pump_sip
-        self.rooms: dict[str, LiveRoom] = {}
+        self.rooms: dict[str, LiveConference] = {}
         self.legs_by_call: dict[int, Leg] = {}
+        self.assets = AudioAssets(Path(config.data_dir) / "media-cache", loop)
+        # Callers still entering a code or PIN, or hearing a refusal, are heard by nobody here.
+        self.lobby = Room("lobby", LOBBY_RATE)
+        self.lobby_legs: dict[str, Leg] = {}
+        self._ticks = 0
 
     # ------------------------------------------------------------------ SIP events
 
@@ -130,33 +143,37 @@ class CallController:
             headers.append(("Warning", f'399 tutti-bridge "{warning}"'))
         self.endpoint.respond(call, status, reason, headers=headers, now=self._now())
 
-    def _codecs(self, conf: Conference) -> list[str]:
-        return list(conf.codecs or self.config.media.codecs)
+    def _codecs(self, conf: Conference | None) -> list[str]:
+        return list((conf.codecs if conf else None) or self.config.media.codecs)
 
     def _on_invite(self, call: Call, request_host: str, offer: bytes | None) -> None:
         user = call.room or ""
-        conf = self.resolve_dial(user)
-        if conf is None:
+        access = bool(user) and user == self.config.sip.access_user
+        conf = None if access else self.resolve_dial(user)
+        if conf is None and not access:
             self._reject(call, 404, "Not Found", f"no conference {user!r}")
             return
-        live = self.rooms.get(conf.id)
-        if live is not None and len(live.legs) >= conf.max_participants:
-            self._reject(call, 486, "Busy Here", "conference is full")
-            return
+        if conf is not None:
+            live = self.rooms.get(conf.id)
+            # Refuse before answering what we already know; a PIN-protected room checks again at join.
+            if live is not None and live.refuses("member") == "room_full" and not conf.moderator_pins:
+                self._reject(call, 486, "Busy Here", "conference is full")
+                return
         leg = Leg(
             leg_id="part_" + secrets.token_hex(8),
             call=call,
-            conf_id=conf.id,
+            conf_id=conf.id if conf else "",
             sockets=LegSockets(self.allocator),
             caller_number=call.caller_user or "",
             caller_name=call.caller_display or "",
             joined_at=datetime.now(timezone.utc),
             advertised_host=self._advertised_host(request_host),
+            access=access,
         )
         self.legs_by_call[id(call)] = leg
-        self.loop.create_task(self._answer(leg, conf, offer))
+        self.loop.create_task(self._answer(leg, self._codecs(conf), offer))
 
-    async def _answer(self, leg: Leg, conf: Conference, offer: bytes | None) -> None:
+    async def _answer(self, leg: Leg, codecs: list[str], offer: bytes | None) -> None:
         call = leg.call
         try:
             port = await leg.sockets.open(
@@ -178,7 +195,6 @@ class CallController:
             leg.sockets.close()
             return
         host = leg.advertised_host
-        codecs = self._codecs(conf)
         if offer is not None:
             try:
                 media = answer_offer(offer, codecs, host, port, leg.local_sdp_session, leg.sdp_version)
@@ -187,8 +203,8 @@ class CallController:
                 self._reject(call, 488, "Not Acceptable Here", str(err))
                 self.pump_sip()
                 return
-            self._start_media(leg, conf, media)
             self.endpoint.respond(call, 200, "OK", body=media.answer_sdp, now=self._now())
+            self._start_media(leg, media)
         else:
             leg.pending_offer = build_offer(codecs, host, port, leg.local_sdp_session, leg.sdp_version)
             self.endpoint.respond(call, 200, "OK", body=leg.pending_offer, now=self._now())
@@ -200,58 +216,127 @@ class CallController:
         if leg is None or leg.pending_offer is None:
             return
         offer, leg.pending_offer = leg.pending_offer, None
-        conf = self.resolve_dial(leg.conf_id)
         try:
-            if not answer or conf is None:
+            if not answer:
                 raise NegotiationError("no answer in the ACK")
             media = accept_answer(offer, answer)
         except NegotiationError as err:
             log.info("%s: answer unusable (%s); hanging up", leg.leg_id, err)
             self.hangup(leg)
             return
-        live = self.rooms.get(conf.id)
-        if initial or live is None or leg.session is None:
-            self._start_media(leg, conf, media)
+        if initial or leg.session is None:
+            self._start_media(leg, media)
         else:
-            self._update_media(leg, live, media)
+            self._update_media(leg, media)
 
-    def _start_media(self, leg: Leg, conf: Conference, media: NegotiatedMedia) -> None:
+    # ------------------------------------------------------------------ getting into a room
+
+    def _start_media(self, leg: Leg, media: NegotiatedMedia) -> None:
         leg.media = media
-        frame_ticks = media.clock_rate * FRAME_MS // 1000
+        leg.on_hold = media.on_hold
+        leg.encoder_opts = self._encoder_opts(media.codec)
         leg.session = RtpSession(
             local_ssrc=random.getrandbits(32),
             codec_pt=media.payload_type,
             codec_clock=media.clock_rate,
-            frame_ticks=frame_ticks,
+            frame_ticks=media.clock_rate * FRAME_MS // 1000,
             dtmf_pt=media.dtmf_pt,
             dtmf_clock=media.dtmf_clock_rate,
             remote_addr=(media.remote_host, media.remote_port) if media.remote_port else None,
             jitter_min_ms=self.config.rtp.jitter_min_ms,
             jitter_max_ms=self.config.rtp.jitter_max_ms,
         )
-        live = self.rooms.get(conf.id)
-        if live is None:
-            live = self.rooms[conf.id] = LiveRoom(conf, self._max_talkers(conf))
-            self.on_first_join(conf.id)
-        live.legs[leg.leg_id] = leg
-        live.room.add_leg(
-            leg.leg_id,
-            leg.session,
-            media.codec,
-            media.codec,
-            payload_type=media.payload_type,
-            encoder_opts=self._encoder_opts(media.codec),
-        )
-        leg.in_room = True
-        if conf.mute_on_entry:
-            leg.muted = True
-            live.room.set_muted(leg.leg_id, True)
-        self._apply_hold(leg, live, media.on_hold)
+        if media.dtmf_pt is None and media.codec in ("PCMU", "PCMA"):
+            leg.inband = InbandDtmfDetector(8000)
+            leg.inband_decoder = make_decoder(media.codec)
         log.info(
-            "%s joined %s (%s, codec %s/%d, rtp %s:%s)",
-            leg.leg_id, conf.id, leg.caller_number, media.codec, media.clock_rate,
-            media.remote_host, media.remote_port,
+            "%s answered (%s, codec %s/%d, rtp %s:%s)",
+            leg.leg_id, leg.caller_number, media.codec, media.clock_rate, media.remote_host, media.remote_port,
         )
+        if leg.access:
+            self._start_ivr(leg, ivrmod.Ivr(lookup_code=self._lookup_code))
+            return
+        conf = self.resolve_dial(leg.conf_id)
+        if conf is None:
+            self._refuse(leg, "ended")
+        elif is_scheduled_later(conf, datetime.now(timezone.utc)):
+            self._refuse(leg, "not_started")
+        elif conf.member_pins or conf.moderator_pins:
+            target = ivrmod.RoomTarget(conf.id, tuple(conf.member_pins), tuple(conf.moderator_pins))
+            self._start_ivr(leg, ivrmod.Ivr(room=target))
+        else:
+            self._join(leg, conf, "member")
+
+    def _lookup_code(self, code: str) -> ivrmod.RoomTarget | None:
+        conf = self.resolve_dial(code)
+        if conf is None or not code.isdigit() or conf.dial_in_code != code:
+            return None
+        return ivrmod.RoomTarget(conf.id, tuple(conf.member_pins), tuple(conf.moderator_pins))
+
+    def _to_lobby(self, leg: Leg) -> None:
+        if leg.in_lobby:
+            return
+        assert leg.session is not None and leg.media is not None
+        self.lobby.add_leg(
+            leg.leg_id, leg.session, leg.media.codec, leg.media.codec,
+            payload_type=leg.media.payload_type, encoder_opts=leg.encoder_opts,
+        )
+        self.lobby.set_isolated(leg.leg_id, True)
+        self.lobby_legs[leg.leg_id] = leg
+        leg.in_lobby = True
+
+    def _leave_lobby(self, leg: Leg) -> None:
+        if leg.in_lobby:
+            self.lobby.remove_leg(leg.leg_id)
+            self.lobby_legs.pop(leg.leg_id, None)
+            leg.in_lobby = False
+
+    def _refuse(self, leg: Leg, prompt: str) -> None:
+        """Answered, but not let in: the caller hears why, then gets a BYE."""
+        log.info("%s refused: %s", leg.leg_id, prompt)
+        self._to_lobby(leg)
+        leg.lobby_then_hangup = True
+        self.lobby.set_leg_source(leg.leg_id, self.assets.prompt([prompt], LOBBY_RATE))
+
+    def _start_ivr(self, leg: Leg, ivr: ivrmod.Ivr) -> None:
+        leg.ivr = ivr
+        self._to_lobby(leg)
+        self._run_ivr(leg, ivr.start(self._now()))
+
+    def _run_ivr(self, leg: Leg, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, ivrmod.PlayPrompt):
+                leg.ivr_token = action.token
+                self.lobby.set_leg_source(leg.leg_id, self.assets.prompt(action.names, LOBBY_RATE))
+            elif isinstance(action, ivrmod.StopPrompt):
+                self.lobby.set_leg_source(leg.leg_id, None)
+            elif isinstance(action, ivrmod.Hangup):
+                log.info("%s: IVR ends the call (%s)", leg.leg_id, action.reason)
+                self.hangup(leg)
+            elif isinstance(action, ivrmod.Join):
+                leg.ivr = None
+                conf = self.resolve_dial(action.room)
+                if conf is None:
+                    self._refuse(leg, "ended")
+                elif is_scheduled_later(conf, datetime.now(timezone.utc)):
+                    self._refuse(leg, "not_started")
+                else:
+                    leg.conf_id = conf.id
+                    self._join(leg, conf, action.role)
+
+    def _join(self, leg: Leg, conf: Conference, role: str) -> None:
+        live = self.rooms.get(conf.id)
+        refusal = live.refuses(role) if live is not None else None
+        if refusal is not None:
+            self._refuse(leg, refusal)
+            return
+        self._leave_lobby(leg)
+        if live is None:
+            live = self.rooms[conf.id] = LiveConference(conf, self._max_talkers(conf), self.assets, self.hangup)
+            self.on_first_join(conf.id)
+        leg.conf_id = conf.id
+        live.join(leg, role)
+        leg.in_room = True
 
     def _max_talkers(self, conf: Conference) -> int:
         return conf.max_talkers if conf.max_talkers is not None else self.config.media.max_talkers
@@ -261,11 +346,7 @@ class CallController:
             return {"bitrate": self.config.media.opus_bitrate, "complexity": self.config.media.opus_complexity}
         return {}
 
-    def _apply_hold(self, leg: Leg, live: LiveRoom, on_hold: bool) -> None:
-        if on_hold != leg.on_hold:
-            leg.on_hold = on_hold
-            live.room.set_on_hold(leg.leg_id, on_hold)
-            log.info("%s %s", leg.leg_id, "held" if on_hold else "resumed")
+    # ------------------------------------------------------------------ mid-call changes
 
     def _on_reoffer(self, call: Call, offer: bytes | None) -> None:
         leg = self.legs_by_call.get(id(call))
@@ -275,7 +356,7 @@ class CallController:
         live = self.rooms.get(leg.conf_id)
         host = leg.advertised_host
         leg.sdp_version += 1
-        codecs = self._codecs(live.conf) if live else list(self.config.media.codecs)
+        codecs = self._codecs(live.conf if live else None)
         if offer is None:
             # Offer-less re-INVITE: we offer in the 200 and read the answer in the ACK.
             leg.pending_offer = build_offer(codecs, host, leg.sockets.port, leg.local_sdp_session, leg.sdp_version)
@@ -287,10 +368,10 @@ class CallController:
             self._reject(call, 488, "Not Acceptable Here", str(err))
             return
         self.endpoint.respond(call, 200, "OK", body=media.answer_sdp, now=self._now())
-        if live is not None and leg.session is not None:
-            self._update_media(leg, live, media)
+        if leg.session is not None:
+            self._update_media(leg, media)
 
-    def _update_media(self, leg: Leg, live: LiveRoom, media: NegotiatedMedia) -> None:
+    def _update_media(self, leg: Leg, media: NegotiatedMedia) -> None:
         old = leg.media
         leg.media = media
         assert leg.session is not None
@@ -302,9 +383,22 @@ class CallController:
             dtmf_clock=media.dtmf_clock_rate,
             remote_addr=(media.remote_host, media.remote_port) if media.remote_port else None,
         )
-        if old is None or old.codec != media.codec or old.payload_type != media.payload_type:
-            live.room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type)
-        self._apply_hold(leg, live, media.on_hold)
+        room = self._room_of(leg)
+        if room is not None and (old is None or old.codec != media.codec or old.payload_type != media.payload_type):
+            leg.encoder_opts = self._encoder_opts(media.codec)
+            room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type)
+        if media.on_hold != leg.on_hold:
+            leg.on_hold = media.on_hold
+            log.info("%s %s", leg.leg_id, "held" if media.on_hold else "resumed")
+            live = self.rooms.get(leg.conf_id)
+            if live is not None and leg.in_room:
+                live.set_on_hold(leg.leg_id, media.on_hold)
+
+    def _room_of(self, leg: Leg) -> Room | None:
+        if leg.in_lobby:
+            return self.lobby
+        live = self.rooms.get(leg.conf_id)
+        return live.room if live is not None and leg.in_room else None
 
     def _on_info(self, call: Call, content_type: str, body: bytes) -> None:
         leg = self.legs_by_call.get(id(call))
@@ -318,16 +412,18 @@ class CallController:
         leg = self.legs_by_call.pop(id(call), None)
         if leg is None:
             return
-        log.info("%s left %s (%s)", leg.leg_id, leg.conf_id, reason)
+        log.info("%s left %s (%s)", leg.leg_id, leg.conf_id or "lobby", reason)
         self._drop_leg(leg)
 
     def _drop_leg(self, leg: Leg) -> None:
         leg.ended = True
         self.legs_by_call.pop(id(leg.call), None)
+        self._leave_lobby(leg)
         live = self.rooms.get(leg.conf_id)
-        if live is not None and live.legs.pop(leg.leg_id, None) is not None:
-            live.room.remove_leg(leg.leg_id)
-            if not live.legs:
+        if live is not None and leg.in_room:
+            leg.in_room = False
+            live.leave(leg.leg_id)
+            if not live.members:
                 del self.rooms[leg.conf_id]
         leg.sockets.close()
 
@@ -337,8 +433,26 @@ class CallController:
         session = leg.session
         if session is None:
             return
-        for event in session.receive(data, (addr[0], addr[1]), self._now()):
+        now = self._now()
+        for event in session.receive(data, (addr[0], addr[1]), now):
             self.on_digit(leg, event.digit, "rfc4733")
+        if leg.inband is not None and leg.inband_decoder is not None and len(data) > 12:
+            self._detect_inband(leg, data)
+
+    def _detect_inband(self, leg: Leg, data: bytes) -> None:
+        """In-band DTMF for G.711 callers that offered no telephone-event."""
+        assert leg.media is not None and leg.inband is not None and leg.inband_decoder is not None
+        if data[1] & 0x7F != leg.media.payload_type:
+            return
+        offset = 12 + 4 * (data[0] & 0x0F)
+        if data[0] & 0x10 and len(data) >= offset + 4:
+            offset += 4 + 4 * int.from_bytes(data[offset + 2:offset + 4], "big")
+        payload = data[offset:]
+        if data[0] & 0x20 and payload:
+            payload = payload[: len(payload) - payload[-1]]
+        if payload:
+            for digit in leg.inband.process(leg.inband_decoder.decode(payload)):
+                self.on_digit(leg, digit, "inband")
 
     def _on_rtcp(self, leg: Leg, data: bytes, addr: tuple[Any, ...]) -> None:
         if leg.session is not None:
@@ -346,35 +460,75 @@ class CallController:
 
     def on_digit(self, leg: Leg, digit: str, source: str) -> None:
         log.info("%s DTMF %s (%s)", leg.leg_id, digit, source)
+        now = self._now()
+        if leg.ivr is not None:
+            self._run_ivr(leg, leg.ivr.on_digit(digit, now))
+        elif leg.in_room:
+            live = self.rooms.get(leg.conf_id)
+            if live is not None:
+                live.on_digit(leg.leg_id, digit, now)
 
     def tick(self, now: float) -> None:
-        """One 20 ms media tick over every live room."""
+        """One 20 ms media tick over every live room and the lobby."""
         for live in list(self.rooms.values()):
-            result = live.room.tick(now)
-            legs = live.legs
-            for leg_id, datagram in result.outgoing:
-                leg = legs.get(leg_id)
-                if leg is None or leg.session is None or leg.session.remote_addr is None:
-                    continue
-                leg.sockets.send_rtp(datagram, leg.session.remote_addr)
+            self._send(live.legs, live.tick(now))
+        if self.lobby_legs:
+            result = self.lobby.tick(now)
+            self._send(self.lobby_legs, result.outgoing)
+            for event in result.events:
+                if isinstance(event, SourceFinished) and event.leg_id is not None:
+                    self._lobby_prompt_finished(event.leg_id, now)
+        self._ticks += 1
+        if self._ticks % 5 == 0:  # control timers at 100 ms resolution
+            self._control_timers(now)
+
+    def _control_timers(self, now: float) -> None:
+        for leg in list(self.lobby_legs.values()):
+            if leg.ivr is not None:
+                self._run_ivr(leg, leg.ivr.on_timer(now))
+        # A key press whose RFC 4733 end packets were all lost is reported after a timeout.
+        for leg in list(self.legs_by_call.values()):
+            if leg.session is not None and leg.media is not None and leg.media.dtmf_pt is not None:
+                for event in leg.session.poll(now):
+                    self.on_digit(leg, event.digit, "rfc4733")
+
+    def _send(self, legs: dict[str, Leg], outgoing: list[tuple[str, bytes]]) -> None:
+        for leg_id, datagram in outgoing:
+            leg = legs.get(leg_id)
+            if leg is None or leg.session is None:
+                continue
+            addr = leg.session.remote_addr
+            if addr is None or addr[0] in ("0.0.0.0", "::"):  # c=0.0.0.0 hold: nowhere to send
+                continue
+            leg.sockets.send_rtp(datagram, addr)
+
+    def _lobby_prompt_finished(self, leg_id: str, now: float) -> None:
+        leg = self.lobby_legs.get(leg_id)
+        if leg is None:
+            return
+        if leg.lobby_then_hangup:
+            self.hangup(leg)
+        elif leg.ivr is not None:
+            self._run_ivr(leg, leg.ivr.on_prompt_finished(now, leg.ivr_token))
 
     def housekeeping(self, now: float) -> None:
-        """Once a second: RTCP reports and the RTP inactivity timeout."""
+        """Once a second: RTCP reports, the RTP inactivity timeout, closing prompts."""
         timeout = self.config.rtp.inactivity_timeout_s
+        for leg in list(self.legs_by_call.values()):
+            session = leg.session
+            if session is None:
+                continue
+            if session.remote_addr is not None:
+                report = session.rtcp_report(now)
+                if report:
+                    rtcp_port = leg.media.remote_rtcp_port if leg.media else session.remote_addr[1] + 1
+                    leg.sockets.send_rtcp(report, (session.remote_addr[0], rtcp_port or session.remote_addr[1] + 1))
+            last = session.last_received if session.last_received is not None else leg.answered_at
+            if not leg.on_hold and now - last > timeout:
+                log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last)
+                self.hangup(leg)
         for live in list(self.rooms.values()):
-            for leg in list(live.legs.values()):
-                session = leg.session
-                if session is None:
-                    continue
-                if session.remote_addr is not None:
-                    report = session.rtcp_report(now)
-                    if report:
-                        rtcp_addr = (session.remote_addr[0], session.remote_addr[1] + 1)
-                        leg.sockets.send_rtcp(report, rtcp_addr)
-                last = session.last_received if session.last_received is not None else leg.answered_at
-                if not leg.on_hold and now - last > timeout:
-                    log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last)
-                    self.hangup(leg)
+            live.housekeeping(now)
 
     # ------------------------------------------------------------------ control
 
@@ -390,10 +544,10 @@ class CallController:
             self.hangup(leg)
 
     def end_conference(self, conf_id: str) -> None:
+        """Everyone hears the closing prompt, then gets a BYE."""
         live = self.rooms.get(conf_id)
         if live is not None:
-            for leg in list(live.legs.values()):
-                self.hangup(leg)
+            live.close("ended", self._now())
 
     def participants(self, conf_id: str) -> list[ParticipantView]:
         live = self.rooms.get(conf_id)
@@ -427,11 +581,9 @@ class CallController:
         if action == "kick":
             self.hangup(leg)
         elif action in ("mute", "unmute"):
-            leg.muted = action == "mute"
-            live.room.set_muted(leg.leg_id, leg.muted)
+            live.set_muted(participant_id, action == "mute")
         else:
-            leg.deaf = action == "deaf"
-            live.room.set_deaf(leg.leg_id, leg.deaf)
+            live.set_deaf(participant_id, action == "deaf")
         return True
 
 

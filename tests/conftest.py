@@ -33,7 +33,7 @@ def bridge_factory(tmp_path: Path, ports: PortAllocator) -> Iterator[Callable[..
             workdir=wd,
             sip_port=ports.port(),
             http_port=ports.port(),
-            rtp_range=(lambda lo: (lo, lo + 199))(ports.block(200)),
+            rtp_range=(lambda lo: (lo, lo + 39))(ports.block(40)),  # 20 legs per test bridge
             rooms=rooms if rooms is not None else default_rooms(),
             extra=extra,
         )

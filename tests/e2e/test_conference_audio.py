@@ -17,6 +17,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
 def assert_mix_minus(people: list, freqs: list[float]) -> None:
     for p in people:
         samples, rate = p.heard()
+        # Judge the conversation itself: skip the first second (the first caller hears the
+        # "you are alone" prompt until the others arrive, then entry beeps) and the hang-up.
+        samples = audio.segment(samples, rate, 1.0, len(samples) / rate - 0.3)
         assert audio.rms_dbfs(samples) > -40, f"{p.name} heard (almost) nothing"
         for other in people:
             if other is p or other.freq is None:

@@ -1,0 +1,103 @@
+"""What callers hear besides each other: prompts, beeps and hold music, as room sources.
+
+File decoding happens here, off the media clock: prompts are decoded once per
+rate and cached; hold music files are decoded in a worker thread the first time
+a room needs them (until then the built-in music plays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from bridge.media.playback import DecodedAudio, DecodedAudioCache, FilePlayback, PromptSequence, url_cache_name
+from bridge.media.ports import AudioSource
+from bridge.media.prompts import prompt_path
+from bridge.media.tones import ToneSource, tone_sequence
+
+log = logging.getLogger("bridge.audio")
+
+# Built-in hold music: a slow D-minor arpeggio, quiet (-26 dBov), looping forever.
+# The notes avoid the 500/1000/1500 Hz tones the test-suite speakers use.
+_ARPEGGIO = [(294.0, 400), (349.0, 400), (440.0, 400), (587.0, 400), (440.0, 400), (349.0, 400), (0.0, 300)]
+
+
+def builtin_music() -> ToneSource:
+    return tone_sequence(_ARPEGGIO, dbov=-26.0, repeat=True)
+
+
+class AudioAssets:
+    def __init__(self, cache_dir: Path, loop: asyncio.AbstractEventLoop) -> None:
+        self.cache = DecodedAudioCache()
+        self.cache_dir = cache_dir
+        self.loop = loop
+        self._loading: set[tuple[str, int]] = set()
+
+    def prompt(self, names: Sequence[str], rate: int) -> AudioSource:
+        """The named prompts back to back (decoded once per rate, then served from memory)."""
+        return PromptSequence([FilePlayback(self.cache.get(prompt_path(n), rate)) for n in names])
+
+    def then(self, first: AudioSource, second: AudioSource) -> AudioSource:
+        return PromptSequence([first, second])
+
+    def music(self, location: str | None, rate: int) -> AudioSource:
+        """Looping hold music from a file path or a cached http(s) download; built-in otherwise."""
+        path = self._local_path(location)
+        if path is not None:
+            key = (str(path), rate)
+            if key in self.cache:
+                return FilePlayback(self.cache.get(path, rate), loop=True)
+            self._load_later(path, rate)
+        return builtin_music()
+
+    def _local_path(self, location: str | None) -> Path | None:
+        if not location:
+            return None
+        if location.startswith(("http://", "https://")):
+            cached = self.cache_dir / url_cache_name(location)
+            if cached.exists():
+                return cached
+            self.loop.create_task(self._download(location, cached))
+            return None
+        path = Path(location)
+        return path if path.is_file() else None
+
+    def _load_later(self, path: Path, rate: int) -> None:
+        key = (str(path), rate)
+        if key in self._loading:
+            return
+        self._loading.add(key)
+
+        def decode() -> DecodedAudio | None:
+            try:
+                return self.cache.get(path, rate)
+            except Exception as exc:  # a broken file must not break the room
+                log.warning("cannot decode hold music %s: %s", path, exc)
+                return None
+
+        future = self.loop.run_in_executor(None, decode)
+        future.add_done_callback(lambda _f: self._loading.discard(key))
+
+    async def _download(self, url: str, target: Path) -> None:
+        import aiohttp
+
+        key = (url, 0)
+        if key in self._loading:
+            return
+        self._loading.add(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+                async with session.get(url) as resp:
+                    resp.raise_for_status()
+                    data = await resp.read()
+            tmp = target.with_suffix(target.suffix + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+            log.info("cached hold music %s", url)
+        except Exception as exc:
+            log.warning("cannot fetch hold music %s: %s", url, exc)
+        finally:
+            self._loading.discard(key)
