@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import yaml
@@ -105,7 +106,7 @@ def wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
     raise RuntimeError("bridge did not come up")
 
 
-def stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+def stop(proc: "subprocess.Popen[Any] | None", sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(sig)
@@ -138,7 +139,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
         loadgen = subprocess.Popen(
             [sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), "--sip", f"127.0.0.1:{sip_port}",
              "--n", str(n), "--setup-s", str(max(1.0, n / 400)), "--warmup-s", str(args.warmup),
-             "--window-s", str(args.window), "--client-base-port", str(rtp_hi + 100 + random.randrange(0, 4000) * 2)],
+             "--window-s", str(args.window), *([] if args.telephone_event else ["--no-telephone-event"]), "--client-base-port", str(rtp_hi + 100 + random.randrange(0, 4000) * 2)],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
         assert loadgen.stdout is not None
         cpu0 = wall0 = gen0 = 0.0
@@ -165,7 +166,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
             raise RuntimeError(f"loadgen failed (exit {loadgen.returncode})")
         if spy is not None:
             spy.wait(30)
-        stop(bridge)
+        stop(bridge, timeout=30)
         match = _CLOCK.search(log_path.read_text(errors="replace"))
         if match:
             result.update(ticks=int(match[1]), late_ticks=int(match[2]), skipped_ticks=int(match[3]),
@@ -184,6 +185,93 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+# -- in-process micro benchmark of the adapter's receive and send paths -----------------------
+def micro(loop_name: str, recv_mode: str, sockets: int, rounds: int) -> tuple[float, float, float]:
+    """(receive+dispatch, transport.sendto, sock.sendto) microseconds per datagram, no-op callbacks.
+
+    Each round sends one 172-byte datagram to every leg socket, then lets the loop deliver
+    them all; only the delivery is timed for the receive figure."""
+    import asyncio
+
+    from bridge.adapters import rtp_transport as rt
+
+    rt.RECV_MODE = recv_mode
+    rt.SEND_MODE = "transport"
+    packet = bytes(172)
+
+    async def body() -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        lo = random.randrange(20000, 26000) & ~1
+        alloc = rt.PortAllocator("127.0.0.1", lo, lo + 4 * sockets)
+        got = 0
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_rtp(data: bytes, addr: tuple[Any, ...]) -> None:
+            nonlocal got
+            got += 1
+            if got == target and not done.done():
+                done.set_result(None)
+
+        legs = []
+        for _ in range(sockets):
+            leg = rt.LegSockets(alloc)
+            await leg.open(loop, on_rtp, lambda d, a: None)
+            legs.append(leg)
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        sink.setblocking(False)
+        sink_addr = sink.getsockname()
+        addrs = [("127.0.0.1", leg.port) for leg in legs]
+        recv_s = send_t = send_s = 0.0
+        for r in range(rounds):
+            target = (r + 1) * sockets
+            for addr in addrs:
+                tx.sendto(packet, addr)
+            t0 = time.perf_counter()
+            await asyncio.wait_for(done, 10)
+            recv_s += time.perf_counter() - t0
+            done = loop.create_future()
+            # Send path: through the asyncio transport vs straight on the socket.
+            t0 = time.perf_counter()
+            for leg in legs:
+                leg._transports[0].sendto(packet, sink_addr) if leg._transports else leg.send_rtp(packet, sink_addr)
+            t1 = time.perf_counter()
+            for leg in legs:
+                leg._socks[0].sendto(packet, sink_addr)  # type: ignore[index]
+            send_s += time.perf_counter() - t1
+            send_t += t1 - t0
+            while True:  # keep the sink from filling (a full buffer makes sends cheaper)
+                try:
+                    sink.recv(2048)
+                except BlockingIOError:
+                    break
+            await asyncio.sleep(0)
+        for leg in legs:
+            leg.close()
+        tx.close()
+        sink.close()
+        per = 1e6 / (rounds * sockets)
+        return recv_s * per, send_t * per, send_s * per
+
+    if loop_name == "uvloop":
+        import uvloop
+        return uvloop.run(body())
+    return asyncio.run(body())
+
+
+def run_micro(sockets: int, rounds: int) -> None:
+    print(f"adapter micro benchmark: {sockets} leg sockets, {rounds} rounds, us per datagram (median of 3)")
+    print(f"{'loop/receive path':<24} {'receive+dispatch':>16} {'transport.sendto':>16} {'sock.sendto':>12}")
+    for loop_name in ("asyncio", "uvloop"):
+        for mode in ("asyncio-256k", "asyncio", "reader", "drain"):
+            runs = sorted(micro(loop_name, mode, sockets, rounds) for _ in range(3))
+            recv = sorted(r[0] for r in runs)[1]
+            st = sorted(r[1] for r in runs)[1]
+            ss = sorted(r[2] for r in runs)[1]
+            print(f"{loop_name + '/' + mode:<24} {recv:>16.2f} {st:>16.2f} {ss:>12.2f}", flush=True)
+
+
 def fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -196,9 +284,16 @@ def main() -> int:
     ap.add_argument("--variants", nargs="*", default=[], metavar="LOOP/RECV[/SEND]",
                     help="e.g. uvloop/reader asyncio/asyncio-256k (default: the environment's)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy raw profiles of the window into DIR")
+    ap.add_argument("--no-telephone-event", dest="telephone_event", action="store_false",
+                    help="callers offer no RFC 4733 (the bridge then detects DTMF in-band on every packet)")
+    ap.add_argument("--micro", action="store_true", help="only the in-process adapter micro benchmark")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per row; the table shows medians")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (bridge log)")
     ap.add_argument("--json", action="store_true", help="also print every result as JSON")
     args = ap.parse_args()
+    if args.micro:
+        run_micro(500, 40)
+        return 0
     variants: list[dict[str, str]] = []
     for v in args.variants or [""]:
         parts = v.split("/") if v else []
@@ -215,14 +310,19 @@ def main() -> int:
     for env in variants:
         name = "/".join(env.values()) or "default"
         for n in args.n:
-            r = run_one(n, args, env)
-            c2b = r.get("loss_c2b")
-            print(f"{name:<26} {n:>5} {r['bridge_core_pct']:>12.1f} {r['bridge_core_pct'] / n:>13.3f} "
-                  f"{100 * r['loss_b2c']:>11.2f} {fmt(None if c2b is None else 100 * c2b, '.2f'):>11} "
-                  f"{str(r.get('late_ticks', '-')) + '/' + str(r.get('skipped_ticks', '-')):>15} "
-                  f"{r['loadgen_core_pct']:>13.1f}", flush=True)
+            runs = [run_one(n, args, env) for _ in range(args.repeat)]
             if args.json:
-                print(json.dumps(r), flush=True)
+                for r in runs:
+                    print(json.dumps(r), flush=True)
+            cpu = median([r["bridge_core_pct"] for r in runs])
+            c2b = [r["loss_c2b"] for r in runs if r.get("loss_c2b") is not None]
+            late = [r["late_ticks"] for r in runs if "late_ticks" in r]
+            skipped = [r["skipped_ticks"] for r in runs if "skipped_ticks" in r]
+            ticks = f"{fmt(median(late) if late else None, '.0f')}/{fmt(median(skipped) if skipped else None, '.0f')}"
+            print(f"{name:<26} {n:>5} {cpu:>12.1f} {cpu / n:>13.3f} "
+                  f"{100 * median([r['loss_b2c'] for r in runs]):>11.2f} "
+                  f"{fmt(100 * median(c2b) if c2b else None, '.2f'):>11} {ticks:>15} "
+                  f"{median([r['loadgen_core_pct'] for r in runs]):>13.1f}", flush=True)
     return 0
 
 

@@ -97,15 +97,16 @@ def bind_pair(host: str, base: int, tries: int = 4000) -> tuple[socket.socket, s
     raise RuntimeError("no free client port pair")
 
 
-def invite(leg: Leg, host: str, sip_port: int, local_sip: int, room: str) -> bytes:
+def invite(leg: Leg, host: str, sip_port: int, local_sip: int, room: str, dtmf: bool) -> bytes:
     sdp = (
         "v=0\r\n"
         f"o=load {leg.idx + 1} 1 IN IP4 {host}\r\n"
         "s=load\r\n"
         f"c=IN IP4 {host}\r\n"
         "t=0 0\r\n"
-        f"m=audio {leg.port} RTP/AVP 0\r\n"
+        f"m=audio {leg.port} RTP/AVP 0{' 101' if dtmf else ''}\r\n"
         "a=rtpmap:0 PCMU/8000\r\n"
+        + ("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n" if dtmf else "") +
         "a=ptime:20\r\n"
         "a=sendrecv\r\n"
     ).encode()
@@ -157,13 +158,13 @@ def setup_calls(args: argparse.Namespace, legs: list[Leg], sip: socket.socket, l
         while pending and now >= start + sent * interval:
             leg = pending.pop(0)
             leg.invited_at = now
-            sip.sendto(invite(leg, args.host, args.sip_port, local_sip, args.room), (args.host, args.sip_port))
+            sip.sendto(invite(leg, args.host, args.sip_port, local_sip, args.room, args.dtmf), (args.host, args.sip_port))
             waiting[leg.call_id] = leg
             sent += 1
         for leg in list(waiting.values()):
             if now - leg.invited_at > INVITE_RETRY_S:
                 leg.invited_at = now
-                sip.sendto(invite(leg, args.host, args.sip_port, local_sip, args.room), (args.host, args.sip_port))
+                sip.sendto(invite(leg, args.host, args.sip_port, local_sip, args.room, args.dtmf), (args.host, args.sip_port))
         next_send = start + sent * interval if pending else now + 0.05
         select.select([sip], [], [], max(0.0, min(next_send - time.monotonic(), 0.05)))
         while True:
@@ -230,6 +231,7 @@ def run_media(args: argparse.Namespace, legs: list[Leg]) -> dict[str, object]:
     k = 0
     late_sends = 0
     started = False
+    win_start = window = 0.0
     ready_said = False
     send_cpu = 0.0
     while True:
@@ -277,9 +279,11 @@ def run_media(args: argparse.Namespace, legs: list[Leg]) -> dict[str, object]:
                 print("READY", flush=True)
                 ready_said = True
             print(f"START {now:.6f}", flush=True)
+            win_start = now
             for leg in legs:
                 leg.counting = True
         if started and now >= win_end:
+            window = now - win_start
             print(f"END {now:.6f}", flush=True)
             for leg in legs:
                 leg.counting = False
@@ -296,7 +300,6 @@ def run_media(args: argparse.Namespace, legs: list[Leg]) -> dict[str, object]:
                 pass
         send_cpu += time.process_time() - c0
         k += 1
-    window = args.window_s
     expected = len(legs) * window / FRAME
     received = sum(leg.received for leg in legs)
     seq_span = sum((leg.last_ext - leg.first_seq + 1) for leg in legs if leg.first_seq is not None)
@@ -329,6 +332,8 @@ def main() -> int:
     ap.add_argument("--setup-s", type=float, default=2.0)
     ap.add_argument("--warmup-s", type=float, default=3.0)
     ap.add_argument("--window-s", type=float, default=10.0)
+    ap.add_argument("--no-telephone-event", dest="dtmf", action="store_false",
+                    help="offer no RFC 4733 telephone-event (the bridge then runs in-band DTMF detection)")
     ap.add_argument("--client-base-port", type=int, default=40000)
     args = ap.parse_args()
     args.host, port = args.sip.rsplit(":", 1)
