@@ -138,6 +138,7 @@ class CallController:
         return bound if bound not in ("0.0.0.0", "::") else "127.0.0.1"
 
     def _reject(self, call: Call, status: int, reason: str | None = None, warning: str | None = None) -> None:
+        log.info("rejected call to %r: %d %s (%s)", call.room, status, reason or "", warning or "")
         headers = []
         if warning:
             headers.append(("Warning", f'399 tutti-bridge "{warning}"'))
