@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -48,13 +48,11 @@ class Member:
     leg: "Leg"
     role: str  # "moderator" | "member" | "listener"
     keypad: kp.Keypad
-    muted: bool = False
     waiting: bool = False
     background: Background = "none"
     heard_alone_prompt: bool = False
     foreground: str | None = None  # "info" | "closing": a prompt is playing over the background
     closing_deadline: float | None = None
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 class LiveConference:
@@ -244,7 +242,6 @@ class LiveConference:
     # ------------------------------------------------------------------ control
 
     def _set_muted(self, m: Member, muted: bool) -> None:
-        m.muted = muted
         m.leg.muted = muted
         self.room.set_muted(m.leg.leg_id, muted)
 
@@ -274,7 +271,7 @@ class LiveConference:
             return
         state = kp.CallState(
             is_moderator=m.role == "moderator",
-            muted=m.muted,
+            muted=m.leg.muted,
             room_locked=self.locked,
             listeners_muted=self.listeners_muted,
             participants=len(self.members),
@@ -284,7 +281,7 @@ class LiveConference:
 
     def _keypad_action(self, m: Member, action: object) -> None:
         if isinstance(action, kp.ToggleMute):
-            self._set_muted(m, not m.muted)
+            self._set_muted(m, not m.leg.muted)
         elif isinstance(action, kp.SetLocked):
             self.locked = action.locked
             log.info("%s %s by %s", self.conf.id, "locked" if action.locked else "unlocked", m.leg.leg_id)
