@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from bridge.audio_assets import AudioAssets
+from bridge.audio_assets import AudioAssets, comfort_noise
 from bridge.control import keypad as kp
 from bridge.control.ivr import PlayPrompt
 from bridge.control.model import Conference
@@ -74,6 +74,8 @@ class LiveConference:
         self.dominant: str | None = None
         self._beeps = 0
         self.ending = False
+        if conf.comfort_noise:
+            self.room.add_room_source("comfort-noise", comfort_noise(conf.rate))
 
     # ------------------------------------------------------------------ queries
 

@@ -103,6 +103,7 @@ class RoomConfig(_Frozen):
     wait_for_moderator: bool = False
     end_when_moderator_leaves: bool = False
     hold_music: str | None = None
+    comfort_noise: bool = False
     max_talkers: int | None = Field(default=None, ge=0, le=1000)
 
     @field_validator("name")

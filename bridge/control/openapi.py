@@ -58,7 +58,7 @@ _FLAT_IN: dict[str, Any] = {
         "allow_recording_by_participant": {"type": "boolean", "default": False},
         "member_notification": {"type": "boolean", "default": True, "description": "Join/leave tones."},
         "beep_enabled": {"type": "string", "enum": ["always", "never", "on_enter", "on_exit"]},
-        "comfort_noise": {"type": "boolean", "default": True, "description": "Telnyx; stored."},
+        "comfort_noise": {"type": "boolean", "default": True, "description": "Telnyx: quiet background noise (-65 dBov) under the mix."},
         "start_conference_on_create": {
             "type": "boolean", "default": True,
             "description": "Telnyx; false = callers wait on hold until a moderator joins.",

@@ -92,6 +92,7 @@ class ConferenceService:
             wait_for_moderator=room.wait_for_moderator,
             end_when_moderator_leaves=room.end_when_moderator_leaves,
             hold_music_id=room.hold_music,
+            comfort_noise=room.comfort_noise,
             rate=room.rate or self.config.media.default_rate,
             codecs=tuple(room.codecs) if room.codecs else (),
             max_talkers=room.max_talkers,

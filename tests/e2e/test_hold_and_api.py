@@ -56,7 +56,7 @@ def test_tcp_signalling(bridge: BridgeProcess, ports: PortAllocator, tmp_path: P
 
 
 def test_rest_mute_unmute_kick_live_call(bridge: BridgeProcess, ports: PortAllocator, tmp_path: Path) -> None:
-    specs = [("speaker", "PCMU", 500.0), ("listener", "PCMU", 1000.0)]
+    specs = [("speaker", "PCMU", 500.0), ("listener", "PCMU", None)]
     base = "/v2/accounts/acct1/conferences/conf_room1/participants"
     with participants(tmp_path, ports, specs) as people:
         speaker, listener = people
@@ -69,6 +69,11 @@ def test_rest_mute_unmute_kick_live_call(bridge: BridgeProcess, ports: PortAlloc
         pid = by_name["speaker"]["participant_id"]
         t0 = time.monotonic()
         talk(2.0)
+        # Floor: the talker shows as talking with a level; the silent listener does not.
+        status, flat = bridge.api("GET", "/v2/conferences/conf_room1/participants")
+        floor = {p["phone_number"]: p for p in flat["participants"]}
+        assert floor["speaker"]["talking"] is True and floor["speaker"]["level_dbov"] > -30, floor
+        assert floor["listener"]["talking"] is False, floor
         status, body = bridge.api("POST", f"{base}/{pid}", {"data": {"action": "mute"}})
         assert status == 200, body
         t_mute = time.monotonic() - t0
