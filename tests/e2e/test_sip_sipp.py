@@ -7,12 +7,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from bridge_codecs import make_encoder
+
+from bridge.media.dtmf_detect import dtmf_pair
 
 from tests.e2e.calls import dial_all, participants, talk
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
-from tests.e2e.peers.rtp_pcap import write_dtmf_pcap
+from tests.e2e.peers.rtp_pcap import RtpPacket, write_dtmf_pcap, write_rtp_pcap
 from tests.e2e.peers.sipp import SippProcess, run_sipp
 from tests.support.bridge_proc import BridgeProcess
 
@@ -97,6 +101,40 @@ def test_rfc4733_dtmf_pt96(bridge: BridgeProcess, ports: PortAllocator, tmp_path
         wait_for_log(bridge, rf"DTMF {re.escape(digit)} \(rfc4733\)")
     log = bridge.log_path.read_text()
     assert len(re.findall(r"DTMF \S \(rfc4733\)", log)) == 3, "each key press is reported exactly once"
+
+
+def inband_dtmf_packets(digits: str) -> list[RtpPacket]:
+    """PCMU RTP whose audio carries DTMF tones (120 ms on, 120 ms off, -10 dBov per tone)."""
+    encoder = make_encoder("PCMU")
+    rate = 8000
+    pcm: list[np.ndarray] = [np.zeros(rate // 5)]
+    t = np.arange(int(0.12 * rate)) / rate
+    for digit in digits:
+        low, high = dtmf_pair(digit)
+        pcm.append(0.2 * 32767 * (np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t)))
+        pcm.append(np.zeros(int(0.12 * rate)))
+    pcm.append(np.zeros(rate // 5))
+    audio_pcm = np.concatenate(pcm).astype(np.int16)
+    frames = len(audio_pcm) // 160
+    return [
+        RtpPacket(time=1_700_000_000.0 + i * 0.02, payload_type=0, marker=i == 0, seq=2000 + i,
+                  timestamp=80000 + 160 * i, ssrc=0x5EED1234,
+                  payload=encoder.encode(audio_pcm[i * 160:(i + 1) * 160]))
+        for i in range(frames)
+    ]
+
+
+def test_inband_dtmf_for_g711_without_telephone_event(bridge: BridgeProcess, ports: PortAllocator,
+                                                      tmp_path: Path) -> None:
+    p = ports.sipp()
+    workdir = tmp_path / "sipp-inband"
+    workdir.mkdir()
+    write_rtp_pcap(workdir / "inband.pcap", inband_dtmf_packets("42#"))
+    run_sipp("inband_dtmf", f"127.0.0.1:{bridge.sip_port}", local_port=p.sip, media_port=p.media,
+             service="room1", workdir=workdir).assert_ok()
+    for digit in "42#":
+        wait_for_log(bridge, rf"DTMF {re.escape(digit)} \(inband\)")
+    assert len(re.findall(r"DTMF \S \(inband\)", bridge.log_path.read_text())) == 3
 
 
 def test_malformed_request_400_leaves_call_unharmed(
