@@ -21,11 +21,18 @@ what the far-end decoder was reconstructing.  Returning to the shared stream hap
 after the leg fell silent, when its own part of the signal is ~0, so the shared encoder's state
 already describes almost the same audio.  Per-talker encoders are not kept warm: that would be
 one encode per participant, the cost this design exists to avoid.
+
+Per-leg Python work is the cost at scale (1,000 legs = 1,000 iterations per tick), so the tick
+runs from a *plan* rebuilt only when membership or a leg's state changes: bulk G.711 groups
+(pop every port, join the payloads, one table lookup for all), the other legs, the common-stream
+groups (one encode, then one tight loop of ``packetize`` bound methods) and the routed legs
+(talkers, prompts, held, isolated, deaf).  Per-leg bookkeeping of the bulk path (the last two
+payloads, kept for concealment) lives in slot-indexed arrays, written with a few numpy calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +133,7 @@ class _Leg:
         self.leg_id = leg_id
         self.port = port
         self.slot = slot
+        self.order = 0                # position in the room's leg order (Room._legs)
         self.muted = False
         self.deaf = False
         self.on_hold = False
@@ -138,9 +146,10 @@ class _Leg:
         self.source_mode = "replace"
         self.source_frame: Pcm | None = None
         self.sinks: dict[str, AudioSink] = {}
-        self.need_marker = True
+        # Key of the stream the leg heard last tick (None: nothing), used to prime a new stream.
+        # Legs on the common stream are only rewritten when it changes (Room._stray).
         self.stream_key: tuple[Any, ...] | None = None
-        # codec state (set by _set_codec)
+        # codec state (set by _install_codec)
         self.dec_name = ""
         self.enc_name = ""
         self.payload_type = 0
@@ -153,12 +162,6 @@ class _Leg:
         self.enc_rate = room_rate
         self.enc_stateful = False
         self.ticks = 0
-        # Bytewise legs are decoded in bulk, bypassing the decoder; on a loss the last two
-        # payloads are replayed through it so its concealment has history (work only on loss).
-        self.prev1: bytes | None = None
-        self.prev2: bytes | None = None
-        self.decoder_stale = False
-        self.in_loss = False
         # Hot-loop caches, refreshed by Room._sync whenever flags, codec or source change.
         self.pop = port.pop_frame
         self.packetize = port.packetize
@@ -188,7 +191,45 @@ class _Stream:
         self.prev_in: Pcm | None = None
 
 
+class _Bulk:
+    """Legs decoded together through one G.711 table (bytewise codec, not held)."""
+    __slots__ = ("legs", "pops", "idx", "span", "pairs")
+
+    def __init__(self, legs: list[_Leg], pairs: npt.NDArray[np.int32]) -> None:
+        self.legs = legs
+        self.pops = [leg.pop for leg in legs]
+        slots = [leg.slot for leg in legs]
+        self.idx = np.asarray(slots, np.intp)
+        # Slots in one ascending run (the usual case): write into a view, no scatter.
+        self.span = (slice(slots[0], slots[0] + len(slots))
+                     if slots == list(range(slots[0], slots[0] + len(slots))) else None)
+        self.pairs = pairs
+
+
+class _Common:
+    """Plain legs sharing one common-stream key, in room order."""
+    __slots__ = ("key", "legs", "leg_set", "ids", "pks", "pos")
+
+    def __init__(self, key: tuple[Any, ...], legs: list[_Leg]) -> None:
+        self.key = key
+        self.legs = legs
+        self.leg_set = frozenset(legs)
+        self.ids = [leg.leg_id for leg in legs]
+        self.pks = [leg.packetize for leg in legs]
+        self.pos = {leg.slot: i for i, leg in enumerate(legs)}
+
+
 _SILENCE = ("silence",)
+
+
+def _pair_table(table: Pcm) -> npt.NDArray[np.int32]:
+    """Decode table over byte *pairs*: a native uint16 view of the payload indexes it and the
+    int32 result, viewed as int16, is the two decoded samples in order (half the lookups)."""
+    pair_bytes = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
+    pairs = np.empty((65536, 2), np.int16)
+    pairs[:, 0] = table[pair_bytes[:, 0]]
+    pairs[:, 1] = table[pair_bytes[:, 1]]
+    return pairs.view(np.int32).ravel()
 
 
 class Room:
@@ -212,9 +253,30 @@ class Room:
         self._mix_sinks: dict[str, AudioSink] = {}
         self._streams: dict[tuple[Any, ...], _Stream] = {}
         self._tables: dict[str, Pcm] = {}
+        self._pair_tables: dict[str, npt.NDArray[np.int32]] = {}
         self._tick_no = 0
         self._pending_events: list[RoomEvent] = []
         self._zeros = np.zeros(self.frame_samples, np.int16)
+        self._need_marker: set[_Leg] = set()   # next packet carries the RTP marker bit
+        self._stray: set[_Leg] = set()         # stream_key may differ from common_key
+        self._added = 0
+        # Per slot: decoder concealment state and, for bulk-decoded legs, the last two payloads
+        # (replayed through the decoder on a loss, so its concealment has history).
+        cap = self.mixer.capacity
+        self._in_loss = np.zeros(cap, np.bool_)
+        self._stale = np.zeros(cap, np.bool_)      # decoder missed payloads decoded in bulk
+        self._hist = np.zeros((2, cap, self.frame_samples), np.uint8)
+        self._hist_ok = np.zeros((2, cap), np.bool_)
+        self._hist_new = np.zeros(cap, np.intp)    # row of _hist holding the newest payload
+        # The plan (see module doc), rebuilt at tick start when _dirty.
+        self._dirty = True
+        self._bulk: list[_Bulk] = []
+        self._other: list[_Leg] = []
+        self._other_pops: list[Callable[[], Any]] = []
+        self._common: list[_Common] = []
+        self._group_of: dict[_Leg, _Common] = {}
+        self._nonplain: list[_Leg] = []
+        self._sink_legs: list[_Leg] = []
 
     # -- control (queued, applied at the start of the next tick) -------------------------------
     def add_leg(self, leg_id: str, port: RtpPort, decoder_name: str, encoder_name: str, *,
@@ -226,9 +288,12 @@ class Room:
 
         def op() -> None:
             leg = _Leg(leg_id, port, self.mixer.add(), self.frame_ms, self.rate)
+            leg.order = self._added
+            self._added += 1
             self._install_codec(leg, codec, payload_type)
             self._legs[leg_id] = leg
             self._by_slot[leg.slot] = leg
+            self._need_marker.add(leg)
             self._sync(leg)
         self._ops.append(op)
 
@@ -239,6 +304,9 @@ class Room:
         def op() -> None:
             leg = self._legs.pop(leg_id)
             del self._by_slot[leg.slot]
+            self._need_marker.discard(leg)
+            self._stray.discard(leg)
+            self._dirty = True
             if self.mixer.remove(leg.slot):
                 self._pending_events.append(DominantSpeakerChanged(None))
         self._ops.append(op)
@@ -273,7 +341,7 @@ class Room:
             leg = self._legs[leg_id]
             self._install_codec(leg, codec, payload_type)
             self._sync(leg)
-            leg.need_marker = True
+            self._need_marker.add(leg)
         self._ops.append(op)
 
     def set_leg_source(self, leg_id: str, source: AudioSource | None, mode: str = "replace") -> None:
@@ -310,12 +378,18 @@ class Room:
         """Per-participant track: what this leg said (room rate, input gain applied; silence
         while muted/held/listen-only/isolated, since nobody heard it)."""
         self._require(leg_id)
-        self._ops.append(lambda: self._legs[leg_id].sinks.__setitem__(sink_id, sink))
+
+        def op() -> None:
+            self._legs[leg_id].sinks[sink_id] = sink
+            self._dirty = True
+        self._ops.append(op)
 
     def remove_leg_sink(self, leg_id: str, sink_id: str) -> None:
         self._require(leg_id)
+
         def op() -> None:
             self._legs[leg_id].sinks.pop(sink_id, None)
+            self._dirty = True
         self._ops.append(op)
 
     def participants_snapshot(self) -> list[LegState]:
@@ -356,6 +430,8 @@ class Room:
         leg.plain = leg.source is None and leg.hears_mix and not leg.deaf
         sig = ("mix", -1, leg.out_gain)
         leg.common_key = (sig, leg.enc_key) if self.share_encodes else (sig, leg.enc_key, leg.leg_id)
+        self._stray.add(leg)
+        self._dirty = True
 
     def _build_codec(self, dec_name: str, enc_name: str,
                      enc_opts: dict[str, Any] | None) -> tuple[Decoder, Encoder, dict[str, Any]]:
@@ -377,11 +453,11 @@ class Room:
         if decoder.name in _BYTEWISE and decoder.sample_rate == self.rate:
             if decoder.name not in self._tables:
                 # The decoder's own mapping, so bulk decoding is byte-identical to decode().
-                self._tables[decoder.name] = make_decoder(decoder.name).decode(bytes(range(256))).copy()
+                table = make_decoder(decoder.name).decode(bytes(range(256))).copy()
+                self._tables[decoder.name] = table
+                self._pair_tables[decoder.name] = _pair_table(table)
             leg.bytewise = decoder.name
-        leg.decoder_stale = False
-        leg.in_loss = False
-        leg.prev1 = leg.prev2 = None
+        self._reset_slot(leg.slot)
         leg.enc_name = probe.name
         leg.enc_opts = opts
         leg.enc_rate = probe.sample_rate
@@ -391,11 +467,56 @@ class Room:
         # Recorded for the listing; the RTP session writes the header (RtpSession.update_remote).
         leg.payload_type = payload_type
 
+    def _reset_slot(self, slot: int) -> None:
+        cap = self.mixer.capacity
+        old = self._in_loss.shape[0]
+        if cap > old:
+            grow = cap - old
+            self._in_loss = np.concatenate([self._in_loss, np.zeros(grow, np.bool_)])
+            self._stale = np.concatenate([self._stale, np.zeros(grow, np.bool_)])
+            self._hist = np.concatenate(
+                [self._hist, np.zeros((2, grow, self.frame_samples), np.uint8)], axis=1)
+            self._hist_ok = np.concatenate([self._hist_ok, np.zeros((2, grow), np.bool_)], axis=1)
+            self._hist_new = np.concatenate([self._hist_new, np.zeros(grow, np.intp)])
+        self._in_loss[slot] = False
+        self._stale[slot] = False
+        self._hist_ok[:, slot] = False
+        self._hist_new[slot] = 0
+
+    def _replan(self) -> None:
+        self._dirty = False
+        bulk: dict[str, list[_Leg]] = {}
+        common: dict[tuple[Any, ...], list[_Leg]] = {}
+        self._other, self._nonplain, self._sink_legs = [], [], []
+        for leg in self._legs.values():
+            if leg.fast_in:
+                bulk.setdefault(leg.bytewise, []).append(leg)   # type: ignore[arg-type]
+            else:
+                self._other.append(leg)
+            if leg.plain:
+                common.setdefault(leg.common_key, []).append(leg)
+            else:
+                self._nonplain.append(leg)
+            if leg.sinks:
+                self._sink_legs.append(leg)
+        self._other_pops = [leg.pop for leg in self._other]
+        # The pair-table path needs whole sample pairs (always true for 8 kHz G.711 frames).
+        self._bulk = ([_Bulk(legs, self._pair_tables[name]) for name, legs in bulk.items()]
+                      if self.frame_samples % 2 == 0 else [])
+        if self.frame_samples % 2:
+            for legs in bulk.values():
+                self._other.extend(legs)
+                self._other_pops.extend(leg.pop for leg in legs)
+        self._common = [_Common(key, legs) for key, legs in common.items()]
+        self._group_of = {leg: g for g in self._common for leg in g.legs}
+
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, now: float) -> TickResult:
         ops, self._ops = self._ops, []
         for op in ops:
             op()
+        if self._dirty:
+            self._replan()
         events: list[RoomEvent] = self._pending_events
         self._pending_events = []
         self._tick_no += 1
@@ -421,7 +542,8 @@ class Room:
             for sink in self._mix_sinks.values():
                 sink.write(pcm, self.rate)
         outgoing = self._send(signals, events)
-        self._write_leg_sinks()
+        if self._sink_legs:
+            self._write_leg_sinks()
         return TickResult(outgoing, events)
 
     def _read_inputs(self) -> None:
@@ -429,55 +551,97 @@ class Room:
         inputs = mixer.inputs
         present = mixer.present
         present[:mixer.count] = False
+        kinds: dict[type, int] = {}   # per tick: dispatch on the shape of the first result seen
+        for group in self._bulk:
+            self._read_bulk(group, kinds, inputs, present)
+        if self._other:
+            results = [pop() for pop in self._other_pops]
+            for leg, result in zip(self._other, results):
+                kind = kinds.get(result.__class__)
+                if kind is None:
+                    kind = kinds[result.__class__] = _kind_of(result)
+                if kind != _EMPTY and not leg.on_hold:   # held legs are drained, never decoded
+                    self._decode_one(leg, kind, result, inputs, present)
+
+    def _read_bulk(self, group: _Bulk, kinds: dict[type, int], inputs: npt.NDArray[np.int16],
+                   present: npt.NDArray[np.bool_]) -> None:
+        """Pop every leg of a bulk group; frames of the right length from legs not recovering
+        from a loss are decoded together, the rest go through their own decoder."""
         samples = self.frame_samples
-        kinds: dict[type, int] = {}
-        bulk: dict[str, tuple[list[int], list[bytes]]] = {name: ([], []) for name in self._tables}
-        for leg in self._legs.values():
-            result = leg.pop()
+        results = [pop() for pop in group.pops]
+        n = len(results)
+        try:
+            payloads: list[Any] = [r.payload for r in results]
+        except AttributeError:
+            # b"" for results that are not frames: its length sends them to the per-leg path,
+            # where their kind is decided as for any other leg.
+            payloads = [getattr(r, "payload", b"") for r in results]
+        idx = group.idx
+        in32 = inputs.view(np.int32)
+        if list(map(len, payloads)).count(samples) == n and not self._in_loss[idx].any():
+            codes = np.frombuffer(b"".join(payloads), np.uint16).reshape(n, samples // 2)
+            if group.span is not None:
+                np.take(group.pairs, codes, out=in32[group.span], mode="clip")
+                present[group.span] = True
+            else:
+                in32[idx] = np.take(group.pairs, codes, mode="clip")
+                present[idx] = True
+            self._remember(idx, codes.view(np.uint8))
+            return
+        ok = np.fromiter(map(len, payloads), np.intp, n) == samples
+        ok &= ~self._in_loss[idx]
+        bad = np.flatnonzero(~ok).tolist()
+        if len(bad) < n:
+            pad = bytes(samples)
+            for i in bad:
+                payloads[i] = pad
+            good = np.flatnonzero(ok)
+            slots = idx[good]
+            codes = np.frombuffer(b"".join(payloads), np.uint16).reshape(n, samples // 2)[good]
+            in32[slots] = np.take(group.pairs, codes, mode="clip")
+            present[slots] = True
+            self._remember(slots, codes.view(np.uint8))
+        legs = group.legs
+        for i in bad:
+            result = results[i]
             kind = kinds.get(result.__class__)
             if kind is None:
                 kind = kinds[result.__class__] = _kind_of(result)
-            if kind == _FRAME and leg.fast_in and not leg.in_loss:
-                payload: bytes = result.payload
-                if len(payload) == samples:
-                    slots, payloads = bulk[leg.bytewise]   # type: ignore[index]
-                    slots.append(leg.slot)
-                    payloads.append(payload)
-                    leg.prev2 = leg.prev1
-                    leg.prev1 = payload
-                    leg.decoder_stale = True
-                    continue
-            if kind != _EMPTY and not leg.on_hold:   # held legs are drained, never decoded
-                self._decode_one(leg, kind, result, inputs, present)
-        for name, (slots, payloads) in bulk.items():
-            if slots:
-                codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(len(slots), samples)
-                idx = np.asarray(slots, np.intp)
-                inputs[idx] = self._tables[name][codes]
-                present[idx] = True
+            if kind != _EMPTY:
+                self._decode_one(legs[i], kind, result, inputs, present)
+
+    def _remember(self, slots: npt.NDArray[np.intp], codes: npt.NDArray[np.uint8]) -> None:
+        """Bulk-decoded payloads become each slot's newest history entry; the decoders missed them."""
+        older = 1 - self._hist_new[slots]
+        self._hist[older, slots] = codes
+        self._hist_ok[older, slots] = True
+        self._hist_new[slots] = older
+        self._stale[slots] = True
 
     def _decode_one(self, leg: _Leg, kind: int, result: Any, inputs: npt.NDArray[np.int16],
                     present: npt.NDArray[np.bool_]) -> None:
+        slot = leg.slot
         try:
             if kind == _FRAME:
                 pcm = leg.decoder.decode(result.payload)
-                leg.in_loss = False
-                leg.decoder_stale = False
+                self._in_loss[slot] = False
+                self._stale[slot] = False
             else:
-                if leg.decoder_stale:
-                    for old in (leg.prev2, leg.prev1):
-                        if old is not None:
-                            leg.decoder.decode(old)
-                    leg.decoder_stale = False
+                if self._stale[slot]:
+                    new = int(self._hist_new[slot])
+                    for row in (1 - new, new):          # the older payload first
+                        if self._hist_ok[row, slot]:
+                            leg.decoder.decode(self._hist[row, slot].tobytes())
+                    self._stale[slot] = False
                 pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
-                leg.in_loss = True
+                self._in_loss[slot] = True
             if leg.in_resampler is not None:
                 pcm = leg.in_resampler.process(_fit(pcm, leg.dec_samples))
         except Exception:
             # A corrupt payload must cost this leg one frame, never the room's tick.
             return
-        inputs[leg.slot] = _fit(pcm, self.frame_samples)
-        present[leg.slot] = True
+        inputs[slot] = _fit(pcm, self.frame_samples)
+        present[slot] = True
 
     def _read_room_sources(self, events: list[RoomEvent]) -> I32 | None:
         if not self._room_sources:
@@ -515,42 +679,97 @@ class Room:
 
     def _send(self, signals: dict[tuple[Any, ...], Pcm], events: list[RoomEvent]) -> list[tuple[str, bytes]]:
         outgoing: list[tuple[str, bytes]] = []
-        append = outgoing.append
-        contrib = set(self.mixer.contributors.tolist())
+        contrib_slots = self.mixer.contributors.tolist()
+        contrib = set(contrib_slots)
         streams = self._streams
         tick_no = self._tick_no
-        for leg in self._legs.values():
-            if leg.plain and leg.slot not in contrib:
-                # The common case: a pure listener on the shared stream.
-                key = leg.common_key
-                stream = streams.get(key)
-                if stream is None or stream.tick != tick_no:
-                    stream = self._produce(key, key[0], leg, signals)
-            else:
-                found = self._route(leg, contrib, signals, events)
-                if found is None:
+        markers = self._need_marker
+        by_slot = self._by_slot
+        # Contributors are routed to their own mix-minus; find their place in the common groups.
+        talkers: list[_Leg] = []
+        excluded: dict[_Common, set[int]] = {}
+        for slot in contrib_slots:
+            leg = by_slot[slot]
+            if leg.plain:
+                talkers.append(leg)
+                group = self._group_of[leg]
+                excluded.setdefault(group, set()).add(group.pos[slot])
+        # Private sources first: a leg whose prompt ends joins its common stream this very tick,
+        # and the first leg in room order to reach a new stream is the one that primes it.
+        joiners: dict[tuple[Any, ...], _Leg] = {}
+        for leg in self._nonplain:
+            if leg.source is not None and self._read_source(leg, events):
+                if leg.plain and leg.slot not in contrib:
+                    joiners.setdefault(leg.common_key, leg)
+        for group in self._common:
+            skip = excluded.get(group) if excluded else None
+            legs = group.legs
+            if skip is not None and len(skip) == len(legs):
+                continue
+            key = group.key
+            stream = streams.get(key)
+            if stream is None or stream.tick != tick_no:
+                rep = legs[0] if skip is None else next(leg for i, leg in enumerate(legs) if i not in skip)
+                joiner = joiners.get(key) if joiners else None
+                if joiner is not None and joiner.order < rep.order:
+                    rep = joiner
+                stream = self._produce(key, key[0], rep, signals)
+            payload, ticks = stream.payload, stream.ticks
+            if skip is None and (not markers or markers.isdisjoint(group.leg_set)):
+                outgoing.extend(zip(group.ids, [pk(payload, ticks, False) for pk in group.pks]))
+                continue
+            for i, (leg, pk) in enumerate(zip(legs, group.pks)):
+                if skip is not None and i in skip:
                     continue
-                key, stream = found
+                marker = leg in markers
+                outgoing.append((leg.leg_id, pk(payload, ticks, marker)))
+                if marker:
+                    markers.discard(leg)
+        if self._stray:
+            # Legs that just (re)joined their common stream: record it for _prime.
+            group_of = self._group_of   # not leg.plain: a prompt that just ended is routed below
+            for leg in [leg for leg in self._stray if leg in group_of and leg.slot not in contrib]:
+                leg.stream_key = leg.common_key
+                self._stray.discard(leg)
+        for leg in self._routes(talkers):
+            found = self._route(leg, contrib, signals)
+            self._stray.add(leg)
+            if found is None:
+                continue
+            key, stream = found
             leg.stream_key = key
-            append((leg.leg_id, leg.packetize(stream.payload, stream.ticks, leg.need_marker)))
-            leg.need_marker = False
+            marker = leg in markers
+            outgoing.append((leg.leg_id, leg.packetize(stream.payload, stream.ticks, marker)))
+            if marker:
+                markers.discard(leg)
         for key in [k for k, st in streams.items() if st.tick != tick_no]:
             del streams[key]
         return outgoing
 
-    def _route(self, leg: _Leg, contrib: set[int], signals: dict[tuple[Any, ...], Pcm],
-               events: list[RoomEvent]) -> tuple[tuple[Any, ...], _Stream] | None:
-        """Stream for a leg off the common path (talker, source, held, isolated, deaf)."""
-        if leg.source is not None:
-            frame = leg.source.read(self.frame_samples, self.rate)
-            if frame is None:
-                leg.source = leg.source_frame = None
-                self._sync(leg)
-                events.append(SourceFinished(None, leg.leg_id))
-            else:
-                leg.source_frame = _fit(frame, self.frame_samples)
+    def _routes(self, talkers: list[_Leg]) -> Iterable[_Leg]:
+        """Legs off the common path: every non-plain leg, then the plain contributors."""
+        if not talkers:
+            return self._nonplain
+        return [*self._nonplain, *talkers]
+
+    def _read_source(self, leg: _Leg, events: list[RoomEvent]) -> bool:
+        """Next frame of the leg's private source; True when it finished (and was detached)."""
+        assert leg.source is not None
+        frame = leg.source.read(self.frame_samples, self.rate)
+        if frame is None:
+            leg.source = leg.source_frame = None
+            self._sync(leg)
+            events.append(SourceFinished(None, leg.leg_id))
+            return True
+        leg.source_frame = _fit(frame, self.frame_samples)
+        return False
+
+    def _route(self, leg: _Leg, contrib: set[int],
+               signals: dict[tuple[Any, ...], Pcm]) -> tuple[tuple[Any, ...], _Stream] | None:
+        """Stream for a leg off the common path (talker, source, held, isolated, deaf); its
+        private source, if any, was read this tick already."""
         if leg.deaf:
-            leg.need_marker = True
+            self._need_marker.add(leg)
             leg.stream_key = None
             return None
         hears = leg.hears_mix
@@ -598,9 +817,7 @@ class Room:
 
     def _write_leg_sinks(self) -> None:
         mixer = self.mixer
-        for leg in self._legs.values():
-            if not leg.sinks:
-                continue
+        for leg in self._sink_legs:
             own = mixer.own(leg.slot)
             if own is not None:
                 pcm = own.astype(np.int16)
