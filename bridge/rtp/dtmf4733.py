@@ -66,6 +66,11 @@ class DtmfReceiver:
             out.append(self._finish(cur))
         return out
 
+    @property
+    def pending(self) -> bool:
+        """An event is in progress: only then can ``poll`` report anything."""
+        return self._current is not None
+
     def poll(self, now: float) -> list[DtmfEvent]:
         """Report an event whose end packets never came."""
         cur = self._current

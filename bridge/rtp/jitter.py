@@ -70,17 +70,41 @@ class Empty:
 PlayoutItem = Frame | Missing | Empty
 
 _EMPTY = Empty()
+_MISSING_NONE = Missing(None)
 _SHRINK_WINDOW = 50   # pops (one second at 20 ms)
+
+# Frame without the frozen dataclass __init__ (object.__setattr__ per field costs ~0.5 us,
+# a third of a whole pop): the same object, its slots filled through their descriptors.
+_new = object.__new__
+_set_payload = Frame.__dict__["payload"].__set__
+_set_timestamp = Frame.__dict__["timestamp"].__set__
+
+
+def _frame(payload: bytes, timestamp: int) -> Frame:
+    f = _new(Frame)
+    _set_payload(f, payload)
+    _set_timestamp(f, timestamp)
+    return f
 
 
 class _Slot:
-    __slots__ = ("pieces", "filled", "timestamp", "seq")
+    """A slot being assembled from pieces, or holding a whole packet of another duration.
+    A slot filled by exactly one on-grid frame of a splittable codec (the common case) is
+    stored as its bytes instead: no object per packet, and popped without a join."""
+    __slots__ = ("pieces", "filled", "timestamp")
 
-    def __init__(self, timestamp: int, seq: int) -> None:
+    def __init__(self, timestamp: int) -> None:
         self.pieces: dict[int, bytes] = {}
         self.filled = 0
         self.timestamp = timestamp
-        self.seq = seq
+
+
+def _whole_slot(start: int, payload: bytes, frame_ticks: int) -> _Slot:
+    """The _Slot form of a slot stored as bytes, for the rare overlapping piece."""
+    slot = _Slot(start)
+    slot.pieces[0] = payload
+    slot.filled = frame_ticks
+    return slot
 
 
 class JitterBuffer:
@@ -97,7 +121,9 @@ class JitterBuffer:
         self._min_frames = max(1, math.ceil(min_delay_ms / frame_ms - 1e-9))
         self._max_frames = max(self._min_frames, math.ceil(max_delay_ms / frame_ms - 1e-9))
         self._resync_ticks = max(clock_rate, 4 * self._max_frames * frame_ticks)
-        self._slots: dict[int, _Slot] = {}
+        # Frame bytes of a packet that fills exactly one slot (put/pop fast paths); -1: never.
+        self._frame_bytes = frame_ticks * bytes_per_tick if bytes_per_tick is not None else -1
+        self._slots: dict[int, _Slot | bytes] = {}
         self._grid: int | None = None       # slot grid origin of the current talkspurt
         self._play: int | None = None       # slot due at the next pop; None while not playing
         self._last_played: int | None = None
@@ -106,10 +132,12 @@ class JitterBuffer:
         self._stall = 0                     # Missing returned for the same slot without advancing
         self._missing_run = 0
         self._last_whole_ts: int | None = None
-        self._prev: tuple[int, int] | None = None   # (seq, ts) of previous put, for durations
+        self._prev_seq: int | None = None   # seq and ts of the previous put, for durations
+        self._prev_ts = 0
         self._pkt_ticks = frame_ticks
         self._jitter = 0.0                  # ticks
         self._last_transit: float | None = None
+        self._compact = True                # whole frames stored as bytes (see _Slot)
         self._seen: deque[int] = deque(maxlen=512)
         self._seen_set: set[int] = set()
         self._window_min: int | None = None
@@ -121,6 +149,11 @@ class JitterBuffer:
         self.duplicates = 0
         self.dropped = 0
         self.resyncs = 0
+
+    def _use_general_path(self) -> None:
+        """No fast paths and no bytes slots: the reference behaviour for differential tests."""
+        self._frame_bytes = -1
+        self._compact = False
 
     # -- measurements ------------------------------------------------------
     @property
@@ -159,24 +192,39 @@ class JitterBuffer:
         self._clear(None)
         self._last_played = None
         self._last_transit = None
-        self._prev = None
+        self._prev_seq = None
         self._seen.clear()
         self._seen_set.clear()
 
     # -- input -------------------------------------------------------------
     def put(self, seq_ext: int, ts_ext: int, payload: bytes, arrival: float) -> None:
         self.received += 1
-        if seq_ext in self._seen_set:
+        seen_set = self._seen_set
+        if seq_ext in seen_set:
             self.duplicates += 1
             return
-        if len(self._seen) == self._seen.maxlen:
-            self._seen_set.discard(self._seen[0])
-        self._seen.append(seq_ext)
-        self._seen_set.add(seq_ext)
+        seen = self._seen
+        if len(seen) == seen.maxlen:
+            seen_set.discard(seen[0])
+        seen.append(seq_ext)
+        seen_set.add(seq_ext)
         if not payload:
             return
         self._update_jitter(ts_ext, arrival)
         self._update_duration(seq_ext, ts_ext)
+        play = self._play
+        if play is not None and len(payload) == self._frame_bytes \
+                and play <= ts_ext <= play + self._resync_ticks:
+            # Fast path (what the general code below does for an on-grid, whole-frame,
+            # not-yet-due packet while playing): store the bytes themselves.
+            assert self._grid is not None
+            slots = self._slots
+            if (ts_ext - self._grid) % self.frame_ticks == 0 and ts_ext not in slots:
+                slots[ts_ext] = payload
+                end = ts_ext + self.frame_ticks
+                if self._end_ts is None or end > self._end_ts:
+                    self._end_ts = end
+                return
         ref = self._play if self._play is not None else self._grid
         if ref is not None and abs(ts_ext - ref) > self._resync_ticks:
             self._resync(ts_ext)
@@ -206,7 +254,7 @@ class JitterBuffer:
         if start in self._slots:
             self.dropped += 1
             return
-        slot = _Slot(ts, seq)
+        slot = _Slot(ts)
         slot.pieces[0] = payload
         slot.filled = self.frame_ticks
         self._slots[start] = slot
@@ -218,10 +266,8 @@ class JitterBuffer:
         ticks = len(payload) // bpt
         if ticks == self.frame_ticks and (ts - self._grid_or(ts)) % self.frame_ticks == 0 \
                 and (self._play is None or ts >= self._play) and ts not in self._slots:
-            # Fast path: a whole frame on the grid (20 ms ptime, the usual case).
-            whole = self._slots[ts] = _Slot(ts, seq)
-            whole.pieces[0] = payload
-            whole.filled = ticks
+            # A whole frame on the grid (20 ms ptime, the usual case): kept as its bytes.
+            self._slots[ts] = payload if self._compact else _whole_slot(ts, payload, ticks)
             self._extend(ts + ticks)
             return
         pos, stored = ts, False
@@ -230,9 +276,14 @@ class JitterBuffer:
             take = min(start + self.frame_ticks, ts + ticks) - pos
             if self._play is None or start >= self._play:
                 slot = self._slots.get(start)
-                if slot is None:
-                    slot = self._slots[start] = _Slot(start, seq)
                 offset = pos - start
+                if slot is None:
+                    slot = self._slots[start] = _Slot(start)
+                elif isinstance(slot, bytes):
+                    if offset == 0:        # the whole frame has that piece already
+                        pos += take
+                        continue
+                    slot = self._slots[start] = _whole_slot(start, slot, self.frame_ticks)
                 if offset not in slot.pieces:
                     slot.pieces[offset] = payload[(pos - ts) * bpt:(pos - ts + take) * bpt]
                     slot.filled += take
@@ -259,11 +310,13 @@ class JitterBuffer:
         self._last_transit = transit
 
     def _update_duration(self, seq: int, ts: int) -> None:
-        if self._prev is not None and seq == self._prev[0] + 1:
-            ticks = ts - self._prev[1]
+        prev = self._prev_seq
+        if prev is not None and seq == prev + 1:
+            ticks = ts - self._prev_ts
             if 0 < ticks <= 8 * self.frame_ticks:
                 self._pkt_ticks = ticks
-        self._prev = (seq, ts)
+        self._prev_seq = seq
+        self._prev_ts = ts
 
     def _clear(self, grid: int | None) -> None:
         self._slots.clear()
@@ -282,12 +335,34 @@ class JitterBuffer:
 
     # -- output ------------------------------------------------------------
     def pop(self) -> PlayoutItem:
-        if self._play is None and not self._start():
-            return _EMPTY
-        assert self._play is not None
-        self._adapt()
         play = self._play
-        slot = self._slots.get(play)
+        if play is None:
+            if not self._start():
+                return _EMPTY
+            play = self._play
+            assert play is not None
+        # Shrink bookkeeping (see _shrink), inlined: it runs on every pop.
+        end = self._end_ts
+        depth = 0 if end is None or end < play else end - play
+        window_min = self._window_min
+        if window_min is None or depth < window_min:
+            self._window_min = depth
+        self._window_pops += 1
+        if self._window_pops >= _SHRINK_WINDOW:
+            play = self._shrink(play)
+        slots = self._slots
+        slot = slots.get(play)
+        if isinstance(slot, bytes):
+            # Fast path: exactly one whole frame is due (what _emit does for it).
+            del slots[play]
+            self._last_played = play
+            self._play = play + self.frame_ticks
+            self._stall = 0
+            self._missing_run = 0
+            frame = _new(Frame)
+            _set_payload(frame, slot)
+            _set_timestamp(frame, play)
+            return frame
         if slot is not None and slot.filled >= self.frame_ticks:
             return self._emit(play, slot)
         ahead = self._first_after(play)
@@ -302,7 +377,7 @@ class JitterBuffer:
             self._stall = 0
             slot = self._slots.get(play)
             ahead = self._first_after(play)
-            if slot is not None and slot.filled >= self.frame_ticks:
+            if slot is not None and (isinstance(slot, bytes) or slot.filled >= self.frame_ticks):
                 return self._emit(play, slot)
         if slot is None and self._covered(play):
             self._advance(play)        # still inside a long packet already emitted
@@ -323,18 +398,20 @@ class JitterBuffer:
             return _EMPTY
         self._stall += 1
         self.concealed += 1
-        return Missing(None)
+        return _MISSING_NONE
 
-    def _emit(self, play: int, slot: _Slot) -> Frame:
+    def _emit(self, play: int, slot: _Slot | bytes) -> Frame:
         del self._slots[play]
         self._advance(play)
         self._missing_run = 0
+        if isinstance(slot, bytes):
+            return _frame(slot, play)
         if self.bytes_per_tick is None:
             self._last_whole_ts = slot.timestamp
             return Frame(slot.pieces[0], slot.timestamp)
         pieces = slot.pieces
         payload = pieces[0] if len(pieces) == 1 else b"".join(pieces[k] for k in sorted(pieces))
-        return Frame(payload, play)
+        return _frame(payload, play)
 
     def _covered(self, start: int) -> bool:
         """Is slot ``start`` inside the last whole (non-split) packet emitted?"""
@@ -352,6 +429,8 @@ class JitterBuffer:
 
     def _payload_at(self, start: int) -> bytes | None:
         slot = self._slots.get(start)
+        if isinstance(slot, bytes):
+            return slot
         if slot is None or slot.filled < self.frame_ticks:
             return None
         return b"".join(slot.pieces[k] for k in sorted(slot.pieces))
@@ -368,17 +447,14 @@ class JitterBuffer:
             return True
         return False
 
-    def _adapt(self) -> None:
-        assert self._play is not None
-        depth = 0 if self._end_ts is None else max(0, self._end_ts - self._play)
-        if self._window_min is None or depth < self._window_min:
-            self._window_min = depth
-        self._window_pops += 1
-        if self._window_pops < _SHRINK_WINDOW:
-            return
+    def _shrink(self, play: int) -> int:
+        """End of a window: drop one frame if the buffered depth never fell to target + 1.
+        Returns the (new) playout point."""
+        assert self._window_min is not None
         if self._window_min >= (self.target_frames + 1) * self.frame_ticks:
-            self._slots.pop(self._play, None)
-            self._play += self.frame_ticks
+            self._slots.pop(play, None)
+            play = self._play = play + self.frame_ticks
             self.dropped += 1
         self._window_min = None
         self._window_pops = 0
+        return play

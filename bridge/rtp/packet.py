@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 _HEADER = struct.Struct("!BBHII")
 RTP_HEADER_SIZE = 12
+_SEQ_TS_SSRC = struct.Struct("!HII")
 
 
 class RtpError(ValueError):
@@ -91,6 +92,11 @@ def build_rtp_header(payload_type: int, sequence: int, timestamp: int, ssrc: int
     """The 12-byte fixed header, for the per-packet send path."""
     return _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, sequence & 0xFFFF,
                         timestamp & 0xFFFFFFFF, ssrc)
+
+
+def unpack_header(data: bytes) -> tuple[int, int, int]:
+    """(sequence, timestamp, SSRC) of a packet of at least 12 bytes, for the receive fast path."""
+    return _SEQ_TS_SSRC.unpack_from(data, 2)  # type: ignore[return-value]
 
 
 def is_rtcp(data: bytes) -> bool:

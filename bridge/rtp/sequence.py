@@ -79,6 +79,26 @@ class SourceState:
         self.received += 1
         return self.ext_max + _signed(seq - self.max_seq, SEQ_MOD)
 
+    def next_in_order(self, seq: int, ts: int, arrival_ticks: float) -> int | None:
+        """Fast path for the usual packet: if ``seq`` is exactly the next sequence number
+        (no wrap) of a validated source, do what ``update``, ``extend_ts`` and
+        ``update_jitter`` do for it and return the extended timestamp (the extended
+        sequence number is then ``cycles + seq``). Otherwise change nothing, return None."""
+        high = self._ts_high
+        if self.probation or seq != self.max_seq + 1 or high is None:
+            return None
+        self.max_seq = seq
+        self.received += 1
+        delta = (ts - high) & 0xFFFFFFFF
+        ext = high + (delta - TS_MOD if delta >= TS_MOD // 2 else delta)
+        if ext > high:
+            self._ts_high = ext
+        transit = arrival_ticks - ext
+        if self._transit is not None:
+            self.jitter += (abs(transit - self._transit) - self.jitter) / 16.0
+        self._transit = transit
+        return ext
+
     def extend_ts(self, ts: int) -> int:
         if self._ts_high is None:
             self._ts_high = ts

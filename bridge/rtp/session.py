@@ -31,7 +31,7 @@ from typing import Any
 
 from .dtmf4733 import DtmfEvent, DtmfReceiver
 from .jitter import JitterBuffer, PlayoutItem
-from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, build_rtp_header, is_rtcp
+from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, build_rtp_header, is_rtcp, unpack_header
 from .rtcp import (
     Bye,
     ReceiverReport,
@@ -64,10 +64,13 @@ class RtpSession:
         self._sdp_addr = remote_addr
         self._jitter_min_ms = jitter_min_ms
         self._jitter_max_ms = jitter_max_ms
-        self.codec_pt = codec_pt
+        self._fast_pt = -1          # second header byte taking the receive fast path
+        self._general = False       # True: fast paths off (differential tests)
+        self._codec_pt = codec_pt
+        self._dtmf_pt = dtmf_pt
+        self._update_fast_pt()
         self.codec_clock = codec_clock
         self.frame_ticks = frame_ticks
-        self.dtmf_pt = dtmf_pt
         self.jitter = self._new_jitter()
         self.dtmf = DtmfReceiver(dtmf_clock or codec_clock)
         self._latched = False
@@ -106,13 +109,69 @@ class RtpSession:
         self.rtcp_malformed = 0
         self._last_fraction = 0
 
+    @property
+    def codec_pt(self) -> int:
+        return self._codec_pt
+
+    @codec_pt.setter
+    def codec_pt(self, pt: int) -> None:
+        self._codec_pt = pt
+        self._update_fast_pt()
+
+    @property
+    def dtmf_pt(self) -> int | None:
+        return self._dtmf_pt
+
+    @dtmf_pt.setter
+    def dtmf_pt(self, pt: int | None) -> None:
+        self._dtmf_pt = pt
+        self._update_fast_pt()
+
+    def _update_fast_pt(self) -> None:
+        # Audio of the codec, marker clear (so never RTCP-like); not when the PT is
+        # ambiguous (also the DTMF or comfort-noise PT): those take the general path.
+        pt = self._codec_pt
+        fast = not self._general and 0 <= pt < 128 and pt not in (self._dtmf_pt, COMFORT_NOISE_PT)
+        self._fast_pt = pt if fast else -1
+
+    def _use_general_path(self) -> None:
+        """Turn every fast path off: the reference behaviour for differential tests."""
+        self._general = True
+        self._update_fast_pt()
+        self.jitter._use_general_path()
+
     def _new_jitter(self) -> JitterBuffer:
-        return JitterBuffer(self.codec_clock, self.frame_ticks, self._jitter_min_ms, self._jitter_max_ms,
-                            bytes_per_tick=1 if self.codec_pt in _BYTE_CODECS else None)
+        jb = JitterBuffer(self.codec_clock, self.frame_ticks, self._jitter_min_ms, self._jitter_max_ms,
+                          bytes_per_tick=1 if self.codec_pt in _BYTE_CODECS else None)
+        if self._general:
+            jb._use_general_path()
+        return jb
 
     # -- receive -----------------------------------------------------------
     def receive(self, data: bytes, addr: tuple[str, int], now: float) -> list[DtmfEvent]:
         """Feed one datagram from the RTP socket. Never raises on bad input."""
+        src = self._source
+        if src is not None and len(data) > RTP_HEADER_SIZE and data[0] == 0x80 \
+                and data[1] == self._fast_pt and self._latched and addr == self.remote_addr \
+                and not self._pending:
+            # Fast path: the expected next audio packet of the followed source, from the
+            # latched address, with a bare 12-byte header. Same effect as the general path.
+            seq, ts, ssrc = unpack_header(data)
+            if ssrc == src.ssrc:
+                ts_ext = src.next_in_order(seq, ts, now * self.codec_clock)
+                if ts_ext is not None:
+                    self.last_received = now
+                    self.remote_addr = addr
+                    self._candidate = None
+                    payload = data[RTP_HEADER_SIZE:]
+                    self.packets_received += 1
+                    self.octets_received += len(payload)
+                    self.jitter.put(src.cycles + seq, ts_ext, payload, now)
+                    return self.dtmf.poll(now) if self.dtmf.pending else []
+        return self._receive(data, addr, now)
+
+    def _receive(self, data: bytes, addr: tuple[str, int], now: float) -> list[DtmfEvent]:
+        """The general path: any RTP or RTCP datagram."""
         if is_rtcp(data):
             self.receive_rtcp(data, addr, now)
             return self.dtmf.poll(now)
@@ -132,7 +191,9 @@ class RtpSession:
                 self._track_sequence(pkt, now)
         else:
             self.unknown_pt += 1
-        return events + self.dtmf.poll(now)
+        if self.dtmf.pending:
+            events += self.dtmf.poll(now)
+        return events
 
     def poll(self, now: float) -> list[DtmfEvent]:
         """DTMF events whose end packets were all lost; call periodically."""
