@@ -210,8 +210,22 @@ class JitterBuffer:
         seen_set.add(seq_ext)
         if not payload:
             return
-        self._update_jitter(ts_ext, arrival)
-        self._update_duration(seq_ext, ts_ext)
+        # Interarrival jitter (RFC 3550 A.8, jumps past the resync window ignored) and the
+        # duration of in-sequence packets (for long non-splittable packets).
+        transit = arrival * self.clock_rate - ts_ext
+        last = self._last_transit
+        if last is not None:
+            d = abs(transit - last)
+            if d < self._resync_ticks:
+                self._jitter += (d - self._jitter) / 16.0
+        self._last_transit = transit
+        prev = self._prev_seq
+        if prev is not None and seq_ext == prev + 1:
+            ticks = ts_ext - self._prev_ts
+            if 0 < ticks <= 8 * self.frame_ticks:
+                self._pkt_ticks = ticks
+        self._prev_seq = seq_ext
+        self._prev_ts = ts_ext
         play = self._play
         if play is not None and len(payload) == self._frame_bytes \
                 and play <= ts_ext <= play + self._resync_ticks:
@@ -300,23 +314,6 @@ class JitterBuffer:
     def _extend(self, end: int) -> None:
         if self._end_ts is None or end > self._end_ts:
             self._end_ts = end
-
-    def _update_jitter(self, ts: int, arrival: float) -> None:
-        transit = arrival * self.clock_rate - ts
-        if self._last_transit is not None:
-            d = abs(transit - self._last_transit)
-            if d < self._resync_ticks:
-                self._jitter += (d - self._jitter) / 16.0
-        self._last_transit = transit
-
-    def _update_duration(self, seq: int, ts: int) -> None:
-        prev = self._prev_seq
-        if prev is not None and seq == prev + 1:
-            ticks = ts - self._prev_ts
-            if 0 < ticks <= 8 * self.frame_ticks:
-                self._pkt_ticks = ticks
-        self._prev_seq = seq
-        self._prev_ts = ts
 
     def _clear(self, grid: int | None) -> None:
         self._slots.clear()

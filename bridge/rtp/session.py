@@ -31,7 +31,7 @@ from typing import Any
 
 from .dtmf4733 import DtmfEvent, DtmfReceiver
 from .jitter import JitterBuffer, PlayoutItem
-from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, build_rtp_header, is_rtcp, unpack_header
+from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, build_rtp_header, is_rtcp, unpack_seq_ts_ssrc
 from .rtcp import (
     Bye,
     ReceiverReport,
@@ -156,7 +156,7 @@ class RtpSession:
                 and not self._pending:
             # Fast path: the expected next audio packet of the followed source, from the
             # latched address, with a bare 12-byte header. Same effect as the general path.
-            seq, ts, ssrc = unpack_header(data)
+            seq, ts, ssrc = unpack_seq_ts_ssrc(data, 2)
             if ssrc == src.ssrc:
                 ts_ext = src.next_in_order(seq, ts, now * self.codec_clock)
                 if ts_ext is not None:
