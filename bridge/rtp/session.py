@@ -27,11 +27,12 @@ sequential packets arrived; the probation packet is held and then delivered.
 from __future__ import annotations
 
 import random
+import struct
 from typing import Any
 
 from .dtmf4733 import DtmfEvent, DtmfReceiver
 from .jitter import JitterBuffer, PlayoutItem
-from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, build_rtp_header, is_rtcp, unpack_seq_ts_ssrc
+from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, is_rtcp, unpack_seq_ts_ssrc
 from .rtcp import (
     Bye,
     ReceiverReport,
@@ -51,6 +52,7 @@ COMFORT_NOISE_PT = 13
 # the jitter buffer can split/merge such packets to any ptime.
 _BYTE_CODECS = (0, 8, 9)
 _LATCH_PACKETS = 2
+_pack_header = struct.Struct("!BBHII").pack
 
 
 class RtpSession:
@@ -268,9 +270,12 @@ class RtpSession:
                   now: float | None = None) -> bytes:
         """Next outgoing packet; the timestamp then advances by ``ticks``.
         ``now`` (optional) lets the next SR map wall time to RTP time precisely."""
-        data = build_rtp_header(self.codec_pt, self._seq, self._ts, self.local_ssrc, marker) + payload
-        self._seq = (self._seq + 1) & 0xFFFF
-        self._ts = (self._ts + ticks) & 0xFFFFFFFF
+        # build_rtp_header, inlined (once per leg per tick); _seq/_ts/local_ssrc are in range.
+        seq, ts = self._seq, self._ts
+        data = _pack_header(0x80, (0x80 | self._codec_pt) if marker else self._codec_pt, seq, ts,
+                            self.local_ssrc) + payload
+        self._seq = (seq + 1) & 0xFFFF
+        self._ts = (ts + ticks) & 0xFFFFFFFF
         self.packets_sent += 1
         self.octets_sent += len(payload)
         self._sent_since_report = True

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.rtp import Frame, JitterBuffer, RtpPacket, RtpSession
+from bridge.rtp import Frame, JitterBuffer, RtpPacket, RtpSession, build_rtp_header
 from bridge.rtp.dtmf4733 import dtmf_payload
 from bridge.rtp.rtcp import ReceiverReport, build_compound
 
@@ -160,3 +160,10 @@ def test_pt_shared_with_dtmf_after_reinvite_is_not_audio() -> None:
     s.dtmf_pt = 101
     s.receive(audio(4, 640), PHONE, 0.08)
     assert s.jitter.received == received + 1
+
+
+def test_packetize_matches_build_rtp_header_across_wraps() -> None:
+    s = RtpSession(0xFFFFFFFF, 96, 48000, 960, None, None, PHONE, initial_seq=65534, initial_ts=2**32 - 960)
+    for i, marker in enumerate([True, False, True, False]):
+        expected = build_rtp_header(96, 65534 + i, 2**32 - 960 + 960 * i, 0xFFFFFFFF, marker) + b"ab"
+        assert s.packetize(b"ab", 960, marker) == expected
