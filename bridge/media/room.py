@@ -222,6 +222,10 @@ class _Common:
 _SILENCE = ("silence",)
 
 
+def _slot_of(leg: _Leg) -> int:
+    return leg.slot
+
+
 def _pair_table(table: Pcm) -> npt.NDArray[np.int32]:
     """Decode table over byte *pairs*: a native uint16 view of the payload indexes it and the
     int32 result, viewed as int16, is the two decoded samples in order (half the lookups)."""
@@ -501,7 +505,9 @@ class Room:
                 self._sink_legs.append(leg)
         self._other_pops = [leg.pop for leg in self._other]
         # The pair-table path needs whole sample pairs (always true for 8 kHz G.711 frames).
-        self._bulk = ([_Bulk(legs, self._pair_tables[name]) for name, legs in bulk.items()]
+        # Bulk groups in slot order (their order is free): usually one run of slots, written
+        # through a view instead of a scatter.
+        self._bulk = ([_Bulk(sorted(legs, key=_slot_of), self._pair_tables[name]) for name, legs in bulk.items()]
                       if self.frame_samples % 2 == 0 else [])
         if self.frame_samples % 2:
             for legs in bulk.values():
@@ -715,16 +721,26 @@ class Room:
                     rep = joiner
                 stream = self._produce(key, key[0], rep, signals)
             payload, ticks = stream.payload, stream.ticks
-            if skip is None and (not markers or markers.isdisjoint(group.leg_set)):
-                outgoing.extend(zip(group.ids, [pk(payload, ticks, False) for pk in group.pks]))
+            ids, pks = group.ids, group.pks
+            marked = markers & group.leg_set if markers else None
+            if skip is None and not marked:
+                outgoing.extend(zip(ids, [pk(payload, ticks, False) for pk in pks]))
                 continue
-            for i, (leg, pk) in enumerate(zip(legs, group.pks)):
-                if skip is not None and i in skip:
-                    continue
-                marker = leg in markers
-                outgoing.append((leg.leg_id, pk(payload, ticks, marker)))
-                if marker:
+            # Cut the group at the few special legs (talkers: routed below; first packets:
+            # marker bit) and packetise the runs between them in tight loops.
+            pos = group.pos
+            cuts = set(skip) if skip is not None else set()
+            if marked:
+                cuts.update(pos[leg.slot] for leg in marked)
+            start = 0
+            for cut in [*sorted(cuts), len(legs)]:
+                if cut > start:
+                    outgoing.extend(zip(ids[start:cut], [pk(payload, ticks, False) for pk in pks[start:cut]]))
+                if cut < len(legs) and (skip is None or cut not in skip):
+                    leg = legs[cut]
+                    outgoing.append((leg.leg_id, pks[cut](payload, ticks, True)))
                     markers.discard(leg)
+                start = cut + 1
         if self._stray:
             # Legs that just (re)joined their common stream: record it for _prime.
             group_of = self._group_of   # not leg.plain: a prompt that just ended is routed below
