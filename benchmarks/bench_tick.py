@@ -96,16 +96,33 @@ class StubPort:
         return _HEADER.pack(0x80, 0, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF, 1) + payload
 
 
-def bench(name: str, n: int, shared: bool, stub: bool = False) -> tuple[float, float, float, int]:
+def stub_cost(ports: list[StubPort], payload: bytes, ticks: int) -> float:
+    """Median µs of the stub ports' own pop_frame + packetize calls for one tick (what the
+    ``stub`` rows spend outside the room), so the room's own cost can be read off."""
+    times = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        for port in ports:
+            port.pop_frame()
+        for port in ports:
+            port.packetize(payload, ticks, False)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e6
+
+
+def bench(name: str, n: int, shared: bool, stub: bool = False) -> tuple[float, float, float, int, float]:
     rate, pt, _, _ = CODECS[name]
     room = Room("bench", rate, share_encodes=shared)
     talk = talker_payloads(name)
     silence = silence_payloads(name)
     legs = []
+    stubs: list[StubPort] = []
     for i in range(n):
         leg = Leg(i, name, talk if i < TALKERS else None, silence)
         legs.append(leg)
         port: Any = StubPort(leg) if stub else leg.session
+        if stub:
+            stubs.append(port)
         room.add_leg(f"leg{i}", port, name, name, payload_type=pt)
     now = 0.0
     for _ in range(4):                       # pre-fill the jitter buffers
@@ -127,9 +144,10 @@ def bench(name: str, n: int, shared: bool, stub: bool = False) -> tuple[float, f
         assert len(result.outgoing) == n
         now += 0.02
         tick += 1
+    extra = stub_cost(stubs, result.outgoing[-1][1][12:], CODECS[name][2] // 50) if stub else 0.0
     gc.unfreeze()
     us = np.array(times[5:]) * 1e6
-    return float(np.median(us)), float(np.percentile(us, 99)), float(us.min()), len(room._streams)
+    return float(np.median(us)), float(np.percentile(us, 99)), float(us.min()), len(room._streams), extra
 
 
 def main() -> None:
@@ -137,9 +155,11 @@ def main() -> None:
           f" {'min ms':>7} {'us/leg':>7}")
 
     def row(name: str, n: int, shared: bool, stub: bool = False) -> float:
-        med, p99, best, streams = bench(name, n, shared, stub)
+        med, p99, best, streams, ports_us = bench(name, n, shared, stub)
         print(f"{name:>6} {n:>6} {str(shared):>7} {'stub' if stub else 'rtp':>6} {streams:>8}"
               f" {med / 1000:>10.2f} {p99 / 1000:>8.2f} {best / 1000:>7.2f} {med / n:>7.1f}")
+        if stub:
+            print(f"{'':>6} stub ports alone {ports_us / 1000:.2f} ms -> room's own cost ~{(med - ports_us) / 1000:.2f} ms")
         return med
 
     for name in ("PCMU", "G722", "opus"):

@@ -562,12 +562,18 @@ class Room:
             self._read_bulk(group, kinds, inputs, present)
         if self._other:
             results = [pop() for pop in self._other_pops]
-            for leg, result in zip(self._other, results):
-                kind = kinds.get(result.__class__)
-                if kind is None:
-                    kind = kinds[result.__class__] = _kind_of(result)
-                if kind != _EMPTY and not leg.on_hold:   # held legs are drained, never decoded
-                    self._decode_one(leg, kind, result, inputs, present)
+            # Classify by class in C-level passes: most of these are Empty (DTX listeners).
+            classes = [r.__class__ for r in results]
+            for cls in set(classes):
+                if cls not in kinds:
+                    kinds[cls] = _kind_of(results[classes.index(cls)])
+            empty = {cls for cls, kind in kinds.items() if kind == _EMPTY}
+            legs = self._other
+            for i in [i for i, cls in enumerate(classes) if cls not in empty]:
+                leg = legs[i]
+                if not leg.on_hold:                      # held legs are drained, never decoded
+                    result = results[i]
+                    self._decode_one(leg, kinds[classes[i]], result, inputs, present)
 
     def _read_bulk(self, group: _Bulk, kinds: dict[type, int], inputs: npt.NDArray[np.int16],
                    present: npt.NDArray[np.bool_]) -> None:
