@@ -198,25 +198,23 @@ class _Bulk:
     def __init__(self, legs: list[_Leg], pairs: npt.NDArray[np.int32]) -> None:
         self.legs = legs
         self.pops = [leg.pop for leg in legs]
-        slots = [leg.slot for leg in legs]
+        slots = [leg.slot for leg in legs]            # ascending (Room._replan sorts)
         self.idx = np.asarray(slots, np.intp)
-        # Slots in one ascending run (the usual case): write into a view, no scatter.
-        self.span = (slice(slots[0], slots[0] + len(slots))
-                     if slots == list(range(slots[0], slots[0] + len(slots))) else None)
+        # Slots in one run (the usual case): write into a view, no scatter.
+        self.span = slice(slots[0], slots[-1] + 1) if slots[-1] - slots[0] == len(slots) - 1 else None
         self.pairs = pairs
 
 
 class _Common:
     """Plain legs sharing one common-stream key, in room order."""
-    __slots__ = ("key", "legs", "leg_set", "ids", "pks", "pos")
+    __slots__ = ("key", "legs", "ids", "pks", "pos")
 
     def __init__(self, key: tuple[Any, ...], legs: list[_Leg]) -> None:
         self.key = key
         self.legs = legs
-        self.leg_set = frozenset(legs)
         self.ids = [leg.leg_id for leg in legs]
         self.pks = [leg.packetize for leg in legs]
-        self.pos = {leg.slot: i for i, leg in enumerate(legs)}
+        self.pos = dict(zip([leg.slot for leg in legs], range(len(legs))))   # slot -> index
 
 
 _SILENCE = ("silence",)
@@ -224,6 +222,19 @@ _SILENCE = ("silence",)
 
 def _slot_of(leg: _Leg) -> int:
     return leg.slot
+
+
+def _group_by(legs: list[_Leg], keys: list[Any]) -> dict[Any, list[_Leg]]:
+    """Legs by key, first-seen key order, legs in order; one key (the usual case) costs one pass."""
+    if not legs:
+        return {}
+    first = keys[0]
+    if keys.count(first) == len(keys):
+        return {first: legs}
+    groups: dict[Any, list[_Leg]] = {}
+    for leg, key in zip(legs, keys):
+        groups.setdefault(key, []).append(leg)
+    return groups
 
 
 def _pair_table(table: Pcm) -> npt.NDArray[np.int32]:
@@ -263,6 +274,7 @@ class Room:
         self._zeros = np.zeros(self.frame_samples, np.int16)
         self._need_marker: set[_Leg] = set()   # next packet carries the RTP marker bit
         self._stray: set[_Leg] = set()         # stream_key may differ from common_key
+        self._keys: dict[tuple[Any, ...], tuple[Any, ...]] = {}   # interned common keys
         self._added = 0
         # Per slot: decoder concealment state and, for bulk-decoded legs, the last two payloads
         # (replayed through the decoder on a loss, so its concealment has history).
@@ -299,6 +311,7 @@ class Room:
             self._by_slot[leg.slot] = leg
             self._need_marker.add(leg)
             self._sync(leg)
+            self._dirty = True
         self._ops.append(op)
 
     def remove_leg(self, leg_id: str) -> None:
@@ -346,6 +359,7 @@ class Room:
             self._install_codec(leg, codec, payload_type)
             self._sync(leg)
             self._need_marker.add(leg)
+            self._dirty = True      # the decoder alone may have changed bulk table
         self._ops.append(op)
 
     def set_leg_source(self, leg_id: str, source: AudioSource | None, mode: str = "replace") -> None:
@@ -430,12 +444,20 @@ class Room:
         self.mixer.eligible[leg.slot] = leg.eligible
         self.mixer.set_gain(leg.slot, leg.input_gain_db)
         leg.out_gain = db_to_gain(leg.output_gain_db)
+        path = (leg.fast_in, leg.plain, leg.common_key)
         leg.fast_in = leg.bytewise is not None and not leg.on_hold
         leg.plain = leg.source is None and leg.hears_mix and not leg.deaf
         sig = ("mix", -1, leg.out_gain)
-        leg.common_key = (sig, leg.enc_key) if self.share_encodes else (sig, leg.enc_key, leg.leg_id)
-        self._stray.add(leg)
-        self._dirty = True
+        if self.share_encodes:
+            key = (sig, leg.enc_key)
+            # One object per distinct key: grouping legs then compares by identity.
+            leg.common_key = self._keys.setdefault(key, key)
+        else:
+            leg.common_key = (sig, leg.enc_key, leg.leg_id)
+        if (leg.fast_in, leg.plain, leg.common_key) != path:
+            # Rebuilding the plan is O(legs): mute, listen-only and input gain never need it.
+            self._stray.add(leg)
+            self._dirty = True
 
     def _build_codec(self, dec_name: str, enc_name: str,
                      enc_opts: dict[str, Any] | None) -> tuple[Decoder, Encoder, dict[str, Any]]:
@@ -489,32 +511,24 @@ class Room:
 
     def _replan(self) -> None:
         self._dirty = False
-        bulk: dict[str, list[_Leg]] = {}
-        common: dict[tuple[Any, ...], list[_Leg]] = {}
-        self._other, self._nonplain, self._sink_legs = [], [], []
-        for leg in self._legs.values():
-            if leg.fast_in:
-                bulk.setdefault(leg.bytewise, []).append(leg)   # type: ignore[arg-type]
-            else:
-                self._other.append(leg)
-            if leg.plain:
-                common.setdefault(leg.common_key, []).append(leg)
-            else:
-                self._nonplain.append(leg)
-            if leg.sinks:
-                self._sink_legs.append(leg)
+        legs = list(self._legs.values())
+        fast = [leg for leg in legs if leg.fast_in]
+        self._other = [leg for leg in legs if not leg.fast_in]
         self._other_pops = [leg.pop for leg in self._other]
-        # The pair-table path needs whole sample pairs (always true for 8 kHz G.711 frames).
+        plain = [leg for leg in legs if leg.plain]
+        self._nonplain = [leg for leg in legs if not leg.plain]
+        self._sink_legs = [leg for leg in legs if leg.sinks]
         # Bulk groups in slot order (their order is free): usually one run of slots, written
-        # through a view instead of a scatter.
-        self._bulk = ([_Bulk(sorted(legs, key=_slot_of), self._pair_tables[name]) for name, legs in bulk.items()]
-                      if self.frame_samples % 2 == 0 else [])
-        if self.frame_samples % 2:
-            for legs in bulk.values():
-                self._other.extend(legs)
-                self._other_pops.extend(leg.pop for leg in legs)
-        self._common = [_Common(key, legs) for key, legs in common.items()]
-        self._group_of = {leg: g for g in self._common for leg in g.legs}
+        # through a view instead of a scatter.  Bytewise codecs run at 8 kHz, so frames hold
+        # whole sample pairs for the pair tables.
+        fast.sort(key=_slot_of)
+        self._bulk = [_Bulk(group, self._pair_tables[name])
+                      for name, group in _group_by(fast, [leg.bytewise for leg in fast]).items()]
+        self._common = [_Common(key, group)
+                        for key, group in _group_by(plain, [leg.common_key for leg in plain]).items()]
+        self._group_of = {}
+        for group in self._common:
+            self._group_of.update(dict.fromkeys(group.legs, group))
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, now: float) -> TickResult:
@@ -697,6 +711,7 @@ class Room:
         tick_no = self._tick_no
         markers = self._need_marker
         by_slot = self._by_slot
+        group_of = self._group_of
         # Contributors are routed to their own mix-minus; find their place in the common groups.
         talkers: list[_Leg] = []
         excluded: dict[_Common, set[int]] = {}
@@ -728,7 +743,7 @@ class Room:
                 stream = self._produce(key, key[0], rep, signals)
             payload, ticks = stream.payload, stream.ticks
             ids, pks = group.ids, group.pks
-            marked = markers & group.leg_set if markers else None
+            marked = [leg for leg in markers if group_of.get(leg) is group] if markers else None
             if skip is None and not marked:
                 outgoing.extend(zip(ids, [pk(payload, ticks, False) for pk in pks]))
                 continue
@@ -749,7 +764,7 @@ class Room:
                 start = cut + 1
         if self._stray:
             # Legs that just (re)joined their common stream: record it for _prime.
-            group_of = self._group_of   # not leg.plain: a prompt that just ended is routed below
+            # group_of, not leg.plain: a leg whose prompt just ended is routed below.
             for leg in [leg for leg in self._stray if leg in group_of and leg.slot not in contrib]:
                 leg.stream_key = leg.common_key
                 self._stray.discard(leg)

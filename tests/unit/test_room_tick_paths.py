@@ -172,3 +172,25 @@ def test_a_prompt_ending_primes_the_new_common_stream_in_room_order() -> None:
     expected = make_encoder("PCMU").encode(primed.process(np.zeros(320, np.int16)))
     assert b.sent[-1][0] == expected
     assert expected != make_encoder("PCMU").encode(np.zeros(160, np.int16))   # priming audible
+
+
+def test_control_changes_regroup_legs_only_when_their_path_changes() -> None:
+    """Mute toggles leave the tick plan alone; a decoder-only codec change (same encoder, so
+    the same common stream) still moves the leg to the right bulk table."""
+    room = Room("r", 8000)
+    ports = {n: FakePort() for n in ("a", "b", "c")}
+    for n, p in ports.items():
+        room.add_leg(n, p, "PCMU", "PCMU", payload_type=0)
+    room.tick(0.0)
+    plan = room._bulk
+    room.set_muted("a", True)
+    room.set_listen_only("b", True)
+    room.tick(0.02)
+    assert room._bulk is plan
+    room.set_codec("c", "PCMA", "PCMU", 8)
+    room.tick(0.04)
+    pcm = speech(1, 0)
+    payload = make_encoder("PCMA").encode(pcm)
+    ports["c"].incoming.append(Frame(payload, 0))
+    room.tick(0.06)
+    np.testing.assert_array_equal(room.mixer.inputs[room._legs["c"].slot], make_decoder("PCMA").decode(payload))
