@@ -5,13 +5,17 @@ writes on its own worker thread; a handler that changed something awaits ``store
 so that a 2xx answer means the change is on disk. Every error body is
 ``{"error": "<code>", "message": "<text>"}``, including 401, unknown routes (404), wrong
 methods (405), oversized bodies (413) and anything unexpected (500, logged).
+Media uploads (``POST /v2/media``, up to 10 MiB) stream past the 64 KiB JSON body limit and are
+decoded in a worker thread (``media_upload``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -20,6 +24,7 @@ from aiohttp import web
 
 from ..config import Config
 from ..control.errors import ControlError, bad_request, not_found
+from ..control.model import Media, iso
 from ..control.openapi import openapi_document
 from ..control.service import ConferenceService
 from ..control.views import (
@@ -30,12 +35,14 @@ from ..control.views import (
     flat_participant,
     join_info,
 )
+from .media_upload import read_upload, remove_file, sniff, store_file
 
 log = logging.getLogger(__name__)
 
 SERVICE: web.AppKey[ConferenceService] = web.AppKey("service", ConferenceService)
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
 MAX_BODY = 64 * 1024
+MAX_PARALLEL_DECODES = 2  # uploads decoding at once; more wait (bounds CPU and memory)
 _STATUS_FILTERS = ("created", "active", "ended", "expired")
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -181,12 +188,24 @@ def _envelope(data: object, status: int = 200, extra: Mapping[str, object] | Non
     return web.json_response(body, status=status, headers={"X-Request-Id": str(body["request_id"])})
 
 
+def _media_view(media: Media) -> dict[str, object]:
+    return {
+        "id": media.id,
+        "media_name": media.media_name,
+        "content_type": media.content_type,
+        "size": media.size,
+        "duration_s": media.duration_s,
+        "created_at": iso(media.created_at),
+    }
+
+
 # -- handlers -----------------------------------------------------------------------------
 
 
 class _Handlers:
     def __init__(self, service: ConferenceService) -> None:
         self.service = service
+        self._decoding = asyncio.Semaphore(MAX_PARALLEL_DECODES)
 
     def _count(self, conf_id: str) -> int:
         return len(self.service.live.participants(conf_id))
@@ -209,6 +228,45 @@ class _Handlers:
         if conf is None or conf.account_id is None:
             raise not_found()
         return web.json_response(join_info(conf, _links(request), self.service.clock()))
+
+    # media
+
+    async def media_upload(self, request: web.Request) -> web.Response:
+        account = _account(request)
+        self.service.check_media_upload(account, request.query.get("media_name"))  # fail before reading
+        upload = await read_upload(request)
+        self.service.check_media_upload(account, upload.media_name)
+        kind = sniff(upload.data[:16])
+        if kind is None:
+            raise bad_request("invalid_media", "the file is not WAV, MP3 or Ogg audio")
+        ext, content_type = kind
+        media_id = self.service.new_media_id()
+        media_dir = self.service.media_dir()
+        async with self._decoding:
+            duration = await asyncio.to_thread(store_file, media_dir, media_id, ext, upload.data)
+        try:
+            media = self.service.add_media(
+                account, media_id, upload.media_name, content_type, len(upload.data), duration, media_id + ext
+            )
+        except ControlError:  # the name was taken while this upload was decoding
+            await asyncio.to_thread(remove_file, os.path.join(media_dir, media_id + ext))
+            raise
+        await _stored(self.service)
+        return web.json_response(_media_view(media), status=201)
+
+    async def media_list(self, request: web.Request) -> web.Response:
+        items = [_media_view(m) for m in self.service.list_media(_account(request))]
+        return web.json_response({"data": items, "total": len(items)})
+
+    async def media_get(self, request: web.Request) -> web.Response:
+        media = self.service.get_media(_account(request), request.match_info["media_id"])
+        return web.json_response(_media_view(media))
+
+    async def media_delete(self, request: web.Request) -> web.Response:
+        media = self.service.delete_media(_account(request), request.match_info["media_id"])
+        await _stored(self.service)
+        await asyncio.to_thread(remove_file, os.path.join(self.service.media_dir(), media.filename))
+        return web.Response(status=204)
 
     # flat form
 
@@ -346,6 +404,10 @@ def build_http_app(service: ConferenceService, *, config: Config) -> web.Applica
     app.router.add_get(flat + "/participants", h.flat_participants, allow_head=False)
     app.router.add_post(flat + "/participants", h.flat_add_participant)
     app.router.add_delete(flat + "/participants/{participant_id}", h.flat_kick)
+    app.router.add_get("/v2/media", h.media_list, allow_head=False)
+    app.router.add_post("/v2/media", h.media_upload)
+    app.router.add_get("/v2/media/{media_id}", h.media_get, allow_head=False)
+    app.router.add_delete("/v2/media/{media_id}", h.media_delete)
     app.router.add_get(acct, h.acct_list, allow_head=False)
     app.router.add_put(acct, h.acct_create)
     app.router.add_get(acct + "/{conference_id}", h.acct_get, allow_head=False)

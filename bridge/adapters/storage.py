@@ -1,4 +1,4 @@
-"""SQLite persistence of conferences, written by one worker thread so the media clock never waits.
+"""SQLite persistence of conferences and uploaded media metadata, written by one worker thread so the media clock never waits.
 
 ``load_all`` runs once at start-up (synchronously). ``put`` only queues an upsert to the worker;
 ``flush()`` (sync) and ``await drained()`` (async) wait until everything queued so far is on
@@ -15,9 +15,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import Config
-from ..control.model import Conference
+from ..control.model import Conference, Media
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: media table
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conferences (
     id           TEXT PRIMARY KEY,
@@ -27,6 +27,14 @@ CREATE TABLE IF NOT EXISTS conferences (
     data         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conferences_account ON conferences(account_id);
+CREATE TABLE IF NOT EXISTS media (
+    id          TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL,
+    media_name  TEXT,
+    data        TEXT NOT NULL
+);
+-- NULL names are distinct in SQLite, so only given names must be unique per account.
+CREATE UNIQUE INDEX IF NOT EXISTS media_account_name ON media(account_id, media_name);
 """
 
 
@@ -71,6 +79,34 @@ class ConferenceStore:
             " dial_in_code=excluded.dial_in_code, status=excluded.status, data=excluded.data",
             row,
         )
+
+    # -- media metadata (the files themselves are the HTTP adapter's business) --
+
+    def load_media(self) -> list[Media]:
+        rows = self._db.execute("SELECT data FROM media ORDER BY rowid").fetchall()
+        return [Media.from_record(json.loads(data)) for (data,) in rows]
+
+    def put_media(self, media: Media) -> None:
+        if self._closed:
+            raise RuntimeError("conference store is closed")
+        row = (media.id, media.account_id, media.media_name, json.dumps(media.to_record()))
+        self._last = self._worker.submit(self._write_media, row)
+
+    def delete_media(self, media_id: str) -> None:
+        if self._closed:
+            raise RuntimeError("conference store is closed")
+        self._last = self._worker.submit(self._delete_media, media_id)
+
+    def _write_media(self, row: tuple[str, str, str | None, str]) -> None:
+        self._db.execute(
+            "INSERT INTO media(id, account_id, media_name, data) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET account_id=excluded.account_id,"
+            " media_name=excluded.media_name, data=excluded.data",
+            row,
+        )
+
+    def _delete_media(self, media_id: str) -> None:
+        self._db.execute("DELETE FROM media WHERE id = ?", (media_id,))
 
     def flush(self) -> None:
         """Block until every queued write is committed (raises if the last one failed)."""

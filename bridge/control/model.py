@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 Status = Literal["created", "active", "ended", "expired"]
 Profile = Literal["default", "large", "webinar"]
@@ -58,6 +58,9 @@ class Conference:
     end_when_moderator_leaves: bool = False
     hold_music_id: str | None = None
     hold_music_url: str | None = None
+    # Absolute path of the uploaded media file that hold_music_id names (resolved by the service
+    # at create/update time, so the media side needs no lookup); None when it names no upload.
+    hold_music_path: str | None = None
     record: bool = False
     allow_recording_by_participant: bool = False
     comfort_noise: bool = True
@@ -159,6 +162,46 @@ class LiveRooms(Protocol):
     def act(self, conf_id: str, participant_id: str, action: Action) -> bool: ...
 
     def end_conference(self, conf_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Media:
+    """One uploaded audio file (hold music): metadata; the bytes live in ``<data_dir>/media/<filename>``."""
+
+    id: str
+    account_id: str
+    media_name: str | None
+    content_type: str
+    size: int
+    duration_s: float
+    created_at: datetime
+    filename: str  # ``<id><ext>``, relative to the media directory
+
+    def to_record(self) -> dict[str, object]:
+        out = dataclasses.asdict(self)
+        out["created_at"] = self.created_at.astimezone(timezone.utc).isoformat()
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, object]) -> "Media":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in record.items() if k in known}
+        kwargs["created_at"] = parse_iso(str(record["created_at"]))
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+@runtime_checkable
+class MediaRepository(Protocol):
+    """Persistence of media metadata (``ConferenceStore`` implements it on the same database).
+
+    ``put_media``/``delete_media`` only queue the write, like ``ConferenceRepository.put``.
+    """
+
+    def load_media(self) -> list[Media]: ...
+
+    def put_media(self, media: Media) -> None: ...
+
+    def delete_media(self, media_id: str) -> None: ...
 
 
 class ConferenceRepository(Protocol):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import os.path
 import random
 import secrets
 from collections.abc import Callable, Mapping
@@ -29,15 +30,32 @@ from .model import (
     Conference,
     ConferenceRepository,
     LiveRooms,
+    Media,
+    MediaRepository,
     ParticipantView,
 )
-from .validation import check_pins, parse_action, parse_dial_out, parse_settings
+from .validation import check_pins, parse_action, parse_dial_out, parse_media_name, parse_settings
 
 MAX_OPEN_PER_ACCOUNT = 100
+MAX_MEDIA_PER_ACCOUNT = 200  # x 10 MiB: bounds the disk one account can fill
 DEFAULT_LIFETIME = timedelta(hours=24)
 CODE_DIGITS = 8  # dial-in codes of API conferences: 10000000..99999999
 
 READ_ONLY = ControlError(409, "read_only", "conference is defined in config.yaml")
+MEDIA_NOT_FOUND = "media not found"
+
+
+class _NoMediaStore:
+    """Media kept in memory only: for stores (test doubles) that do not persist media."""
+
+    def load_media(self) -> list[Media]:
+        return []
+
+    def put_media(self, media: Media) -> None:
+        pass
+
+    def delete_media(self, media_id: str) -> None:
+        pass
 
 
 def room_conference_id(room_name: str) -> str:
@@ -53,8 +71,12 @@ class ConferenceService:
         clock: Callable[[], datetime],
         *,
         rng: random.Random | None = None,
+        media_store: MediaRepository | None = None,
     ) -> None:
         self.store = store
+        if media_store is None:
+            media_store = store if isinstance(store, MediaRepository) else _NoMediaStore()
+        self.media_store = media_store
         self.config = config
         self.live = live
         self.clock = clock
@@ -74,6 +96,7 @@ class ConferenceService:
         for cid, conf in self._rooms.items():
             if conf.dial_in_code:
                 self._codes[conf.dial_in_code] = cid
+        self._media: dict[str, Media] = {m.id: m for m in media_store.load_media()}
 
     def _room_conference(self, room: RoomConfig, started: datetime) -> Conference:
         return Conference(
@@ -185,6 +208,7 @@ class ConferenceService:
             updated_at=now,
             rate=self.config.media.default_rate,
         )
+        changes.update(self._hold_music(account_id, changes))
         conf = dataclasses.replace(conf, **changes)  # type: ignore[arg-type]
         check_pins(conf.member_pins, conf.moderator_pins)
         if self.open_count(account_id) >= MAX_OPEN_PER_ACCOUNT:
@@ -207,6 +231,7 @@ class ConferenceService:
         changes = parse_settings(
             fields, now=now, creating=False, current_beep=conf.beep, current_member_pins=conf.member_pins
         )
+        changes.update(self._hold_music(account_id, changes))
         new = dataclasses.replace(conf, updated_at=now, **changes)  # type: ignore[arg-type]
         check_pins(new.member_pins, new.moderator_pins)
         if "scheduled_for" in changes or "duration_minutes" in changes:
@@ -258,6 +283,88 @@ class ConferenceService:
             stamp = now.replace(microsecond=0)
             out.append(self._save(dataclasses.replace(conf, status="expired", ended_at=stamp, updated_at=stamp)))
         return out
+
+    def _hold_music(self, account_id: str, changes: Mapping[str, object]) -> dict[str, object]:
+        """``hold_music_id``/``hold_media_name`` must name this account's media; resolve it to its file."""
+        if "hold_music_id" not in changes:
+            return {}
+        ref = changes["hold_music_id"]
+        if ref is None:
+            return {"hold_music_path": None}
+        path = self.media_path(account_id, str(ref))
+        if path is None:
+            raise ControlError(400, "invalid_hold_music_id", f"no such media: {ref}")
+        return {"hold_music_path": path}
+
+    # -- media (uploaded audio; the adapter stores the file, this keeps the metadata) -----------
+
+    def media_dir(self) -> str:
+        """Where uploaded files live: ``<data_dir>/media`` (absolute)."""
+        return os.path.abspath(os.path.join(self.config.data_dir, "media"))
+
+    def find_media(self, account_id: str, ref: str) -> Media | None:
+        """The account's media named by id or, failing that, by ``media_name``."""
+        media = self._media.get(ref)
+        if media is not None:
+            return media if media.account_id == account_id else None
+        return next((m for m in self._media.values() if m.account_id == account_id and m.media_name == ref), None)
+
+    def get_media(self, account_id: str, ref: str) -> Media:
+        media = self.find_media(account_id, ref)
+        if media is None:
+            raise not_found(MEDIA_NOT_FOUND)
+        return media
+
+    def media_path(self, account_id: str, ref: str) -> str | None:
+        """Absolute path of the file of the account's media ``ref`` (id or media_name); None if unknown."""
+        media = self.find_media(account_id, ref)
+        return None if media is None else os.path.join(self.media_dir(), media.filename)
+
+    def list_media(self, account_id: str) -> builtins.list[Media]:
+        """The account's media, oldest first."""
+        return sorted((m for m in self._media.values() if m.account_id == account_id), key=lambda m: m.created_at)
+
+    def check_media_upload(self, account_id: str, media_name: object) -> str | None:
+        """Validate an upload before its bytes are read: the name (400/409) and the account's quota."""
+        name = parse_media_name(media_name)
+        if name is not None and self.find_media(account_id, name) is not None:
+            raise ControlError(409, "media_name_taken", f"media_name {name!r} is already used by this account")
+        if sum(1 for m in self._media.values() if m.account_id == account_id) >= MAX_MEDIA_PER_ACCOUNT:
+            raise ControlError(409, "too_many_media", f"at most {MAX_MEDIA_PER_ACCOUNT} media files per account")
+        return name
+
+    def new_media_id(self) -> str:
+        while True:
+            mid = f"media_{self._rng.getrandbits(64):016x}"
+            if mid not in self._media:
+                return mid
+
+    def add_media(
+        self, account_id: str, media_id: str, media_name: str | None, content_type: str, size: int,
+        duration_s: float, filename: str,
+    ) -> Media:
+        """Record an upload whose file is already in ``media_dir()``; checks again (another upload
+        with the same name may have finished while this one was decoding)."""
+        name = self.check_media_upload(account_id, media_name)
+        media = Media(
+            id=media_id, account_id=account_id, media_name=name, content_type=content_type, size=size,
+            duration_s=round(duration_s, 3), created_at=self.clock().replace(microsecond=0), filename=filename,
+        )
+        self._media[media.id] = media
+        self.media_store.put_media(media)
+        return media
+
+    def delete_media(self, account_id: str, ref: str) -> Media:
+        """Forget the media (the adapter removes the file); 409 while an open conference plays it."""
+        media = self.get_media(account_id, ref)
+        path = os.path.join(self.media_dir(), media.filename)
+        now = self.clock()
+        users = [c.id for c in self._confs.values() if c.hold_music_path == path and c.joinable(now)]
+        if users:
+            raise ControlError(409, "media_in_use", f"media is the hold music of {', '.join(sorted(users)[:5])}")
+        del self._media[media.id]
+        self.media_store.delete_media(media.id)
+        return media
 
     # -- participants -------------------------------------------------------------------------
 

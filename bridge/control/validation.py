@@ -286,6 +286,19 @@ def check_pins(member_pins: tuple[str, ...], moderator_pins: tuple[str, ...]) ->
         raise ControlError(400, "invalid_pin", "a PIN cannot be both a member PIN and a moderator PIN")
 
 
+MEDIA_ID_RE = re.compile(r"^media_[0-9a-f]{16}$")
+
+
+def parse_media_name(value: object) -> str | None:
+    """An upload's optional ``media_name`` (Telnyx): printable text that cannot pass for a media id."""
+    if value is None:
+        return None
+    name = _text("media_name", value, MAX_ID_TEXT)
+    if MEDIA_ID_RE.match(name):
+        raise bad_request("invalid_media_name", "media_name must not look like a media id (media_<16 hex>)")
+    return name
+
+
 def parse_action(value: object) -> str:
     if not isinstance(value, str) or value not in ("mute", "unmute", "deaf", "undeaf", "kick"):
         raise bad_request("invalid_action", "action must be one of: mute, unmute, deaf, undeaf, kick")
