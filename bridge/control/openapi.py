@@ -33,7 +33,15 @@ _SETTINGS: dict[str, Any] = {
     "profile": {"type": "string", "enum": list(PROFILES)},
     "mute_on_entry": {"type": "boolean", "description": "Honoured: callers join muted."},
     "record": {"type": "boolean", "description": "Stored; honoured once recording is available."},
-    "hold_music_id": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_ID_TEXT},
+    "hold_music_id": {
+        "type": ["string", "null"], "minLength": 1, "maxLength": MAX_ID_TEXT,
+        "description": "Hold music: the id or media_name of media uploaded to /v2/media by this account "
+                       "(else 400 invalid_hold_music_id); null for the built-in music.",
+    },
+    "hold_media_name": {
+        "type": ["string", "null"], "minLength": 1, "maxLength": MAX_ID_TEXT,
+        "description": "Telnyx: same setting as hold_music_id (media_name or id of uploaded media).",
+    },
     "hold_audio_url": {**_URL, "description": "Telnyx: stored as the hold music URL."},
     "wait_for_moderator": {"type": "boolean"},
     "end_when_moderator_leaves": {"type": "boolean"},
@@ -111,6 +119,44 @@ _ERROR = {
     "properties": {"error": {"type": "string", "example": "invalid_pin"}, "message": {"type": "string"}},
 }
 
+_MEDIA = {
+    "type": "object",
+    "required": ["id", "media_name", "content_type", "size", "duration_s", "created_at"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^media_[0-9a-f]{16}$", "example": "media_3f9a0c1d2b4e5f60"},
+        "media_name": {"type": ["string", "null"], "example": "lobby music"},
+        "content_type": {"type": "string", "enum": ["audio/wav", "audio/mpeg", "audio/ogg"]},
+        "size": {"type": "integer", "description": "Bytes stored"},
+        "duration_s": {"type": "number"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_MEDIA_UPLOAD = {
+    "required": True,
+    "description": (
+        "One audio file (WAV, MP3 or Ogg; the format is recognised from the content) of at most 10 MiB: "
+        "a multipart/form-data 'file' part with an optional 'media_name' field, or the file itself as the "
+        "body (audio/wav, audio/x-wav, audio/mpeg, audio/ogg or application/octet-stream) with an optional "
+        "?media_name=. Anything PyAV cannot decode as audio is refused with 400 invalid_media."
+    ),
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object", "required": ["file"], "additionalProperties": False,
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "media_name": {"type": "string", "minLength": 1, "maxLength": MAX_ID_TEXT},
+                },
+            },
+        },
+        "application/octet-stream": _BINARY,
+        "audio/wav": _BINARY,
+        "audio/mpeg": _BINARY,
+        "audio/ogg": _BINARY,
+    },
+}
+
 _FLAT_PARTICIPANT = {
     "type": "object",
     "properties": {
@@ -144,7 +190,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "Invalid body, field or query parameter", 401: "Missing or invalid token",
         404: "Not found (or another account's)", 409: "Conflict (read-only room, ended, limit, dial-out)",
-        413: "Body larger than 64 KiB", 503: "Storage failed",
+        413: "Body larger than 64 KiB (media uploads: 10 MiB)",
+        415: "Upload is neither multipart/form-data nor an accepted audio content type", 503: "Storage failed",
     }
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
 
@@ -167,6 +214,8 @@ _CONF = {"name": "conference_id", "in": "path", "required": True, "schema": {"ty
          "example": "conf_demo"}
 _ACCT = {"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"},
          "example": "acct_demo"}
+_MEDIA_ID = {"name": "media_id", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "The media id, or its media_name", "example": "media_3f9a0c1d2b4e5f60"}
 _PART = {"name": "participant_id", "in": "path", "required": True, "schema": {"type": "string"},
          "example": "part_1"}
 
@@ -222,6 +271,7 @@ def openapi_document() -> dict[str, Any]:
                 "AccountConferenceInput": {**_ACCT_IN, "required": ["name"]},
                 "AccountConferenceUpdate": _ACCT_IN,
                 "AccountConference": _ACCT_OUT,
+                "Media": _MEDIA,
                 "FlatParticipant": _FLAT_PARTICIPANT,
                 "AccountParticipant": _ACCT_PARTICIPANT,
             },
@@ -294,6 +344,29 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _op(
                     "Remove (kick) a participant",
                     {"204": {"description": "Removed"}, **_errors(401, 404)}, params=[_CONF, _PART],
+                ),
+            },
+            "/v2/media": {
+                "get": _op(
+                    "List the account's uploaded media",
+                    {"200": _json({"type": "object", "properties": {
+                        "data": {"type": "array", "items": _ref("Media")}, "total": {"type": "integer"},
+                    }}, "Media, oldest first"), **_errors(401)},
+                ),
+                "post": _op(
+                    "Upload an audio file (hold music) as media",
+                    {"201": _json(_ref("Media"), "Stored"), **_errors(400, 401, 409, 413, 415, 503)},
+                    params=[_q("media_name", {"type": "string", "minLength": 1, "maxLength": MAX_ID_TEXT},
+                               "Name for raw-body uploads (unique per account)")],
+                    body=_MEDIA_UPLOAD,
+                ),
+            },
+            "/v2/media/{media_id}": {
+                "get": _op("Get media metadata", {"200": _json(_ref("Media"), "The media"), **_errors(401, 404)},
+                           params=[_MEDIA_ID]),
+                "delete": _op(
+                    "Delete media (its file too); 409 media_in_use while an open conference plays it",
+                    {"204": {"description": "Deleted"}, **_errors(401, 404, 409, 503)}, params=[_MEDIA_ID],
                 ),
             },
             "/v2/accounts/{account_id}/conferences": {
