@@ -109,7 +109,7 @@ async def _read_multipart(request: web.Request, query_name: str | None) -> Uploa
                 raise bad_request("unknown_field", f"unknown form field {part.name!r}; expected file, media_name")
     except ControlError:
         raise
-    except Exception as err:  # aiohttp's parser raises ValueError/AssertionError/... on broken bodies
+    except Exception as err:  # noqa: BLE001 -- aiohttp's parser raises ValueError/AssertionError/... on broken bodies
         raise bad_request("invalid_multipart", f"malformed multipart body: {str(err)[:200]}") from None
     if data is None:
         raise bad_request("missing_file", "multipart body has no 'file' part")
@@ -131,7 +131,7 @@ def store_file(media_dir: str, media_id: str, ext: str, data: bytes) -> float:
             f.write(data)
         try:
             audio = decode_file(temp, DECODE_RATE)
-        except Exception as err:  # PyAV/FFmpeg errors, ValueError (no audio stream), ...
+        except Exception as err:  # noqa: BLE001 -- PyAV/FFmpeg errors, ValueError (no audio stream), ...
             raise bad_request("invalid_media", f"the file is not decodable audio: {str(err)[:200]}") from None
         if len(audio.pcm) == 0:
             raise bad_request("invalid_media", "the file contains no audio samples")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import av
 import numpy as np
 import pytest
 
+from bridge.adapters import media_upload
 from bridge.adapters.media_upload import MAX_MEDIA_BYTES, sniff
 
 from .conftest import TOKEN_A, TOKEN_B, Clock, Env, start_env
@@ -36,16 +39,16 @@ def encoded_bytes(tmp_path: Path, fmt: str, codec: str, rate: int, seconds: floa
     t = np.arange(int(seconds * rate)) / rate
     pcm = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
     with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.layout = "mono"  # type: ignore[union-attr]
+        stream: Any = out.add_stream(codec, rate=rate)
+        stream.layout = "mono"
         step = 1152
-        for i, start in enumerate(range(0, len(pcm), step)):
+        for start in range(0, len(pcm), step):
             frame = av.AudioFrame.from_ndarray(pcm[start:start + step].reshape(1, -1), format="s16", layout="mono")
             frame.sample_rate = rate
             frame.pts = start
-            for packet in stream.encode(frame):  # type: ignore[union-attr]
+            for packet in stream.encode(frame):
                 out.mux(packet)
-        for packet in stream.encode(None):  # type: ignore[union-attr]
+        for packet in stream.encode(None):
             out.mux(packet)
     return path.read_bytes()
 
@@ -285,3 +288,37 @@ async def test_media_and_hold_music_survive_restart(tmp_path: Path) -> None:
         assert await third.call("GET", "/v2/media", token=TOKEN_B) == (200, {"data": [other], "total": 1})
     finally:
         await third.stop()
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    (b"RIFF\x24\x00\x00\x00WAVEfmt ", (".wav", "audio/wav")),
+    (b"RIFF\x24\x00\x00\x00AVI LIST", None),
+    (b"ID3\x04\x00\x00\x00\x00\x00\x00", (".mp3", "audio/mpeg")),
+    (b"\xff\xfb\x90\x64\x00", (".mp3", "audio/mpeg")),  # MPEG-1 layer III frame header
+    (b"\xff\xf1\x50\x80\x00", None),  # AAC ADTS: same sync bits, layer 00
+    (b"OggS\x00\x02", (".ogg", "audio/ogg")),
+    (b"fLaC\x00\x00", None),
+    (b"", None),
+])
+def test_sniff(head: bytes, expected: tuple[str, str] | None) -> None:
+    assert sniff(head) == expected
+
+
+async def test_decoding_runs_off_the_event_loop_and_a_name_race_keeps_one_file(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = media_upload.decode_file
+    threads: list[threading.Thread] = []
+    both_decoding = threading.Barrier(2, timeout=10)
+
+    def decode(path: str, rate: int) -> Any:
+        threads.append(threading.current_thread())
+        both_decoding.wait()  # both uploads passed the name check before either is recorded
+        return real(path, rate)
+
+    monkeypatch.setattr(media_upload, "decode_file", decode)
+    results = await asyncio.gather(*(upload(env, wav_bytes(0.1), media_name="race") for _ in range(2)))
+    assert sorted(status for status, _ in results) == [201, 409]
+    assert all(t is not threading.main_thread() for t in threads) and len(threads) == 2
+    winner = next(body for status, body in results if status == 201)
+    assert media_files(env) == [f"{winner['id']}.wav"]  # the loser's file was removed
