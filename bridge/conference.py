@@ -174,7 +174,7 @@ class LiveConference:
                 continue
             m.background = wanted
             rate = self.conf.rate
-            music_at = self.conf.hold_music_url or self.conf.hold_music_id
+            music_at = self.conf.hold_music_path or self.conf.hold_music_url or self.conf.hold_music_id
             if wanted == "none":
                 self.room.set_leg_source(m.leg.leg_id, None)
             elif wanted == "waiting":

@@ -69,6 +69,7 @@ def test_two_rooms_stay_isolated(bridge: BridgeProcess, ports: PortAllocator, tm
         hang_up_all(people)
         for listener, partner, strangers in ((a1, a2, (b1, b2)), (a2, a1, (b1, b2)), (b1, b2, (a1, a2)), (b2, b1, (a1, a2))):
             samples, rate = listener.heard()
+            samples = audio.segment(samples, rate, 1.0, len(samples) / rate - 0.3)  # skip prompt + beeps
             assert audio.has_tone(samples, rate, partner.freq, min_rel_db=-15, min_seconds=1.0)
             for s in strangers:
                 leak = audio.tone_level_db(samples, rate, s.freq)
