@@ -12,6 +12,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from bridge_codecs.base import Pcm
+
 from bridge.media.playback import DecodedAudio, DecodedAudioCache, FilePlayback, PromptSequence, url_cache_name
 from bridge.media.ports import AudioSource, PcmSource
 from bridge.media.prompts import prompt_path
@@ -44,6 +46,22 @@ def comfort_noise(rate: int, _cache: dict[int, object] = {}) -> AudioSource:
     return PcmSource(pcm, rate, loop=True)  # type: ignore[arg-type]
 
 
+class _MusicWhenDecoded:
+    """Built-in music until the worker thread has decoded the file, then the file (looped)."""
+
+    def __init__(self, cache: DecodedAudioCache, path: Path, rate: int) -> None:
+        self.cache = cache
+        self.key = (str(path), rate)
+        self.current: AudioSource = builtin_music()
+        self.switched = False
+
+    def read(self, samples: int, rate: int) -> Pcm | None:
+        if not self.switched and self.key in self.cache:
+            self.current = FilePlayback(self.cache.get(self.key[0], self.key[1]), loop=True)
+            self.switched = True
+        return self.current.read(samples, rate)
+
+
 class AudioAssets:
     def __init__(self, cache_dir: Path, loop: asyncio.AbstractEventLoop) -> None:
         self.cache = DecodedAudioCache()
@@ -61,12 +79,12 @@ class AudioAssets:
     def music(self, location: str | None, rate: int) -> AudioSource:
         """Looping hold music from a file path or a cached http(s) download; built-in otherwise."""
         path = self._local_path(location)
-        if path is not None:
-            key = (str(path), rate)
-            if key in self.cache:
-                return FilePlayback(self.cache.get(path, rate), loop=True)
-            self._load_later(path, rate)
-        return builtin_music()
+        if path is None:
+            return builtin_music()
+        if (str(path), rate) in self.cache:
+            return FilePlayback(self.cache.get(path, rate), loop=True)
+        self._load_later(path, rate)
+        return _MusicWhenDecoded(self.cache, path, rate)
 
     def _local_path(self, location: str | None) -> Path | None:
         if not location:

@@ -73,3 +73,33 @@ def test_rtp_inactivity_timeout_hangs_up(bridge_factory: Callable[..., BridgePro
                          service="room1", timeout=15, workdir=tmp_path / "sipp")
     silent.wait(20).assert_ok()
     assert "no RTP for" in bridge.log_path.read_text()
+
+
+@pytest.mark.usefixtures("need_baresip")
+def test_uploaded_hold_music_plays_to_a_lone_caller(bridge: BridgeProcess, ports: PortAllocator,
+                                                    tmp_path: Path) -> None:
+    import urllib.request
+
+    import numpy as np
+
+    from bridge.media.prompts import prompt_path
+    from tests.e2e.peers import audio
+
+    music = audio.write_wav(tmp_path / "music.wav", 0.3 * np.sin(2 * np.pi * 750.0 * np.arange(16000 * 2) / 16000),
+                            16000)
+    req = urllib.request.Request(bridge.base_url + "/v2/media?media_name=lobby-tune", data=music.read_bytes(),
+                                 method="POST", headers={"X-Auth-Token": "test-token-acct1",
+                                                         "Content-Type": "audio/wav"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201
+    status, conf = bridge.api("POST", "/v2/conferences", {"name": "tuneful", "hold_music_id": "lobby-tune"})
+    assert status == 201, conf
+    samples_alone, alone_rate = audio.read_wav(Path(prompt_path("alone")))
+    with participants(tmp_path, ports, [("lonely", "PCMU", None)]) as people:
+        dial_all(bridge, people, conf["dial_in_code"])
+        time.sleep(len(samples_alone) / alone_rate + 3.0)
+        people[0].phone.hangup()
+        people[0].phone.wait_event("CALL_CLOSED")
+        heard, rate = people[0].heard()
+    after_prompt = audio.segment(heard, rate, len(samples_alone) / alone_rate + 0.5, len(heard) / rate - 0.3)
+    assert audio.has_tone(after_prompt, rate, 750.0, min_rel_db=-6, min_seconds=1.5), "uploaded music not heard"
