@@ -3,28 +3,14 @@ talkers and first packets, and which leg primes a stream that is new this tick."
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any
 
 import numpy as np
 
 from bridge.media.ports import PcmSource
 from bridge.media.room import Room
-from bridge.rtp.jitter import Empty, Frame, Missing
+from bridge.rtp.jitter import Frame, Missing
+from tests.unit.test_room import FakePort
 from bridge_codecs import Resampler, make_decoder, make_encoder
-
-
-class FakePort:
-    def __init__(self) -> None:
-        self.incoming: deque[Any] = deque()
-        self.sent: list[tuple[bytes, int, bool]] = []
-
-    def pop_frame(self) -> Any:
-        return self.incoming.popleft() if self.incoming else Empty()
-
-    def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
-        self.sent.append((payload, ticks, marker))
-        return b"H" + payload
 
 
 def speech(seed: int, tick: int) -> np.ndarray:
