@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bridge.media.levels import FLOOR_DBOV, TalkConfig
+from bridge.media.levels import TalkConfig
 from bridge.media.mixer import Mixer, db_to_gain, limit
 from bridge.media.ports import AudioSink, AudioSource, RtpPort
 from bridge_codecs import Decoder, Encoder, Resampler, make_decoder, make_encoder
