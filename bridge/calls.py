@@ -25,12 +25,13 @@ from bridge_codecs.base import Decoder
 
 from bridge.adapters.rtp_transport import LegSockets, PortAllocator, PortRangeExhausted
 from bridge.audio_assets import AudioAssets
-from bridge.conference import LiveConference, is_scheduled_later
+from bridge.conference import LiveConference, add_leg_to, is_scheduled_later
 from bridge.config import Config
 from bridge.control import ivr as ivrmod
 from bridge.control.model import Conference, ParticipantView
 from bridge.media.dtmf_detect import InbandDtmfDetector
 from bridge.media.room import Room, SourceFinished
+from bridge.rtp.packet import RtpError, RtpPacket
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer, answer_offer, build_offer
 from bridge.sip import endpoint as sipev
@@ -238,14 +239,9 @@ class CallController:
         leg.encoder_opts = self._encoder_opts(media.codec)
         leg.session = RtpSession(
             local_ssrc=random.getrandbits(32),
-            codec_pt=media.payload_type,
-            codec_clock=media.clock_rate,
-            frame_ticks=media.clock_rate * FRAME_MS // 1000,
-            dtmf_pt=media.dtmf_pt,
-            dtmf_clock=media.dtmf_clock_rate,
-            remote_addr=(media.remote_host, media.remote_port) if media.remote_port else None,
             jitter_min_ms=self.config.rtp.jitter_min_ms,
             jitter_max_ms=self.config.rtp.jitter_max_ms,
+            **rtp_remote(media),
         )
         if media.dtmf_pt is None and media.codec in ("PCMU", "PCMA"):
             leg.inband = InbandDtmfDetector(8000)
@@ -258,15 +254,23 @@ class CallController:
             self._start_ivr(leg, ivrmod.Ivr(lookup_code=self._lookup_code))
             return
         conf = self.resolve_dial(leg.conf_id)
-        if conf is None:
-            self._refuse(leg, "ended")
-        elif is_scheduled_later(conf, datetime.now(timezone.utc)):
-            self._refuse(leg, "not_started")
+        refusal = self._not_open(conf)
+        if refusal is not None or conf is None:
+            self._refuse(leg, refusal or "ended")
         elif conf.member_pins or conf.moderator_pins:
             target = ivrmod.RoomTarget(conf.id, tuple(conf.member_pins), tuple(conf.moderator_pins))
             self._start_ivr(leg, ivrmod.Ivr(room=target))
         else:
             self._join(leg, conf, "member")
+
+    @staticmethod
+    def _not_open(conf: Conference | None) -> str | None:
+        """The prompt for a conference that cannot be joined now, or None when it can."""
+        if conf is None:
+            return "ended"
+        if is_scheduled_later(conf, datetime.now(timezone.utc)):
+            return "not_started"
+        return None
 
     def _lookup_code(self, code: str) -> ivrmod.RoomTarget | None:
         conf = self.resolve_dial(code)
@@ -277,11 +281,7 @@ class CallController:
     def _to_lobby(self, leg: Leg) -> None:
         if leg.in_lobby:
             return
-        assert leg.session is not None and leg.media is not None
-        self.lobby.add_leg(
-            leg.leg_id, leg.session, leg.media.codec, leg.media.codec,
-            payload_type=leg.media.payload_type, encoder_opts=leg.encoder_opts,
-        )
+        add_leg_to(self.lobby, leg)
         self.lobby.set_isolated(leg.leg_id, True)
         self.lobby_legs[leg.leg_id] = leg
         leg.in_lobby = True
@@ -317,15 +317,14 @@ class CallController:
             elif isinstance(action, ivrmod.Join):
                 leg.ivr = None
                 conf = self.resolve_dial(action.room)
-                if conf is None:
-                    self._refuse(leg, "ended")
-                elif is_scheduled_later(conf, datetime.now(timezone.utc)):
-                    self._refuse(leg, "not_started")
+                refusal = self._not_open(conf)
+                if refusal is not None or conf is None:
+                    self._refuse(leg, refusal or "ended")
                 else:
-                    leg.conf_id = conf.id
                     self._join(leg, conf, action.role)
 
     def _join(self, leg: Leg, conf: Conference, role: str) -> None:
+        leg.conf_id = conf.id
         live = self.rooms.get(conf.id)
         refusal = live.refuses(role) if live is not None else None
         if refusal is not None:
@@ -335,7 +334,6 @@ class CallController:
         if live is None:
             live = self.rooms[conf.id] = LiveConference(conf, self._max_talkers(conf), self.assets, self.hangup)
             self.on_first_join(conf.id)
-        leg.conf_id = conf.id
         live.join(leg, role)
         leg.in_room = True
 
@@ -376,14 +374,7 @@ class CallController:
         old = leg.media
         leg.media = media
         assert leg.session is not None
-        leg.session.update_remote(
-            codec_pt=media.payload_type,
-            codec_clock=media.clock_rate,
-            frame_ticks=media.clock_rate * FRAME_MS // 1000,
-            dtmf_pt=media.dtmf_pt,
-            dtmf_clock=media.dtmf_clock_rate,
-            remote_addr=(media.remote_host, media.remote_port) if media.remote_port else None,
-        )
+        leg.session.update_remote(**rtp_remote(media))
         room = self._room_of(leg)
         if room is not None and (old is None or old.codec != media.codec or old.payload_type != media.payload_type):
             leg.encoder_opts = self._encoder_opts(media.codec)
@@ -437,22 +428,18 @@ class CallController:
         now = self._now()
         for event in session.receive(data, (addr[0], addr[1]), now):
             self.on_digit(leg, event.digit, "rfc4733")
-        if leg.inband is not None and leg.inband_decoder is not None and len(data) > 12:
+        if leg.inband is not None:
             self._detect_inband(leg, data)
 
     def _detect_inband(self, leg: Leg, data: bytes) -> None:
         """In-band DTMF for G.711 callers that offered no telephone-event."""
         assert leg.media is not None and leg.inband is not None and leg.inband_decoder is not None
-        if data[1] & 0x7F != leg.media.payload_type:
-            return
-        offset = 12 + 4 * (data[0] & 0x0F)
-        if data[0] & 0x10 and len(data) >= offset + 4:
-            offset += 4 + 4 * int.from_bytes(data[offset + 2:offset + 4], "big")
-        payload = data[offset:]
-        if data[0] & 0x20 and payload:
-            payload = payload[: len(payload) - payload[-1]]
-        if payload:
-            for digit in leg.inband.process(leg.inband_decoder.decode(payload)):
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            return  # the session has already counted it as garbage
+        if packet.payload_type == leg.media.payload_type and packet.payload:
+            for digit in leg.inband.process(leg.inband_decoder.decode(packet.payload)):
                 self.on_digit(leg, digit, "inband")
 
     def _on_rtcp(self, leg: Leg, data: bytes, addr: tuple[Any, ...]) -> None:
@@ -586,6 +573,19 @@ class CallController:
         else:
             live.set_deaf(participant_id, action == "deaf")
         return True
+
+
+def rtp_remote(media: NegotiatedMedia) -> dict[str, Any]:
+    """What the RTP session needs to know about the far end, from the negotiated SDP
+    (the same keywords for ``RtpSession(...)`` and ``RtpSession.update_remote(...)``)."""
+    return {
+        "codec_pt": media.payload_type,
+        "codec_clock": media.clock_rate,
+        "frame_ticks": media.clock_rate * FRAME_MS // 1000,
+        "dtmf_pt": media.dtmf_pt,
+        "dtmf_clock": media.dtmf_clock_rate,
+        "remote_addr": (media.remote_host, media.remote_port) if media.remote_port else None,
+    }
 
 
 def parse_info_dtmf(content_type: str, body: bytes) -> str | None:

@@ -68,20 +68,18 @@ class LiveConference:
         self.assets = assets
         self.hangup = hangup
         self.members: dict[str, Member] = {}
+        # The same legs by id, kept alongside ``members`` because the media tick looks legs up
+        # for every packet it sends (building this per tick would be O(N) work every 20 ms).
+        self.legs: dict[str, "Leg"] = {}
         self.join_order: list[str] = []
         self.locked = False
         self.listeners_muted = False
-        self.dominant: str | None = None
         self._beeps = 0
         self.ending = False
         if conf.comfort_noise:
             self.room.add_room_source("comfort-noise", comfort_noise(conf.rate))
 
     # ------------------------------------------------------------------ queries
-
-    @property
-    def legs(self) -> dict[str, "Leg"]:
-        return {leg_id: m.leg for leg_id, m in self.members.items()}
 
     def moderators(self) -> int:
         return sum(1 for m in self.members.values() if m.role == "moderator")
@@ -102,13 +100,10 @@ class LiveConference:
             role = "listener"
         member = Member(leg, role, kp.Keypad(leg.leg_id))
         self.members[leg.leg_id] = member
+        self.legs[leg.leg_id] = leg
         self.join_order.append(leg.leg_id)
         leg.role = role
-        assert leg.session is not None and leg.media is not None
-        self.room.add_leg(
-            leg.leg_id, leg.session, leg.media.codec, leg.media.codec,
-            payload_type=leg.media.payload_type, encoder_opts=leg.encoder_opts,
-        )
+        add_leg_to(self.room, leg)
         if role == "listener":
             self.room.set_listen_only(leg.leg_id, True)
         if role != "moderator" and (conf.mute_on_entry or self.listeners_muted):
@@ -129,6 +124,7 @@ class LiveConference:
         member = self.members.pop(leg_id, None)
         if member is None:
             return None
+        del self.legs[leg_id]
         self.join_order.remove(leg_id)
         self.room.remove_leg(leg_id)
         if self.members and self.conf.beep in ("always", "on_exit") and not member.waiting:
@@ -215,7 +211,6 @@ class LiveConference:
             if isinstance(event, SourceFinished) and event.leg_id is not None:
                 self._prompt_finished(event.leg_id)
             elif isinstance(event, DominantSpeakerChanged):
-                self.dominant = event.leg_id
                 log.debug("%s: floor -> %s", self.conf.id, event.leg_id)
             elif isinstance(event, (TalkingStarted, TalkingStopped)):
                 log.debug("%s: %s %s", self.conf.id, type(event).__name__, event.leg_id)
@@ -303,6 +298,13 @@ class LiveConference:
                     break
         elif isinstance(action, PlayPrompt):
             self.play(m.leg.leg_id, list(action.names))
+
+
+def add_leg_to(room: Room, leg: "Leg") -> None:
+    """Put a negotiated leg into a room's mix (its RTP session is the room's port)."""
+    assert leg.session is not None and leg.media is not None
+    room.add_leg(leg.leg_id, leg.session, leg.media.codec, leg.media.codec,
+                 payload_type=leg.media.payload_type, encoder_opts=leg.encoder_opts)
 
 
 def is_scheduled_later(conf: Conference, now: datetime) -> bool:
