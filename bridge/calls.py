@@ -378,7 +378,8 @@ class CallController:
         room = self._room_of(leg)
         if room is not None and (old is None or old.codec != media.codec or old.payload_type != media.payload_type):
             leg.encoder_opts = self._encoder_opts(media.codec)
-            room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type)
+            room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type,
+                           encoder_opts=leg.encoder_opts)
         if media.on_hold != leg.on_hold:
             leg.on_hold = media.on_hold
             log.info("%s %s", leg.leg_id, "held" if media.on_hold else "resumed")
