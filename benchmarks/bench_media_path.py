@@ -60,15 +60,16 @@ def free_sip_port() -> int:
     raise RuntimeError("no free SIP port")
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime+stime of pid and all its live descendants."""
+def proc_cpu_seconds(pid: int, which: str = "both") -> float:
+    """utime+stime (or only ``user``/``sys``) of pid and all its live descendants."""
     total = 0.0
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            utime, stime = int(fields[11]), int(fields[12])
+            total += {"both": utime + stime, "user": utime, "sys": stime}[which] / CLK_TCK
             for task in Path(f"/proc/{p}/task").iterdir():
                 children = (task / "children").read_text().split()
                 todo.extend(int(c) for c in children)
@@ -150,6 +151,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
             word, _, rest = line.strip().partition(" ")
             if word == "START":
                 cpu0, wall0, gen0 = proc_cpu_seconds(bridge.pid), time.monotonic(), proc_cpu_seconds(loadgen.pid)
+                sys0 = proc_cpu_seconds(bridge.pid, "sys")
                 if args.profile and shutil.which("py-spy"):
                     spy = subprocess.Popen(
                         ["py-spy", "record", "--pid", str(bridge.pid), "--duration", str(int(args.window)),
@@ -159,6 +161,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
             elif word == "END":
                 cpu1, wall1 = proc_cpu_seconds(bridge.pid), time.monotonic()
                 result["bridge_core_pct"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
+                result["bridge_sys_pct"] = 100 * (proc_cpu_seconds(bridge.pid, "sys") - sys0) / (wall1 - wall0)
                 result["loadgen_core_pct"] = 100 * (proc_cpu_seconds(loadgen.pid) - gen0) / (wall1 - wall0)
             elif word == "RESULT":
                 result.update(json.loads(rest))
@@ -305,7 +308,7 @@ def main() -> int:
         if len(parts) > 2:
             env["TUTTI_RTP_SEND"] = parts[2]
         variants.append(env)
-    print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'%/participant':>13} {'b->c loss %':>11} "
+    print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'%/participant':>13} {'b->c loss %':>11} "
           f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13}")
     for env in variants:
         name = "/".join(env.values()) or "default"
@@ -319,7 +322,8 @@ def main() -> int:
             late = [r["late_ticks"] for r in runs if "late_ticks" in r]
             skipped = [r["skipped_ticks"] for r in runs if "skipped_ticks" in r]
             ticks = f"{fmt(median(late) if late else None, '.0f')}/{fmt(median(skipped) if skipped else None, '.0f')}"
-            print(f"{name:<26} {n:>5} {cpu:>12.1f} {cpu / n:>13.3f} "
+            kernel = median([r["bridge_sys_pct"] for r in runs])
+            print(f"{name:<26} {n:>5} {cpu:>12.1f} {kernel:>8.1f} {cpu / n:>13.3f} "
                   f"{100 * median([r['loss_b2c'] for r in runs]):>11.2f} "
                   f"{fmt(100 * median(c2b) if c2b else None, '.2f'):>11} {ticks:>15} "
                   f"{median([r['loadgen_core_pct'] for r in runs]):>13.1f}", flush=True)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from bridge_codecs import make_decoder
 from bridge_codecs.base import Decoder
 
-from bridge.adapters.rtp_transport import LegSockets, PortAllocator, PortRangeExhausted
+from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
 from bridge.audio_assets import AudioAssets
 from bridge.conference import LiveConference, add_leg_to, is_scheduled_later
 from bridge.config import Config
@@ -91,6 +91,7 @@ class CallController:
         self.resolve_dial = resolve_dial
         self.on_first_join = on_first_join
         self.allocator = allocator
+        self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
         self.loop = loop
         self.pump_sip = pump_sip
         self.rooms: dict[str, LiveConference] = {}
@@ -165,7 +166,7 @@ class CallController:
             leg_id="part_" + secrets.token_hex(8),
             call=call,
             conf_id=conf.id if conf else "",
-            sockets=LegSockets(self.allocator),
+            sockets=LegSockets(self.allocator, self.rtp_receiver),
             caller_number=call.caller_user or "",
             caller_name=call.caller_display or "",
             joined_at=datetime.now(timezone.utc),
@@ -459,6 +460,7 @@ class CallController:
 
     def tick(self, now: float) -> None:
         """One 20 ms media tick over every live room and the lobby."""
+        self.rtp_receiver.drain()   # what arrived since the last tick, into the jitter buffers
         for live in list(self.rooms.values()):
             self._send(live.legs, live.tick(now))
         if self.lobby_legs:

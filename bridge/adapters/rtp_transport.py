@@ -5,19 +5,27 @@ Each leg gets an even RTP port and the odd port above it for RTCP (RFC 3550
 callbacks given to ``LegSockets.open`` (the leg's sans-IO ``RtpSession``).
 
 Receive path (chosen by benchmarks/bench_media_path.py, see the README table):
-the default ``reader`` mode registers the raw non-blocking socket with
-``loop.add_reader`` and does one ``recvfrom`` per readiness callback; epoll is
-level-triggered, so a socket with more datagrams queued is simply reported again
-on the next loop iteration. That skips the DatagramProtocol/transport layers
-and, on the stock loop, the 256 KiB buffer the selector transport allocates for
-every datagram. Sending calls ``sock.sendto`` directly: a datagram that does not
-fit in the kernel buffer (EAGAIN) is dropped, as RTP should be, instead of being
-queued in Python behind newer audio.
+the default ``tick`` mode keeps RTP sockets out of the event loop altogether.
+They sit in one ``BatchReceiver`` (its own epoll set) that the media clock
+drains once per 20 ms tick, just before the rooms pop their jitter buffers: one
+``epoll_wait`` returns every socket with audio queued, and each gets one
+``recvfrom``. The process is not woken 50 times a second per caller, and no
+event-loop callback runs per datagram. A packet waits at most one tick in the
+kernel, which costs no delay: the mixer would not have read it before that tick
+anyway. Its arrival time is the tick's time, so jitter is measured at the 20 ms
+resolution the playout actually has. RTCP (a packet every few seconds) stays on
+``loop.add_reader``.
 
-``TUTTI_RTP_RECV`` (benchmarks only) selects another receive path:
-``asyncio`` (DatagramProtocol with max_size 2 KiB), ``asyncio-256k`` (stock
-max_size), ``drain`` (add_reader, reading until EAGAIN). ``TUTTI_RTP_SEND=transport``
-sends through the asyncio transport (only with the asyncio receive modes).
+Sending calls ``sock.sendto`` directly: a datagram that does not fit in the
+kernel buffer (EAGAIN) is dropped, as RTP should be, instead of being queued in
+Python behind newer audio.
+
+``TUTTI_RTP_RECV`` (benchmarks only) selects another receive path: ``reader``
+(``loop.add_reader``, one ``recvfrom`` per readiness callback; the default before
+``tick``), ``drain`` (add_reader, reading until EAGAIN), ``asyncio``
+(DatagramProtocol with max_size 2 KiB), ``asyncio-256k`` (stock max_size).
+``TUTTI_RTP_SEND=transport`` sends through the asyncio transport (only with the
+asyncio receive modes).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import asyncio
 import logging
 import os
 import random
+import select
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +46,8 @@ log = logging.getLogger("bridge.rtp")
 # allocates max_size = 256 KiB for every recvfrom.)
 RTP_MAX_DATAGRAM = 2048
 
-RECV_MODES = ("reader", "drain", "asyncio", "asyncio-256k")
-RECV_MODE = os.environ.get("TUTTI_RTP_RECV", "reader")
+RECV_MODES = ("tick", "reader", "drain", "asyncio", "asyncio-256k")
+RECV_MODE = os.environ.get("TUTTI_RTP_RECV", "tick")
 SEND_MODE = os.environ.get("TUTTI_RTP_SEND", "sock")
 if RECV_MODE not in RECV_MODES:
     raise ValueError(f"TUTTI_RTP_RECV must be one of {RECV_MODES}, not {RECV_MODE!r}")
@@ -114,6 +123,60 @@ def _drainer(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
     return readable
 
 
+class BatchReceiver:
+    """RTP sockets read together, once per media tick, instead of one loop callback each.
+
+    ``drain()`` asks epoll (level-triggered) which sockets have datagrams and reads
+    one from each; sockets with more queued are reported again by the next round.
+    Rounds are bounded, so a flooded socket costs at most ``MAX_ROUNDS`` reads per
+    tick and the kernel drops the rest once its buffer is full.
+    """
+
+    MAX_ROUNDS = 8   # 8 datagrams per socket per 20 ms tick: 2.5 ms ptime still keeps up
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._readers: dict[int, Callable[[], None]] = {}
+        self.datagrams = 0          # read so far (for the logs and benchmarks)
+
+    def add(self, sock: socket.socket, on_datagram: Callback) -> None:
+        fd = sock.fileno()
+        self._readers[fd] = _reader(sock, on_datagram)
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def remove(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        if self._readers.pop(fd, None) is not None:
+            self._epoll.unregister(fd)
+
+    def __len__(self) -> int:
+        return len(self._readers)
+
+    def drain(self) -> int:
+        """Read what has arrived since the last call; returns the number of datagrams."""
+        readers = self._readers
+        if not readers:
+            return 0
+        poll = self._epoll.poll
+        capacity = len(readers) + 1     # the default maxevents (1023) would cut rounds short
+        total = 0
+        for _ in range(self.MAX_ROUNDS):
+            ready = poll(0, capacity)
+            if not ready:
+                break
+            for fd, _mask in ready:
+                reader = readers.get(fd)
+                if reader is not None:   # a callback may have closed another leg's socket
+                    reader()
+            total += len(ready)
+        self.datagrams += total
+        return total
+
+    def close(self) -> None:
+        self._readers.clear()
+        self._epoll.close()
+
+
 class _Proto(asyncio.DatagramProtocol):
     def __init__(self, on_datagram: Callback) -> None:
         self.on_datagram = on_datagram
@@ -129,8 +192,10 @@ class _Proto(asyncio.DatagramProtocol):
 class LegSockets:
     """The RTP/RTCP socket pair of one leg."""
 
-    def __init__(self, allocator: PortAllocator) -> None:
+    def __init__(self, allocator: PortAllocator, receiver: BatchReceiver | None = None) -> None:
         self.allocator = allocator
+        self.receiver = receiver       # the ``tick`` receive mode reads RTP through it
+        self._batched = False
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._socks: tuple[socket.socket, socket.socket] | None = None
@@ -142,8 +207,12 @@ class LegSockets:
         rtp_sock, rtcp_sock, self.port = self.allocator.bind_pair()
         self._loop = loop
         self._socks = (rtp_sock, rtcp_sock)
-        if RECV_MODE in ("reader", "drain"):
-            make = _reader if RECV_MODE == "reader" else _drainer
+        if RECV_MODE == "tick" and self.receiver is not None:
+            self.receiver.add(rtp_sock, on_rtp)
+            self._batched = True
+            loop.add_reader(rtcp_sock.fileno(), _reader(rtcp_sock, on_rtcp))
+        elif RECV_MODE in ("reader", "drain", "tick"):
+            make = _drainer if RECV_MODE == "drain" else _reader
             loop.add_reader(rtp_sock.fileno(), make(rtp_sock, on_rtp))
             loop.add_reader(rtcp_sock.fileno(), make(rtcp_sock, on_rtcp))
         else:
@@ -181,8 +250,11 @@ class LegSockets:
                 transport.close()  # closes the socket too
             self._transports = None
         elif self._socks is not None:
+            if self._batched and self.receiver is not None:
+                self.receiver.remove(self._socks[0])
+                self._batched = False
             for sock in self._socks:
-                if self._loop is not None and not self._loop.is_closed():
+                if self._loop is not None and not self._loop.is_closed() and sock.fileno() >= 0:
                     self._loop.remove_reader(sock.fileno())
                 sock.close()
         self._socks = None

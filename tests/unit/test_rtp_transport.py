@@ -31,7 +31,8 @@ async def test_receive_send_close(recv_mode: str) -> None:
     alloc = rt.PortAllocator("127.0.0.1", lo, hi)
     got_rtp: list[tuple[bytes, Any]] = []
     got_rtcp: list[tuple[bytes, Any]] = []
-    leg = rt.LegSockets(alloc)
+    receiver = rt.BatchReceiver()   # used by the tick mode, idle otherwise
+    leg = rt.LegSockets(alloc, receiver)
     port = await leg.open(loop, lambda d, a: got_rtp.append((d, a)), lambda d, a: got_rtcp.append((d, a)))
     assert port % 2 == 0 and lo <= port < hi and leg.port == port
 
@@ -42,6 +43,7 @@ async def test_receive_send_close(recv_mode: str) -> None:
         peer.sendto(b"rtp%d" % i, ("127.0.0.1", port))
     peer.sendto(b"rtcp", ("127.0.0.1", port + 1))
     for _ in range(200):
+        receiver.drain()             # the media tick's job
         if len(got_rtp) == 3 and got_rtcp:
             break
         await asyncio.sleep(0.005)
@@ -58,7 +60,7 @@ async def test_receive_send_close(recv_mode: str) -> None:
 
     leg.close()
     await asyncio.sleep(0)
-    assert leg.port == 0 and port not in alloc.in_use
+    assert leg.port == 0 and port not in alloc.in_use and len(receiver) == 0
     leg.send_rtp(b"after close", peer.getsockname())  # a no-op, not an error
     # The ports are free again.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -72,12 +74,14 @@ async def test_oversized_datagram_is_truncated_not_fatal(recv_mode: str) -> None
     loop = asyncio.get_running_loop()
     lo, hi = _free_range()
     got: list[bytes] = []
-    leg = rt.LegSockets(rt.PortAllocator("127.0.0.1", lo, hi))
+    receiver = rt.BatchReceiver()
+    leg = rt.LegSockets(rt.PortAllocator("127.0.0.1", lo, hi), receiver)
     port = await leg.open(loop, lambda d, a: got.append(d), lambda d, a: None)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
         peer.sendto(bytes(5000), ("127.0.0.1", port))
         peer.sendto(b"next", ("127.0.0.1", port))
         for _ in range(200):
+            receiver.drain()
             if len(got) == 2:
                 break
             await asyncio.sleep(0.005)
@@ -97,3 +101,41 @@ def test_port_range_exhausted() -> None:
         rtcp.close()
     alloc.release(port)
     assert port not in alloc.in_use
+
+
+async def test_batch_receiver_reads_every_socket_once_per_round_and_bounds_a_flood(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tick mode: nothing is read until drain(); a drain reads every socket's queue
+    (one datagram per socket per epoll round), but at most MAX_ROUNDS from a flooded one."""
+    monkeypatch.setattr(rt, "RECV_MODE", "tick")
+    loop = asyncio.get_running_loop()
+    lo, hi = _free_range()
+    alloc = rt.PortAllocator("127.0.0.1", lo, hi)
+    receiver = rt.BatchReceiver()
+    got: dict[int, list[bytes]] = {}
+    legs = []
+    for i in range(3):
+        leg = rt.LegSockets(alloc, receiver)
+        await leg.open(loop, lambda d, a, i=i: got.setdefault(i, []).append(d), lambda d, a: None)
+        legs.append(leg)
+    assert len(receiver) == 3
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.sendto(b"a0", ("127.0.0.1", legs[0].port))
+        for k in range(2):
+            peer.sendto(b"b%d" % k, ("127.0.0.1", legs[1].port))
+        flood = rt.BatchReceiver.MAX_ROUNDS + 5
+        for k in range(flood):
+            peer.sendto(b"c%d" % k, ("127.0.0.1", legs[2].port))
+        await asyncio.sleep(0.05)          # the event loop runs, yet reads nothing: not registered
+        assert got == {}
+        assert receiver.drain() == 1 + 2 + rt.BatchReceiver.MAX_ROUNDS
+        assert got[0] == [b"a0"] and got[1] == [b"b0", b"b1"]
+        assert got[2] == [b"c%d" % k for k in range(rt.BatchReceiver.MAX_ROUNDS)]
+        assert receiver.drain() == 5       # the rest of the flood, next tick
+        assert receiver.drain() == 0
+    legs[1].close()
+    assert len(receiver) == 2
+    for leg in (legs[0], legs[2]):
+        leg.close()
+    assert len(receiver) == 0
+    receiver.close()
