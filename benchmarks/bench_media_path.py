@@ -118,6 +118,8 @@ def stop(proc: "subprocess.Popen[Any] | None", sig: int = signal.SIGTERM, timeou
         proc.wait()
 
 
+_TICKS = re.compile(r"media ticks: (\d+) ticks, (\d+) RTP datagrams read, per tick receive (\d+) us, "
+                    r"mix (\d+) us, send (\d+) us")
 _CLOCK = re.compile(r"media clock: (\d+) ticks, (\d+) late, (\d+) skipped, longest tick ([\d.]+) ms")
 
 
@@ -127,7 +129,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
     rtp_lo = random.randrange(20000, 26000) & ~1   # below the ephemeral range, 2 ports per leg
     rtp_hi = rtp_lo + 6000
     config = write_config(workdir, sip_port, http_port, rtp_lo, rtp_hi)
-    env = {**os.environ, **env_extra}
+    env = {**os.environ, "TUTTI_STATS_INTERVAL": "2", **env_extra}
     log_path = workdir / "bridge.log"
     bridge = loadgen = spy = None
     result: dict[str, Any] = {"n": n, **env_extra}
@@ -151,6 +153,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
             word, _, rest = line.strip().partition(" ")
             if word == "START":
                 cpu0, wall0, gen0 = proc_cpu_seconds(bridge.pid), time.monotonic(), proc_cpu_seconds(loadgen.pid)
+                log_from = log_path.stat().st_size
                 sys0 = proc_cpu_seconds(bridge.pid, "sys")
                 if args.profile and shutil.which("py-spy"):
                     spy = subprocess.Popen(
@@ -161,6 +164,12 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
             elif word == "END":
                 cpu1, wall1 = proc_cpu_seconds(bridge.pid), time.monotonic()
                 result["bridge_core_pct"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
+                with open(log_path, "rb") as f:     # the bridge's tick-phase lines inside the window
+                    f.seek(log_from)
+                    phases = [m.groups() for m in _TICKS.finditer(f.read().decode(errors="replace"))]
+                if phases:
+                    for i, name in enumerate(("receive_us", "mix_us", "send_us")):
+                        result[name] = median(float(p[2 + i]) for p in phases)
                 result["bridge_sys_pct"] = 100 * (proc_cpu_seconds(bridge.pid, "sys") - sys0) / (wall1 - wall0)
                 result["loadgen_core_pct"] = 100 * (proc_cpu_seconds(loadgen.pid) - gen0) / (wall1 - wall0)
             elif word == "RESULT":
@@ -275,6 +284,12 @@ def run_micro(sockets: int, rounds: int) -> None:
             print(f"{loop_name + '/' + mode:<24} {recv:>16.2f} {st:>16.2f} {ss:>12.2f}", flush=True)
 
 
+def per_leg(runs: list[dict[str, Any]], key: str, n: int) -> float | None:
+    """Median over runs of a tick phase's µs per tick, divided by the number of legs."""
+    values = [r[key] for r in runs if key in r]
+    return median(values) / n if values else None
+
+
 def fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -309,7 +324,8 @@ def main() -> int:
             env["TUTTI_RTP_SEND"] = parts[2]
         variants.append(env)
     print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'%/participant':>13} {'b->c loss %':>11} "
-          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13}")
+          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: receive':>20} "
+          f"{'mix':>5} {'send':>5}")
     for env in variants:
         name = "/".join(env.values()) or "default"
         for n in args.n:
@@ -326,7 +342,9 @@ def main() -> int:
             print(f"{name:<26} {n:>5} {cpu:>12.1f} {kernel:>8.1f} {cpu / n:>13.3f} "
                   f"{100 * median([r['loss_b2c'] for r in runs]):>11.2f} "
                   f"{fmt(100 * median(c2b) if c2b else None, '.2f'):>11} {ticks:>15} "
-                  f"{median([r['loadgen_core_pct'] for r in runs]):>13.1f}", flush=True)
+                  f"{median([r['loadgen_core_pct'] for r in runs]):>13.1f} "
+                  + " ".join(f"{fmt(per_leg(runs, key, n), '.1f'):>{w}}"
+                             for key, w in (("receive_us", 20), ("mix_us", 5), ("send_us", 5))), flush=True)
     return 0
 
 

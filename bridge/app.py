@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from bridge.adapters.media_clock import MediaClock
 from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport
 from bridge.adapters.storage import ConferenceStore
-from bridge.calls import CallController
+from bridge.calls import CallController, TickStats
 from bridge.config import Config
 from bridge.control.service import ConferenceService
 from bridge.sip.endpoint import SipEndpoint
@@ -28,6 +29,8 @@ from bridge.sip.endpoint import SipEndpoint
 log = logging.getLogger("bridge")
 
 SHUTDOWN_GRACE = 3.0
+# Seconds between 'media ticks' log lines while calls are up (the benchmarks shorten it).
+STATS_INTERVAL = float(os.environ.get("TUTTI_STATS_INTERVAL", "10"))
 
 
 class BridgeApp:
@@ -76,10 +79,15 @@ class BridgeApp:
 
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
+        next_stats = loop.time() + STATS_INTERVAL
         while True:
             await asyncio.sleep(1.0)
             try:
                 self.calls.housekeeping(loop.time())
+                if loop.time() >= next_stats and self.calls.legs_by_call:
+                    log.info("%s over the last %.0f s", self.calls.tick_stats.summary(), STATS_INTERVAL)
+                    self.calls.tick_stats = TickStats()
+                    next_stats = loop.time() + STATS_INTERVAL
                 for conf in self.service.expire_due(datetime.now(timezone.utc)):
                     self.calls.end_conference(conf.id)
             except Exception:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from time import perf_counter
 from typing import Any, Literal
 
 from bridge_codecs import make_decoder
@@ -92,6 +93,7 @@ class CallController:
         self.on_first_join = on_first_join
         self.allocator = allocator
         self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
+        self.tick_stats = TickStats()
         self.loop = loop
         self.pump_sip = pump_sip
         self.rooms: dict[str, LiveConference] = {}
@@ -181,7 +183,7 @@ class CallController:
         try:
             port = await leg.sockets.open(
                 self.loop,
-                lambda data, addr: self._on_rtp(leg, data, addr),
+                self._rtp_receiver_for(leg),
                 lambda data, addr: self._on_rtcp(leg, data, addr),
             )
         except PortRangeExhausted:
@@ -423,15 +425,24 @@ class CallController:
 
     # ------------------------------------------------------------------ media
 
-    def _on_rtp(self, leg: Leg, data: bytes, addr: tuple[Any, ...]) -> None:
-        session = leg.session
-        if session is None:
-            return
-        now = self._now()
-        for event in session.receive(data, (addr[0], addr[1]), now):
-            self.on_digit(leg, event.digit, "rfc4733")
-        if leg.inband is not None:
-            self._detect_inband(leg, data)
+    def _rtp_receiver_for(self, leg: Leg) -> Callable[[bytes, tuple[Any, ...]], None]:
+        """The leg's RTP datagram handler (runs once per packet: kept to one call deep).
+        Leg sockets are IPv4, so the source address is already the (host, port) pair."""
+        clock = self.loop.time
+        on_digit = self.on_digit
+
+        def on_rtp(data: bytes, addr: tuple[Any, ...]) -> None:
+            session = leg.session
+            if session is None:
+                return
+            events = session.receive(data, addr, clock())   # type: ignore[arg-type]
+            if events:
+                for event in events:
+                    on_digit(leg, event.digit, "rfc4733")
+            if leg.inband is not None:
+                self._detect_inband(leg, data)
+
+        return on_rtp
 
     def _detect_inband(self, leg: Leg, data: bytes) -> None:
         """In-band DTMF for G.711 callers that offered no telephone-event."""
@@ -460,15 +471,24 @@ class CallController:
 
     def tick(self, now: float) -> None:
         """One 20 ms media tick over every live room and the lobby."""
-        self.rtp_receiver.drain()   # what arrived since the last tick, into the jitter buffers
+        t0 = perf_counter()
+        datagrams = self.rtp_receiver.drain()   # what arrived since the last tick
+        receiving = perf_counter() - t0
+        mixing = sending = 0.0
         for live in list(self.rooms.values()):
-            self._send(live.legs, live.tick(now))
+            t1 = perf_counter()
+            outgoing = live.tick(now)
+            t2 = perf_counter()
+            self._send(live.legs, outgoing)
+            mixing += t2 - t1
+            sending += perf_counter() - t2
         if self.lobby_legs:
             result = self.lobby.tick(now)
             self._send(self.lobby_legs, result.outgoing)
             for event in result.events:
                 if isinstance(event, SourceFinished) and event.leg_id is not None:
                     self._lobby_prompt_finished(event.leg_id, now)
+        self.tick_stats.add(datagrams, receiving, mixing, sending)
         self._ticks += 1
         if self._ticks % 5 == 0:  # control timers at 100 ms resolution
             self._control_timers(now)
@@ -479,7 +499,7 @@ class CallController:
                 self._run_ivr(leg, leg.ivr.on_timer(now))
         # A key press whose RFC 4733 end packets were all lost is reported after a timeout.
         for leg in list(self.legs_by_call.values()):
-            if leg.session is not None and leg.media is not None and leg.media.dtmf_pt is not None:
+            if leg.session is not None and leg.session.dtmf.pending:
                 for event in leg.session.poll(now):
                     self.on_digit(leg, event.digit, "rfc4733")
 
@@ -576,6 +596,29 @@ class CallController:
         else:
             live.set_deaf(participant_id, action == "deaf")
         return True
+
+
+@dataclass
+class TickStats:
+    """Where the media ticks' time went (logged at shutdown; read by the benchmarks)."""
+    ticks: int = 0
+    datagrams: int = 0
+    receive_s: float = 0.0    # reading sockets into the jitter buffers
+    mix_s: float = 0.0        # room ticks: jitter pop, decode, mix, encode, packetise
+    send_s: float = 0.0       # handing the packets to the sockets
+
+    def add(self, datagrams: int, receive_s: float, mix_s: float, send_s: float) -> None:
+        self.ticks += 1
+        self.datagrams += datagrams
+        self.receive_s += receive_s
+        self.mix_s += mix_s
+        self.send_s += send_s
+
+    def summary(self) -> str:
+        per_tick = 1e6 / max(1, self.ticks)
+        return (f"media ticks: {self.ticks} ticks, {self.datagrams} RTP datagrams read, per tick "
+                f"receive {self.receive_s * per_tick:.0f} us, mix {self.mix_s * per_tick:.0f} us, "
+                f"send {self.send_s * per_tick:.0f} us")
 
 
 def rtp_remote(media: NegotiatedMedia) -> dict[str, Any]:

@@ -136,12 +136,12 @@ class BatchReceiver:
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._readers: dict[int, Callable[[], None]] = {}
+        self._readers: dict[int, tuple[Callable[[int], tuple[bytes, Any]], Callback]] = {}
         self.datagrams = 0          # read so far (for the logs and benchmarks)
 
     def add(self, sock: socket.socket, on_datagram: Callback) -> None:
         fd = sock.fileno()
-        self._readers[fd] = _reader(sock, on_datagram)
+        self._readers[fd] = (sock.recvfrom, on_datagram)
         self._epoll.register(fd, select.EPOLLIN)
 
     def remove(self, sock: socket.socket) -> None:
@@ -165,9 +165,14 @@ class BatchReceiver:
             if not ready:
                 break
             for fd, _mask in ready:
-                reader = readers.get(fd)
-                if reader is not None:   # a callback may have closed another leg's socket
-                    reader()
+                entry = readers.get(fd)
+                if entry is None:        # a callback closed this leg's socket meanwhile
+                    continue
+                try:
+                    data, addr = entry[0](RTP_MAX_DATAGRAM)
+                except OSError:          # an ICMP error queued on the socket
+                    continue
+                entry[1](data, addr)
             total += len(ready)
         self.datagrams += total
         return total

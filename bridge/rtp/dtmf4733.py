@@ -32,6 +32,10 @@ class _Current:
 
 
 class DtmfReceiver:
+    # Hot per-packet state: fixed slots keep it compact (fewer cache lines per leg per tick).
+    __slots__ = (
+        "_current", "_done", "clock_rate", "ignored", "malformed", "timeout",
+    )
     def __init__(self, clock_rate: int = 8000, timeout: float = 0.5) -> None:
         self.clock_rate = clock_rate
         self.timeout = timeout

@@ -20,6 +20,11 @@ class SourceState:
     ``update`` returns the extended sequence number for a valid packet, or None
     while the source is on probation or for a packet far outside the window.
     """
+    # Hot per-packet state: fixed slots keep it compact (fewer cache lines per leg per tick).
+    __slots__ = (
+        "_transit", "_ts_high", "bad_seq", "base_seq", "cycles", "expected_prior", "jitter",
+        "max_seq", "probation", "received", "received_prior", "ssrc",
+    )
 
     def __init__(self, ssrc: int, seq: int) -> None:
         self.ssrc = ssrc

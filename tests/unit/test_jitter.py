@@ -105,6 +105,28 @@ def test_duplicates_dropped_and_counted() -> None:
     assert jb.duplicates == 2 and jb.received == 12
 
 
+def test_duplicate_window_remembers_the_last_512_sequence_numbers() -> None:
+    """Duplicate detection is a bit window below the highest sequence number seen: a
+    reordered packet is new, a repeat inside the window is a duplicate, the window slides."""
+    from bridge.rtp.jitter import SEEN_WINDOW
+    jb = JitterBuffer(8000, FRAME, min_delay_ms=40, max_delay_ms=2000)
+    for seq in (10, 12, 11):                 # 11 arrives after 12: reordered, not a duplicate
+        jb.put(seq, seq * FRAME, b"", 0.0)
+    assert jb.duplicates == 0
+    for seq in (10, 11, 12):
+        jb.put(seq, seq * FRAME, b"", 0.0)
+    assert jb.duplicates == 3
+    jb.put(12 + SEEN_WINDOW - 1, 0, b"", 0.0)   # 12 is now the oldest number in the window
+    jb.put(12, 12 * FRAME, b"", 0.0)
+    assert jb.duplicates == 4
+    jb.put(12 + SEEN_WINDOW, 0, b"", 0.0)       # 12 has left the window: no longer known
+    jb.put(12, 12 * FRAME, b"", 0.0)
+    assert jb.duplicates == 4
+    jb.put(100_000, 0, b"", 0.0)                # a jump forward forgets everything before it
+    jb.put(12 + SEEN_WINDOW, 0, b"", 0.0)
+    assert jb.duplicates == 4
+
+
 def test_late_packet_discarded() -> None:
     jb = JitterBuffer(8000, FRAME, min_delay_ms=40)
     pkts = stream(20)

@@ -126,7 +126,7 @@ def test_in_order_packets_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) ->
     def general(*args: Any) -> Any:
         raise AssertionError("general path used")
 
-    monkeypatch.setattr(s, "_receive", general)
+    monkeypatch.setattr(RtpSession, "_receive", general)   # slotted: patch the class
     for i in range(3, 10):
         assert s.receive(audio(100 + i, 160 * i), PHONE, 0.02 * i) == []
     assert s.packets_received == 10 and s.octets_received == 1600 and s.jitter.received == 10
