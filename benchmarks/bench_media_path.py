@@ -118,8 +118,7 @@ def stop(proc: "subprocess.Popen[Any] | None", sig: int = signal.SIGTERM, timeou
         proc.wait()
 
 
-_TICKS = re.compile(r"media ticks: (\d+) ticks, (\d+) RTP datagrams read, per tick receive (\d+) us, "
-                    r"mix (\d+) us, send (\d+) us")
+_TICKS = re.compile(r"media ticks: (\d+) ticks, per tick receive (\d+) us, rooms (\d+) us")
 _CLOCK = re.compile(r"media clock: (\d+) ticks, (\d+) late, (\d+) skipped, longest tick ([\d.]+) ms")
 
 
@@ -168,8 +167,8 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
                     f.seek(log_from)
                     phases = [m.groups() for m in _TICKS.finditer(f.read().decode(errors="replace"))]
                 if phases:
-                    for i, name in enumerate(("receive_us", "mix_us", "send_us")):
-                        result[name] = median(float(p[2 + i]) for p in phases)
+                    for i, name in enumerate(("receive_us", "rooms_us")):
+                        result[name] = median(float(p[1 + i]) for p in phases)
                 result["bridge_sys_pct"] = 100 * (proc_cpu_seconds(bridge.pid, "sys") - sys0) / (wall1 - wall0)
                 result["loadgen_core_pct"] = 100 * (proc_cpu_seconds(loadgen.pid) - gen0) / (wall1 - wall0)
             elif word == "RESULT":
@@ -325,7 +324,7 @@ def main() -> int:
         variants.append(env)
     print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'%/participant':>13} {'b->c loss %':>11} "
           f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: receive':>20} "
-          f"{'mix':>5} {'send':>5}")
+          f"{'rooms':>5}")
     for env in variants:
         name = "/".join(env.values()) or "default"
         for n in args.n:
@@ -344,7 +343,7 @@ def main() -> int:
                   f"{fmt(100 * median(c2b) if c2b else None, '.2f'):>11} {ticks:>15} "
                   f"{median([r['loadgen_core_pct'] for r in runs]):>13.1f} "
                   + " ".join(f"{fmt(per_leg(runs, key, n), '.1f'):>{w}}"
-                             for key, w in (("receive_us", 20), ("mix_us", 5), ("send_us", 5))), flush=True)
+                             for key, w in (("receive_us", 20), ("rooms_us", 5))), flush=True)
     return 0
 
 

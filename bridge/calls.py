@@ -24,7 +24,7 @@ from typing import Any, Literal
 from bridge_codecs import make_decoder
 from bridge_codecs.base import Decoder
 
-from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
+from bridge.adapters.rtp_transport import BatchReceiver, LegPort, LegSockets, PortAllocator, PortRangeExhausted
 from bridge.audio_assets import AudioAssets
 from bridge.conference import LiveConference, add_leg_to, is_scheduled_later
 from bridge.config import Config
@@ -55,6 +55,7 @@ class Leg:
     joined_at: datetime
     role: str = "member"
     session: RtpSession | None = None
+    port: LegPort | None = None       # what the rooms pop from and packetise into
     media: NegotiatedMedia | None = None
     local_sdp_session: int = field(default_factory=lambda: random.randrange(1, 2**31))
     sdp_version: int = 1
@@ -94,6 +95,7 @@ class CallController:
         self.allocator = allocator
         self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
         self.tick_stats = TickStats()
+        self._digits: list[tuple[Leg, str, str]] = []   # key presses read from RTP, not yet acted on
         self.loop = loop
         self.pump_sip = pump_sip
         self.rooms: dict[str, LiveConference] = {}
@@ -246,6 +248,7 @@ class CallController:
             jitter_max_ms=self.config.rtp.jitter_max_ms,
             **rtp_remote(media),
         )
+        leg.port = LegPort(leg.session, leg.sockets)
         if media.dtmf_pt is None and media.codec in ("PCMU", "PCMA"):
             leg.inband = InbandDtmfDetector(8000)
             leg.inband_decoder = make_decoder(media.codec)
@@ -427,9 +430,11 @@ class CallController:
 
     def _rtp_receiver_for(self, leg: Leg) -> Callable[[bytes, tuple[Any, ...]], None]:
         """The leg's RTP datagram handler (runs once per packet: kept to one call deep).
-        Leg sockets are IPv4, so the source address is already the (host, port) pair."""
+        Leg sockets are IPv4, so the source address is already the (host, port) pair.
+        It may run inside a room's tick (``LegPort.pop_frame``), so key presses are queued
+        and acted on once the tick is over."""
         clock = self.loop.time
-        on_digit = self.on_digit
+        digits = self._digits
 
         def on_rtp(data: bytes, addr: tuple[Any, ...]) -> None:
             session = leg.session
@@ -438,7 +443,7 @@ class CallController:
             events = session.receive(data, addr, clock())   # type: ignore[arg-type]
             if events:
                 for event in events:
-                    on_digit(leg, event.digit, "rfc4733")
+                    digits.append((leg, event.digit, "rfc4733"))
             if leg.inband is not None:
                 self._detect_inband(leg, data)
 
@@ -453,7 +458,7 @@ class CallController:
             return  # the session has already counted it as garbage
         if packet.payload_type == leg.media.payload_type and packet.payload:
             for digit in leg.inband.process(leg.inband_decoder.decode(packet.payload)):
-                self.on_digit(leg, digit, "inband")
+                self._digits.append((leg, digit, "inband"))
 
     def _on_rtcp(self, leg: Leg, data: bytes, addr: tuple[Any, ...]) -> None:
         if leg.session is not None:
@@ -470,25 +475,31 @@ class CallController:
                 live.on_digit(leg.leg_id, digit, now)
 
     def tick(self, now: float) -> None:
-        """One 20 ms media tick over every live room and the lobby."""
+        """One 20 ms media tick over every live room and the lobby.
+
+        Which legs have RTP queued is asked once; each room reads a leg's datagram as it
+        pops that leg's jitter buffer and sends each packet as it builds it (``LegPort``);
+        what no room read (legs in no room, a second queued datagram) is read last."""
         t0 = perf_counter()
-        datagrams = self.rtp_receiver.drain()   # what arrived since the last tick
-        receiving = perf_counter() - t0
-        mixing = sending = 0.0
+        receiver = self.rtp_receiver
+        receiver.mark_ready()
+        t1 = perf_counter()
         for live in list(self.rooms.values()):
-            t1 = perf_counter()
-            outgoing = live.tick(now)
-            t2 = perf_counter()
-            self._send(live.legs, outgoing)
-            mixing += t2 - t1
-            sending += perf_counter() - t2
+            live.tick(now)
         if self.lobby_legs:
             result = self.lobby.tick(now)
-            self._send(self.lobby_legs, result.outgoing)
             for event in result.events:
                 if isinstance(event, SourceFinished) and event.leg_id is not None:
                     self._lobby_prompt_finished(event.leg_id, now)
-        self.tick_stats.add(datagrams, receiving, mixing, sending)
+        t2 = perf_counter()
+        receiver.drain()
+        if self._digits:
+            digits = self._digits[:]
+            self._digits.clear()        # the same list: the RTP handlers hold it
+            for leg, digit, source in digits:
+                if not leg.ended:
+                    self.on_digit(leg, digit, source)
+        self.tick_stats.add(receive_s=(t1 - t0) + (perf_counter() - t2), rooms_s=t2 - t1)
         self._ticks += 1
         if self._ticks % 5 == 0:  # control timers at 100 ms resolution
             self._control_timers(now)
@@ -502,16 +513,6 @@ class CallController:
             if leg.session is not None and leg.session.dtmf.pending:
                 for event in leg.session.poll(now):
                     self.on_digit(leg, event.digit, "rfc4733")
-
-    def _send(self, legs: dict[str, Leg], outgoing: list[tuple[str, bytes]]) -> None:
-        for leg_id, datagram in outgoing:
-            leg = legs.get(leg_id)
-            if leg is None or leg.session is None:
-                continue
-            addr = leg.session.remote_addr
-            if addr is None or addr[0] in ("0.0.0.0", "::"):  # c=0.0.0.0 hold: nowhere to send
-                continue
-            leg.sockets.send_rtp(datagram, addr)
 
     def _lobby_prompt_finished(self, leg_id: str, now: float) -> None:
         leg = self.lobby_legs.get(leg_id)
@@ -600,25 +601,20 @@ class CallController:
 
 @dataclass
 class TickStats:
-    """Where the media ticks' time went (logged at shutdown; read by the benchmarks)."""
+    """Where the media ticks' time went (logged every few seconds; read by the benchmarks)."""
     ticks: int = 0
-    datagrams: int = 0
-    receive_s: float = 0.0    # reading sockets into the jitter buffers
-    mix_s: float = 0.0        # room ticks: jitter pop, decode, mix, encode, packetise
-    send_s: float = 0.0       # handing the packets to the sockets
+    receive_s: float = 0.0    # asking which sockets have RTP, reading what rooms did not pull
+    rooms_s: float = 0.0      # room ticks: pull + jitter pop, decode, mix, encode, packetise, send
 
-    def add(self, datagrams: int, receive_s: float, mix_s: float, send_s: float) -> None:
+    def add(self, receive_s: float, rooms_s: float) -> None:
         self.ticks += 1
-        self.datagrams += datagrams
         self.receive_s += receive_s
-        self.mix_s += mix_s
-        self.send_s += send_s
+        self.rooms_s += rooms_s
 
     def summary(self) -> str:
         per_tick = 1e6 / max(1, self.ticks)
-        return (f"media ticks: {self.ticks} ticks, {self.datagrams} RTP datagrams read, per tick "
-                f"receive {self.receive_s * per_tick:.0f} us, mix {self.mix_s * per_tick:.0f} us, "
-                f"send {self.send_s * per_tick:.0f} us")
+        return (f"media ticks: {self.ticks} ticks, per tick receive {self.receive_s * per_tick:.0f} us, "
+                f"rooms {self.rooms_s * per_tick:.0f} us")
 
 
 def rtp_remote(media: NegotiatedMedia) -> dict[str, Any]:

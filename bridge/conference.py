@@ -301,9 +301,9 @@ class LiveConference:
 
 
 def add_leg_to(room: Room, leg: "Leg") -> None:
-    """Put a negotiated leg into a room's mix (its RTP session is the room's port)."""
-    assert leg.session is not None and leg.media is not None
-    room.add_leg(leg.leg_id, leg.session, leg.media.codec, leg.media.codec,
+    """Put a negotiated leg into a room's mix (through its ``LegPort``: session + socket)."""
+    assert leg.port is not None and leg.media is not None
+    room.add_leg(leg.leg_id, leg.port, leg.media.codec, leg.media.codec,
                  payload_type=leg.media.payload_type, encoder_opts=leg.encoder_opts)
 
 

@@ -123,62 +123,95 @@ def _drainer(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
     return readable
 
 
+class BatchedSocket:
+    """One socket of a ``BatchReceiver``: ``ready`` is set by ``mark_ready`` when epoll
+    reported a datagram; ``read`` hands one datagram to the callback."""
+
+    __slots__ = ("recvfrom", "on_datagram", "ready")
+
+    def __init__(self, sock: socket.socket, on_datagram: Callback) -> None:
+        self.recvfrom = sock.recvfrom
+        self.on_datagram = on_datagram
+        self.ready = False
+
+    def read(self) -> None:
+        self.ready = False
+        try:
+            data, addr = self.recvfrom(RTP_MAX_DATAGRAM)
+        except OSError:          # EAGAIN, or an ICMP error queued on the socket
+            return
+        self.on_datagram(data, addr)
+
+
 class BatchReceiver:
     """RTP sockets read together, once per media tick, instead of one loop callback each.
 
-    ``drain()`` asks epoll (level-triggered) which sockets have datagrams and reads
-    one from each; sockets with more queued are reported again by the next round.
-    Rounds are bounded, so a flooded socket costs at most ``MAX_ROUNDS`` reads per
-    tick and the kernel drops the rest once its buffer is full.
+    A tick first calls ``mark_ready`` (one ``epoll_wait``: which sockets have audio).
+    Rooms then pull each leg's datagram as they pop its jitter buffer (``LegPort``),
+    so reading and playing out touch that leg's state back to back. ``drain`` then
+    reads whatever is left (legs in no room, a second queued datagram), one datagram
+    per ready socket per epoll round (level-triggered: a socket with more queued is
+    reported again). Rounds are bounded, so a flooded socket costs at most
+    ``MAX_ROUNDS`` reads per tick and the kernel drops the rest once its buffer is full.
     """
 
     MAX_ROUNDS = 8   # 8 datagrams per socket per 20 ms tick: 2.5 ms ptime still keeps up
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._readers: dict[int, tuple[Callable[[int], tuple[bytes, Any]], Callback]] = {}
-        self.datagrams = 0          # read so far (for the logs and benchmarks)
+        self._sockets: dict[int, BatchedSocket] = {}
+        self.datagrams = 0          # read by drain() so far
 
-    def add(self, sock: socket.socket, on_datagram: Callback) -> None:
+    def add(self, sock: socket.socket, on_datagram: Callback) -> BatchedSocket:
         fd = sock.fileno()
-        self._readers[fd] = (sock.recvfrom, on_datagram)
+        entry = self._sockets[fd] = BatchedSocket(sock, on_datagram)
         self._epoll.register(fd, select.EPOLLIN)
+        return entry
 
     def remove(self, sock: socket.socket) -> None:
         fd = sock.fileno()
-        if self._readers.pop(fd, None) is not None:
+        entry = self._sockets.pop(fd, None)
+        if entry is not None:
+            entry.ready = False
             self._epoll.unregister(fd)
 
     def __len__(self) -> int:
-        return len(self._readers)
+        return len(self._sockets)
+
+    def mark_ready(self) -> int:
+        """Flag every socket with a datagram queued; returns how many."""
+        sockets = self._sockets
+        if not sockets:
+            return 0
+        ready = self._epoll.poll(0, len(sockets) + 1)   # default maxevents (1023) cuts short
+        for fd, _mask in ready:
+            entry = sockets.get(fd)
+            if entry is not None:
+                entry.ready = True
+        return len(ready)
 
     def drain(self) -> int:
-        """Read what has arrived since the last call; returns the number of datagrams."""
-        readers = self._readers
-        if not readers:
+        """Read what has arrived and was not pulled yet; returns the number of datagrams."""
+        sockets = self._sockets
+        if not sockets:
             return 0
         poll = self._epoll.poll
-        capacity = len(readers) + 1     # the default maxevents (1023) would cut rounds short
+        capacity = len(sockets) + 1
         total = 0
         for _ in range(self.MAX_ROUNDS):
             ready = poll(0, capacity)
             if not ready:
                 break
             for fd, _mask in ready:
-                entry = readers.get(fd)
-                if entry is None:        # a callback closed this leg's socket meanwhile
-                    continue
-                try:
-                    data, addr = entry[0](RTP_MAX_DATAGRAM)
-                except OSError:          # an ICMP error queued on the socket
-                    continue
-                entry[1](data, addr)
+                entry = sockets.get(fd)
+                if entry is not None:    # None: a callback closed this leg's socket meanwhile
+                    entry.read()
             total += len(ready)
         self.datagrams += total
         return total
 
     def close(self) -> None:
-        self._readers.clear()
+        self._sockets.clear()
         self._epoll.close()
 
 
@@ -200,7 +233,7 @@ class LegSockets:
     def __init__(self, allocator: PortAllocator, receiver: BatchReceiver | None = None) -> None:
         self.allocator = allocator
         self.receiver = receiver       # the ``tick`` receive mode reads RTP through it
-        self._batched = False
+        self.batched: BatchedSocket | None = None
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._socks: tuple[socket.socket, socket.socket] | None = None
@@ -213,8 +246,7 @@ class LegSockets:
         self._loop = loop
         self._socks = (rtp_sock, rtcp_sock)
         if RECV_MODE == "tick" and self.receiver is not None:
-            self.receiver.add(rtp_sock, on_rtp)
-            self._batched = True
+            self.batched = self.receiver.add(rtp_sock, on_rtp)
             loop.add_reader(rtcp_sock.fileno(), _reader(rtcp_sock, on_rtcp))
         elif RECV_MODE in ("reader", "drain", "tick"):
             make = _drainer if RECV_MODE == "drain" else _reader
@@ -233,6 +265,10 @@ class LegSockets:
         else:
             self._send_rtp, self._send_rtcp = rtp_sock.sendto, rtcp_sock.sendto
         return self.port
+
+    def rtp_sender(self) -> Callable[[bytes, tuple[str, int]], Any] | None:
+        """The RTP socket's send function (None before ``open``)."""
+        return self._send_rtp
 
     def send_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
         if self._send_rtp is not None:
@@ -255,9 +291,9 @@ class LegSockets:
                 transport.close()  # closes the socket too
             self._transports = None
         elif self._socks is not None:
-            if self._batched and self.receiver is not None:
+            if self.batched is not None and self.receiver is not None:
                 self.receiver.remove(self._socks[0])
-                self._batched = False
+                self.batched = None
             for sock in self._socks:
                 if self._loop is not None and not self._loop.is_closed() and sock.fileno() >= 0:
                     self._loop.remove_reader(sock.fileno())
@@ -266,3 +302,41 @@ class LegSockets:
         if self.port:
             self.allocator.release(self.port)
             self.port = 0
+
+
+_NOWHERE = ("0.0.0.0", "::")   # c=0.0.0.0 hold (RFC 2543 style): nowhere to send
+
+
+class LegPort:
+    """The ``RtpPort`` a room sees for one leg: the leg's RTP session plus its socket.
+
+    ``pop_frame`` first reads the datagram the tick's ``BatchReceiver.mark_ready``
+    found for this leg, and ``packetize`` sends the packet it builds straight away,
+    so each leg's state is visited once on the way in and once on the way out
+    instead of in separate receive, mix and send passes over 1,000 legs.
+    """
+
+    __slots__ = ("session", "_rx", "_sendto")
+
+    def __init__(self, session: Any, sockets: LegSockets) -> None:
+        self.session = session          # bridge.rtp.session.RtpSession
+        self._rx = sockets.batched      # None outside the tick receive mode
+        # The open socket's own send (a closed socket's raises EBADF, dropped like EAGAIN).
+        self._sendto = sockets.rtp_sender()
+
+    def pop_frame(self) -> Any:
+        rx = self._rx
+        if rx is not None and rx.ready:
+            rx.read()
+        return self.session.pop_frame()
+
+    def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
+        session = self.session
+        datagram: bytes = session.packetize(payload, ticks, marker)
+        addr = session.remote_addr
+        if addr is not None and addr[0] not in _NOWHERE and self._sendto is not None:
+            try:
+                self._sendto(datagram, addr)
+            except OSError:   # kernel buffer full, the peer's ICMP error, or closed: RTP drops
+                pass
+        return datagram

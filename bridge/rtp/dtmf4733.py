@@ -34,12 +34,12 @@ class _Current:
 class DtmfReceiver:
     # Hot per-packet state: fixed slots keep it compact (fewer cache lines per leg per tick).
     __slots__ = (
-        "_current", "_done", "clock_rate", "ignored", "malformed", "timeout",
+        "current", "_done", "clock_rate", "ignored", "malformed", "timeout",
     )
     def __init__(self, clock_rate: int = 8000, timeout: float = 0.5) -> None:
         self.clock_rate = clock_rate
         self.timeout = timeout
-        self._current: _Current | None = None
+        self.current: _Current | None = None   # the key press in progress
         # Recently finished events, so late redundant end packets are not re-reported.
         self._done: deque[tuple[int, int]] = deque(maxlen=16)
         self.malformed = 0
@@ -55,7 +55,7 @@ class DtmfReceiver:
         out: list[DtmfEvent] = []
         if key in self._done:
             return out
-        cur = self._current
+        cur = self.current
         if cur is not None and cur.key != key:
             out.append(self._finish(cur))   # its end packets were lost
             cur = None
@@ -63,7 +63,7 @@ class DtmfReceiver:
             self.ignored += 1
             return out
         if cur is None:
-            cur = self._current = _Current(key, EVENT_DIGITS[event], duration, now)
+            cur = self.current = _Current(key, EVENT_DIGITS[event], duration, now)
         cur.duration = max(cur.duration, duration)
         cur.last_seen = now
         if end:
@@ -73,20 +73,20 @@ class DtmfReceiver:
     @property
     def pending(self) -> bool:
         """An event is in progress: only then can ``poll`` report anything."""
-        return self._current is not None
+        return self.current is not None
 
     def poll(self, now: float) -> list[DtmfEvent]:
         """Report an event whose end packets never came."""
-        cur = self._current
+        cur = self.current
         if cur is not None and now - cur.last_seen >= self.timeout:
             return [self._finish(cur)]
         return []
 
     def reset(self) -> None:
-        self._current = None
+        self.current = None
 
     def _finish(self, cur: _Current) -> DtmfEvent:
-        self._current = None
+        self.current = None
         self._done.append(cur.key)
         return DtmfEvent(cur.digit, cur.duration * 1000 // self.clock_rate)
 

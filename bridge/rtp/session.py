@@ -180,7 +180,7 @@ class RtpSession:
                     self.packets_received += 1
                     self.octets_received += len(payload)
                     self.jitter.put(src.cycles + seq, ts_ext, payload, now)
-                    return self.dtmf.poll(now) if self.dtmf.pending else []
+                    return [] if self.dtmf.current is None else self.dtmf.poll(now)
         return self._receive(data, addr, now)
 
     def _receive(self, data: bytes, addr: tuple[str, int], now: float) -> list[DtmfEvent]:

@@ -50,7 +50,7 @@ class Media:
 @dataclass
 class FakeLeg:
     leg_id: str
-    session: Port = field(default_factory=Port)
+    port: Port = field(default_factory=Port)
     media: Media = field(default_factory=Media)
     encoder_opts: dict[str, Any] = field(default_factory=dict)
     on_hold: bool = False

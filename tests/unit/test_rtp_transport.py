@@ -139,3 +139,54 @@ async def test_batch_receiver_reads_every_socket_once_per_round_and_bounds_a_flo
         leg.close()
     assert len(receiver) == 0
     receiver.close()
+
+
+class _Session:
+    """Stands in for RtpSession: records what the port feeds it, builds trivial packets."""
+
+    def __init__(self, remote: tuple[str, int] | None) -> None:
+        self.remote_addr = remote
+        self.received: list[bytes] = []
+
+    def receive(self, data: bytes, addr: Any, now: float) -> list[Any]:
+        self.received.append(data)
+        return []
+
+    def pop_frame(self) -> Any:
+        return self.received[-1] if self.received else None
+
+    def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
+        return b"H" + payload
+
+
+async def test_leg_port_pulls_its_datagram_when_popped_and_sends_what_it_packetises(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rt, "RECV_MODE", "tick")
+    loop = asyncio.get_running_loop()
+    lo, hi = _free_range()
+    receiver = rt.BatchReceiver()
+    sockets = rt.LegSockets(rt.PortAllocator("127.0.0.1", lo, hi), receiver)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(2)
+        session = _Session(peer.getsockname())
+        port_no = await sockets.open(loop, lambda d, a: session.receive(d, a, 0.0), lambda d, a: None)
+        port = rt.LegPort(session, sockets)
+        peer.sendto(b"one", ("127.0.0.1", port_no))
+        peer.sendto(b"two", ("127.0.0.1", port_no))
+        await asyncio.sleep(0.02)
+        assert port.pop_frame() is None            # not flagged yet: nothing read
+        assert receiver.mark_ready() == 1
+        assert port.pop_frame() == b"one"          # pulled exactly one datagram
+        assert port.pop_frame() == b"one"          # the flag is spent
+        assert receiver.drain() == 1 and session.received == [b"one", b"two"]
+        assert port.packetize(b"audio", 160) == b"Haudio"
+        assert peer.recvfrom(100) == (b"Haudio", ("127.0.0.1", port_no))
+        session.remote_addr = ("0.0.0.0", 9)       # c=0.0.0.0 hold: built, not sent
+        assert port.packetize(b"held", 160) == b"Hheld"
+        sockets.close()
+        assert port.packetize(b"after close", 160) == b"Hafter close"   # dropped, no error
+        with pytest.raises(TimeoutError):
+            peer.settimeout(0.05)
+            peer.recvfrom(100)
+    receiver.close()
