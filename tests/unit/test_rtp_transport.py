@@ -147,12 +147,13 @@ class _Session:
     def __init__(self, remote: tuple[str, int] | None) -> None:
         self.remote_addr = remote
         self.received: list[bytes] = []
+        self.jitter = self           # the port pops the session's jitter buffer directly
 
     def receive(self, data: bytes, addr: Any, now: float) -> list[Any]:
         self.received.append(data)
         return []
 
-    def pop_frame(self) -> Any:
+    def pop(self) -> Any:
         return self.received[-1] if self.received else None
 
     def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
