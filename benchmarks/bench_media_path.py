@@ -11,9 +11,9 @@ measurement window (after set-up and warm-up) we read the bridge process's CPU t
 
 Run: python benchmarks/bench_media_path.py [--n 10 100 500 1000] [--window 10]
 Receive/send path and loop variants for the comparison are chosen with the environment
-(TUTTI_RTP_RECV=reader|drain|asyncio|asyncio-256k, TUTTI_RTP_SEND=sock|transport,
+(TUTTI_RTP_RECV=tick|reader|drain|asyncio|asyncio-256k, TUTTI_RTP_SEND=sock|transport,
 TUTTI_LOOP=uvloop|asyncio), passed through to the bridge; ``--variants`` runs a list of
-them, e.g. --variants uvloop/reader asyncio/asyncio-256k asyncio/asyncio asyncio/reader.
+them, e.g. --variants uvloop/tick uvloop/reader asyncio/asyncio-256k asyncio/asyncio.
 ``--profile SECONDS`` records the bridge with py-spy during the window (needs py-spy).
 """
 
