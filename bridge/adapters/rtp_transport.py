@@ -6,15 +6,15 @@ callbacks given to ``LegSockets.open`` (the leg's sans-IO ``RtpSession``).
 
 Receive path (chosen by benchmarks/bench_media_path.py, see the README table):
 the default ``tick`` mode keeps RTP sockets out of the event loop altogether.
-They sit in one ``BatchReceiver`` (its own epoll set) that the media clock
-drains once per 20 ms tick, just before the rooms pop their jitter buffers: one
-``epoll_wait`` returns every socket with audio queued, and each gets one
-``recvfrom``. The process is not woken 50 times a second per caller, and no
-event-loop callback runs per datagram. A packet waits at most one tick in the
-kernel, which costs no delay: the mixer would not have read it before that tick
-anyway. Its arrival time is the tick's time, so jitter is measured at the 20 ms
-resolution the playout actually has. RTCP (a packet every few seconds) stays on
-``loop.add_reader``.
+They sit in one ``BatchReceiver`` (its own epoll set). At the start of each 20 ms
+media tick one ``epoll_wait`` flags every socket with audio queued; each room then
+reads a leg's datagram as it pops that leg's jitter buffer (``LegPort``), and what
+no room read is drained after the rooms. The process is not woken 50 times a
+second per caller, and no event-loop callback runs per datagram. A packet waits at
+most one tick in the kernel, which costs no delay: the mixer would not have read
+it before that tick anyway. Its arrival time is the tick's time, so jitter is
+measured at the 20 ms resolution the playout actually has. RTCP (a packet every
+few seconds) stays on ``loop.add_reader``.
 
 Sending calls ``sock.sendto`` directly: a datagram that does not fit in the
 kernel buffer (EAGAIN) is dropped, as RTP should be, instead of being queued in
@@ -160,7 +160,6 @@ class BatchReceiver:
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._sockets: dict[int, BatchedSocket] = {}
-        self.datagrams = 0          # read by drain() so far
 
     def add(self, sock: socket.socket, on_datagram: Callback) -> BatchedSocket:
         fd = sock.fileno()
@@ -207,7 +206,6 @@ class BatchReceiver:
                 if entry is not None:    # None: a callback closed this leg's socket meanwhile
                     entry.read()
             total += len(ready)
-        self.datagrams += total
         return total
 
     def close(self) -> None:
