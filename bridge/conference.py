@@ -205,7 +205,8 @@ class LiveConference:
 
     # ------------------------------------------------------------------ media tick
 
-    def tick(self, now: float) -> list[tuple[str, bytes]]:
+    def tick(self, now: float) -> None:
+        """The room's tick; its packets went out through each leg's ``LegPort``."""
         result = self.room.tick(now)
         for event in result.events:
             if isinstance(event, SourceFinished) and event.leg_id is not None:
@@ -214,7 +215,6 @@ class LiveConference:
                 log.debug("%s: floor -> %s", self.conf.id, event.leg_id)
             elif isinstance(event, (TalkingStarted, TalkingStopped)):
                 log.debug("%s: %s %s", self.conf.id, type(event).__name__, event.leg_id)
-        return result.outgoing
 
     def _prompt_finished(self, leg_id: str) -> None:
         m = self.members.get(leg_id)

@@ -94,20 +94,6 @@ class PortAllocator:
         self.in_use.discard(port)
 
 
-def _reader(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
-    """Readiness callback: one datagram per call (level-triggered epoll calls again if more)."""
-    recvfrom = sock.recvfrom
-
-    def readable() -> None:
-        try:
-            data, addr = recvfrom(RTP_MAX_DATAGRAM)
-        except OSError:  # EAGAIN (spurious wake-up) or an ICMP error queued on the socket
-            return
-        on_datagram(data, addr)
-
-    return readable
-
-
 def _drainer(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
     """Readiness callback reading until EAGAIN (one extra syscall per wake-up)."""
     recvfrom = sock.recvfrom
@@ -123,9 +109,10 @@ def _drainer(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
     return readable
 
 
-class BatchedSocket:
-    """One socket of a ``BatchReceiver``: ``ready`` is set by ``mark_ready`` when epoll
-    reported a datagram; ``read`` hands one datagram to the callback."""
+class SocketReader:
+    """Hands one datagram from a socket to a callback per ``read``. The ``ready`` flag is
+    set by ``BatchReceiver.mark_ready``; as a plain readiness callback (``_reader``) it
+    goes unused (level-triggered epoll reports a socket again while more is queued)."""
 
     __slots__ = ("recvfrom", "on_datagram", "ready")
 
@@ -138,9 +125,14 @@ class BatchedSocket:
         self.ready = False
         try:
             data, addr = self.recvfrom(RTP_MAX_DATAGRAM)
-        except OSError:          # EAGAIN, or an ICMP error queued on the socket
+        except OSError:  # EAGAIN (spurious wake-up) or an ICMP error queued on the socket
             return
         self.on_datagram(data, addr)
+
+
+def _reader(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
+    """Readiness callback for ``loop.add_reader``: one datagram per call."""
+    return SocketReader(sock, on_datagram).read
 
 
 class BatchReceiver:
@@ -159,11 +151,11 @@ class BatchReceiver:
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._sockets: dict[int, BatchedSocket] = {}
+        self._sockets: dict[int, SocketReader] = {}
 
-    def add(self, sock: socket.socket, on_datagram: Callback) -> BatchedSocket:
+    def add(self, sock: socket.socket, on_datagram: Callback) -> SocketReader:
         fd = sock.fileno()
-        entry = self._sockets[fd] = BatchedSocket(sock, on_datagram)
+        entry = self._sockets[fd] = SocketReader(sock, on_datagram)
         self._epoll.register(fd, select.EPOLLIN)
         return entry
 
@@ -231,7 +223,7 @@ class LegSockets:
     def __init__(self, allocator: PortAllocator, receiver: BatchReceiver | None = None) -> None:
         self.allocator = allocator
         self.receiver = receiver       # the ``tick`` receive mode reads RTP through it
-        self.batched: BatchedSocket | None = None
+        self.batched: SocketReader | None = None
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._socks: tuple[socket.socket, socket.socket] | None = None
