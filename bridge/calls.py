@@ -248,10 +248,11 @@ class CallController:
             jitter_max_ms=self.config.rtp.jitter_max_ms,
             **rtp_remote(media),
         )
-        leg.port = LegPort(leg.session, leg.sockets)
         if media.dtmf_pt is None and media.codec in ("PCMU", "PCMA"):
             leg.inband = InbandDtmfDetector(8000)
             leg.inband_decoder = make_decoder(media.codec)
+        # In-band DTMF detection reads every packet in on_rtp, which a receive lane bypasses.
+        leg.port = LegPort(leg.session, leg.sockets, rx_lane=leg.inband is None)
         log.info(
             "%s answered (%s, codec %s/%d, rtp %s:%s)",
             leg.leg_id, leg.caller_number, media.codec, media.clock_rate, media.remote_host, media.remote_port,

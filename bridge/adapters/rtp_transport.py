@@ -36,8 +36,10 @@ import os
 import random
 import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from bridge.rtp.lanes import RxLane, TxLane
 
 log = logging.getLogger("bridge.rtp")
 
@@ -49,6 +51,8 @@ RTP_MAX_DATAGRAM = 2048
 RECV_MODES = ("tick", "reader", "drain", "asyncio", "asyncio-256k")
 RECV_MODE = os.environ.get("TUTTI_RTP_RECV", "tick")
 SEND_MODE = os.environ.get("TUTTI_RTP_SEND", "sock")
+# Steady lanes (bridge/rtp/lanes.py) on by default; TUTTI_RTP_LANES=0 for comparisons.
+LANES = os.environ.get("TUTTI_RTP_LANES", "1") != "0"
 if RECV_MODE not in RECV_MODES:
     raise ValueError(f"TUTTI_RTP_RECV must be one of {RECV_MODES}, not {RECV_MODE!r}")
 
@@ -114,12 +118,14 @@ class SocketReader:
     set by ``BatchReceiver.mark_ready``; as a plain readiness callback (``_reader``) it
     goes unused (level-triggered epoll reports a socket again while more is queued)."""
 
-    __slots__ = ("recvfrom", "on_datagram", "ready")
+    __slots__ = ("recvfrom", "recvfrom_into", "on_datagram", "ready", "held")
 
     def __init__(self, sock: socket.socket, on_datagram: Callback) -> None:
         self.recvfrom = sock.recvfrom
+        self.recvfrom_into = sock.recvfrom_into     # a receive lane reads into its own buffer
         self.on_datagram = on_datagram
         self.ready = False
+        self.held = False       # a receive lane reads this socket in its own tick (lanes.py)
 
     def read(self) -> None:
         self.ready = False
@@ -191,13 +197,17 @@ class BatchReceiver:
         total = 0
         for _ in range(self.MAX_ROUNDS):
             ready = poll(0, capacity)
-            if not ready:
-                break
+            read = 0
             for fd, _mask in ready:
                 entry = sockets.get(fd)
-                if entry is not None:    # None: a callback closed this leg's socket meanwhile
+                # None: a callback closed this leg's socket meanwhile. Held: a receive lane
+                # reads it at the next tick (up to two datagrams, checked in numpy there).
+                if entry is not None and not entry.held:
                     entry.read()
-            total += len(ready)
+                    read += 1
+            total += read
+            if not read:
+                break
         return total
 
     def close(self) -> None:
@@ -304,21 +314,46 @@ class LegPort:
     found for this leg, and ``packetize`` sends the packet it builds straight away,
     so each leg's state is visited once on the way in and once on the way out
     instead of in separate receive, mix and send passes over 1,000 legs.
+
+    ``rx_lane`` / ``tx_lane`` give a room the steady lanes (bridge/rtp/lanes.py) for a
+    group of ports: the same reads and sends, with the per-leg RTP work done in numpy.
+    ``rx_lane=False`` keeps a leg out of receive lanes (in-band DTMF detection must see
+    every packet); ``TUTTI_RTP_LANES=0`` turns both lanes off.
     """
 
-    __slots__ = ("session", "_rx", "_sendto")
+    __slots__ = ("session", "steady_rx", "_rx", "_recheck", "_sendto")
 
-    def __init__(self, session: Any, sockets: LegSockets) -> None:
+    def __init__(self, session: Any, sockets: LegSockets, *, rx_lane: bool = True) -> None:
         self.session = session          # bridge.rtp.session.RtpSession
+        self.steady_rx = rx_lane
         self._rx = sockets.batched      # None outside the tick receive mode
+        self._recheck = sockets.receiver.mark_ready if sockets.receiver is not None else None
         # The open socket's own send (a closed socket's raises EBADF, dropped like EAGAIN).
         self._sendto = sockets.rtp_sender()
 
+    @staticmethod
+    def rx_lane(ports: Sequence[LegPort]) -> RxLane | None:
+        readers = [port._rx for port in ports]
+        if not LANES or not all(port.steady_rx for port in ports) or any(rx is None for rx in readers):
+            return None
+        recheck = ports[0]._recheck if ports else None
+        return RxLane([port.session for port in ports], readers,  # type: ignore[arg-type]
+                      [port.pop_frame for port in ports], recheck)
+
+    @staticmethod
+    def tx_lane(ports: Sequence[LegPort]) -> TxLane | None:
+        if not LANES:
+            return None
+        return TxLane([port.session for port in ports], [port._sendto for port in ports])
+
     def pop_frame(self) -> Any:
         rx = self._rx
+        session = self.session
+        if session._rx_lane is not None:
+            session._rx_lane.release(session)
         if rx is not None and rx.ready:
             rx.read()
-        return self.session.jitter.pop()     # RtpSession.pop_frame, one call less per leg
+        return session.jitter.pop()     # RtpSession.pop_frame, one call less per leg
 
     def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
         session = self.session

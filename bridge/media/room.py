@@ -50,6 +50,7 @@ I32 = npt.NDArray[np.int32]
 ROOM_RATES = (8000, 16000, 48000)
 # Decoders that map each payload byte to one sample: decoded for all legs in one numpy call.
 _BYTEWISE = ("PCMU", "PCMA")
+_LANE_FRAME = 160     # receive lanes model G.711 at 20 ms: an 8 kHz room's frame
 
 
 # -- events and results ------------------------------------------------------------------------
@@ -114,6 +115,14 @@ def _kind_of(result: Any) -> int:
     if hasattr(result, "next_payload"):
         return _MISSING
     return _EMPTY
+
+
+class _Payload:
+    """A frame a receive lane played, for the per-leg decode path (a ``Frame`` by shape)."""
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
 
 
 def _fit(pcm: Pcm, samples: int) -> Pcm:
@@ -191,12 +200,23 @@ class _Stream:
         self.prev_in: Pcm | None = None
 
 
+def _lane(legs: list[_Leg], kind: str) -> Any:
+    """The ports' steady lane for this group (``rx_lane``/``tx_lane`` of the port class,
+    e.g. the socket adapter's LegPort), or None: fakes and mixed port types have none."""
+    cls = type(legs[0].port)
+    factory = getattr(cls, kind, None)
+    if factory is None or any(type(leg.port) is not cls for leg in legs):
+        return None
+    return factory([leg.port for leg in legs])
+
+
 class _Bulk:
     """Legs decoded together through one G.711 table (bytewise codec, not held)."""
-    __slots__ = ("legs", "pops", "idx", "span", "pairs")
+    __slots__ = ("legs", "pops", "idx", "span", "pairs", "lane")
 
-    def __init__(self, legs: list[_Leg], pairs: npt.NDArray[np.int32]) -> None:
+    def __init__(self, legs: list[_Leg], pairs: npt.NDArray[np.int32], lane: Any = None) -> None:
         self.legs = legs
+        self.lane = lane      # RxLane: reads, checks and plays steady legs in numpy
         self.pops = [leg.pop for leg in legs]
         slots = [leg.slot for leg in legs]            # ascending (Room._replan sorts)
         self.idx = np.asarray(slots, np.intp)
@@ -207,11 +227,12 @@ class _Bulk:
 
 class _Common:
     """Plain legs sharing one common-stream key, in room order."""
-    __slots__ = ("key", "legs", "ids", "pks", "pos")
+    __slots__ = ("key", "legs", "ids", "pks", "pos", "lane")
 
-    def __init__(self, key: tuple[Any, ...], legs: list[_Leg]) -> None:
+    def __init__(self, key: tuple[Any, ...], legs: list[_Leg], lane: Any = None) -> None:
         self.key = key
         self.legs = legs
+        self.lane = lane      # TxLane: every header at once, one send call per leg
         self.ids = [leg.leg_id for leg in legs]
         self.pks = [leg.packetize for leg in legs]
         self.pos = dict(zip([leg.slot for leg in legs], range(len(legs))))   # slot -> index
@@ -511,6 +532,10 @@ class Room:
 
     def _replan(self) -> None:
         self._dirty = False
+        old_lanes: list[Any] = [group.lane for group in self._bulk] + [group.lane for group in self._common]
+        for lane in old_lanes:
+            if lane is not None:
+                lane.close()       # the sessions take their state back
         legs = list(self._legs.values())
         fast = [leg for leg in legs if leg.fast_in]
         self._other = [leg for leg in legs if not leg.fast_in]
@@ -522,9 +547,10 @@ class Room:
         # through a view instead of a scatter.  Bytewise codecs run at 8 kHz, so frames hold
         # whole sample pairs for the pair tables.
         fast.sort(key=_slot_of)
-        self._bulk = [_Bulk(group, self._pair_tables[name])
+        lanes = self.frame_samples == _LANE_FRAME
+        self._bulk = [_Bulk(group, self._pair_tables[name], _lane(group, "rx_lane") if lanes else None)
                       for name, group in _group_by(fast, [leg.bytewise for leg in fast]).items()]
-        self._common = [_Common(key, group)
+        self._common = [_Common(key, group, _lane(group, "tx_lane"))
                         for key, group in _group_by(plain, [leg.common_key for leg in plain]).items()]
         self._group_of = {}
         for group in self._common:
@@ -542,7 +568,7 @@ class Room:
         self._tick_no += 1
         mixer = self.mixer
 
-        self._read_inputs()
+        self._read_inputs(now)
         extra = self._read_room_sources(events)
         report = mixer.mix(extra)
 
@@ -566,14 +592,17 @@ class Room:
             self._write_leg_sinks()
         return TickResult(outgoing, events)
 
-    def _read_inputs(self) -> None:
+    def _read_inputs(self, now: float) -> None:
         mixer = self.mixer
         inputs = mixer.inputs
         present = mixer.present
         present[:mixer.count] = False
         kinds: dict[type, int] = {}   # per tick: dispatch on the shape of the first result seen
         for group in self._bulk:
-            self._read_bulk(group, kinds, inputs, present)
+            if group.lane is not None:
+                self._read_lane(group, now, kinds, inputs, present)
+            else:
+                self._read_bulk(group, kinds, inputs, present)
         if self._other:
             results = [pop() for pop in self._other_pops]
             # Classify by class in C-level passes: most of these are Empty (DTX listeners).
@@ -630,6 +659,37 @@ class Room:
         legs = group.legs
         for i in bad:
             result = results[i]
+            kind = kinds.get(result.__class__)
+            if kind is None:
+                kind = kinds[result.__class__] = _kind_of(result)
+            if kind != _EMPTY:
+                self._decode_one(legs[i], kind, result, inputs, present)
+
+    def _read_lane(self, group: _Bulk, now: float, kinds: dict[type, int],
+                   inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
+        """A bulk group read through its receive lane: the lane's rows are decoded together,
+        the legs it did not play go through their own jitter buffer's item, as in _read_bulk."""
+        payloads, played, results = group.lane.pop_all(now)
+        idx = group.idx
+        in32 = inputs.view(np.int32)
+        in_loss = self._in_loss[idx]
+        bulk = played & ~in_loss if in_loss.any() else played
+        if bulk.all() and group.span is not None:
+            np.take(group.pairs, payloads.view(np.uint16), out=in32[group.span], mode="clip")
+            present[group.span] = True
+            self._remember(idx, payloads)
+            return
+        rows = np.flatnonzero(bulk)
+        if rows.size:
+            slots = idx[rows]
+            codes = payloads[rows]
+            in32[slots] = np.take(group.pairs, codes.view(np.uint16), mode="clip")
+            present[slots] = True
+            self._remember(slots, codes)
+        legs = group.legs
+        for i in np.flatnonzero(~bulk).tolist():
+            # A lane frame of a leg still concealing goes through its decoder (it has state).
+            result = results[i] if results[i] is not None else _Payload(payloads[i].tobytes())
             kind = kinds.get(result.__class__)
             if kind is None:
                 kind = kinds[result.__class__] = _kind_of(result)
@@ -745,7 +805,10 @@ class Room:
             ids, pks = group.ids, group.pks
             marked = [leg for leg in markers if group_of.get(leg) is group] if markers else None
             if skip is None and not marked:
-                outgoing.extend(zip(ids, [pk(payload, ticks, False) for pk in pks]))
+                if group.lane is not None:
+                    group.lane.send(payload, ticks)     # sent; not listed in ``outgoing``
+                else:
+                    outgoing.extend(zip(ids, [pk(payload, ticks, False) for pk in pks]))
                 continue
             # Cut the group at the few special legs (talkers: routed below; first packets:
             # marker bit) and packetise the runs between them in tight loops.
@@ -753,6 +816,14 @@ class Room:
             cuts = set(skip) if skip is not None else set()
             if marked:
                 cuts.update(pos[leg.slot] for leg in marked)
+            if group.lane is not None:
+                group.lane.send(payload, ticks, cuts)
+                for cut in sorted(cuts):
+                    if skip is None or cut not in skip:
+                        leg = legs[cut]
+                        outgoing.append((leg.leg_id, pks[cut](payload, ticks, True)))
+                        markers.discard(leg)
+                continue
             start = 0
             for cut in [*sorted(cuts), len(legs)]:
                 if cut > start:

@@ -32,6 +32,7 @@ from typing import Any
 
 from .dtmf4733 import DtmfEvent, DtmfReceiver
 from .jitter import JitterBuffer, PlayoutItem
+from .lanes import RxLane, TxLane
 from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, is_rtcp, unpack_seq_ts_ssrc
 from .rtcp import (
     Bye,
@@ -60,7 +61,7 @@ class RtpSession:
     __slots__ = (
         "_candidate", "_candidate_count", "_codec_pt", "_dtmf_pt", "_fast_pt", "_general",
         "_jitter_max_ms", "_jitter_min_ms", "_last_fraction", "_last_send", "_latched", "_our_sr",
-        "_pending", "_remote_sr", "_sdp_addr", "_sent_since_report", "_seq", "_source", "_ts",
+        "_pending", "_remote_sr", "_rx_at", "_rx_lane", "_sdp_addr", "_sent_since_report", "_seq", "_source", "_ts", "_tx_at", "_tx_lane",
         "cname", "codec_clock", "comfort_noise", "dropped_invalid", "dtmf", "foreign",
         "frame_ticks", "jitter", "last_received", "latches", "local_ssrc", "malformed",
         "octets_received", "octets_sent", "packets_received", "packets_sent", "remote_addr",
@@ -92,6 +93,11 @@ class RtpSession:
         self._source: SourceState | None = None
         self._pending: list[tuple[RtpPacket, float]] = []
         self.last_received: float | None = None
+        # A steady lane (bridge/rtp/lanes.py) holding this session's receive or send state.
+        self._rx_lane: RxLane | None = None
+        self._rx_at = 0
+        self._tx_lane: TxLane | None = None
+        self._tx_at = 0
         # Outgoing stream.
         rng = random.Random()
         self._seq = (rng.randrange(1 << 16) if initial_seq is None else initial_seq) & 0xFFFF
@@ -160,9 +166,21 @@ class RtpSession:
             jb._use_general_path()
         return jb
 
+    def leave_lanes(self) -> None:
+        """Take the state a steady lane holds back into the objects (see lanes.py)."""
+        if self._rx_lane is not None:
+            self._rx_lane.release(self)
+        if self._tx_lane is not None:
+            self._tx_lane.release(self)
+
     # -- receive -----------------------------------------------------------
     def receive(self, data: bytes, addr: tuple[str, int], now: float) -> list[DtmfEvent]:
         """Feed one datagram from the RTP socket. Never raises on bad input."""
+        lane = self._rx_lane
+        if lane is not None:
+            if lane.put(self, data, addr, now):
+                return []
+            lane.release(self)
         src = self._source
         if src is not None and len(data) > RTP_HEADER_SIZE and data[0] == 0x80 \
                 and data[1] == self._fast_pt and self._latched and addr == self.remote_addr \
@@ -274,6 +292,8 @@ class RtpSession:
         self.jitter.put(seq_ext, ts_ext, pkt.payload, now)
 
     def pop_frame(self) -> PlayoutItem:
+        if self._rx_lane is not None:
+            self._rx_lane.release(self)
         return self.jitter.pop()
 
     # -- send --------------------------------------------------------------
@@ -281,6 +301,8 @@ class RtpSession:
                   now: float | None = None) -> bytes:
         """Next outgoing packet; the timestamp then advances by ``ticks``.
         ``now`` (optional) lets the next SR map wall time to RTP time precisely."""
+        if self._tx_lane is not None:
+            self._tx_lane.release(self)
         # build_rtp_header, inlined (once per leg per tick); _seq/_ts/local_ssrc are in range.
         seq, ts = self._seq, self._ts
         data = _pack_header(0x80, (0x80 | self._codec_pt) if marker else self._codec_pt, seq, ts,
@@ -323,6 +345,7 @@ class RtpSession:
 
     def rtcp_report(self, now: float) -> bytes:
         """Compound SR (if we sent since the last report) or RR, plus SDES CNAME."""
+        self.leave_lanes()
         blocks: list[ReportBlock] = []
         src = self._source
         if src is not None and src.received > 0:
@@ -349,6 +372,7 @@ class RtpSession:
 
     def rtcp_bye(self, reason: str | None = None) -> bytes:
         """Compound RR + SDES + BYE for the end of the call."""
+        self.leave_lanes()
         rr = ReceiverReport(self.local_ssrc, [])
         return build_compound([rr, SourceDescription([(self.local_ssrc, self.cname)]),
                                Bye([self.local_ssrc], reason)])
@@ -358,6 +382,7 @@ class RtpSession:
                       dtmf_clock: int | None, remote_addr: tuple[str, int] | None) -> None:
         """Apply a re-INVITE. The jitter buffer restarts only if the codec changed;
         the latch is kept unless the SDP address itself changed."""
+        self.leave_lanes()
         if (codec_pt, codec_clock, frame_ticks) != (self.codec_pt, self.codec_clock, self.frame_ticks):
             self.codec_pt, self.codec_clock, self.frame_ticks = codec_pt, codec_clock, frame_ticks
             old = self.jitter
@@ -373,6 +398,7 @@ class RtpSession:
                 self._latched = False
 
     def stats(self) -> dict[str, Any]:
+        self.leave_lanes()
         src = self._source
         return {
             "local_ssrc": self.local_ssrc,

@@ -148,6 +148,7 @@ class _Session:
         self.remote_addr = remote
         self.received: list[bytes] = []
         self.jitter = self           # the port pops the session's jitter buffer directly
+        self._rx_lane = None         # in no receive lane (bridge/rtp/lanes.py)
 
     def receive(self, data: bytes, addr: Any, now: float) -> list[Any]:
         self.received.append(data)

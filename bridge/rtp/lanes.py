@@ -1,0 +1,447 @@
+"""Steady lanes: the RTP state of many legs in numpy arrays while nothing unusual happens.
+
+At 1,000 callers the per-leg Python of the media path is the cost: parsing each header,
+advancing sequence and jitter state, the jitter buffer's put and pop, building each outgoing
+header. In a conference almost every leg is in the same steady state almost all the time:
+G.711 at 20 ms arriving in order, one packet per tick, and hearing the room's common stream.
+A *lane* owns that state for a fixed list of sessions as arrays and advances all of them
+with a few numpy operations per tick; the only per-leg Python left is the socket call.
+
+Ownership. While a session is in a lane (``session._rx_lane`` / ``_tx_lane`` set) the
+lane's arrays are the truth for the fields it tracks; every ``RtpSession`` method that
+reads or changes them first *releases* the session, which writes the arrays back, so the
+objects are exact whenever anyone looks (``rtcp_report`` once a second does, so each leg
+re-enters a lane at most once a second). A leg leaves the receive lane on anything a lane
+does not model (a late, lost, reordered or foreign packet, another payload type, DTMF, a
+marker bit, a sequence wrap): that packet then goes through the general path
+(``RtpSession.receive``) and the jitter buffer, and the leg re-enters once its buffer is
+empty again after a pop (the lane plays each packet in the tick it is read, exactly what
+the jitter buffer does in that state; the kernel socket queue is what holds it until then).
+
+The receive lane's effect is the object path's, field for field (tests/unit/test_lanes.py
+runs both side by side): same counters, same RFC 3550 jitter in the same float operations.
+Sockets are not touched here: the adapter passes in its readers and send functions.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .jitter import _SHRINK_WINDOW, SEEN_WINDOW, Frame
+
+if TYPE_CHECKING:
+    from .session import RtpSession
+
+U8 = npt.NDArray[np.uint8]
+Sender = Callable[[Any, tuple[str, int]], Any]
+_NOWHERE = ("0.0.0.0", "::")      # c=0.0.0.0 hold: nowhere to send
+_SEEN_MASK = (1 << SEEN_WINDOW) - 1
+_SEQ_TS_SSRC = struct.Struct("!HII").unpack_from
+
+LANE_CLOCK = 8000               # G.711 at 20 ms: 160 one-byte samples per packet
+LANE_FRAME = 160
+LANE_PACKET = 12 + LANE_FRAME   # bare 12-byte header
+LANE_PTS = (0, 8)               # PCMU, PCMA (static payload types)
+ROW_BYTES = 2048                # a whole datagram fits (same bound as the socket reader's)
+
+
+class LaneReader(Protocol):
+    """One leg's socket as the adapter offers it to a receive lane."""
+    ready: bool
+    held: bool          # set while a lane reads the socket itself: the receiver's drain skips it
+    recvfrom_into: Callable[[Any], tuple[int, Any]]
+    on_datagram: Callable[[bytes, tuple[Any, ...]], None]
+
+
+# -- receive ------------------------------------------------------------------------------------
+RING = 16                       # frames a lane can hold per leg (the jitter buffer's depth: < RING)
+_NO_MIN = 1 << 62               # window_min of a shrink window with no pop yet
+
+
+def _buffered(s: RtpSession) -> list[bytes] | None:
+    """The frames the session's jitter buffer holds in the state a receive lane models, oldest
+    first (often none), or None when it is in any other state. The modelled state: playing,
+    whole 20 ms frames queued back to back from the playout point up to the newest packet
+    received, no stall, no key down, nothing held on probation."""
+    src, jb = s._source, s.jitter
+    if src is None or s._general or s._fast_pt != s._codec_pt or s._codec_pt not in LANE_PTS:
+        return None
+    if s.codec_clock != LANE_CLOCK or s.frame_ticks != LANE_FRAME or not s._latched \
+            or s.remote_addr is None or s._pending or s.dtmf.current is not None:
+        return None
+    if src.probation or src._ts_high is None or src._transit is None or src.max_seq >= 0xFFFF:
+        return None
+    play, end = jb._play, jb._end_ts
+    if play is None or end is None or not jb._compact or jb._frame_bytes != LANE_FRAME \
+            or jb._stall or jb._missing_run or jb._last_played != play - LANE_FRAME \
+            or jb._last_transit is None or jb._pkt_ticks != LANE_FRAME \
+            or jb._window_pops >= _SHRINK_WINDOW - 1:
+        return None
+    depth = (end - play) // LANE_FRAME
+    if end != play + depth * LANE_FRAME or not 0 <= depth < RING or len(jb._slots) != depth \
+            or jb._prev_ts != end - LANE_FRAME or src._ts_high != jb._prev_ts \
+            or not jb._prev_seq == src.cycles + src.max_seq == jb._seen_top:
+        return None
+    frames = [jb._slots.get(play + i * LANE_FRAME) for i in range(depth)]
+    if not all(isinstance(f, bytes) and len(f) == LANE_FRAME for f in frames):
+        return None
+    return frames      # type: ignore[return-value]
+
+
+def rx_eligible(s: RtpSession) -> bool:
+    return _buffered(s) is not None
+
+
+class RxLane:
+    """Receive and playout for a fixed list of G.711 legs (a room's bulk-decoded group).
+
+    ``pop_all(now)`` once per tick reads each member's datagram into its row of one buffer,
+    checks every header at once and returns the frames to play plus a mask of the legs whose
+    frame came from the lane; the other legs' ``PlayoutItem`` comes from their own jitter
+    buffer, as ``RtpPort.pop_frame`` would give it. A member's jitter buffer depth (frames
+    queued after a pop) is kept: its frames sit in a ring indexed by media time. The lane
+    never grows or shrinks a buffer: a late packet leaves the lane, and so does a leg whose
+    buffer's one-second shrink window is about to close, so the jitter buffer decides both.
+    """
+
+    def __init__(self, sessions: Sequence[RtpSession], readers: Sequence[LaneReader],
+                 pops: Sequence[Callable[[], Any]], recheck: Callable[[], Any] | None = None) -> None:
+        n = self.n = len(sessions)
+        self.sessions = list(sessions)
+        self.readers = list(readers)
+        self.pops = list(pops)
+        # Flags the readers that still have a datagram queued (one epoll call for all sockets):
+        # a second packet queued in the same tick is then read and checked with the first ones.
+        self.recheck = recheck
+        self._buf = bytearray(n * ROW_BYTES)
+        view = memoryview(self._buf)
+        self._rows = [view[j * ROW_BYTES:(j + 1) * ROW_BYTES] for j in range(n)]
+        self.packets = np.frombuffer(self._buf, np.uint8).reshape(n, ROW_BYTES)
+        self._payloads: U8 = self.packets[:, 12:LANE_PACKET]
+        self._seq_be = self.packets[:, 2:4].view(">u2")[:, 0]
+        self._ts_be = self.packets[:, 4:8].view(">u4")[:, 0]
+        self._ssrc_be = self.packets[:, 8:12].view(">u4")[:, 0]
+        self.ring = np.zeros((RING, n, LANE_FRAME), np.uint8)
+        self.out = np.zeros((n, LANE_FRAME), np.uint8)
+        self.member = np.zeros(n, np.bool_)
+        self._members: list[int] = []          # member indices, rebuilt when membership changes
+        self._changed = False
+        self.pt = np.zeros(n, np.uint8)
+        self.ssrc = np.zeros(n, np.int64)
+        self.addr: list[Any] = [None] * n
+        self.next_seq = np.zeros(n, np.int64)   # 16-bit sequence number expected next
+        self.first_seq = np.zeros(n, np.int64)  # next_seq when the leg entered
+        self.next_ts = np.zeros(n, np.int64)    # extended timestamp expected next
+        self.depth = np.zeros(n, np.int64)      # frames queued after a pop
+        self.window_pops = np.zeros(n, np.int64)
+        self.window_min = np.zeros(n, np.int64)  # _NO_MIN: none yet in this window
+        self.src_jitter = np.zeros(n, np.float64)
+        self.src_transit = np.zeros(n, np.float64)
+        self.jb_jitter = np.zeros(n, np.float64)
+        self.jb_transit = np.zeros(n, np.float64)
+        self.resync = np.zeros(n, np.float64)
+        self.last_rx = np.zeros(n, np.float64)
+        self._got = np.zeros(n, np.int64)
+
+    # membership
+    def acquire(self, j: int, frames: list[bytes]) -> None:
+        """Take over session j, whose jitter buffer holds ``frames`` (see _buffered)."""
+        s = self.sessions[j]
+        if s._rx_lane is not None:
+            s._rx_lane.release(s)
+        src, jb = s._source, s.jitter
+        assert src is not None and src._transit is not None and jb._last_transit is not None
+        assert jb._play is not None and jb._end_ts is not None
+        self.pt[j] = s._codec_pt
+        self.ssrc[j] = src.ssrc
+        self.addr[j] = s.remote_addr
+        self.next_seq[j] = self.first_seq[j] = src.max_seq + 1
+        self.next_ts[j] = jb._end_ts
+        self.depth[j] = len(frames)
+        for i, frame in enumerate(frames):
+            self.ring[(jb._play // LANE_FRAME + i) % RING, j] = np.frombuffer(frame, np.uint8)
+        jb._slots.clear()
+        self.window_pops[j] = jb._window_pops
+        self.window_min[j] = _NO_MIN if jb._window_min is None else jb._window_min
+        self.src_jitter[j], self.src_transit[j] = src.jitter, src._transit
+        self.jb_jitter[j], self.jb_transit[j] = jb._jitter, jb._last_transit
+        self.resync[j] = jb._resync_ticks
+        self.member[j] = True
+        self._changed = True
+        self.readers[j].held = True
+        s._rx_lane, s._rx_at = self, j
+
+    def release(self, s: RtpSession) -> None:
+        """Write the lane's state of ``s`` back into its objects; the session leaves."""
+        j = s._rx_at
+        s._rx_lane = None
+        if not self.member[j] or self.sessions[j] is not s:
+            return
+        self.member[j] = False
+        self._changed = True
+        self.readers[j].held = False
+        src, jb = s._source, s.jitter
+        assert src is not None and jb._play is not None
+        end = int(self.next_ts[j])
+        depth = int(self.depth[j])
+        play = end - depth * LANE_FRAME
+        for i in range(depth):
+            ts = play + i * LANE_FRAME
+            jb._slots[ts] = self.ring[(ts // LANE_FRAME) % RING, j].tobytes()
+        src.jitter, src._transit = float(self.src_jitter[j]), float(self.src_transit[j])
+        jb._jitter, jb._last_transit = float(self.jb_jitter[j]), float(self.jb_transit[j])
+        jb._play = play
+        jb._last_played = play - LANE_FRAME
+        jb._window_pops = int(self.window_pops[j])       # the lane leaves before a window closes
+        wmin = int(self.window_min[j])
+        jb._window_min = None if wmin == _NO_MIN else wmin
+        m = int(self.next_seq[j] - self.first_seq[j])
+        if m == 0:
+            return
+        last_seq = int(self.next_seq[j]) - 1
+        src.max_seq = last_seq
+        src.received += m
+        src._ts_high = end - LANE_FRAME
+        last = float(self.last_rx[j])
+        s.last_received = last if s.last_received is None else max(last, s.last_received)
+        s._candidate = None
+        s.packets_received += m
+        s.octets_received += m * LANE_FRAME
+        jb.received += m
+        jb._seen_bits = ((jb._seen_bits << m) | ((1 << m) - 1)) & _SEEN_MASK if m < SEEN_WINDOW else _SEEN_MASK
+        jb._seen_top = jb._prev_seq = src.cycles + last_seq
+        jb._prev_ts = end - LANE_FRAME
+        jb._end_ts = end
+
+    def close(self) -> None:
+        for j in np.flatnonzero(self.member).tolist():
+            self.release(self.sessions[j])
+
+    # the tick
+    def _put(self, k: npt.NDArray[np.intp], now: float) -> None:
+        """Legs k received their next packet (in the read buffer): what the session's fast
+        path and the jitter buffer's put do for it."""
+        ts = self.next_ts[k]
+        arrival = now * float(LANE_CLOCK)
+        transit = arrival - ts.astype(np.float64)
+        sj = self.src_jitter[k]
+        self.src_jitter[k] = sj + (np.abs(transit - self.src_transit[k]) - sj) / 16.0
+        self.src_transit[k] = transit
+        jj = self.jb_jitter[k]
+        d = np.abs(transit - self.jb_transit[k])
+        self.jb_jitter[k] = np.where(d < self.resync[k], jj + (d - jj) / 16.0, jj)
+        self.jb_transit[k] = transit
+        self.ring[(ts // LANE_FRAME) % RING, k] = self._payloads[k]
+        self.next_seq[k] += 1
+        self.next_ts[k] += LANE_FRAME
+        self.depth[k] += 1
+        self.last_rx[k] = now
+
+    def put(self, s: RtpSession, data: bytes, addr: tuple[Any, ...], now: float) -> bool:
+        """A datagram for member ``s`` read outside ``pop_all`` (a second one queued in a tick):
+        queued in the lane if it is the next packet, as the jitter buffer would; else False
+        and the caller releases the session and takes the general path."""
+        j = s._rx_at
+        if len(data) != LANE_PACKET or data[0] != 0x80 or data[1] != self.pt[j] \
+                or addr != self.addr[j] or self.depth[j] + 1 >= RING:
+            return False
+        seq, ts, ssrc = _SEQ_TS_SSRC(data, 2)
+        if seq != self.next_seq[j] or ts != self.next_ts[j] & 0xFFFFFFFF or ssrc != self.ssrc[j]:
+            return False
+        self._rows[j][:LANE_PACKET] = data
+        self._put(np.array([j]), now)
+        return True
+
+    def _read(self, members: list[int], got: list[int], feed: dict[int, tuple[bytes, Any]]) -> npt.NDArray[np.bool_]:
+        """Read one datagram per flagged member into its row; the mask of rows holding the
+        member's next packet. The other datagrams read are left in ``feed``."""
+        readers, rows, addrs = self.readers, self._rows, self.addr
+        foreign: list[int] = []
+        for j in members:
+            reader = readers[j]
+            if reader.ready:
+                reader.ready = False
+                try:
+                    got[j], addr = reader.recvfrom_into(rows[j])
+                except OSError:
+                    continue
+                if addr != addrs[j]:
+                    foreign.append(j)
+                    feed[j] = (bytes(rows[j][:got[j]]), addr)
+        nbytes = self._got
+        nbytes[:] = got
+        ok = (nbytes == LANE_PACKET) & self.member
+        ok &= self.packets[:, 0] == 0x80
+        ok &= self.packets[:, 1] == self.pt
+        ok &= self._seq_be == self.next_seq
+        ok &= self._ts_be == (self.next_ts & 0xFFFFFFFF)
+        ok &= self._ssrc_be == self.ssrc
+        if foreign:
+            ok[foreign] = False
+        for j in np.flatnonzero((nbytes > 0) & ~ok).tolist():
+            if j not in feed:
+                feed[j] = (bytes(rows[j][:got[j]]), addrs[j])
+        return ok
+
+    def pop_all(self, now: float) -> tuple[U8, npt.NDArray[np.bool_], list[Any]]:
+        """One tick: (frames to play, mask of rows played from the lane, items for the rest)."""
+        if self._changed:
+            self._members = np.flatnonzero(self.member).tolist()
+            self._changed = False
+        readers, sessions = self.readers, self.sessions
+        got = [0] * self.n
+        feed: dict[int, tuple[bytes, Any]] = {}     # datagrams the general path must take
+        taken = self._read(self._members, got, feed)
+        k = np.flatnonzero(taken)
+        if k.size:
+            self._put(k, now)
+        nbytes = self._got
+        nbytes[:] = got
+        # Play: legs that got their next packet, or got none but have a frame queued (the
+        # jitter buffer plays it too). A leg with nothing to play stalls: the buffer decides.
+        # So does a leg whose one-second shrink window is about to close.
+        ok = taken | ((nbytes == 0) & (self.depth > 0) & self.member)
+        ok &= self.window_pops < _SHRINK_WINDOW - 1
+        k = np.flatnonzero(ok)
+        if k.size:
+            depth = self.depth[k]
+            self.out[k] = self.ring[(self.next_ts[k] // LANE_FRAME - depth) % RING, k]
+            self.window_min[k] = np.minimum(self.window_min[k], depth * LANE_FRAME)
+            self.depth[k] = depth - 1
+            self.window_pops[k] += 1
+        if self.recheck is not None and k.size:
+            # A second datagram already queued (bursty senders): after the pop, as the
+            # jitter buffer gets it from the drain that follows the rooms.
+            self.recheck()
+            again = [j for j in np.flatnonzero(ok & taken).tolist() if readers[j].ready]
+            if again:
+                late: dict[int, tuple[bytes, Any]] = {}
+                ok2 = self._read(again, [0] * self.n, late)
+                k2 = np.flatnonzero(ok2)
+                if k2.size:
+                    self._put(k2, now)
+                for j, datagram in late.items():
+                    self.release(sessions[j])          # played this tick; now the general path
+                    readers[j].on_datagram(*datagram)
+        results: list[Any] = [None] * self.n
+        if k.size == self.n:
+            return self.out, ok, results
+        for j in np.flatnonzero(~ok).tolist():
+            s = sessions[j]
+            if self.member[j]:
+                # Something the lane does not model: the general path takes this packet.
+                self.release(s)
+                if j in feed:
+                    readers[j].on_datagram(*feed[j])
+                item = s.jitter.pop()
+            else:
+                item = self.pops[j]()
+            results[j] = item
+            if item.__class__ is Frame:
+                frames = _buffered(s)
+                if frames is not None:
+                    self.acquire(j, frames)
+        return self.out, ok, results
+
+
+# -- send ---------------------------------------------------------------------------------------
+class TxLane:
+    """Outgoing RTP of a fixed list of sessions that send the same payload each tick (a room's
+    common stream): every header built at once, then one send call per leg."""
+
+    def __init__(self, sessions: Sequence[RtpSession], senders: Sequence[Sender | None]) -> None:
+        n = self.n = len(sessions)
+        self.sessions = list(sessions)
+        self.senders = list(senders)
+        self.member = np.zeros(n, np.bool_)
+        self.seq = np.zeros(n, np.uint16)
+        self.ts = np.zeros(n, np.uint32)
+        self.sent = np.zeros(n, np.int64)
+        self.octets = np.zeros(n, np.int64)
+        self.header = np.zeros((n, 12), np.uint8)
+        self.header[:, 0] = 0x80
+        self._length = -1
+        self._buf = bytearray()
+        self._rows: list[memoryview] = []
+        self.packets: U8 = np.zeros((n, 12), np.uint8)
+        self._seq_be = self._ts_be = self.packets[:, 0]
+
+    def acquire(self, j: int) -> None:
+        s = self.sessions[j]
+        if s._tx_lane is not None:
+            s._tx_lane.release(s)
+        self.seq[j], self.ts[j] = s._seq, s._ts
+        self.sent[j], self.octets[j] = s.packets_sent, s.octets_sent
+        self.header[j, 1] = s._codec_pt
+        self.header[j, 8:12] = np.frombuffer(s.local_ssrc.to_bytes(4, "big"), np.uint8)
+        self.packets[j, :12] = self.header[j]
+        self.member[j] = True
+        s._tx_lane, s._tx_at = self, j
+
+    def release(self, s: RtpSession) -> None:
+        j = s._tx_at
+        s._tx_lane = None
+        if not self.member[j] or self.sessions[j] is not s:
+            return
+        self.member[j] = False
+        s._seq, s._ts = int(self.seq[j]), int(self.ts[j])
+        if int(self.sent[j]) != s.packets_sent:
+            s._sent_since_report = True
+        s.packets_sent, s.octets_sent = int(self.sent[j]), int(self.octets[j])
+
+    def close(self) -> None:
+        for j in np.flatnonzero(self.member).tolist():
+            self.release(self.sessions[j])
+
+    def _layout(self, length: int) -> None:
+        size = 12 + length
+        n = self.n
+        self._buf = bytearray(n * size)
+        view = memoryview(self._buf)
+        self._rows = [view[j * size:(j + 1) * size] for j in range(n)]
+        self.packets = np.frombuffer(self._buf, np.uint8).reshape(n, size)
+        self.packets[:, :12] = self.header
+        self._seq_be = self.packets[:, 2:4].view(">u2")[:, 0]
+        self._ts_be = self.packets[:, 4:8].view(">u4")[:, 0]
+        self._length = length
+
+    def send(self, payload: bytes, ticks: int, skip: set[int] | None = None) -> None:
+        """Send ``payload`` to every leg but the positions in ``skip``; timestamps advance by
+        ``ticks``. Legs new to the lane are taken over from their sessions first."""
+        if skip:
+            active = np.ones(self.n, np.bool_)
+            active[list(skip)] = False
+            idx: Any = np.flatnonzero(active)
+            if not self.member[idx].all():
+                for j in idx[~self.member[idx]].tolist():
+                    self.acquire(j)
+        else:
+            idx = slice(None)
+            if not self.member.all():
+                for j in np.flatnonzero(~self.member).tolist():
+                    self.acquire(j)
+        if len(payload) != self._length:
+            self._layout(len(payload))
+        # Every row is written (a skipped row is simply not sent); only the sent ones advance.
+        self._seq_be[:] = self.seq
+        self._ts_be[:] = self.ts
+        self.packets[:, 12:] = np.frombuffer(payload, np.uint8)
+        self.seq[idx] += np.uint16(1)
+        self.ts[idx] += np.uint32(ticks & 0xFFFFFFFF)
+        self.sent[idx] += 1
+        self.octets[idx] += len(payload)
+        sessions, senders, rows = self.sessions, self.senders, self._rows
+        for j in (range(self.n) if not skip else idx.tolist()):
+            addr = sessions[j].remote_addr
+            send = senders[j]
+            if addr is None or send is None or addr[0] in _NOWHERE:
+                continue
+            try:
+                send(rows[j], addr)
+            except OSError:     # kernel buffer full, the peer's ICMP error, or closed: RTP drops
+                pass
