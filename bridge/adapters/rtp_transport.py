@@ -14,7 +14,9 @@ second per caller, and no event-loop callback runs per datagram. A packet waits 
 most one tick in the kernel, which costs no delay: the mixer would not have read
 it before that tick anyway. Its arrival time is the tick's time, so jitter is
 measured at the 20 ms resolution the playout actually has. RTCP (a packet every
-few seconds) stays on ``loop.add_reader``.
+few seconds) stays on ``loop.add_reader``. Sockets of legs in a receive lane
+(bridge/rtp/lanes.py) are *held*: the drain skips them and the lane reads them at
+its next tick, up to two datagrams, checked together in numpy.
 
 Sending calls ``sock.sendto`` directly: a datagram that does not fit in the
 kernel buffer (EAGAIN) is dropped, as RTP should be, instead of being queued in

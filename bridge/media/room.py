@@ -28,6 +28,12 @@ runs from a *plan* rebuilt only when membership or a leg's state changes: bulk G
 groups (one encode, then one tight loop of ``packetize`` bound methods) and the routed legs
 (talkers, prompts, held, isolated, deaf).  Per-leg bookkeeping of the bulk path (the last two
 payloads, kept for concealment) lives in slot-indexed arrays, written with a few numpy calls.
+
+Steady lanes: when the ports offer them (the socket adapter's ``LegPort.rx_lane``/``tx_lane``;
+bridge/rtp/lanes.py), a bulk group at 8 kHz is read through a receive lane (every header checked
+and every jitter buffer advanced in numpy, frames handed over as one array) and a common group is
+sent through a send lane (every header built at once). Packets a send lane sent are not listed in
+``TickResult.outgoing``; fakes and other ports keep the per-leg calls.
 """
 
 from __future__ import annotations

@@ -45,6 +45,19 @@ def test_three_participants_hear_each_other_not_themselves(
         assert_mix_minus(people, [500.0, 1000.0, 1500.0])
 
 
+def test_g711_callers_in_an_8khz_room_through_the_steady_lanes(
+    bridge: BridgeProcess, ports: PortAllocator, tmp_path: Path
+) -> None:
+    """An 8 kHz room is where G.711 legs are read, played and sent through the numpy lanes
+    (bridge/rtp/lanes.py): real softphones' timing, PCMU and PCMA groups side by side."""
+    specs = [("alice", "PCMU", 500.0), ("bob", "PCMA", 1000.0), ("carol", "PCMU", 1500.0)]
+    with participants(tmp_path, ports, specs) as people:
+        dial_all(bridge, people, "room2")
+        talk(4.0)
+        hang_up_all(people)
+        assert_mix_minus(people, [500.0, 1000.0, 1500.0])
+
+
 def test_transcoding_pcmu_pcma_g722_opus(bridge: BridgeProcess, ports: PortAllocator, tmp_path: Path) -> None:
     specs = [
         ("ulaw", "PCMU", 500.0),
