@@ -93,10 +93,6 @@ def _buffered(s: RtpSession) -> list[bytes] | None:
     return frames      # type: ignore[return-value]
 
 
-def rx_eligible(s: RtpSession) -> bool:
-    return _buffered(s) is not None
-
-
 class RxLane:
     """Receive and playout for a fixed list of G.711 legs (a room's bulk-decoded group).
 
@@ -248,7 +244,7 @@ class RxLane:
         and the caller releases the session and takes the general path."""
         j = s._rx_at
         if len(data) != LANE_PACKET or data[0] != 0x80 or data[1] != self.pt[j] \
-                or addr != self.addr[j] or self.depth[j] + 1 >= RING:
+                or addr != self.addr[j] or self.depth[j] >= RING:
             return False
         seq, ts, ssrc = _SEQ_TS_SSRC(data, 2)
         if seq != self.next_seq[j] or ts != self.next_ts[j] & 0xFFFFFFFF or ssrc != self.ssrc[j]:
@@ -281,6 +277,7 @@ class RxLane:
         ok &= self._seq_be == self.next_seq
         ok &= self._ts_be == (self.next_ts & 0xFFFFFFFF)
         ok &= self._ssrc_be == self.ssrc
+        ok &= self.depth < RING        # the ring holds RING frames: a put must not overwrite one
         if foreign:
             ok[foreign] = False
         for j in np.flatnonzero((nbytes > 0) & ~ok).tolist():

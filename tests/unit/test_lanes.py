@@ -243,3 +243,11 @@ def test_arrivals_straddling_the_tick_stay_in_the_lane() -> None:
         stream[i + 1] = stream[i] + stream[i + 1]
         stream[i] = []
     _run(stream, share=0.8)
+
+
+def test_a_long_burst_deeper_than_the_ring_leaves_the_lane_without_losing_a_frame() -> None:
+    stream = _steady(300)
+    for i in range(100, 120):                 # 20 ticks of silence, then all 20 packets at once
+        stream[120] = stream[120] + stream[i]
+        stream[i] = []
+    _run(stream, share=0.25)     # after the burst the buffer is deeper than the ring for a while
