@@ -41,7 +41,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge.rtp.lanes import RxLane, TxLane
+from bridge.rtp.lanes import NOWHERE, RxLane, TxLane
 
 log = logging.getLogger("bridge.rtp")
 
@@ -306,9 +306,6 @@ class LegSockets:
             self.port = 0
 
 
-_NOWHERE = ("0.0.0.0", "::")   # c=0.0.0.0 hold (RFC 2543 style): nowhere to send
-
-
 class LegPort:
     """The ``RtpPort`` a room sees for one leg: the leg's RTP session plus its socket.
 
@@ -361,7 +358,7 @@ class LegPort:
         session = self.session
         datagram: bytes = session.packetize(payload, ticks, marker)
         addr = session.remote_addr
-        if addr is not None and addr[0] not in _NOWHERE and self._sendto is not None:
+        if addr is not None and addr[0] not in NOWHERE and self._sendto is not None:
             try:
                 self._sendto(datagram, addr)
             except OSError:   # kernel buffer full, the peer's ICMP error, or closed: RTP drops

@@ -638,16 +638,9 @@ class Room:
             # where their kind is decided as for any other leg.
             payloads = [getattr(r, "payload", b"") for r in results]
         idx = group.idx
-        in32 = inputs.view(np.int32)
         if list(map(len, payloads)).count(samples) == n and not self._in_loss[idx].any():
-            codes = np.frombuffer(b"".join(payloads), np.uint16).reshape(n, samples // 2)
-            if group.span is not None:
-                np.take(group.pairs, codes, out=in32[group.span], mode="clip")
-                present[group.span] = True
-            else:
-                in32[idx] = np.take(group.pairs, codes, mode="clip")
-                present[idx] = True
-            self._remember(idx, codes.view(np.uint8))
+            codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(n, samples)
+            self._decode_rows(group, None, codes, inputs, present)
             return
         ok = np.fromiter(map(len, payloads), np.intp, n) == samples
         ok &= ~self._in_loss[idx]
@@ -657,13 +650,31 @@ class Room:
             for i in bad:
                 payloads[i] = pad
             good = np.flatnonzero(ok)
-            slots = idx[good]
-            codes = np.frombuffer(b"".join(payloads), np.uint16).reshape(n, samples // 2)[good]
-            in32[slots] = np.take(group.pairs, codes, mode="clip")
+            codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(n, samples)[good]
+            self._decode_rows(group, good, codes, inputs, present)
+        self._decode_each(group.legs, bad, results, kinds, inputs, present)
+
+    def _decode_rows(self, group: _Bulk, rows: npt.NDArray[np.intp] | None, codes: npt.NDArray[np.uint8],
+                     inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
+        """Decode payload rows of a bulk group through its pair table in one lookup: ``rows``
+        are the group positions ``codes`` belong to (None: the whole group, in order)."""
+        in32 = inputs.view(np.int32)
+        pairs = codes.view(np.uint16)
+        if rows is None and group.span is not None:
+            np.take(group.pairs, pairs, out=in32[group.span], mode="clip")
+            present[group.span] = True
+            slots = group.idx
+        else:
+            slots = group.idx if rows is None else group.idx[rows]
+            in32[slots] = np.take(group.pairs, pairs, mode="clip")
             present[slots] = True
-            self._remember(slots, codes.view(np.uint8))
-        legs = group.legs
-        for i in bad:
+        self._remember(slots, codes)
+
+    def _decode_each(self, legs: list[_Leg], positions: Iterable[int], results: list[Any],
+                     kinds: dict[type, int], inputs: npt.NDArray[np.int16],
+                     present: npt.NDArray[np.bool_]) -> None:
+        """The per-leg path for the items a bulk group could not decode together."""
+        for i in positions:
             result = results[i]
             kind = kinds.get(result.__class__)
             if kind is None:
@@ -676,31 +687,20 @@ class Room:
         """A bulk group read through its receive lane: the lane's rows are decoded together,
         the legs it did not play go through their own jitter buffer's item, as in _read_bulk."""
         payloads, played, results = group.lane.pop_all(now)
-        idx = group.idx
-        in32 = inputs.view(np.int32)
-        in_loss = self._in_loss[idx]
+        in_loss = self._in_loss[group.idx]
         bulk = played & ~in_loss if in_loss.any() else played
-        if bulk.all() and group.span is not None:
-            np.take(group.pairs, payloads.view(np.uint16), out=in32[group.span], mode="clip")
-            present[group.span] = True
-            self._remember(idx, payloads)
+        if bulk.all():
+            self._decode_rows(group, None, payloads, inputs, present)
             return
         rows = np.flatnonzero(bulk)
         if rows.size:
-            slots = idx[rows]
-            codes = payloads[rows]
-            in32[slots] = np.take(group.pairs, codes.view(np.uint16), mode="clip")
-            present[slots] = True
-            self._remember(slots, codes)
-        legs = group.legs
-        for i in np.flatnonzero(~bulk).tolist():
-            # A lane frame of a leg still concealing goes through its decoder (it has state).
-            result = results[i] if results[i] is not None else _Payload(payloads[i].tobytes())
-            kind = kinds.get(result.__class__)
-            if kind is None:
-                kind = kinds[result.__class__] = _kind_of(result)
-            if kind != _EMPTY:
-                self._decode_one(legs[i], kind, result, inputs, present)
+            self._decode_rows(group, rows, payloads[rows], inputs, present)
+        rest = np.flatnonzero(~bulk).tolist()
+        for i in rest:
+            if results[i] is None:
+                # A lane frame of a leg still concealing goes through its decoder (it has state).
+                results[i] = _Payload(payloads[i].tobytes())
+        self._decode_each(group.legs, rest, results, kinds, inputs, present)
 
     def _remember(self, slots: npt.NDArray[np.intp], codes: npt.NDArray[np.uint8]) -> None:
         """Bulk-decoded payloads become each slot's newest history entry; the decoders missed them."""

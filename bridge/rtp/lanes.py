@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 U8 = npt.NDArray[np.uint8]
 Sender = Callable[[Any, tuple[str, int]], Any]
-_NOWHERE = ("0.0.0.0", "::")      # c=0.0.0.0 hold: nowhere to send
+NOWHERE = ("0.0.0.0", "::")       # c=0.0.0.0 hold (RFC 2543 style): nowhere to send
 _SEEN_MASK = (1 << SEEN_WINDOW) - 1
 _SEQ_TS_SSRC = struct.Struct("!HII").unpack_from
 
@@ -239,9 +239,10 @@ class RxLane:
         self.last_rx[k] = now
 
     def put(self, s: RtpSession, data: bytes, addr: tuple[Any, ...], now: float) -> bool:
-        """A datagram for member ``s`` read outside ``pop_all`` (a second one queued in a tick):
-        queued in the lane if it is the next packet, as the jitter buffer would; else False
-        and the caller releases the session and takes the general path."""
+        """A datagram for member ``s`` that reached ``RtpSession.receive`` outside ``pop_all``
+        (the socket adapter's drain skips held sockets, so only a reader that does not honour
+        ``held`` delivers one): queued in the lane if it is the next packet, as the jitter
+        buffer would; else False and the caller releases the session and takes the general path."""
         j = s._rx_at
         if len(data) != LANE_PACKET or data[0] != 0x80 or data[1] != self.pt[j] \
                 or addr != self.addr[j] or self.depth[j] >= RING:
@@ -297,8 +298,7 @@ class RxLane:
         k = np.flatnonzero(taken)
         if k.size:
             self._put(k, now)
-        nbytes = self._got
-        nbytes[:] = got
+        nbytes = self._got                          # as _read left it: this round's sizes
         # Play: legs that got their next packet, or got none but have a frame queued (the
         # jitter buffer plays it too). A leg with nothing to play stalls: the buffer decides.
         # So does a leg whose one-second shrink window is about to close.
@@ -436,7 +436,7 @@ class TxLane:
         for j in (range(self.n) if not skip else idx.tolist()):
             addr = sessions[j].remote_addr
             send = senders[j]
-            if addr is None or send is None or addr[0] in _NOWHERE:
+            if addr is None or send is None or addr[0] in NOWHERE:
                 continue
             try:
                 send(rows[j], addr)
