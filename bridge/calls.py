@@ -31,7 +31,7 @@ from bridge.config import Config
 from bridge.control import ivr as ivrmod
 from bridge.control.model import Conference, ParticipantView
 from bridge.media.dtmf_detect import InbandDtmfDetector
-from bridge.media.room import Room, SourceFinished
+from bridge.media.room import LegFailed, Room, SourceFinished
 from bridge.rtp.packet import RtpError, RtpPacket
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer, answer_offer, build_offer
@@ -105,6 +105,10 @@ class CallController:
         self.lobby = Room("lobby", LOBBY_RATE)
         self.lobby_legs: dict[str, Leg] = {}
         self._ticks = 0
+        # Fault containment: legs whose input broke something, ended after the tick.
+        self._faulted: list[tuple[Leg, str, str]] = []
+        self.leg_faults = 0
+        self._unconfirmed: dict[str, Leg] = {}   # sending to an address not heard from yet
 
     # ------------------------------------------------------------------ SIP events
 
@@ -143,11 +147,13 @@ class CallController:
         bound = self.config.rtp.host
         return bound if bound not in ("0.0.0.0", "::") else "127.0.0.1"
 
-    def _reject(self, call: Call, status: int, reason: str | None = None, warning: str | None = None) -> None:
+    def _reject(self, call: Call, status: int, reason: str | None = None, warning: str | None = None,
+                warn_code: int = 399) -> None:
         log.info("rejected call to %r: %d %s (%s)", call.room, status, reason or "", warning or "")
         headers = []
         if warning:
-            headers.append(("Warning", f'399 tutti-bridge "{warning}"'))
+            text = "".join(ch if ch.isprintable() and ch not in '"\\' else "?" for ch in warning)[:200]
+            headers.append(("Warning", f'{warn_code} tutti-bridge "{text}"'))
         self.endpoint.respond(call, status, reason, headers=headers, now=self._now())
 
     def _codecs(self, conf: Conference | None) -> list[str]:
@@ -204,14 +210,14 @@ class CallController:
         host = leg.advertised_host
         if offer is not None:
             try:
-                media = answer_offer(offer, codecs, host, port, leg.local_sdp_session, leg.sdp_version)
+                media = _usable(answer_offer(offer, codecs, host, port, leg.local_sdp_session, leg.sdp_version))
             except NegotiationError as err:
                 self._drop_leg(leg)
-                self._reject(call, 488, "Not Acceptable Here", str(err))
+                self._reject(call, 488, "Not Acceptable Here", err.reason, err.warn_code)
                 self.pump_sip()
                 return
             self.endpoint.respond(call, 200, "OK", body=media.answer_sdp, now=self._now())
-            self._start_media(leg, media)
+            self._start_media(leg, media, confirmed=False)
         else:
             leg.pending_offer = build_offer(codecs, host, port, leg.local_sdp_session, leg.sdp_version)
             self.endpoint.respond(call, 200, "OK", body=leg.pending_offer, now=self._now())
@@ -220,13 +226,17 @@ class CallController:
 
     def _on_ack(self, call: Call, answer: bytes | None, initial: bool) -> None:
         leg = self.legs_by_call.get(id(call))
-        if leg is None or leg.pending_offer is None:
+        if leg is None:
+            return
+        if leg.pending_offer is None:
+            if initial and leg.session is not None:
+                self._allow_sending(leg)     # the call is confirmed: media may go out now
             return
         offer, leg.pending_offer = leg.pending_offer, None
         try:
             if not answer:
                 raise NegotiationError("no answer in the ACK")
-            media = accept_answer(offer, answer)
+            media = _usable(accept_answer(offer, answer))
         except NegotiationError as err:
             log.info("%s: answer unusable (%s); hanging up", leg.leg_id, err)
             self.hangup(leg)
@@ -238,7 +248,9 @@ class CallController:
 
     # ------------------------------------------------------------------ getting into a room
 
-    def _start_media(self, leg: Leg, media: NegotiatedMedia) -> None:
+    def _start_media(self, leg: Leg, media: NegotiatedMedia, confirmed: bool = True) -> None:
+        """Media for a negotiated leg. ``confirmed``: the ACK has come (late offer); else
+        nothing is sent until it does (a spoofed INVITE is never ACKed: no reflection)."""
         leg.media = media
         leg.on_hold = media.on_hold
         leg.encoder_opts = self._encoder_opts(media.codec)
@@ -246,8 +258,14 @@ class CallController:
             local_ssrc=random.getrandbits(32),
             jitter_min_ms=self.config.rtp.jitter_min_ms,
             jitter_max_ms=self.config.rtp.jitter_max_ms,
+            learning_s=self.config.rtp.learning_window_s,
             **rtp_remote(media),
         )
+        leg.session.open_learning(self._now())
+        if confirmed:
+            self._allow_sending(leg)
+        else:
+            leg.session.hold_sending()
         if media.dtmf_pt is None and media.codec in ("PCMU", "PCMA"):
             leg.inband = InbandDtmfDetector(8000)
             leg.inband_decoder = make_decoder(media.codec)
@@ -339,7 +357,8 @@ class CallController:
             return
         self._leave_lobby(leg)
         if live is None:
-            live = self.rooms[conf.id] = LiveConference(conf, self._max_talkers(conf), self.assets, self.hangup)
+            live = self.rooms[conf.id] = LiveConference(conf, self._max_talkers(conf), self.assets, self.hangup,
+                                                          self._on_room_event)
             self.on_first_join(conf.id)
         live.join(leg, role)
         leg.in_room = True
@@ -369,9 +388,10 @@ class CallController:
             self.endpoint.respond(call, 200, "OK", body=leg.pending_offer, now=self._now())
             return
         try:
-            media = answer_offer(offer, codecs, host, leg.sockets.port, leg.local_sdp_session, leg.sdp_version)
+            media = _usable(answer_offer(offer, codecs, host, leg.sockets.port, leg.local_sdp_session,
+                                         leg.sdp_version))
         except NegotiationError as err:
-            self._reject(call, 488, "Not Acceptable Here", str(err))
+            self._reject(call, 488, "Not Acceptable Here", err.reason, err.warn_code)
             return
         self.endpoint.respond(call, 200, "OK", body=media.answer_sdp, now=self._now())
         if leg.session is not None:
@@ -381,7 +401,10 @@ class CallController:
         old = leg.media
         leg.media = media
         assert leg.session is not None
-        leg.session.update_remote(**rtp_remote(media))
+        moved = old is None or (old.remote_host, old.remote_port) != (media.remote_host, media.remote_port)
+        leg.session.update_remote(**rtp_remote(media), now=self._now())
+        if moved:
+            self._allow_sending(leg)
         room = self._room_of(leg)
         if room is not None and (old is None or old.codec != media.codec or old.payload_type != media.payload_type):
             leg.encoder_opts = self._encoder_opts(media.codec)
@@ -417,6 +440,7 @@ class CallController:
 
     def _drop_leg(self, leg: Leg) -> None:
         leg.ended = True
+        self._unconfirmed.pop(leg.leg_id, None)
         self.legs_by_call.pop(id(leg.call), None)
         self._leave_lobby(leg)
         live = self.rooms.get(leg.conf_id)
@@ -441,12 +465,15 @@ class CallController:
             session = leg.session
             if session is None:
                 return
-            events = session.receive(data, addr, clock())   # type: ignore[arg-type]
-            if events:
-                for event in events:
-                    digits.append((leg, event.digit, "rfc4733"))
-            if leg.inband is not None:
-                self._detect_inband(leg, data)
+            try:
+                events = session.receive(data, addr, clock())   # type: ignore[arg-type]
+                if events:
+                    for event in events:
+                        digits.append((leg, event.digit, "rfc4733"))
+                if leg.inband is not None:
+                    self._detect_inband(leg, data)
+            except Exception as exc:    # contained: this leg ends after the tick, nobody else notices
+                self._leg_fault(leg, "receive", exc)
 
         return on_rtp
 
@@ -463,7 +490,54 @@ class CallController:
 
     def _on_rtcp(self, leg: Leg, data: bytes, addr: tuple[Any, ...]) -> None:
         if leg.session is not None:
-            leg.session.receive_rtcp(data, (addr[0], addr[1]), self._now())
+            try:
+                leg.session.receive_rtcp(data, (addr[0], addr[1]), self._now())
+            except Exception as exc:
+                self._leg_fault(leg, "rtcp", exc)
+                self._end_faulted()
+
+    # ------------------------------------------------------------------ fault containment
+
+    def _leg_fault(self, leg: Leg, phase: str, cause: BaseException | str) -> None:
+        """Something this leg's input caused raised: end this leg (after the current tick),
+        with one log line and a counter; every other leg and room goes on."""
+        text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        if not isinstance(cause, str):
+            log.debug("%s: %s fault", leg.leg_id, phase, exc_info=cause)
+        self._faulted.append((leg, phase, text[:200]))
+
+    def _end_faulted(self) -> None:
+        faulted, self._faulted = self._faulted, []
+        for leg, phase, text in faulted:
+            if leg.ended:
+                continue
+            self.leg_faults += 1
+            log.warning("%s: ended after a %s fault: %s", leg.leg_id, phase, text)
+            self.hangup(leg)
+
+    def _on_room_event(self, event: LegFailed) -> None:
+        leg = next((lg for lg in self.legs_by_call.values() if lg.leg_id == event.leg_id), None)
+        if leg is not None:
+            self._leg_fault(leg, event.phase, event.error)
+
+    # ------------------------------------------------------------------ reflection bound
+
+    def _allow_sending(self, leg: Leg) -> None:
+        assert leg.session is not None
+        leg.session.allow_sending(self._now(), self.config.rtp.unconfirmed_send_s)
+        if not leg.session.confirmed:
+            self._unconfirmed[leg.leg_id] = leg
+
+    def _check_unconfirmed(self, now: float) -> None:
+        for leg in list(self._unconfirmed.values()):
+            session = leg.session
+            if session is None or session.confirmed:
+                self._unconfirmed.pop(leg.leg_id, None)
+            elif session.check_unconfirmed(now):
+                self._unconfirmed.pop(leg.leg_id, None)
+                log.info("%s: nothing received from %s:%s; RTP paused until it answers",
+                         leg.leg_id, leg.media.remote_host if leg.media else "?",
+                         leg.media.remote_port if leg.media else "?")
 
     def on_digit(self, leg: Leg, digit: str, source: str) -> None:
         log.info("%s DTMF %s (%s)", leg.leg_id, digit, source)
@@ -486,14 +560,25 @@ class CallController:
         receiver.mark_ready()
         t1 = perf_counter()
         for live in list(self.rooms.values()):
-            live.tick(now)
+            try:
+                live.tick(now)
+            except Exception:   # a bug in one room must not silence the others
+                log.exception("room %s: tick failed", live.conf.id)
         if self.lobby_legs:
-            result = self.lobby.tick(now)
-            for event in result.events:
-                if isinstance(event, SourceFinished) and event.leg_id is not None:
-                    self._lobby_prompt_finished(event.leg_id, now)
+            try:
+                result = self.lobby.tick(now)
+            except Exception:
+                log.exception("lobby tick failed")
+            else:
+                for event in result.events:
+                    if isinstance(event, SourceFinished) and event.leg_id is not None:
+                        self._lobby_prompt_finished(event.leg_id, now)
+                    elif isinstance(event, LegFailed):
+                        self._on_room_event(event)
         t2 = perf_counter()
         receiver.drain()
+        if self._faulted:
+            self._end_faulted()
         if self._digits:
             digits = self._digits[:]
             self._digits.clear()        # the same list: the RTP handlers hold it
@@ -503,9 +588,14 @@ class CallController:
         self.tick_stats.add(receive_s=(t1 - t0) + (perf_counter() - t2), rooms_s=t2 - t1)
         self._ticks += 1
         if self._ticks % 5 == 0:  # control timers at 100 ms resolution
-            self._control_timers(now)
+            try:
+                self._control_timers(now)
+            except Exception:
+                log.exception("control timers failed")
 
     def _control_timers(self, now: float) -> None:
+        if self._unconfirmed:
+            self._check_unconfirmed(now)
         for leg in list(self.lobby_legs.values()):
             if leg.ivr is not None:
                 self._run_ivr(leg, leg.ivr.on_timer(now))
@@ -525,23 +615,34 @@ class CallController:
             self._run_ivr(leg, leg.ivr.on_prompt_finished(now, leg.ivr_token))
 
     def housekeeping(self, now: float) -> None:
-        """Once a second: RTCP reports, the RTP inactivity timeout, closing prompts."""
-        timeout = self.config.rtp.inactivity_timeout_s
+        """Once a second: RTCP reports, the RTP inactivity timeout, closing prompts. Legs and
+        rooms one by one: one that raises is ended (legs) or logged (rooms), the rest go on."""
         for leg in list(self.legs_by_call.values()):
-            session = leg.session
-            if session is None:
-                continue
-            if session.remote_addr is not None:
-                report = session.rtcp_report(now)
-                if report:
-                    rtcp_port = leg.media.remote_rtcp_port if leg.media else session.remote_addr[1] + 1
-                    leg.sockets.send_rtcp(report, (session.remote_addr[0], rtcp_port or session.remote_addr[1] + 1))
-            last = session.last_received if session.last_received is not None else leg.answered_at
-            if not leg.on_hold and now - last > timeout:
-                log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last)
-                self.hangup(leg)
+            try:
+                self._housekeep_leg(leg, now)
+            except Exception as exc:
+                self._leg_fault(leg, "housekeeping", exc)
         for live in list(self.rooms.values()):
-            live.housekeeping(now)
+            try:
+                live.housekeeping(now)
+            except Exception:
+                log.exception("room %s: housekeeping failed", live.conf.id)
+        self._end_faulted()
+
+    def _housekeep_leg(self, leg: Leg, now: float) -> None:
+        session = leg.session
+        if session is None:
+            return
+        if session.remote_addr is not None:
+            report = session.rtcp_report(now)
+            if report:
+                host, port = session.remote_addr
+                rtcp_port = leg.media.remote_rtcp_port if leg.media else port + 1
+                leg.sockets.send_rtcp(report, (host, rtcp_port if 0 < rtcp_port < 65536 else port))
+        last = session.last_received if session.last_received is not None else leg.answered_at
+        if not leg.on_hold and now - last > self.config.rtp.inactivity_timeout_s:
+            log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last)
+            self.hangup(leg)
 
     # ------------------------------------------------------------------ control
 
@@ -616,6 +717,13 @@ class TickStats:
         per_tick = 1e6 / max(1, self.ticks)
         return (f"media ticks: {self.ticks} ticks, per tick receive {self.receive_s * per_tick:.0f} us, "
                 f"rooms {self.rooms_s * per_tick:.0f} us")
+
+
+def _usable(media: NegotiatedMedia) -> NegotiatedMedia:
+    """What the negotiator accepts but these sockets cannot use (they are IPv4)."""
+    if ":" in media.remote_host:
+        raise NegotiationError("IPv6 media addresses are not supported by this bridge", 301)
+    return media
 
 
 def rtp_remote(media: NegotiatedMedia) -> dict[str, Any]:

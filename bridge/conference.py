@@ -28,7 +28,15 @@ from bridge.audio_assets import AudioAssets, comfort_noise
 from bridge.control import keypad as kp
 from bridge.control.ivr import PlayPrompt
 from bridge.control.model import Conference
-from bridge.media.room import DominantSpeakerChanged, Room, SourceFinished, TalkingStarted, TalkingStopped
+from bridge.media.room import (
+    DominantSpeakerChanged,
+    LegFailed,
+    Room,
+    SinkFailed,
+    SourceFinished,
+    TalkingStarted,
+    TalkingStopped,
+)
 from bridge.media.tones import entry_tone, exit_tone
 
 if TYPE_CHECKING:
@@ -62,8 +70,10 @@ class LiveConference:
         max_talkers: int,
         assets: AudioAssets,
         hangup: Callable[["Leg"], None],
+        on_leg_failed: Callable[[LegFailed], None] | None = None,
     ) -> None:
         self.conf = conf
+        self.on_leg_failed = on_leg_failed
         self.room = Room(conf.id, conf.rate, max_talkers=max_talkers)
         self.assets = assets
         self.hangup = hangup
@@ -215,6 +225,13 @@ class LiveConference:
                 log.debug("%s: floor -> %s", self.conf.id, event.leg_id)
             elif isinstance(event, (TalkingStarted, TalkingStopped)):
                 log.debug("%s: %s %s", self.conf.id, type(event).__name__, event.leg_id)
+            elif isinstance(event, LegFailed):
+                if self.on_leg_failed is not None:
+                    self.on_leg_failed(event)
+                elif event.leg_id in self.members:
+                    self.hangup(self.members[event.leg_id].leg)
+            elif isinstance(event, SinkFailed):
+                log.warning("%s: sink %s detached: %s", self.conf.id, event.sink_id, event.error)
 
     def _prompt_finished(self, leg_id: str) -> None:
         m = self.members.get(leg_id)

@@ -50,6 +50,13 @@ class RtpConfig(_Frozen):
     inactivity_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     jitter_min_ms: int = Field(default=20, ge=0, le=1000)
     jitter_max_ms: int = Field(default=200, ge=20, le=2000)
+    # Strict RTP source (README "Security"): a new source address is learnt only this long
+    # after the answer or an offer that moved the address; later only the same stream
+    # (SSRC and sequence) may move (NAT rebinding). 0 turns learning off after the first latch.
+    learning_window_s: float = Field(default=3.0, ge=0, le=60)
+    # Reflection bound: after the ACK, RTP goes to an address we never heard from for this
+    # long, then stops until the first packet from it (the inactivity timeout ends the call).
+    unconfirmed_send_s: float = Field(default=0.5, gt=0, le=30)
 
     @model_validator(mode="after")
     def _range(self) -> "RtpConfig":

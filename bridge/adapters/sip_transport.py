@@ -100,7 +100,10 @@ class SipTransport:
         return self.loop.time()
 
     def feed(self, data: bytes, flow: Flow) -> None:
-        self.endpoint.receive(data, flow, self.now())
+        try:
+            self.endpoint.receive(data, flow, self.now())
+        except Exception:  # the endpoint answers bad input itself; a bug must not stop SIP
+            log.exception("SIP message from %s could not be handled", flow.remote)
         self.pump()
 
     def pump(self) -> None:

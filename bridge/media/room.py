@@ -39,15 +39,26 @@ sent through a send lane (every header built at once). Packets a send lane sent 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from bridge.media.containment import FAILED, call_each
 from bridge.media.levels import TalkConfig
 from bridge.media.mixer import Mixer, db_to_gain, limit
 from bridge.media.ports import AudioSink, AudioSource, RtpPort
+from bridge.media.room_events import (
+    DominantSpeakerChanged,
+    LegFailed,
+    SinkFailed,
+    LegState,
+    RoomEvent,
+    SourceFinished,
+    TalkingStarted,
+    TalkingStopped,
+    TickResult,
+)
 from bridge_codecs import Decoder, Encoder, Resampler, make_decoder, make_encoder
 
 Pcm = npt.NDArray[np.int16]
@@ -58,56 +69,8 @@ ROOM_RATES = (8000, 16000, 48000)
 _BYTEWISE = ("PCMU", "PCMA")
 _LANE_FRAME = 160     # receive lanes model G.711 at 20 ms: an 8 kHz room's frame
 
-
-# -- events and results ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TalkingStarted:
-    leg_id: str
-    level_dbov: float
-
-
-@dataclass(frozen=True)
-class TalkingStopped:
-    leg_id: str
-    level_dbov: float
-
-
-@dataclass(frozen=True)
-class DominantSpeakerChanged:
-    leg_id: str | None
-
-
-@dataclass(frozen=True)
-class SourceFinished:
-    source_id: str | None      # room-wide source id
-    leg_id: str | None         # per-leg source: the leg it played to
-
-
-RoomEvent = TalkingStarted | TalkingStopped | DominantSpeakerChanged | SourceFinished
-
-
-@dataclass
-class TickResult:
-    outgoing: list[tuple[str, bytes]]   # (leg_id, RTP datagram)
-    events: list[RoomEvent]
-
-
-@dataclass(frozen=True)
-class LegState:
-    leg_id: str
-    muted: bool
-    deaf: bool
-    on_hold: bool
-    listen_only: bool
-    isolated: bool
-    talking: bool
-    level_dbov: float
-    input_gain_db: float
-    output_gain_db: float
-    decoder: str
-    encoder: str
-    payload_type: int
-    contributing: bool
+__all__ = ["Room", "RoomEvent", "TickResult", "LegState", "TalkingStarted", "TalkingStopped",
+           "DominantSpeakerChanged", "SourceFinished", "LegFailed", "SinkFailed"]
 
 
 # -- internals ---------------------------------------------------------------------------------
@@ -154,6 +117,7 @@ class _Leg:
         self.on_hold = False
         self.listen_only = False
         self.isolated = False
+        self.failed = False           # its port/source/sink raised: out of the plan (LegFailed)
         self.input_gain_db = 0.0
         self.output_gain_db = 0.0
         self.out_gain = 1.0
@@ -186,7 +150,7 @@ class _Leg:
 
     @property
     def eligible(self) -> bool:
-        return not (self.muted or self.on_hold or self.listen_only or self.isolated)
+        return not (self.muted or self.on_hold or self.listen_only or self.isolated or self.failed)
 
     @property
     def hears_mix(self) -> bool:
@@ -313,6 +277,7 @@ class Room:
         self._hist_new = np.zeros(cap, np.intp)    # row of _hist holding the newest payload
         # The plan (see module doc), rebuilt at tick start when _dirty.
         self._dirty = True
+        self._lanes_ok = True      # False once a lane raised: this room stays on the per-leg path
         self._bulk: list[_Bulk] = []
         self._other: list[_Leg] = []
         self._other_pops: list[Callable[[], Any]] = []
@@ -542,7 +507,7 @@ class Room:
         for lane in old_lanes:
             if lane is not None:
                 lane.close()       # the sessions take their state back
-        legs = list(self._legs.values())
+        legs = [leg for leg in self._legs.values() if not leg.failed]
         fast = [leg for leg in legs if leg.fast_in]
         self._other = [leg for leg in legs if not leg.fast_in]
         self._other_pops = [leg.pop for leg in self._other]
@@ -553,10 +518,10 @@ class Room:
         # through a view instead of a scatter.  Bytewise codecs run at 8 kHz, so frames hold
         # whole sample pairs for the pair tables.
         fast.sort(key=_slot_of)
-        lanes = self.frame_samples == _LANE_FRAME
+        lanes = self.frame_samples == _LANE_FRAME and self._lanes_ok
         self._bulk = [_Bulk(group, self._pair_tables[name], _lane(group, "rx_lane") if lanes else None)
                       for name, group in _group_by(fast, [leg.bytewise for leg in fast]).items()]
-        self._common = [_Common(key, group, _lane(group, "tx_lane"))
+        self._common = [_Common(key, group, _lane(group, "tx_lane") if self._lanes_ok else None)
                         for key, group in _group_by(plain, [leg.common_key for leg in plain]).items()]
         self._group_of = {}
         for group in self._common:
@@ -591,11 +556,18 @@ class Room:
         signals: dict[tuple[Any, ...], Pcm] = {}
         if self._mix_sinks:
             pcm = self._signal(("mix", -1, 1.0), None, signals)
-            for sink in self._mix_sinks.values():
-                sink.write(pcm, self.rate)
+            for sink_id, sink in list(self._mix_sinks.items()):
+                try:
+                    sink.write(pcm, self.rate)
+                except Exception as exc:
+                    del self._mix_sinks[sink_id]
+                    events.append(SinkFailed(sink_id, None, repr(exc)))
         outgoing = self._send(signals, events)
         if self._sink_legs:
             self._write_leg_sinks()
+        if self._pending_events:           # legs that failed during this tick (LegFailed)
+            events += self._pending_events
+            self._pending_events = []
         return TickResult(outgoing, events)
 
     def _read_inputs(self, now: float) -> None:
@@ -610,7 +582,7 @@ class Room:
             else:
                 self._read_bulk(group, kinds, inputs, present)
         if self._other:
-            results = [pop() for pop in self._other_pops]
+            results = self._each(self._other_pops, self._other, "receive")
             # Classify by class in C-level passes: most of these are Empty (DTX listeners).
             classes = [r.__class__ for r in results]
             for cls in set(classes):
@@ -629,7 +601,7 @@ class Room:
         """Pop every leg of a bulk group; frames of the right length from legs not recovering
         from a loss are decoded together, the rest go through their own decoder."""
         samples = self.frame_samples
-        results = [pop() for pop in group.pops]
+        results = self._each(group.pops, group.legs, "receive")
         n = len(results)
         try:
             payloads: list[Any] = [r.payload for r in results]
@@ -686,7 +658,12 @@ class Room:
                    inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
         """A bulk group read through its receive lane: the lane's rows are decoded together,
         the legs it did not play go through their own jitter buffer's item, as in _read_bulk."""
-        payloads, played, results = group.lane.pop_all(now)
+        try:
+            payloads, played, results = group.lane.pop_all(now)
+        except Exception:
+            self._drop_lanes()
+            self._read_bulk(group, kinds, inputs, present)
+            return
         in_loss = self._in_loss[group.idx]
         bulk = played & ~in_loss if in_loss.any() else played
         if bulk.all():
@@ -740,7 +717,10 @@ class Room:
             return None
         extra = np.zeros(self.frame_samples, np.int32)
         for source_id, source in list(self._room_sources.items()):
-            pcm = source.read(self.frame_samples, self.rate)
+            try:
+                pcm = source.read(self.frame_samples, self.rate)
+            except Exception:
+                pcm = None      # a broken announcement ends like a finished one
             if pcm is None:
                 del self._room_sources[source_id]
                 events.append(SourceFinished(source_id, None))
@@ -812,9 +792,9 @@ class Room:
             marked = [leg for leg in markers if group_of.get(leg) is group] if markers else None
             if skip is None and not marked:
                 if group.lane is not None:
-                    group.lane.send(payload, ticks)     # sent; not listed in ``outgoing``
+                    self._lane_send(group, payload, ticks, None)   # not listed in ``outgoing``
                 else:
-                    outgoing.extend(zip(ids, [pk(payload, ticks, False) for pk in pks]))
+                    self._packetize(outgoing, ids, pks, legs, payload, ticks)
                 continue
             # Cut the group at the few special legs (talkers: routed below; first packets:
             # marker bit) and packetise the runs between them in tight loops.
@@ -823,20 +803,20 @@ class Room:
             if marked:
                 cuts.update(pos[leg.slot] for leg in marked)
             if group.lane is not None:
-                group.lane.send(payload, ticks, cuts)
+                self._lane_send(group, payload, ticks, cuts)
                 for cut in sorted(cuts):
                     if skip is None or cut not in skip:
                         leg = legs[cut]
-                        outgoing.append((leg.leg_id, pks[cut](payload, ticks, True)))
+                        self._packetize(outgoing, [leg.leg_id], [pks[cut]], [leg], payload, ticks, True)
                         markers.discard(leg)
                 continue
             start = 0
             for cut in [*sorted(cuts), len(legs)]:
                 if cut > start:
-                    outgoing.extend(zip(ids[start:cut], [pk(payload, ticks, False) for pk in pks[start:cut]]))
+                    self._packetize(outgoing, ids[start:cut], pks[start:cut], legs[start:cut], payload, ticks)
                 if cut < len(legs) and (skip is None or cut not in skip):
                     leg = legs[cut]
-                    outgoing.append((leg.leg_id, pks[cut](payload, ticks, True)))
+                    self._packetize(outgoing, [leg.leg_id], [pks[cut]], [leg], payload, ticks, True)
                     markers.discard(leg)
                 start = cut + 1
         if self._stray:
@@ -853,12 +833,50 @@ class Room:
             key, stream = found
             leg.stream_key = key
             marker = leg in markers
-            outgoing.append((leg.leg_id, leg.packetize(stream.payload, stream.ticks, marker)))
+            self._packetize(outgoing, [leg.leg_id], [leg.packetize], [leg], stream.payload, stream.ticks, marker)
             if marker:
                 markers.discard(leg)
         for key in [k for k, st in streams.items() if st.tick != tick_no]:
             del streams[key]
         return outgoing
+
+    # -- fault containment (containment.py): one leg's failure costs that leg only ----------------
+    def _each(self, funcs: list[Callable[[], Any]], legs: list[_Leg], phase: str) -> list[Any]:
+        return call_each(funcs, lambda i, exc: self._fail(legs[i], phase, exc))
+
+    def _packetize(self, outgoing: list[tuple[str, bytes]], ids: list[str], pks: list[Callable[..., bytes]],
+                   legs: list[_Leg], payload: bytes, ticks: int, marker: bool = False) -> None:
+        packets = call_each(pks, lambda i, exc: self._fail(legs[i], "send", exc), payload, ticks, marker)
+        if FAILED in packets:
+            outgoing.extend((i, pkt) for i, pkt in zip(ids, packets) if pkt is not FAILED)
+        else:
+            outgoing.extend(zip(ids, packets))
+
+    def _fail(self, leg: _Leg, phase: str, exc: BaseException) -> None:
+        """Take the leg out of the plan (from the next tick on; it is no longer mixed from now)
+        and report it once, at the end of this tick."""
+        if leg.failed:
+            return
+        leg.failed = True
+        self.mixer.eligible[leg.slot] = False
+        self._need_marker.discard(leg)
+        self._dirty = True
+        self._pending_events.append(LegFailed(leg.leg_id, phase, f"{type(exc).__name__}: {exc}"[:200]))
+
+    def _lane_send(self, group: _Common, payload: bytes, ticks: int, cuts: set[int] | None) -> None:
+        try:
+            group.lane.send(payload, ticks, cuts)
+        except Exception:
+            self._drop_lanes()       # a lane is an optimisation: the per-leg path takes over
+
+    def _drop_lanes(self) -> None:
+        self._lanes_ok = False
+        self._dirty = True
+        groups: list[_Bulk | _Common] = [*self._bulk, *self._common]
+        for group in groups:
+            if group.lane is not None:
+                group.lane.close()
+                group.lane = None
 
     def _routes(self, talkers: list[_Leg]) -> Iterable[_Leg]:
         """Legs off the common path: every non-plain leg, then the plain contributors."""
@@ -869,7 +887,10 @@ class Room:
     def _read_source(self, leg: _Leg, events: list[RoomEvent]) -> bool:
         """Next frame of the leg's private source; True when it finished (and was detached)."""
         assert leg.source is not None
-        frame = leg.source.read(self.frame_samples, self.rate)
+        try:
+            frame = leg.source.read(self.frame_samples, self.rate)
+        except Exception:
+            frame = None        # a broken prompt or music file ends like a finished one
         if frame is None:
             leg.source = leg.source_frame = None
             self._sync(leg)
@@ -939,5 +960,10 @@ class Room:
                 pcm = limit(mixer.inputs[leg.slot] * np.float32(mixer.in_gain[leg.slot]))
             else:
                 pcm = self._zeros
-            for sink in leg.sinks.values():
-                sink.write(pcm, self.rate)
+            for sink_id, sink in list(leg.sinks.items()):
+                try:
+                    sink.write(pcm, self.rate)
+                except Exception as exc:
+                    del leg.sinks[sink_id]
+                    self._dirty = True
+                    self._pending_events.append(SinkFailed(sink_id, leg.leg_id, repr(exc)))

@@ -1,18 +1,31 @@
 """Sans-IO RTP/RTCP session for one call leg.
 
-Latching (symmetric RTP, for callers behind NAT). We send to ``remote_addr``
-(from SDP at first) and re-target it from received *audio* packets (codec PT
-or comfort noise):
-- the first audio packet latches unconditionally (the SDP address is often a
-  private one);
-- afterwards, an audio packet from another address latches at once if it
-  carries the SSRC we are already following (NAT rebinding), otherwise only
-  once 2 audio packets came from that same new address with no third address
-  in between (packets from the latched address do not reset the count); the
-  first one is dropped (counted ``foreign``) so a stray packet cannot steal
-  the leg's media.
-telephone-event packets are accepted from any address and any SSRC (some
-clients send DTMF from another port or with their own SSRC) and never latch.
+Strict source (the defence against RTP bleed / hijack, CVE-2017-14099 class). We send
+to ``remote_addr`` (from SDP at first) and re-target it from received *audio* packets
+(codec PT or comfort noise):
+- the first audio packet latches unconditionally (the SDP address is often a private
+  one behind NAT) and opens the *learning window* if signalling has not opened it
+  (``open_learning``: the call layer does at answer and after an offer that moved the
+  address);
+- packets from the latched address are accepted and reset any challenger;
+- from another address, a packet re-targets the leg at once when it continues the
+  source we follow (same SSRC, sequence number 1..``REBIND_WINDOW`` ahead): NAT
+  rebinding mid-call keeps working;
+- only inside the learning window, a packet from the SDP address latches at once, and
+  any other new source latches after ``_LATCH_PACKETS`` sequential packets with no
+  packet from the latched address in between;
+- everything else is dropped and counted (``foreign``), whether the real source is
+  sending or silent (DTX, mute, a listener), so two packets from a stranger can never
+  steal a leg's media.
+telephone-event packets never latch; they are accepted from the latched (or, before
+that, the SDP) IP address on any port, since some clients send DTMF from another port
+or with their own SSRC. RTCP is accepted from those IP addresses only (``rtcp_foreign``
+counts the rest): otherwise anybody could keep a leg alive or confirm a victim's address.
+
+Reflection bound. ``hold_sending`` keeps a new leg silent until the call is confirmed
+(ACK); ``allow_sending(now, window)`` then sends to the SDP address for ``window``
+seconds, and ``check_unconfirmed`` stops sending when nothing was ever received from
+the peer (``confirmed``) by then. The first accepted RTP or RTCP packet resumes it.
 
 The audio SSRC defines the source: an audio packet with a new SSRC (from the
 latched address) resets sequence state and the jitter buffer. Packets of any PT
@@ -21,7 +34,7 @@ so they count for loss statistics; only audio feeds the jitter buffer and the
 interarrival jitter. A new source is on probation (RFC 3550 A.1) until two
 sequential packets arrived; the probation packet is held and then delivered.
 
-``last_received`` is updated by every valid RTP or RTCP packet.
+``last_received`` is updated by every accepted RTP or RTCP packet (never by a stranger's).
 """
 
 from __future__ import annotations
@@ -53,13 +66,16 @@ COMFORT_NOISE_PT = 13
 # the jitter buffer can split/merge such packets to any ptime.
 _BYTE_CODECS = (0, 8, 9)
 _LATCH_PACKETS = 2
+REBIND_WINDOW = 100       # a moved source may be this many sequence numbers ahead (lost packets)
+LEARNING_S = 3.0          # default learning window (rtpengine uses 3 s, Asterisk 5 s)
 _pack_header = struct.Struct("!BBHII").pack
 
 
 class RtpSession:
     # Hot per-packet state: fixed slots keep it compact (fewer cache lines per leg per tick).
     __slots__ = (
-        "_candidate", "_candidate_count", "_codec_pt", "_dtmf_pt", "_fast_pt", "_general",
+        "_candidate", "_candidate_count", "_candidate_seq", "_codec_pt", "_dtmf_pt", "_fast_pt", "_general",
+        "_learn_until", "_learning_s", "_send_until", "confirmed", "rtcp_foreign", "send_pauses",
         "_jitter_max_ms", "_jitter_min_ms", "_last_fraction", "_last_send", "_latched", "_our_sr",
         "_pending", "_remote_sr", "_rx_at", "_rx_lane", "_sdp_addr", "_sent_since_report", "_seq", "_source", "_ts", "_tx_at", "_tx_lane",
         "cname", "codec_clock", "comfort_noise", "dropped_invalid", "dtmf", "foreign",
@@ -71,7 +87,8 @@ class RtpSession:
     def __init__(self, local_ssrc: int, codec_pt: int, codec_clock: int, frame_ticks: int,
                  dtmf_pt: int | None, dtmf_clock: int | None, remote_addr: tuple[str, int] | None,
                  jitter_min_ms: int = 20, jitter_max_ms: int = 200, *, cname: str | None = None,
-                 initial_seq: int | None = None, initial_ts: int | None = None) -> None:
+                 initial_seq: int | None = None, initial_ts: int | None = None,
+                 learning_s: float = LEARNING_S) -> None:
         self.local_ssrc = local_ssrc & 0xFFFFFFFF
         self.cname = cname or f"tutti-{self.local_ssrc:08x}@bridge"
         self.remote_addr = remote_addr
@@ -90,6 +107,13 @@ class RtpSession:
         self._latched = False
         self._candidate: tuple[str, int] | None = None
         self._candidate_count = 0
+        self._candidate_seq = 0
+        self._learning_s = learning_s
+        self._learn_until: float | None = None     # None: opens at the first latch
+        self._send_until: float | None = None      # unconfirmed peer: stop sending after this
+        self.confirmed = False                     # an accepted packet came from the peer
+        self.send_pauses = 0
+        self.rtcp_foreign = 0
         self._source: SourceState | None = None
         self._pending: list[tuple[RtpPacket, float]] = []
         self.last_received: float | None = None
@@ -211,17 +235,23 @@ class RtpSession:
         except RtpError:
             self.malformed += 1
             return self.dtmf.poll(now)
-        self.last_received = now
         events: list[DtmfEvent] = []
         pt = pkt.payload_type
         if self.dtmf_pt is not None and pt == self.dtmf_pt:
-            self._track_sequence(pkt, now)
-            events = self.dtmf.receive(pkt.payload, pkt.timestamp, now, pkt.ssrc)
-        elif pt == self.codec_pt or pt == COMFORT_NOISE_PT:
-            if self._latch(pkt, addr):
+            if self._from_peer(addr):
+                self._heard(now)
                 self._track_sequence(pkt, now)
-        else:
+                events = self.dtmf.receive(pkt.payload, pkt.timestamp, now, pkt.ssrc)
+            else:
+                self.foreign += 1
+        elif pt == self.codec_pt or pt == COMFORT_NOISE_PT:
+            if self._latch(pkt, addr, now):
+                self._heard(now)
+                self._track_sequence(pkt, now)
+        elif self._from_peer(addr):
             self.unknown_pt += 1
+        else:
+            self.foreign += 1
         if self.dtmf.pending:
             events += self.dtmf.poll(now)
         return events
@@ -230,27 +260,85 @@ class RtpSession:
         """DTMF events whose end packets were all lost; call periodically."""
         return self.dtmf.poll(now)
 
-    def _latch(self, pkt: RtpPacket, addr: tuple[str, int]) -> bool:
-        """Apply the latch rule; False if the packet must be dropped."""
-        if not self._latched or addr == self.remote_addr:
-            if not self._latched and addr != self.remote_addr:
-                self.latches += 1
-            self._latched, self.remote_addr, self._candidate = True, addr, None
-            return True
-        if self._source is not None and pkt.ssrc == self._source.ssrc:
+    def _latch(self, pkt: RtpPacket, addr: tuple[str, int], now: float) -> bool:
+        """Apply the strict-source rule (module doc); False if the packet must be dropped."""
+        if self._latched:
+            if addr == self.remote_addr:
+                self._candidate = None          # the followed source resets a challenger
+                return True
+            src = self._source
+            if src is not None and pkt.ssrc == src.ssrc \
+                    and 0 < (pkt.sequence - src.max_seq) % 65536 <= REBIND_WINDOW:
+                self._retarget(addr)            # NAT rebinding: the same stream, a new port
+                return True
+            if self._learn_until is None or now >= self._learn_until:
+                self.foreign += 1
+                return False
+            if addr == self._sdp_addr:
+                self._retarget(addr)
+                return True
+            if addr == self._candidate and pkt.sequence == (self._candidate_seq + 1) % 65536:
+                self._candidate_count += 1
+            else:
+                self._candidate, self._candidate_count = addr, 1
+            self._candidate_seq = pkt.sequence
+            if self._candidate_count >= _LATCH_PACKETS:
+                self._retarget(addr)
+                return True
+            self.foreign += 1
+            return False
+        if addr != self._sdp_addr:
             self.latches += 1
-            self.remote_addr, self._candidate = addr, None
-            return True
-        if addr == self._candidate:
-            self._candidate_count += 1
-        else:
-            self._candidate, self._candidate_count = addr, 1
-        if self._candidate_count >= _LATCH_PACKETS:
-            self.latches += 1
-            self.remote_addr, self._candidate = addr, None
-            return True
-        self.foreign += 1
-        return False
+        self._latched, self.remote_addr, self._candidate = True, addr, None
+        if self._learn_until is None:
+            self._learn_until = now + self._learning_s
+        return True
+
+    def _retarget(self, addr: tuple[str, int]) -> None:
+        self.latches += 1
+        self.remote_addr, self._candidate = addr, None
+
+    def _from_peer(self, addr: tuple[str, int]) -> bool:
+        """Same IP as the latched address (any port), or as the SDP address before a latch."""
+        peer = self.remote_addr if self._latched else self._sdp_addr
+        return peer is not None and addr[0] == peer[0]
+
+    def _heard(self, now: float) -> None:
+        self.last_received = now
+        if not self.confirmed:
+            self.confirmed = True
+            self._send_until = None
+
+    # -- learning and the reflection bound (driven by the call layer) --------
+    def open_learning(self, now: float) -> None:
+        """Signalling (answer, or an offer that moved the address): new sources may be learnt
+        until ``now`` + the learning window."""
+        self._learn_until = now + self._learning_s
+
+    def hold_sending(self) -> None:
+        """Send nothing until ``allow_sending`` (the call is not confirmed yet)."""
+        if not self.confirmed:
+            self.leave_lanes()
+            self.remote_addr = None if not self._latched else self.remote_addr
+
+    def allow_sending(self, now: float, window_s: float) -> None:
+        """Send to the SDP address, for ``window_s`` at most unless the peer is heard from."""
+        if not self.confirmed:
+            self.leave_lanes()
+            if not self._latched:
+                self.remote_addr = self._sdp_addr
+            self._send_until = now + window_s
+
+    def check_unconfirmed(self, now: float) -> bool:
+        """Stop sending to an address that never answered; True when this call stopped it."""
+        if self.confirmed or self._send_until is None or now < self._send_until \
+                or self.remote_addr is None or self._latched:
+            return False
+        self.leave_lanes()
+        self.remote_addr = None
+        self._send_until = None
+        self.send_pauses += 1
+        return True
 
     def _track_sequence(self, pkt: RtpPacket, now: float) -> None:
         is_audio = pkt.payload_type != self.dtmf_pt or self.dtmf_pt is None
@@ -323,8 +411,13 @@ class RtpSession:
         except RtcpError:
             self.rtcp_malformed += 1
             return
+        if not self._from_peer(addr):
+            self.rtcp_foreign += 1
+            return
         self.rtcp_received += 1
-        self.last_received = now
+        if not self.confirmed and self.remote_addr is None and not self._latched:
+            self.remote_addr = self._sdp_addr      # the peer is there after all: resume sending
+        self._heard(now)
         for p in packets:
             if isinstance(p, SenderReport):
                 self._remote_sr = (ntp_middle(p.ntp_timestamp), now)
@@ -379,9 +472,11 @@ class RtpSession:
 
     # -- control -----------------------------------------------------------
     def update_remote(self, codec_pt: int, codec_clock: int, frame_ticks: int, dtmf_pt: int | None,
-                      dtmf_clock: int | None, remote_addr: tuple[str, int] | None) -> None:
+                      dtmf_clock: int | None, remote_addr: tuple[str, int] | None,
+                      now: float | None = None) -> None:
         """Apply a re-INVITE. The jitter buffer restarts only if the codec changed;
-        the latch is kept unless the SDP address itself changed."""
+        the latch is kept unless the SDP address itself changed, which also reopens
+        learning (from ``now``, else from the next latch) and the reflection bound."""
         self.leave_lanes()
         if (codec_pt, codec_clock, frame_ticks) != (self.codec_pt, self.codec_clock, self.frame_ticks):
             self.codec_pt, self.codec_clock, self.frame_ticks = codec_pt, codec_clock, frame_ticks
@@ -396,6 +491,8 @@ class RtpSession:
             if remote_addr is not None:
                 self.remote_addr = remote_addr
                 self._latched = False
+                self.confirmed = False
+                self._learn_until = None if now is None else now + self._learning_s
 
     def stats(self) -> dict[str, Any]:
         self.leave_lanes()
@@ -417,6 +514,7 @@ class RtpSession:
             "comfort_noise": self.comfort_noise, "foreign": self.foreign,
             "ssrc_changes": self.ssrc_changes, "latches": self.latches,
             "rtcp_received": self.rtcp_received, "rtcp_malformed": self.rtcp_malformed,
+            "rtcp_foreign": self.rtcp_foreign, "confirmed": self.confirmed, "send_pauses": self.send_pauses,
             "remote_bye": self.remote_bye,
             "jitter_buffer": self.jitter.stats(),
         }

@@ -2,7 +2,9 @@
 
 We answer exactly one audio codec (the first of the OFFERER's list that the
 room allows) plus one telephone-event, reject every other m= line with port 0
-(keeping count and order), and mirror the offered direction.
+(keeping count and order), and mirror the offered direction. Everything the
+media path will use is validated first (limits.py): a bad value is a 488 with
+a Warning naming the field, never a surprise in the media tick.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import limits
 from .errors import NegotiationError
 from .model import (
     Attribute,
@@ -61,15 +64,6 @@ def _canonical(name: str) -> str | None:
     return None
 
 
-def _codec_ok(codec: str, rtpmap: RtpMap) -> bool:
-    if codec == "opus":
-        return rtpmap.clock_rate == 48000
-    if codec == "G722":
-        # The RFC says 8000; a few clients wrongly write 16000 for the same codec.
-        return rtpmap.clock_rate in (8000, 16000)
-    return rtpmap.clock_rate == 8000
-
-
 def _choose_codec(m: MediaDescription, allowed: Sequence[str]) -> tuple[str, int, RtpMap] | None:
     maps = m.rtpmaps()
     allowed_lower = {a.lower() for a in allowed}
@@ -78,15 +72,16 @@ def _choose_codec(m: MediaDescription, allowed: Sequence[str]) -> tuple[str, int
         if rtpmap is None:
             continue
         codec = _canonical(rtpmap.encoding)
-        if codec is not None and codec.lower() in allowed_lower and _codec_ok(codec, rtpmap):
+        if codec is not None and codec.lower() in allowed_lower and limits.usable_codec_pt(codec, pt, rtpmap):
             return codec, pt, rtpmap
     return None
 
 
-def _choose_dtmf(m: MediaDescription, clock_rate: int) -> tuple[int, int] | None:
-    """Offered telephone-event at the codec's clock if present, else the first one."""
+def _choose_dtmf(m: MediaDescription, clock_rate: int, codec_pt: int) -> tuple[int, int] | None:
+    """Offered telephone-event at the codec's clock if present, else the first usable one."""
     events = [(pt, rm.clock_rate) for pt, rm in m.rtpmaps().items()
-              if rm.encoding.lower() == "telephone-event" and pt in m.payload_types()]
+              if rm.encoding.lower() == "telephone-event" and pt in m.payload_types()
+              and limits.usable_dtmf_pt(pt, rm.clock_rate, codec_pt)]
     events.sort(key=lambda e: m.payload_types().index(e[0]))
     for pt, rate in events:
         if rate == clock_rate:
@@ -108,19 +103,22 @@ def _offered_names(sd: SessionDescription) -> list[str]:
     return names
 
 
-def _ptime(sd: SessionDescription, m: MediaDescription) -> int:
-    value = m.attribute("ptime") or sd.attribute("ptime")
-    try:
-        ptime = int(float(value)) if value else 20
-    except ValueError:
-        ptime = 20
-    return ptime if 5 <= ptime <= 200 else 20
+def _ptime(sd: SessionDescription, m: MediaDescription, codec: str) -> int:
+    return limits.ptime(codec, m.attribute("ptime") or sd.attribute("ptime"))
 
 
-def _rtcp_port(m: MediaDescription) -> int:
-    value = m.attribute("rtcp")
-    token = value.split()[0] if value else ""
-    return int(token) if token.isdigit() and 0 < int(token) < 65536 else m.port + 1
+def _remote(sd: SessionDescription, m: MediaDescription, what: str) -> tuple[str, bool]:
+    """(validated media host, is the RFC 2543 null-address hold)."""
+    conn = sd.media_connection(m)
+    if conn is None:
+        raise NegotiationError(f"{what} has no c= line for the audio stream", 307)
+    if conn.nettype != "IN":
+        raise NegotiationError(f"c= network type {conn.nettype[:8]!r} not supported", 300)
+    return limits.media_host(conn.addrtype, conn.address), conn.is_null
+
+
+def _usable_stream(m: MediaDescription) -> bool:
+    return m.media == "audio" and m.port != 0 and m.proto.upper() in _AUDIO_PROTOS
 
 
 def _addrtype(host: str) -> str:
@@ -152,18 +150,20 @@ def answer_offer(offer: bytes, allowed: Sequence[str], local_host: str, local_po
     """Answer an offer. Raises NegotiationError (-> 488), or its subclass SdpError if the
     offer is not SDP at all (-> 400 if the caller wants to distinguish)."""
     sd = parse_sdp(offer)
+    limits.check_session(sd)
     answer = _local_session(local_host, session_id, session_version)
     chosen: tuple[MediaDescription, str, int, RtpMap, tuple[int, int] | None] | None = None
     for m in sd.media:
         pick = None
-        if chosen is None and m.media == "audio" and m.port != 0 and m.proto.upper() in _AUDIO_PROTOS:
+        if chosen is None and _usable_stream(m):
+            limits.check_rtp_stream(m)
             pick = _choose_codec(m, allowed)
         if pick is None:
             # RFC 3264 6: rejected streams keep their place, port 0, formats as offered.
             answer.media.append(MediaDescription(m.media, 0, m.proto, list(m.formats) or ["0"]))
             continue
         codec, pt, rtpmap = pick
-        dtmf = _choose_dtmf(m, rtpmap.clock_rate)
+        dtmf = _choose_dtmf(m, rtpmap.clock_rate, pt)
         chosen = (m, codec, pt, rtpmap, dtmf)
         direction = _MIRROR[sd.media_direction(m)]
         formats = [str(pt)] + ([str(dtmf[0])] if dtmf else [])
@@ -172,20 +172,18 @@ def answer_offer(offer: bytes, allowed: Sequence[str], local_host: str, local_po
         answer.media.append(MediaDescription("audio", local_port, m.proto, formats, attributes=attrs))
     if chosen is None:
         offered = ", ".join(_offered_names(sd)) or "no audio stream"
-        raise NegotiationError(f"no common codec: offered {offered}; allowed {', '.join(allowed)}")
+        raise NegotiationError(f"no common codec: offered {offered[:200]}; allowed {', '.join(allowed)}", 305)
     m, codec, pt, rtpmap, dtmf = chosen
-    conn = sd.media_connection(m)
-    if conn is None:
-        raise NegotiationError("offer has no c= line for the audio stream")
+    host, null_hold = _remote(sd, m, "offer")
     direction = sd.media_direction(m)
     return NegotiatedMedia(
         codec=codec, payload_type=pt, clock_rate=rtpmap.clock_rate,
         channels=rtpmap.channels, fmtp=m.fmtps().get(pt, ""),
         dtmf_pt=dtmf[0] if dtmf else None, dtmf_clock_rate=dtmf[1] if dtmf else None,
-        remote_host=conn.address, remote_port=m.port, ptime=_ptime(sd, m),
+        remote_host=host, remote_port=m.port, ptime=_ptime(sd, m, codec),
         offer_direction=direction,
-        on_hold=direction in ("sendonly", "inactive") or conn.is_null,
-        answer_sdp=answer.serialize(), remote_rtcp_port=_rtcp_port(m),
+        on_hold=direction in ("sendonly", "inactive") or null_hold,
+        answer_sdp=answer.serialize(), remote_rtcp_port=limits.rtcp_port(m),
     )
 
 
@@ -218,27 +216,27 @@ def accept_answer(our_offer: bytes, answer: bytes) -> NegotiatedMedia:
     """Take the remote's answer to our offer (late-offer ACK or dial-out 200)."""
     offer_sd = parse_sdp(our_offer)
     sd = parse_sdp(answer)
+    limits.check_session(sd)
     offered = [c for m in offer_sd.media if m.media == "audio"
                for c in (_canonical(rm.encoding) for rm in m.rtpmaps().values()) if c is not None]
     for m in sd.media:
         if m.media != "audio" or m.port == 0:
             continue
+        limits.check_rtp_stream(m)
         pick = _choose_codec(m, offered)
         if pick is None:
             raise NegotiationError(
-                f"answer has no codec we offered: answered {', '.join(_offered_names(sd))}")
+                f"answer has no codec we offered: answered {', '.join(_offered_names(sd))[:200]}", 305)
         codec, pt, rtpmap = pick
-        dtmf = _choose_dtmf(m, rtpmap.clock_rate)
-        conn = sd.media_connection(m)
-        if conn is None:
-            raise NegotiationError("answer has no c= line for the audio stream")
+        dtmf = _choose_dtmf(m, rtpmap.clock_rate, pt)
+        host, null_hold = _remote(sd, m, "answer")
         direction = sd.media_direction(m)
         return NegotiatedMedia(
             codec=codec, payload_type=pt, clock_rate=rtpmap.clock_rate, channels=rtpmap.channels,
             fmtp=m.fmtps().get(pt, ""), dtmf_pt=dtmf[0] if dtmf else None,
-            dtmf_clock_rate=dtmf[1] if dtmf else None, remote_host=conn.address, remote_port=m.port,
-            ptime=_ptime(sd, m), offer_direction=direction,
-            on_hold=direction in ("sendonly", "inactive") or conn.is_null, answer_sdp=b"",
-            remote_rtcp_port=_rtcp_port(m),
+            dtmf_clock_rate=dtmf[1] if dtmf else None, remote_host=host, remote_port=m.port,
+            ptime=_ptime(sd, m, codec), offer_direction=direction,
+            on_hold=direction in ("sendonly", "inactive") or null_hold, answer_sdp=b"",
+            remote_rtcp_port=limits.rtcp_port(m),
         )
-    raise NegotiationError("answer rejected the audio stream")
+    raise NegotiationError("answer rejected the audio stream", 304)
