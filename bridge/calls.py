@@ -587,6 +587,8 @@ class CallController:
                     self.on_digit(leg, digit, source)
         self.tick_stats.add(receive_s=(t1 - t0) + (perf_counter() - t2), rooms_s=t2 - t1)
         self._ticks += 1
+        if self._unconfirmed:     # the reflection bound, to the tick (usually an empty dict)
+            self._check_unconfirmed(now)
         if self._ticks % 5 == 0:  # control timers at 100 ms resolution
             try:
                 self._control_timers(now)
@@ -594,8 +596,6 @@ class CallController:
                 log.exception("control timers failed")
 
     def _control_timers(self, now: float) -> None:
-        if self._unconfirmed:
-            self._check_unconfirmed(now)
         for leg in list(self.lobby_legs.values()):
             if leg.ivr is not None:
                 self._run_ivr(leg, leg.ivr.on_timer(now))

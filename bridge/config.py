@@ -56,7 +56,7 @@ class RtpConfig(_Frozen):
     learning_window_s: float = Field(default=3.0, ge=0, le=60)
     # Reflection bound: after the ACK, RTP goes to an address we never heard from for this
     # long, then stops until the first packet from it (the inactivity timeout ends the call).
-    unconfirmed_send_s: float = Field(default=0.5, gt=0, le=30)
+    unconfirmed_send_s: float = Field(default=0.4, gt=0, le=30)
 
     @model_validator(mode="after")
     def _range(self) -> "RtpConfig":

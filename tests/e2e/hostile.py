@@ -1,0 +1,130 @@
+"""A hostile peer for the end-to-end tests: raw SIP and RTP from plain UDP sockets.
+
+This is the attacker, not a client under test: it sends exactly the bytes the tests want
+(offers no real client would make, RTP sprayed over a port range) and records what comes back.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from bridge_codecs import make_encoder
+
+from tests.e2e.peers.rtp_pcap import RtpPacket
+
+
+def invite(bridge_port: int, local_port: int, sdp: str, room: str = "room1") -> tuple[bytes, str]:
+    """An INVITE with ``sdp`` (bytes, Call-ID)."""
+    call_id = secrets.token_hex(8)
+    body = sdp.replace("\n", "\r\n").encode()
+    head = (
+        f"INVITE sip:{room}@127.0.0.1:{bridge_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
+        f"From: <sip:mallory@127.0.0.1>;tag={secrets.token_hex(4)}\r\n"
+        f"To: <sip:{room}@127.0.0.1>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:mallory@127.0.0.1:{local_port}>\r\n"
+        f"Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body, call_id
+
+
+def offer(port: int, pt: str = "0", rtpmap: str = "a=rtpmap:0 PCMU/8000", host: str = "127.0.0.1") -> str:
+    return (f"v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 {host}\nt=0 0\n"
+            f"m=audio {port} RTP/AVP {pt}\n{rtpmap}\na=sendrecv\n")
+
+
+@dataclass
+class SipAttacker:
+    bridge_port: int
+    sock: socket.socket = field(default_factory=lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+
+    def __post_init__(self) -> None:
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def final_response(self, data: bytes, timeout: float = 5.0) -> str:
+        """Send a request; return its final response (the first non-1xx), answering it with
+        an ACK as a real UAC would (for a 2xx: with the To tag)."""
+        self.sock.sendto(data, ("127.0.0.1", self.bridge_port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                reply = self.sock.recv(65535).decode("utf-8", "replace")
+            except socket.timeout:
+                continue
+            status = int(reply.split(" ", 2)[1])
+            if status >= 200:
+                if data.startswith(b"INVITE"):
+                    self.sock.sendto(self._ack(data.decode(), reply), ("127.0.0.1", self.bridge_port))
+                return reply
+        raise AssertionError("no final response from the bridge")
+
+    def _ack(self, request: str, reply: str) -> bytes:
+        def header(text: str, name: str) -> str:
+            match = re.search(rf"^{name}:\s*(.*?)\r$", text, re.M | re.I)
+            assert match, name
+            return match.group(1)
+        uri = request.split(" ")[1]
+        return (f"ACK {uri} SIP/2.0\r\nVia: {header(request, 'Via')}\r\nFrom: {header(request, 'From')}\r\n"
+                f"To: {header(reply, 'To')}\r\nCall-ID: {header(request, 'Call-ID')}\r\nCSeq: 1 ACK\r\n"
+                f"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+
+    def options(self) -> str:
+        data = (f"OPTIONS sip:127.0.0.1:{self.bridge_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{secrets.token_hex(6)}\r\n"
+                f"From: <sip:mallory@127.0.0.1>;tag={secrets.token_hex(4)}\r\nTo: <sip:127.0.0.1>\r\n"
+                f"Call-ID: {secrets.token_hex(8)}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                f"Content-Length: 0\r\n\r\n").encode()
+        return self.final_response(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def spray_rtp(ports: range, seconds: float, freq: float = 2000.0) -> int:
+    """Send a sequential PCMU stream (a ``freq`` tone, one SSRC) to every port in ``ports`` from
+    one socket, 50 packets a second each, for ``seconds``; return the bytes received back."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    enc = make_encoder("PCMU")
+    t = np.arange(160) / 8000
+    received = 0
+    start = time.monotonic()
+    i = 0
+    try:
+        while time.monotonic() - start < seconds:
+            pcm = (8000 * np.sin(2 * np.pi * freq * (t + i * 0.02))).astype(np.int16)
+            packet = RtpPacket(0.0, 0, False, 7000 + i, 160 * i, 0xBADC0DE, enc.encode(pcm)).encode()
+            for port in ports:
+                sock.sendto(packet, ("127.0.0.1", port))
+            while True:
+                try:
+                    received += len(sock.recv(65535))
+                except (BlockingIOError, ConnectionRefusedError):
+                    break
+            i += 1
+            time.sleep(max(0.0, start + i * 0.02 - time.monotonic()))
+    finally:
+        sock.close()
+    return received
+
+
+def longest_gap_s(samples: np.ndarray, rate: int, threshold_dbfs: float = -50.0) -> float:
+    """Longest run of 20 ms windows quieter than ``threshold_dbfs``."""
+    from tests.e2e.peers import audio
+    quiet = audio.window_rms_dbfs(samples, rate, 0.02) < threshold_dbfs
+    longest = run = 0
+    for q in quiet:
+        run = run + 1 if q else 0
+        longest = max(longest, run)
+    return longest * 0.02
