@@ -57,6 +57,7 @@ class BridgeApp:
             allocator=PortAllocator(cfg.rtp.host, cfg.rtp.port_min, cfg.rtp.port_max),
             loop=loop,
             pump_sip=self.sip.pump,
+            on_empty=lambda conf_id: self.service.mark_empty(conf_id),
         )
         self.service = ConferenceService(self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc))
 

@@ -87,11 +87,13 @@ class CallController:
         allocator: PortAllocator,
         loop: asyncio.AbstractEventLoop,
         pump_sip: Callable[[], None],
+        on_empty: Callable[[str], None] = lambda conf_id: None,
     ) -> None:
         self.config = config
         self.endpoint = endpoint
         self.resolve_dial = resolve_dial
-        self.on_first_join = on_first_join
+        self.on_first_join = on_first_join   # a room got its first caller: status "active"
+        self.on_empty = on_empty             # its last caller left: status "empty"
         self.allocator = allocator
         self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
         self.tick_stats = TickStats()
@@ -357,7 +359,7 @@ class CallController:
             return
         self._leave_lobby(leg)
         if live is None:
-            live = self.rooms[conf.id] = LiveConference(conf, self._max_talkers(conf), self.assets, self.hangup,
+            live = self.rooms[conf.id] = LiveConference(conf, self._max_talkers, self.assets, self.hangup,
                                                           self._on_room_event)
             self.on_first_join(conf.id)
         live.join(leg, role)
@@ -449,6 +451,7 @@ class CallController:
             live.leave(leg.leg_id)
             if not live.members:
                 del self.rooms[leg.conf_id]
+                self.on_empty(leg.conf_id)
         leg.sockets.close()
 
     # ------------------------------------------------------------------ media
@@ -656,6 +659,11 @@ class CallController:
     def hangup_all(self) -> None:
         for leg in list(self.legs_by_call.values()):
             self.hangup(leg)
+
+    def conference_changed(self, conf: Conference) -> None:
+        live = self.rooms.get(conf.id)
+        if live is not None:
+            live.apply_settings(conf)
 
     def end_conference(self, conf_id: str) -> None:
         """Everyone hears the closing prompt, then gets a BYE."""

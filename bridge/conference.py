@@ -9,7 +9,11 @@ and applies the conference's rules on top of it:
 - hold music for a caller who is alone; entry/exit beeps by the room's beep mode;
 - the in-call keypad (lock, mute all listeners, self mute, volume, leave, kick last);
 - foreground prompts (keypad feedback, closing announcements) over the background
-  (hold music), restoring the background when a prompt ends.
+  (hold music), restoring the background when a prompt ends;
+- live settings (``apply_settings``): a change made over the API reaches the room at its
+  next tick. The cap, mute on entry, beeps, PINs and end-with-moderator apply to the next
+  caller and the next leave; hold music and the talker cap change at once; turning
+  ``wait_for_moderator`` off releases the callers waiting for the host.
 
 It drives the pure ``Room`` through its queued ops, so every change lands at the
 start of the next 20 ms tick. It never touches SIP: hang-ups go through the
@@ -67,14 +71,15 @@ class LiveConference:
     def __init__(
         self,
         conf: Conference,
-        max_talkers: int,
+        max_talkers: int | Callable[[Conference], int],
         assets: AudioAssets,
         hangup: Callable[["Leg"], None],
         on_leg_failed: Callable[[LegFailed], None] | None = None,
     ) -> None:
         self.conf = conf
         self.on_leg_failed = on_leg_failed
-        self.room = Room(conf.id, conf.rate, max_talkers=max_talkers)
+        self._talkers = max_talkers if callable(max_talkers) else (lambda _conf, k=max_talkers: k)
+        self.room = Room(conf.id, conf.rate, max_talkers=self._talkers(conf))
         self.assets = assets
         self.hangup = hangup
         self.members: dict[str, Member] = {}
@@ -88,6 +93,28 @@ class LiveConference:
         self.ending = False
         if conf.comfort_noise:
             self.room.add_room_source("comfort-noise", comfort_noise(conf.rate))
+
+    # ------------------------------------------------------------------ live settings
+
+    def apply_settings(self, conf: Conference) -> None:
+        """The conference's settings changed (API): make the room follow them."""
+        old, self.conf = self.conf, conf
+        if self._talkers(conf) != self._talkers(old):
+            self.room.set_max_talkers(self._talkers(conf))
+        if conf.comfort_noise != old.comfort_noise:
+            if conf.comfort_noise:
+                self.room.add_room_source("comfort-noise", comfort_noise(conf.rate))
+            else:
+                self.room.remove_room_source("comfort-noise")
+        if old.wait_for_moderator and not conf.wait_for_moderator:
+            self._release_waiting()
+        music = (conf.hold_music_path, conf.hold_music_url, conf.hold_music_id)
+        if music != (old.hold_music_path, old.hold_music_url, old.hold_music_id):
+            for m in self.members.values():
+                if m.background != "none":
+                    m.background = "none"      # refresh_backgrounds starts the new music
+        self.refresh_backgrounds()
+        log.info("%s: settings applied to the live room", conf.id)
 
     # ------------------------------------------------------------------ queries
 

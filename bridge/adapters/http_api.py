@@ -43,7 +43,7 @@ SERVICE: web.AppKey[ConferenceService] = web.AppKey("service", ConferenceService
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
 MAX_BODY = 64 * 1024
 MAX_PARALLEL_DECODES = 2  # uploads decoding at once; more wait (bounds CPU and memory)
-_STATUS_FILTERS = ("created", "active", "ended", "expired")
+_STATUS_FILTERS = ("created", "active", "empty", "ended", "expired")
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     406: "not_acceptable", 411: "length_required", 413: "payload_too_large", 415: "unsupported_media_type",

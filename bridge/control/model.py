@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Protocol, runtime_checkable
 
-Status = Literal["created", "active", "ended", "expired"]
+Status = Literal["created", "active", "empty", "ended", "expired"]
 Profile = Literal["default", "large", "webinar"]
 Beep = Literal["always", "never", "on_enter", "on_exit"]
 Action = Literal["mute", "unmute", "deaf", "undeaf", "kick"]
 ACTIONS: tuple[Action, ...] = ("mute", "unmute", "deaf", "undeaf", "kick")
-OPEN_STATUSES: frozenset[str] = frozenset({"created", "active"})
+OPEN_STATUSES: frozenset[str] = frozenset({"created", "active", "empty"})
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -162,6 +162,9 @@ class LiveRooms(Protocol):
     def act(self, conf_id: str, participant_id: str, action: Action) -> bool: ...
 
     def end_conference(self, conf_id: str) -> None: ...
+
+    def conference_changed(self, conf: Conference) -> None:
+        """Settings changed over the API: a live room applies them from its next tick."""
 
 
 @dataclass(frozen=True)

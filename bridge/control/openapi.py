@@ -96,7 +96,7 @@ _ACCT_IN: dict[str, Any] = {
 _COMMON_OUT: dict[str, Any] = {
     "id": {"type": "string", "example": "conf_3f9a0c1d2b4e5f60"},
     "name": {"type": "string"},
-    "status": {"type": "string", "enum": ["created", "active", "ended", "expired"]},
+    "status": {"type": "string", "enum": ["created", "active", "empty", "ended", "expired"]},
     "current_participants": {"type": "integer"},
     "dial_in_code": {"type": ["string", "null"], "example": "48213977"},
     "sip_uri": {"type": "string", "example": "sip:conf_3f9a0c1d2b4e5f60@192.0.2.10"},
@@ -293,7 +293,7 @@ def openapi_document() -> dict[str, Any]:
                         "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
                     }}, "Conferences"), **_errors(400, 401)},
                     params=[
-                        _q("status", {"type": "string", "enum": ["created", "active", "ended", "expired"]}, "Filter"),
+                        _q("status", {"type": "string", "enum": ["created", "active", "empty", "ended", "expired"]}, "Filter"),
                         _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size (100)"),
                         _q("offset", {"type": "integer", "minimum": 0, "maximum": 1000000}, "Skip this many"),
                     ],

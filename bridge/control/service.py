@@ -4,8 +4,10 @@ REST (both API forms), SIP routing (``resolve_dial``) and config.yaml rooms all 
 It holds every conference in memory (reads never touch the disk, so SIP routing on the event
 loop is instant) and hands each change to the repository, whose ``put`` only queues the write.
 
-Lifecycle: ``created`` -> ``active`` (first caller joined, ``mark_active``) -> ``ended`` (deleted);
-``created``/``active`` -> ``expired`` once ``expires_at`` passes. Ended and expired conferences stay
+Lifecycle: ``created`` -> ``active`` (someone is in, ``mark_active``) <-> ``empty`` (the last
+caller left, ``mark_empty``) -> ``ended`` (deleted); any open status -> ``expired`` once
+``expires_at`` passes. Settings changed over the API reach a live room at its next tick
+(``LiveRooms.conference_changed``). Ended and expired conferences stay
 listed with their status but can no longer be joined, changed or dialled.
 ``expires_at`` = (``scheduled_for`` or ``created_at``) + (``duration_minutes`` or 24 h).
 Rooms from config.yaml appear as conferences ``conf_<room name>`` that never expire and are
@@ -238,7 +240,9 @@ class ConferenceService:
             new = dataclasses.replace(
                 new, expires_at=self._expires(new.created_at, new.scheduled_for, new.duration_minutes)
             )
-        return self._save(new)
+        saved = self._save(new)
+        self.live.conference_changed(saved)
+        return saved
 
     def delete(self, account_id: str, conf_id: str) -> Conference:
         """End the conference (callers get BYE); it stays listed as ``ended``. Idempotent."""
@@ -261,15 +265,22 @@ class ConferenceService:
         return ended
 
     def mark_active(self, conf_id: str) -> None:
-        """The first caller joined: ``created`` -> ``active``."""
+        """Someone is in: ``created``/``empty`` -> ``active``."""
+        self._set_live_status(conf_id, ("created", "empty"), "active")
+
+    def mark_empty(self, conf_id: str) -> None:
+        """The last caller left: ``active`` -> ``empty``."""
+        self._set_live_status(conf_id, ("active",), "empty")
+
+    def _set_live_status(self, conf_id: str, before: tuple[str, ...], after: str) -> None:
         conf = self._raw(conf_id)
-        if conf is None or conf.status != "created" or not conf.joinable(self.clock()):
+        if conf is None or conf.status not in before or not conf.joinable(self.clock()):
             return
-        active = dataclasses.replace(conf, status="active")
+        changed = dataclasses.replace(conf, status=after)  # type: ignore[arg-type]
         if conf.read_only:
-            self._rooms[conf_id] = active  # config rooms are not persisted
+            self._rooms[conf_id] = changed  # config rooms are not persisted
         else:
-            self._save(active)
+            self._save(changed)
 
     def expire_due(self, now: datetime | None = None) -> builtins.list[Conference]:
         """Mark open conferences whose ``expires_at`` has passed as ``expired``; returns them.

@@ -341,6 +341,15 @@ class Room:
     def set_output_gain(self, leg_id: str, db: float) -> None:
         self._set_flag(leg_id, "output_gain_db", float(db))
 
+    def set_max_talkers(self, k: int) -> None:
+        """Mix only the ``k`` loudest talkers from the next tick on (0: everyone)."""
+        if k < 0:
+            raise ValueError("max_talkers must be >= 0")
+
+        def op() -> None:
+            self.mixer.max_talkers = k
+        self._ops.append(op)
+
     def set_codec(self, leg_id: str, decoder_name: str, encoder_name: str, payload_type: int,
                   encoder_opts: dict[str, Any] | None = None) -> None:
         self._require(leg_id)

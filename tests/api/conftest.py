@@ -15,7 +15,7 @@ from aiohttp import web
 from bridge.adapters.http_api import build_http_app
 from bridge.adapters.storage import ConferenceStore
 from bridge.config import Config, parse_config
-from bridge.control.model import Action, ParticipantView
+from bridge.control.model import Action, Conference, ParticipantView
 from bridge.control.service import ConferenceService
 
 TOKEN_A = "token-a"
@@ -41,6 +41,7 @@ class FakeLive:
         self.rooms: dict[str, list[ParticipantView]] = {}
         self.actions: list[tuple[str, str, str]] = []
         self.ended: list[str] = []
+        self.changed: list[Conference] = []
 
     def add(self, conf_id: str, pid: str, number: str = "+14155559999", name: str = "John Doe",
             joined_at: datetime = START, **kw: Any) -> None:
@@ -68,6 +69,9 @@ class FakeLive:
     def end_conference(self, conf_id: str) -> None:
         self.ended.append(conf_id)
         self.rooms.pop(conf_id, None)
+
+    def conference_changed(self, conf: Conference) -> None:
+        self.changed.append(conf)
 
 
 def make_config(data_dir: Path) -> Config:

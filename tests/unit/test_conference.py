@@ -63,7 +63,8 @@ def conference(**settings: Any) -> tuple[LiveConference, list[str]]:
     conf = Conference(id="conf_t", account_id="a", name="t", dial_in_code="1",
                       created_at=datetime.now(timezone.utc), rate=8000, comfort_noise=False, **settings)
     hung_up: list[str] = []
-    live = LiveConference(conf, 0, FakeAssets(), lambda leg: hung_up.append(leg.leg_id))  # type: ignore[arg-type]
+    live = LiveConference(conf, lambda c: c.max_talkers or 0, FakeAssets(),  # type: ignore[arg-type]
+                          lambda leg: hung_up.append(leg.leg_id))
     return live, hung_up
 
 
@@ -144,3 +145,39 @@ def test_keypad_self_mute_and_moderator_mute_all() -> None:
     for key in "*2":
         live.on_digit("host", key, 4.0)
     assert member.muted and not host.muted
+
+
+def test_settings_changed_during_the_meeting_reach_the_live_room() -> None:
+    import dataclasses
+    live, _ = conference(max_participants=10)
+    live.join(FakeLeg("a"), "member")  # type: ignore[arg-type]
+    assert live.refuses("member") is None
+    live.apply_settings(dataclasses.replace(live.conf, max_participants=1, mute_on_entry=True,
+                                            max_talkers=2, comfort_noise=True))
+    assert live.refuses("member") == "room_full"
+    live.tick(0.0)
+    assert live.room.mixer.max_talkers == 2 and "comfort-noise" in live.room._room_sources
+    live.apply_settings(dataclasses.replace(live.conf, max_participants=5))
+    late = FakeLeg("b")
+    live.join(late, "member")  # type: ignore[arg-type]
+    assert late.muted                                   # mute_on_entry reached the live room
+
+
+def test_turning_wait_for_moderator_off_releases_the_waiting_callers() -> None:
+    import dataclasses
+    live, _ = conference(wait_for_moderator=True)
+    live.join(FakeLeg("m1"), "member")  # type: ignore[arg-type]
+    live.join(FakeLeg("m2"), "member")  # type: ignore[arg-type]
+    assert sources(live) == {"m1": "prompt:wait_moderator>music", "m2": "prompt:wait_moderator>music"}
+    live.apply_settings(dataclasses.replace(live.conf, wait_for_moderator=False))
+    assert sources(live) == {"m1": None, "m2": None}
+    assert not any(leg.isolated for leg in live.room._legs.values())
+
+
+def test_new_hold_music_replaces_what_a_lone_caller_hears() -> None:
+    import dataclasses
+    live, _ = conference()
+    live.join(FakeLeg("a"), "member")  # type: ignore[arg-type]
+    assert sources(live) == {"a": "prompt:alone>music"}
+    live.apply_settings(dataclasses.replace(live.conf, hold_music_path="/music/new.mp3"))
+    assert sources(live) == {"a": "music"}              # the new music at once, no second prompt

@@ -23,6 +23,7 @@ T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 class Live:
     def __init__(self) -> None:
         self.ended: list[str] = []
+        self.changed: list[Conference] = []
         self.people: dict[str, list[ParticipantView]] = {}
 
     def participants(self, conf_id: str) -> list[ParticipantView]:
@@ -33,6 +34,9 @@ class Live:
 
     def end_conference(self, conf_id: str) -> None:
         self.ended.append(conf_id)
+
+    def conference_changed(self, conf: Conference) -> None:
+        self.changed.append(conf)
 
 
 class MemoryStore:
@@ -91,6 +95,7 @@ def test_lifecycle_active_ended_and_expired(svc: ConferenceService, clock: list[
     ended = svc.delete("a", conf.id)
     assert ended.status == "ended" and svc.live.ended == [conf.id]  # type: ignore[attr-defined]
     svc.mark_active(conf.id)  # an ended conference never becomes active again
+    svc.mark_empty(conf.id)
     assert svc.get(conf.id).status == "ended"  # type: ignore[union-attr]
 
     other = svc.create("a", {"name": "y", "duration_minutes": 30})
@@ -186,3 +191,18 @@ def test_control_core_does_no_io() -> None:
             for name in names:
                 assert name.split(".")[0] not in {"asyncio", "socket", "threading", "time", "sqlite3", "aiohttp"}, (
                     source.name, name)
+
+
+def test_status_follows_who_is_in_and_changes_reach_the_live_room(svc: ConferenceService) -> None:
+    conf = svc.create("a", {"name": "x"})
+    assert conf.status == "created"
+    svc.mark_empty(conf.id)                      # nobody was ever in: still "created"
+    assert svc.get(conf.id).status == "created"  # type: ignore[union-attr]
+    svc.mark_active(conf.id)
+    svc.mark_empty(conf.id)
+    assert svc.get(conf.id).status == "empty"  # type: ignore[union-attr]
+    assert svc.resolve_dial(conf.dial_in_code) is not None   # an empty conference can be joined
+    svc.mark_active(conf.id)
+    assert svc.get(conf.id).status == "active"  # type: ignore[union-attr]
+    changed = svc.update("a", conf.id, {"max_participants": 3})
+    assert svc.live.changed == [changed]  # type: ignore[attr-defined]
