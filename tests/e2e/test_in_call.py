@@ -143,7 +143,7 @@ def entry_tone_heard(first: Participant, second: Participant, bridge: BridgeProc
     """Seconds of the entry tone's 660 Hz the first caller hears around the second's arrival."""
     dial_all(bridge, [first], room)
     t0 = time.monotonic()
-    talk(2.0)
+    talk(3.5)       # past the 2.6 s "you are alone" prompt: its speech has energy near 660 Hz
     dial_all(bridge, [second], room)
     t_join = time.monotonic() - t0
     talk(2.0)
