@@ -65,26 +65,31 @@ class RtpPacket:
                    csrcs, extension, padding)
 
     def serialize(self) -> bytes:
+        """The datagram. Raises RtpError (never struct.error) for fields that do not fit."""
         if len(self.csrcs) > 15:
             raise RtpError("at most 15 CSRCs")
+        if self.padding and not 0 < self.padding < 256:
+            raise RtpError("padding must be 1..255")
         b0 = 0x80 | len(self.csrcs)
         if self.padding:
             b0 |= 0x20
         if self.extension is not None:
             b0 |= 0x10
-        parts = [_HEADER.pack(b0, (0x80 if self.marker else 0) | (self.payload_type & 0x7F),
-                              self.sequence & 0xFFFF, self.timestamp & 0xFFFFFFFF, self.ssrc & 0xFFFFFFFF)]
-        if self.csrcs:
-            parts.append(struct.pack(f"!{len(self.csrcs)}I", *self.csrcs))
-        if self.extension is not None:
-            profile, ext = self.extension
-            if len(ext) % 4:
-                raise RtpError("header extension length must be a multiple of 4")
-            parts.append(struct.pack("!HH", profile, len(ext) // 4) + ext)
+        try:
+            parts = [_HEADER.pack(b0, (0x80 if self.marker else 0) | (self.payload_type & 0x7F),
+                                  self.sequence & 0xFFFF, self.timestamp & 0xFFFFFFFF,
+                                  self.ssrc & 0xFFFFFFFF)]
+            if self.csrcs:
+                parts.append(struct.pack(f"!{len(self.csrcs)}I", *self.csrcs))
+            if self.extension is not None:
+                profile, ext = self.extension
+                if len(ext) % 4:
+                    raise RtpError("header extension length must be a multiple of 4")
+                parts.append(struct.pack("!HH", profile, len(ext) // 4) + ext)
+        except struct.error as exc:
+            raise RtpError(f"RTP header field out of range: {exc}") from None
         parts.append(self.payload)
         if self.padding:
-            if not 0 < self.padding < 256:
-                raise RtpError("padding must be 1..255")
             parts.append(bytes(self.padding - 1) + bytes((self.padding,)))
         return b"".join(parts)
 

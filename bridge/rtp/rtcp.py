@@ -150,25 +150,37 @@ def _parse_sdes(body: bytes, count: int) -> SourceDescription:
     return SourceDescription(chunks)
 
 
-def parse_rtcp(data: bytes) -> list[RtcpPacket]:
-    """Parse a (compound) RTCP datagram. Raises RtcpError on malformed input."""
+def parse_rtcp(data: bytes, *, strict: bool = False) -> list[RtcpPacket]:
+    """Parse a (compound) RTCP datagram. Raises RtcpError on malformed input, never anything else.
+
+    Always checked (RFC 3550 6.4.1 and A.2): every packet is version 2, the length fields add up
+    exactly to the datagram, only the last packet carries padding, and the padding count is
+    nonzero and fits the packet. ``strict`` adds the rest of the A.2 header check for a compound:
+    the first packet is an SR or RR (so it carries no padding either), and padding is whole
+    32-bit words (6.4.1). It is off by default so a lone BYE, SDES or APP (RFC 5506 reduced-size
+    RTCP, which some clients send anyway) still parses."""
     packets: list[RtcpPacket] = []
     offset = 0
-    if len(data) < 4:
+    n = len(data)
+    if n < 4:
         raise RtcpError("RTCP packet too short")
-    while offset < len(data):
-        if offset + 4 > len(data):
+    if strict and (data[0] & 0xE0 != 0x80 or data[1] not in (SR, RR)):
+        raise RtcpError("compound RTCP must start with an unpadded SR or RR")
+    while offset < n:
+        if offset + 4 > n:
             raise RtcpError("trailing bytes after RTCP packet")
         b0, packet_type, words = struct.unpack_from("!BBH", data, offset)
         if b0 >> 6 != 2:
             raise RtcpError(f"RTCP version {b0 >> 6}")
         end = offset + 4 + 4 * words
-        if end > len(data):
+        if end > n:
             raise RtcpError("RTCP length beyond datagram")
         body = data[offset + 4:end]
-        if b0 & 0x20 and body:
-            pad = body[-1]
-            if pad == 0 or pad > len(body):
+        if b0 & 0x20:
+            if end != n:
+                raise RtcpError("RTCP padding before the last packet of a compound")
+            pad = body[-1] if body else 0
+            if pad == 0 or pad > len(body) or (strict and pad % 4):
                 raise RtcpError("bad RTCP padding")
             body = body[:-pad]
         count = b0 & 0x1F

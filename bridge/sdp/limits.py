@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 
 from .errors import NegotiationError
-from .model import STATIC_PAYLOAD_TYPES, MediaDescription, RtpMap, SessionDescription
+from .model import STATIC_PAYLOAD_TYPES, MediaDescription, RtpMap, SessionDescription, is_number
 
 MAX_MEDIA = 16            # m= lines per SDP
 MAX_FORMATS = 64          # formats on one m= line
@@ -72,7 +72,7 @@ def check_rtp_stream(m: MediaDescription) -> None:
     if m.port_count is not None and m.port_count != 1:
         raise NegotiationError(f"m= port count /{m.port_count} (layered multicast) not supported", 307)
     for fmt in m.formats:
-        if not fmt.isdigit() or int(fmt) > PT_MAX:
+        if not is_number(fmt) or int(fmt) > PT_MAX:
             raise NegotiationError(f"m= payload type {fmt[:16]!r} out of range 0-{PT_MAX}", 305)
 
 
@@ -99,7 +99,7 @@ def rtcp_port(m: MediaDescription) -> int:
     the RTP host), else the RTP port + 1 (RFC 3605; an unusable a=rtcp is ignored)."""
     value = m.attribute("rtcp")
     token = value.split()[0] if value else ""
-    if token.isdigit() and 1 <= int(token) <= 65535:
+    if is_number(token) and 1 <= int(token) <= 65535:
         return int(token)
     return m.port + 1
 

@@ -36,6 +36,12 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int]] = {
 _LINE = re.compile(r"^([a-zA-Z])=(.*)$")
 
 
+def is_number(text: str, max_digits: int = 10) -> bool:
+    """ASCII decimal digits only, and few of them: ``str.isdigit`` also accepts '²' and '①',
+    which ``int`` refuses, and ``int`` refuses more than 4,300 digits."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 @dataclass(slots=True)
 class Connection:
     nettype: str = "IN"
@@ -53,8 +59,8 @@ class Connection:
     @classmethod
     def parse(cls, value: str) -> Connection:
         parts = value.split()
-        if len(parts) != 3:
-            raise SdpError(f"bad c= line: {value!r}")
+        if len(parts) != 3 or not parts[2].split("/")[0]:
+            raise SdpError(f"bad c= line: {value[:80]!r}")
         # Multicast TTL / count suffixes ("224.2.1.1/127/3") are not ours to use.
         return cls(parts[0], parts[1].upper(), parts[2].split("/")[0])
 
@@ -137,7 +143,7 @@ class MediaDescription:
 
     def payload_types(self) -> list[int]:
         """Numeric formats in offer order (non-numeric ones are skipped)."""
-        return [int(f) for f in self.formats if f.isdigit()]
+        return [int(f) for f in self.formats if is_number(f)]
 
     def rtpmaps(self) -> dict[int, RtpMap]:
         """a=rtpmap per payload type, with RFC 3551 defaults for static types."""
@@ -147,9 +153,9 @@ class MediaDescription:
                 continue
             pt_text, _, spec = attr.value.partition(" ")
             pieces = spec.strip().split("/")
-            if not pt_text.isdigit() or len(pieces) < 2 or not pieces[1].strip().isdigit():
+            if not is_number(pt_text) or len(pieces) < 2 or not is_number(pieces[1].strip()):
                 continue  # unusable rtpmap: ignore rather than fail the call
-            channels = int(pieces[2]) if len(pieces) > 2 and pieces[2].strip().isdigit() else 1
+            channels = int(pieces[2]) if len(pieces) > 2 and is_number(pieces[2].strip()) else 1
             maps[int(pt_text)] = RtpMap(pieces[0].strip(), int(pieces[1]), channels)
         for pt in self.payload_types():
             if pt not in maps and pt in STATIC_PAYLOAD_TYPES:
@@ -161,7 +167,7 @@ class MediaDescription:
         for attr in self.attributes:
             if attr.name == "fmtp" and attr.value:
                 pt_text, _, params = attr.value.partition(" ")
-                if pt_text.isdigit():
+                if is_number(pt_text):
                     out[int(pt_text)] = params.strip()
         return out
 
@@ -181,7 +187,7 @@ class MediaDescription:
         if len(parts) < 3:
             raise SdpError(f"bad m= line: {value!r}")
         port_text, _, count_text = parts[0 + 1].partition("/")
-        if not port_text.isdigit() or int(port_text) > 65535 or (count_text and not count_text.isdigit()):
+        if not is_number(port_text) or int(port_text) > 65535 or (count_text and not is_number(count_text)):
             raise SdpError(f"bad port in m= line: {value!r}")
         return cls(parts[0], int(port_text), parts[2], parts[3:],
                    int(count_text) if count_text else None)
@@ -248,7 +254,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         if index == 0 and kind != "v":
             raise SdpError("SDP must start with v=")
         if kind == "v":
-            if seen_v or not value.isdigit():
+            if seen_v or not is_number(value):
                 raise SdpError(f"bad or repeated v= line: {value!r}")
             sd.version, seen_v = int(value), True
         elif kind == "m":

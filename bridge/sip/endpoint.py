@@ -13,6 +13,9 @@ Decisions worth knowing:
   §15 requires. hangup() of an unanswered call answers 480.
 - receive()/handle_timer() never raise: an unexpected internal error drops that message and is
   counted in `internal_errors` (tests assert it stays 0).
+- Nothing malformed reaches a dialog (RFC 4475, tests/unit/test_sip_torture.py): a request that
+  does not parse gets a stateless 400 naming the bad header (505 for another SIP version), and a
+  well-formed one passes validate.refusal() (483/405/501/416/420/415/406) first.
 """
 
 from __future__ import annotations
@@ -25,16 +28,14 @@ from typing import Literal, Sequence
 
 from .dialog import Dialog
 from .events import Call, CallConfirmed, CallEnded, EndReason, IncomingCall, Info, ReInvite, SipEvent, Update
-from .flow import Flow, Outgoing
-from .headers import HeaderError, Via, add_tag, parse_name_addr, parse_via
+from .flow import Flow, Outgoing, response_flow, stamp_via
+from .headers import Via, add_tag, parse_via
 from .message import Headers, SipParseError, SipRequest, SipResponse, default_reason, parse_message
 from .transaction import (
     ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, TimerConfig,
 )
+from .validate import ACCEPT, ALLOW, SDP, malformed_reply, refusal, session_offer
 
-ALLOW = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE")
-ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
-_SDP = "application/sdp"
 
 ServerTx = ServerInviteTransaction | ServerNonInviteTransaction
 Kind = Literal["invite", "reinvite", "update"]
@@ -161,7 +162,7 @@ class SipEndpoint:
         reason: str | None = None,
         *,
         body: bytes = b"",
-        content_type: str = _SDP,
+        content_type: str = SDP,
         headers: Sequence[tuple[str, str]] = (),
         now: float,
     ) -> bool:
@@ -252,43 +253,29 @@ class SipEndpoint:
         try:
             msg = parse_message(data)
         except SipParseError as err:
-            self._answer_malformed(err, flow)
+            reply = malformed_reply(err, flow, hostport=self._hostport(), user_agent=self.user_agent,
+                                    new_tag=self._new_token)
+            if reply is not None:
+                self._out.append(reply)
             return
         if isinstance(msg, SipResponse):
             self._on_response(msg, now)
         else:
             self._on_request(msg, flow, now)
 
-    def _response_flow(self, via: Via, flow: Flow) -> Flow:
-        if flow.transport != "udp" or via.param("rport") is not None:
-            return flow
-        return Flow("udp", (flow.remote[0], via.port or 5060), flow.conn_id)
-
-    @staticmethod
-    def _stamp_via(headers: Headers, via: Via, flow: Flow) -> None:
-        """RFC 3261 §18.2.1 received= and RFC 3581 rport= on the top Via we echo back."""
-        src_ip, src_port = flow.remote
-        stamped = via
-        if via.param("rport") is not None:
-            stamped = stamped.with_param("rport", str(src_port)).with_param("received", src_ip)
-        elif via.host.strip("[]").lower() != src_ip.lower():
-            stamped = stamped.with_param("received", src_ip)
-        if stamped is not via:
-            vias = headers.get_all("Via")
-            headers.set_all("Via", [str(stamped)] + vias[1:])
-
     @staticmethod
     def _server_key(req: SipRequest, via: Via, method: str) -> tuple[object, ...]:
         branch = via.branch
-        if branch and branch.startswith("z9hG4bK"):
+        if branch and branch.startswith("z9hG4bK") and len(branch) > 7:
             return ("3261", branch, via.sent_by, method)
-        # RFC 2543 peers: match on the request's identity instead (§17.2.3).
+        # RFC 2543 peers (and a bare magic cookie, RFC 4475 §3.2.1): match on the request's
+        # identity instead (§17.2.3).
         return ("2543", req.call_id, req.from_.tag or "", req.cseq.seq, via.sent_by, method)
 
     def _on_request(self, req: SipRequest, flow: Flow, now: float) -> None:
         via = req.top_via
-        self._stamp_via(req.headers, via, flow)
-        rflow = self._response_flow(via, flow)
+        stamp_via(req.headers, via, flow)
+        rflow = response_flow(via, flow)
         method = req.method
         if method == "ACK":
             self._on_ack(req, self._server_key(req, via, "INVITE"), now)
@@ -322,19 +309,9 @@ class SipEndpoint:
 
     def _dispatch(self, req: SipRequest, entry: _ServerEntry, flow: Flow, now: float) -> None:
         method = req.method
-        mf = req.headers.get("Max-Forwards")
-        if mf is not None and int(mf) == 0 and method != "OPTIONS":
-            self._reply(entry, req, 483, now)
-            return
-        if method not in ALLOW:
-            self._reply(entry, req, 405, now, headers=[("Allow", ", ".join(ALLOW))])
-            return
-        unknown = [o for o in req.headers.get_all("Require") if o.strip().lower() not in self.supported]
-        if unknown:
-            self._reply(entry, req, 420, now, headers=[("Unsupported", ", ".join(unknown))])
-            return
-        if method in ("INVITE", "UPDATE") and req.body and req.content_type != _SDP:
-            self._reply(entry, req, 415, now, headers=[("Accept", _SDP)])
+        refused = refusal(req, self.supported, self._hostport())
+        if refused is not None:
+            self._reply(entry, req, refused.status, now, headers=refused.headers)
             return
         to_tag = req.to.tag
         if to_tag is None:
@@ -365,7 +342,7 @@ class SipEndpoint:
         sess = _Session(call, pending=[_Pending(req, entry, "invite")])
         self._dialogs[dialog.id] = sess
         self._reply(entry, req, 100, now)  # at once: the app may take a while to answer
-        self._events.append(IncomingCall(call, req, req.body or None))
+        self._events.append(IncomingCall(call, req, session_offer(req)))
 
     def _in_dialog(self, sess: _Session, req: SipRequest, entry: _ServerEntry, flow: Flow, now: float) -> None:
         call, dialog, method = sess.call, sess.call.dialog, req.method
@@ -404,7 +381,7 @@ class SipEndpoint:
                 return
             sess.pending.append(_Pending(req, entry, "reinvite"))
             self._reply(entry, req, 100, now)
-            self._events.append(ReInvite(call, req, req.body or None))
+            self._events.append(ReInvite(call, req, session_offer(req)))
         elif method == "UPDATE":
             if any(p.kind == "update" for p in sess.pending):
                 # RFC 3311 §5.2: an UPDATE before the previous one got its final response.
@@ -412,7 +389,7 @@ class SipEndpoint:
                             headers=[("Retry-After", str(self._rng.randint(0, 10)))])
                 return
             sess.pending.append(_Pending(req, entry, "update"))
-            self._events.append(Update(call, req, req.body or None))
+            self._events.append(Update(call, req, session_offer(req)))
         else:
             self._reply(entry, req, 405, now, to_tag=tag, headers=[("Allow", ", ".join(ALLOW))])
 
@@ -446,7 +423,7 @@ class SipEndpoint:
         if owner is None or inv.tx.state != "proceeding":
             return  # already answered: CANCEL has no effect (§9.2)
         sess, pending = owner
-        self._answer(sess, pending, 487, None, b"", _SDP, (), now, end_reason="cancel")
+        self._answer(sess, pending, 487, None, b"", SDP, (), now, end_reason="cancel")
 
     def _pending_owner(self, tx: ServerTx) -> tuple[_Session, _Pending] | None:
         for sess in self._dialogs.values():
@@ -544,7 +521,7 @@ class SipEndpoint:
 
     def _build_response(self, req: SipRequest, status: int, reason: str | None, *, to_tag: str | None,
                         headers: list[tuple[str, str]] | None = None, body: bytes = b"",
-                        content_type: str = _SDP, contact: bool = False, record_route: bool = False,
+                        content_type: str = SDP, contact: bool = False, record_route: bool = False,
                         allow: bool = False) -> bytes:
         h = Headers()
         for via in req.headers.get_all("Via"):
@@ -572,41 +549,6 @@ class SipEndpoint:
             h.add("Content-Type", content_type)
         resp = SipResponse(headers=h, body=body, status=status, reason=reason or default_reason(status))
         return resp.to_bytes()
-
-    def _answer_malformed(self, err: SipParseError, flow: Flow) -> None:
-        p = err.partial
-        if p is None or not p.method or p.method == "ACK":
-            return
-        h = p.headers
-        vias = h.get_all("Via")
-        if not vias or any(h.get(n) is None for n in ("From", "To", "Call-ID", "CSeq")):
-            return  # cannot address a response; drop silently
-        try:
-            via = parse_via(vias[0])
-        except HeaderError:
-            return  # the peer could not match our answer to its request anyway
-        stamped = Headers([("Via", v) for v in vias])
-        self._stamp_via(stamped, via, flow)
-        vias = stamped.get_all("Via")
-        dest = self._response_flow(via, flow)
-        to = h.get("To") or ""
-        try:
-            if parse_name_addr(to).tag is None:
-                to = add_tag(to, self._new_token())
-        except HeaderError:
-            pass
-        text = err.reason.replace('"', "'").replace("\r", " ").replace("\n", " ")
-        version = err.reason.startswith("bad SIP version")
-        status = 505 if version else 400
-        out = Headers([("Via", v) for v in vias])
-        out.add("From", h.get("From") or "")
-        out.add("To", to)
-        out.add("Call-ID", h.get("Call-ID") or "")
-        out.add("CSeq", h.get("CSeq") or "")
-        out.add("Warning", f'399 {self._hostport()} "{text}"')
-        out.add("Server", self.user_agent)
-        reason = default_reason(status) + ("" if version else f" ({text})")
-        self._out.append(Outgoing(SipResponse(headers=out, status=status, reason=reason).to_bytes(), dest))
 
     # ------------------------------------------------------------------ ending calls
     def _send_bye(self, sess: _Session, now: float) -> None:

@@ -31,10 +31,25 @@ MULTI_VALUE = frozenset(
     )
 )
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+# ASCII that may not appear in an unquoted display name (non-ASCII UTF-8 is let through: phones
+# that forget the quotes around an accented name are a nuisance, not an attack).
+_DISPLAY_BAD = frozenset(chr(c) for c in range(128)) - _TOKEN_CHARS - {" ", "\t"}
 
 
 def is_token(text: str) -> bool:
     return bool(text) and all(c in _TOKEN_CHARS for c in text)
+
+
+def to_int(text: str, max_digits: int = 10) -> int | None:
+    """The value of an ASCII digit string (leading zeros allowed) of at most `max_digits`
+    significant digits, else None.
+
+    (str.isdigit() alone admits '²' and other Unicode digits int() rejects, and int() refuses
+    strings of thousands of digits; both used to escape as ValueError.)"""
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0")
+    return int(significant or "0") if len(significant) <= max_digits else None
 
 
 def canonical_name(name: str) -> str:
@@ -46,9 +61,9 @@ def canonical_name(name: str) -> str:
     return "-".join(p[:1].upper() + p[1:] for p in low.split("-"))
 
 
-def split_commas(value: str) -> list[str]:
+def split_commas(value: str, keep_empty: bool = False) -> list[str]:
     """Split a list header on commas outside quoted strings and <...> (so display names and
-    URIs with commas survive)."""
+    URIs with commas survive). Empty elements are dropped unless `keep_empty`."""
     out: list[str] = []
     depth_angle = False
     in_quote = False
@@ -72,21 +87,29 @@ def split_commas(value: str) -> list[str]:
             start = i + 1
         i += 1
     out.append(value[start:].strip())
-    return [v for v in out if v]
+    return out if keep_empty else [v for v in out if v]
 
 
 def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
-    """';a=b;c' -> (("a","b"),("c",None)); quoted values keep their quotes."""
+    """';a=b;c' -> (("a","b"),("c",None)); quoted values keep their quotes.
+
+    Every ';' must introduce a parameter: ';;', a trailing ';' or 'a=' with no value are
+    errors (RFC 3261 generic-param; RFC 4475 §3.1.2.1)."""
     out: list[tuple[str, str | None]] = []
-    for part in _split_outside_quotes(text, ";"):
+    parts = _split_outside_quotes(text, ";")
+    if parts[0].strip():
+        raise HeaderError(f"garbage before parameters: {parts[0].strip()[:20]!r}")
+    for part in parts[1:]:
         part = part.strip()
         if not part:
-            continue
+            raise HeaderError("empty parameter")
         k, eq, v = part.partition("=")
-        k = k.strip()
+        k, v = k.strip(), v.strip()
         if not is_token(k):
-            raise HeaderError(f"bad parameter name {k!r}")
-        out.append((k, v.strip() if eq else None))
+            raise HeaderError(f"bad parameter name {k[:20]!r}")
+        if eq and not v:
+            raise HeaderError(f"parameter {k[:20]!r} without a value")
+        out.append((k, v if eq else None))
     return tuple(out)
 
 
@@ -169,11 +192,18 @@ def parse_name_addr(text: str) -> NameAddr:
             raise HeaderError("missing '>'")
         if display is None:
             display = text[:lt].strip() or None
+            if display is not None and any(c in _DISPLAY_BAD for c in display):
+                # RFC 3261: an unquoted display name is tokens and LWS (RFC 4475 §3.1.2.15).
+                raise HeaderError("unquoted display name with non-token characters")
         uri_text, rest = text[lt + 1 : gt], text[gt + 1 :]
+        if uri_text != uri_text.strip():
+            raise HeaderError("whitespace inside <>")  # RFC 4475 §3.1.2.14
     else:
         # addr-spec form: every ';param' belongs to the header, not the URI (RFC 3261 §20.10).
         uri_text, sep, rest = text.partition(";")
         rest = sep + rest
+        if "?" in uri_text or "," in uri_text:
+            raise HeaderError("URI with '?' or ',' not enclosed in <>")  # RFC 4475 §3.1.2.13
     rest = rest.strip()
     if rest and not rest.startswith(";"):
         raise HeaderError("garbage after address")
@@ -234,7 +264,7 @@ def parse_via(text: str) -> Via:
     if not transport:
         raise HeaderError("missing Via transport")
     # Strip a trailing comment "(...)" which RFC 3261 permits but nobody needs.
-    hostport, _, params = rest.partition(";")
+    hostport, sep, params = rest.partition(";")
     hostport = hostport.split("(")[0].strip().replace(" ", "")
     if hostport.startswith("["):
         end = hostport.find("]")
@@ -248,10 +278,10 @@ def parse_via(text: str) -> Via:
         raise HeaderError("bad Via host")
     port: int | None = None
     if port_text:
-        if not port_text.startswith(":") or not port_text[1:].isdigit() or not 0 < int(port_text[1:]) < 65536:
+        port = to_int(port_text[1:], 5) if port_text.startswith(":") else None
+        if port is None or not 0 < port < 65536:
             raise HeaderError("bad Via port")
-        port = int(port_text[1:])
-    return Via(transport, host, port, parse_params(params))
+    return Via(transport, host, port, parse_params(sep + params))
 
 
 @dataclass(frozen=True)
@@ -265,11 +295,11 @@ class CSeq:
 
 def parse_cseq(text: str) -> CSeq:
     parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
+    if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit() or not is_token(parts[1]):
         raise HeaderError("bad CSeq")
-    seq = int(parts[0])
-    if seq >= 2**31:
-        raise HeaderError("CSeq number out of range")
+    seq = to_int(parts[0])
+    if seq is None or seq >= 2**31:
+        raise HeaderError("CSeq number out of range")  # RFC 3261 §8.1.1.5; RFC 4475 §3.1.2.4
     return CSeq(seq, parts[1])
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from .headers import (
     MULTI_VALUE, CSeq, HeaderError, NameAddr, Via, canonical_name, is_token, parse_cseq,
-    parse_name_addr, parse_via, split_commas,
+    parse_name_addr, parse_via, split_commas, to_int,
 )
 from .uri import SipUri, UriError, parse_uri
 
@@ -158,17 +159,22 @@ class PartialRequest:
 
 
 class SipParseError(ValueError):
-    def __init__(self, reason: str, request_line_ok: bool = False, partial: PartialRequest | None = None):
+    """`status` is what a request deserves: 400, or 505 for a SIP version other than 2.0."""
+
+    def __init__(self, reason: str, request_line_ok: bool = False, partial: PartialRequest | None = None,
+                 status: int = 400):
         super().__init__(reason)
         self.reason = reason
         self.request_line_ok = request_line_ok
         self.partial = partial
+        self.status = status
 
 
 REASONS = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
     200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 410: "Gone", 413: "Request Entity Too Large",
+    405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout", 410: "Gone",
+    413: "Request Entity Too Large",
     415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
     480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist", 482: "Loop Detected",
     483: "Too Many Hops", 484: "Address Incomplete", 486: "Busy Here", 487: "Request Terminated",
@@ -203,6 +209,13 @@ def _unfold(head: str) -> list[str]:
 
 
 _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
+_SINGLE = ("Call-ID", "From", "To", "CSeq", "Max-Forwards", "Content-Length", "Content-Type")
+# Lists of addresses where an empty element (',,' or a trailing ',') is a syntax error.
+_STRICT_LISTS = frozenset(("Via", "Contact", "Route", "Record-Route"))
+_DATE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+)
 
 
 def parse_message(data: bytes) -> SipRequest | SipResponse:
@@ -219,32 +232,35 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     except UnicodeDecodeError:
         head = head_b.decode("latin-1")  # still find the headers for a 400; values are rarely non-ASCII
     lines = _unfold(head)
-    start = lines[0].strip()
-    is_response = start.startswith("SIP/")
+    is_response = lines[0].startswith("SIP/")
     method = ""
     uri: SipUri | None = None
     status = 0
     reason = ""
     errors: list[str] = []
     if is_response:
-        parts = start.split(" ", 2)
+        parts = lines[0].strip().split(" ", 2)
         if parts[0] != "SIP/2.0":
             raise SipParseError("bad SIP version")
-        if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) != 3 or not 100 <= int(parts[1]) <= 699:
+        code = to_int(parts[1], 3) if len(parts) > 1 else None
+        if code is None or len(parts[1]) != 3 or not 100 <= code <= 699:
             raise SipParseError("bad status code")
-        status, reason = int(parts[1]), parts[2] if len(parts) > 2 else ""
+        status, reason = code, parts[2] if len(parts) > 2 else ""
     else:
-        parts = start.split()
-        if len(parts) != 3 or not is_token(parts[0]):
-            raise SipParseError("bad request line")
-        method = parts[0]
-        if parts[2] != "SIP/2.0":
+        method, line_error, uri_text = _request_line(lines[0])
+        if line_error.startswith("bad SIP version"):
             # The method is known, so a caller can still answer 505.
-            raise SipParseError("bad SIP version", True, PartialRequest(method, _lenient_headers(lines[1:])))
-        try:
-            uri = parse_uri(parts[1])
-        except UriError as exc:
-            errors.append(f"bad Request-URI: {exc}")
+            raise SipParseError(line_error, True, PartialRequest(method, _lenient_headers(lines[1:])), 505)
+        if line_error:
+            errors.append(line_error)
+        else:
+            try:
+                uri = parse_uri(uri_text, any_scheme=True)  # an unknown scheme is the UA's 416
+                if uri.headers:
+                    errors.append("bad Request-URI: header fields not allowed")  # RFC 4475 §3.1.2.11
+            except UriError as exc:
+                errors.append(f"bad Request-URI: {exc}")
+                uri = None
     headers = Headers()
     for line in lines[1:]:
         if not line.strip():
@@ -252,33 +268,60 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         name, colon, value = line.partition(":")
         name = name.strip()
         if not colon or not is_token(name):
-            errors.append("malformed header line")
+            errors.append(f"malformed header line {line.strip()[:30]!r}")
             continue
         cname = canonical_name(name)
         value = value.strip()
         if cname.lower() in MULTI_VALUE:
-            for v in split_commas(value):
-                headers.add(cname, v)
+            values = split_commas(value, keep_empty=True)
+            if cname in _STRICT_LISTS and "" in values:
+                errors.append(f"bad {cname}: empty list element")
+            for v in values:
+                if v:
+                    headers.add(cname, v)
         else:
             headers.add(cname, value)
     errors.extend(_validate(headers, method))
     clen_text = headers.get("Content-Length")
     if clen_text is not None:
-        clen_text = clen_text.strip()
-        if not clen_text.isdigit():
+        clen = to_int(clen_text.strip(), 9)
+        if clen is None:
             errors.append("bad Content-Length")
         else:
-            clen = int(clen_text)
             if clen > len(body):
                 errors.append("Content-Length larger than body")
             body = body[:clen]  # extra datagram bytes are discarded (RFC 3261 §18.3)
     if errors:
-        partial = None if is_response else PartialRequest(method, headers)
+        partial = None if is_response or not method else PartialRequest(method, headers)
         raise SipParseError(errors[0], not is_response and uri is not None, partial)
     if is_response:
         return SipResponse(headers=headers, body=body, status=status, reason=reason)
     assert uri is not None
     return SipRequest(headers=headers, body=body, method=method, uri=uri)
+
+
+def _request_line(line: str) -> tuple[str, str, str]:
+    """(method, what is wrong with the line or "", Request-URI text) of `Method SP URI SP
+    SIP/2.0`. Raises SipParseError for a line without a method: nothing there to answer."""
+    method, sp, rest = line.partition(" ")
+    if not sp or not is_token(method):
+        raise SipParseError("bad request line")
+    uri_text, sp, version = rest.rstrip(" \t").rpartition(" ")
+    major, dot, minor = version[4:].partition(".")
+    if not sp or version[:4].upper() != "SIP/":
+        return method, "bad request line: no SIP version", ""
+    if version.upper() != "SIP/2.0":
+        if dot and to_int(major) is not None and to_int(minor) is not None:
+            return method, f"bad SIP version {version}", ""
+        return method, "bad request line: malformed SIP version", ""
+    # RFC 4475 §3.1.2.8-10: single SP between the elements, none at the end, no LWS in the URI.
+    if line != line.rstrip(" \t"):
+        return method, "bad request line: trailing whitespace", ""
+    if not uri_text or uri_text != uri_text.strip(" \t"):
+        return method, "bad request line: extra whitespace", ""
+    if " " in uri_text or "\t" in uri_text:
+        return method, "bad Request-URI: whitespace inside", ""
+    return method, "", uri_text
 
 
 def _lenient_headers(lines: list[str]) -> Headers:
@@ -298,9 +341,9 @@ def _validate(headers: Headers, method: str) -> list[str]:
             errors.append(f"missing {name}")
     if errors:
         return errors
-    for name in ("Call-ID", "From", "To", "CSeq", "Max-Forwards"):
+    for name in _SINGLE:
         if len(headers.get_all(name)) > 1:
-            errors.append(f"duplicate {name}")
+            errors.append(f"duplicate {name}")  # RFC 4475 §3.3.8, §3.3.9
     try:
         for v in headers.get_all("Via"):
             parse_via(v)
@@ -317,9 +360,23 @@ def _validate(headers: Headers, method: str) -> list[str]:
             errors.append("CSeq method does not match request method")
     except HeaderError as exc:
         errors.append(str(exc))
+    if not method:
+        return errors  # a response only needs what matches it to our transaction
+    for name in ("Contact", "Route", "Record-Route"):
+        for v in headers.get_all(name):
+            if name == "Contact" and v == "*":
+                continue
+            try:
+                parse_name_addr(v)
+            except HeaderError as exc:
+                errors.append(f"bad {name}: {exc}")
+                break
     mf = headers.get("Max-Forwards")
-    if mf is not None and not mf.strip().isdigit():
-        errors.append("bad Max-Forwards")
+    if mf is not None and ((n := to_int(mf.strip(), 3)) is None or n > 255):
+        errors.append("bad Max-Forwards")  # 0-255 (RFC 4475 §3.1.2.4)
+    date = headers.get("Date")
+    if date is not None and not _DATE.fullmatch(date.strip()):
+        errors.append("bad Date: not an RFC 1123 date in GMT")  # RFC 4475 §3.1.2.12
     return errors
 
 
@@ -370,11 +427,12 @@ class StreamFramer:
 
 
 def _content_length(head: bytes) -> int:
+    found: int | None = None
     for line in head.replace(b"\r\n", b"\n").split(b"\n"):
         name, colon, value = line.partition(b":")
         if colon and name.strip().lower() in (b"content-length", b"l"):
-            value = value.strip()
-            if not value.isdigit():
-                raise FramingError("bad Content-Length")
-            return int(value)
-    return 0
+            n = to_int(value.strip().decode("latin-1"), 9)
+            if n is None or (found is not None and n != found):
+                raise FramingError("bad Content-Length")  # RFC 4475 §3.1.2.3, §3.3.9
+            found = n
+    return found or 0

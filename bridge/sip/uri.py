@@ -13,9 +13,15 @@ class UriError(ValueError):
     """The text is not a URI we can use."""
 
 
+class UnsupportedScheme(UriError):
+    """A well-formed URI whose scheme is not sip, sips or tel."""
+
+
 @dataclass(frozen=True)
 class SipUri:
-    scheme: str  # "sip", "sips" or "tel" (lowercase)
+    # "sip", "sips" or "tel" (lowercase); any other scheme only from parse_uri(any_scheme=True),
+    # with everything after the colon kept verbatim in `user`.
+    scheme: str
     user: str | None = None  # still %-escaped, as on the wire
     host: str = ""  # IPv6 references keep their brackets: "[::1]"
     port: int | None = None
@@ -43,8 +49,8 @@ class SipUri:
         return any(k.lower() == name.lower() for k, _ in self.params)
 
     def __str__(self) -> str:
-        if self.scheme == "tel":
-            out = f"tel:{self.user or ''}"
+        if self.scheme not in ("sip", "sips"):
+            out = f"{self.scheme}:{self.user or ''}"
         else:
             out = f"{self.scheme}:"
             if self.user is not None:
@@ -62,7 +68,8 @@ class SipUri:
         return out
 
 
-_HOST_BAD = set(" \t<>\"@;?,")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+-.")
 
 
 def _parse_hostport(text: str) -> tuple[str, int | None]:
@@ -76,11 +83,11 @@ def _parse_hostport(text: str) -> tuple[str, int | None]:
     else:
         host, sep, port_text = text.partition(":")
         rest = sep + port_text
-    if not host or any(c in _HOST_BAD for c in host):
-        raise UriError("bad host")
+        if not host or any(c not in _HOST_CHARS for c in host):
+            raise UriError("bad host")  # hostname or IPv4 address ('_' tolerated)
     if not rest:
         return host, None
-    if not rest.startswith(":") or not rest[1:].isdigit() or len(rest) > 6:
+    if not rest.startswith(":") or not rest[1:].isascii() or not rest[1:].isdigit() or len(rest) > 6:
         raise UriError("bad port")
     port = int(rest[1:])
     if not 0 < port < 65536:
@@ -101,29 +108,38 @@ def _parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
     return tuple(out)
 
 
-def parse_uri(text: str) -> SipUri:
+def parse_uri(text: str, *, any_scheme: bool = False) -> SipUri:
+    """Parse a sip:, sips: or tel: URI. Other well-formed schemes raise UnsupportedScheme, or
+    with `any_scheme` (a Request-URI, to be answered 416) come back opaque."""
     text = text.strip()
     scheme, colon, rest = text.partition(":")
     scheme = scheme.lower()
     if not colon or not rest:
         raise UriError("missing URI scheme")
+    if not scheme[:1].isalpha() or any(c not in _SCHEME_CHARS for c in scheme):
+        raise UriError("bad URI scheme")
+    if any(c in rest for c in " \t\r\n<>\""):
+        raise UriError("bad character in URI")
     if scheme == "tel":
         number, _, params = rest.partition(";")
         if not number:
             raise UriError("empty tel number")
         return SipUri(scheme="tel", user=number, params=_parse_params(params))
     if scheme not in ("sip", "sips"):
-        raise UriError(f"unsupported URI scheme {scheme!r}")
-    rest, _, headers = rest.partition("?")
+        if any_scheme:
+            return SipUri(scheme=scheme, user=rest)
+        raise UnsupportedScheme(f"unsupported URI scheme {scheme!r}")
     user: str | None = None
     password: str | None = None
     if "@" in rest:
-        # The user part may contain ';' (RFC 3261 allows it) -- split on the last '@'.
+        # '@' may appear only once, literally, in a SIP URI (user, password, params and headers
+        # must escape it); the user part may hold ';', '?', '/' and ',' (RFC 3261 §25.1).
         userinfo, _, rest = rest.rpartition("@")
         user, pcolon, pw = userinfo.partition(":")
         password = pw if pcolon else None
-        if not user or any(c in " \t<>\"" for c in user):
+        if not user:
             raise UriError("bad user part")
+    rest, _, headers = rest.partition("?")
     hostport, _, params = rest.partition(";")
     host, port = _parse_hostport(hostport)
     return SipUri(scheme, user, host, port, _parse_params(params), headers, password)
