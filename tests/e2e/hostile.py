@@ -128,3 +128,34 @@ def longest_gap_s(samples: np.ndarray, rate: int, threshold_dbfs: float = -50.0)
         run = run + 1 if q else 0
         longest = max(longest, run)
     return longest * 0.02
+
+
+def malformed_datagrams() -> dict[str, bytes]:
+    """One datagram per structural defect class of RTP and RTCP (RFC 3550 A.1/A.2)."""
+    hdr = bytes([0x80, 0x00]) + (1).to_bytes(2, "big") + (160).to_bytes(4, "big") + (0xBAD).to_bytes(4, "big")
+    return {
+        "short header": hdr[:7],
+        "wrong version": bytes([0x40]) + hdr[1:] + bytes(160),
+        "CSRC list past the end": bytes([0x8F]) + hdr[1:] + bytes(8),
+        "extension past the end": bytes([0x90]) + hdr[1:] + bytes([0xBE, 0xDE, 0x00, 0xFF]),
+        "padding past the end": bytes([0xA0]) + hdr[1:] + bytes(10) + bytes([200]),
+        "unknown payload type": bytes([0x80, 0x63]) + hdr[2:] + bytes(160),
+        "RTCP length that lies": bytes([0x80, 0xC9, 0x00, 0x40]) + (0xBAD).to_bytes(4, "big"),
+        "RTCP compound ending early": bytes([0x80, 0xC8, 0x00, 0x06]) + bytes(24) + bytes([0x81, 0xCA, 0x00, 0x05]),
+        "RTCP padding in the middle": bytes([0xA0, 0xC9, 0x00, 0x01]) + (0xBAD).to_bytes(4, "big")
+                                      + bytes([0x80, 0xCA, 0x00, 0x01]) + bytes(4),
+        "empty": b"",
+    }
+
+
+def spray_malformed(ports: range, rounds: int = 20) -> None:
+    """Every malformed datagram to every port (RTP and RTCP), ``rounds`` times, 20 ms apart."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(rounds):
+            for data in malformed_datagrams().values():
+                for port in ports:
+                    sock.sendto(data, ("127.0.0.1", port))
+            time.sleep(0.02)
+    finally:
+        sock.close()

@@ -3,7 +3,8 @@
 Two real softphones talk in a room while an attacker with nothing but UDP sockets sends the
 offers that used to stop every conference on the bridge (payload type 300 and 128, a host name
 in c=, port 65535) and sprays RTP over the whole RTP port range while a third, real caller is
-not sending (the RTP-bleed hijack). The softphones' audio must stay unbroken, the attacker must
+not sending (the RTP-bleed hijack), after a burst of malformed RTP and RTCP of every structural
+defect class to every RTP and RTCP port. The softphones' audio must stay unbroken, the attacker must
 get no RTP and not be heard, and the bridge must still answer OPTIONS.
 """
 
@@ -19,7 +20,7 @@ import pytest
 from bridge_codecs import make_encoder
 
 from tests.e2e.calls import dial_all, hang_up_all, participants
-from tests.e2e.hostile import SipAttacker, invite, longest_gap_s, offer, spray_rtp
+from tests.e2e.hostile import SipAttacker, invite, longest_gap_s, offer, spray_malformed, spray_rtp
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.e2e.peers.rtp_pcap import RtpPacket, write_rtp_pcap
@@ -68,6 +69,7 @@ def test_hostile_packets_do_not_disturb_a_conference(bridge: BridgeProcess, port
             # RTP range with a sequential stream, as an RTP-bleed scanner does.
             time.sleep(4.0)
             lo, hi = bridge.rtp_range
+            spray_malformed(range(lo, hi + 1))     # every RTP/RTCP defect class, to every port
             spray = threading.Thread(target=lambda: stolen.append(spray_rtp(range(lo, hi + 1), 3.0, ATTACK_HZ)))
             spray.start()
             spray.join(10)
