@@ -360,7 +360,7 @@ class CallController:
         self._leave_lobby(leg)
         if live is None:
             live = self.rooms[conf.id] = LiveConference(conf, self._max_talkers, self.assets, self.hangup,
-                                                          self._on_room_event)
+                                                          self._leg_failed)
             self.on_first_join(conf.id)
         live.join(leg, role)
         leg.in_room = True
@@ -403,10 +403,8 @@ class CallController:
         old = leg.media
         leg.media = media
         assert leg.session is not None
-        moved = old is None or (old.remote_host, old.remote_port) != (media.remote_host, media.remote_port)
-        leg.session.update_remote(**rtp_remote(media), now=self._now())
-        if moved:
-            self._allow_sending(leg)
+        if leg.session.update_remote(**rtp_remote(media), now=self._now()):
+            self._allow_sending(leg)        # a new address: the reflection bound starts over
         room = self._room_of(leg)
         if room is not None and (old is None or old.codec != media.codec or old.payload_type != media.payload_type):
             leg.encoder_opts = self._encoder_opts(media.codec)
@@ -518,10 +516,9 @@ class CallController:
             log.warning("%s: ended after a %s fault: %s", leg.leg_id, phase, text)
             self.hangup(leg)
 
-    def _on_room_event(self, event: LegFailed) -> None:
-        leg = next((lg for lg in self.legs_by_call.values() if lg.leg_id == event.leg_id), None)
-        if leg is not None:
-            self._leg_fault(leg, event.phase, event.error)
+    def _leg_failed(self, leg: Leg, event: LegFailed) -> None:
+        """A room (a conference's or the lobby) took this leg out after its port raised."""
+        self._leg_fault(leg, event.phase, event.error)
 
     # ------------------------------------------------------------------ reflection bound
 
@@ -576,8 +573,8 @@ class CallController:
                 for event in result.events:
                     if isinstance(event, SourceFinished) and event.leg_id is not None:
                         self._lobby_prompt_finished(event.leg_id, now)
-                    elif isinstance(event, LegFailed):
-                        self._on_room_event(event)
+                    elif isinstance(event, LegFailed) and event.leg_id in self.lobby_legs:
+                        self._leg_failed(self.lobby_legs[event.leg_id], event)
         t2 = perf_counter()
         receiver.drain()
         if self._faulted:
@@ -640,8 +637,8 @@ class CallController:
             report = session.rtcp_report(now)
             if report:
                 host, port = session.remote_addr
-                rtcp_port = leg.media.remote_rtcp_port if leg.media else port + 1
-                leg.sockets.send_rtcp(report, (host, rtcp_port if 0 < rtcp_port < 65536 else port))
+                # remote_rtcp_port is in range: the SDP check refuses RTP ports above 65534.
+                leg.sockets.send_rtcp(report, (host, leg.media.remote_rtcp_port if leg.media else port + 1))
         last = session.last_received if session.last_received is not None else leg.answered_at
         if not leg.on_hold and now - last > self.config.rtp.inactivity_timeout_s:
             log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last)

@@ -71,14 +71,14 @@ class LiveConference:
     def __init__(
         self,
         conf: Conference,
-        max_talkers: int | Callable[[Conference], int],
+        max_talkers: Callable[[Conference], int],    # the talker cap a conference's settings give
         assets: AudioAssets,
         hangup: Callable[["Leg"], None],
-        on_leg_failed: Callable[[LegFailed], None] | None = None,
+        on_leg_failed: Callable[["Leg", LegFailed], None] | None = None,
     ) -> None:
         self.conf = conf
         self.on_leg_failed = on_leg_failed
-        self._talkers = max_talkers if callable(max_talkers) else (lambda _conf, k=max_talkers: k)
+        self._talkers = max_talkers
         self.room = Room(conf.id, conf.rate, max_talkers=self._talkers(conf))
         self.assets = assets
         self.hangup = hangup
@@ -252,11 +252,12 @@ class LiveConference:
                 log.debug("%s: floor -> %s", self.conf.id, event.leg_id)
             elif isinstance(event, (TalkingStarted, TalkingStopped)):
                 log.debug("%s: %s %s", self.conf.id, type(event).__name__, event.leg_id)
-            elif isinstance(event, LegFailed):
+            elif isinstance(event, LegFailed) and event.leg_id in self.members:
+                leg = self.members[event.leg_id].leg
                 if self.on_leg_failed is not None:
-                    self.on_leg_failed(event)
-                elif event.leg_id in self.members:
-                    self.hangup(self.members[event.leg_id].leg)
+                    self.on_leg_failed(leg, event)     # the call layer logs, counts and hangs up
+                else:
+                    self.hangup(leg)
             elif isinstance(event, SinkFailed):
                 log.warning("%s: sink %s detached: %s", self.conf.id, event.sink_id, event.error)
 

@@ -564,17 +564,11 @@ class Room:
 
         signals: dict[tuple[Any, ...], Pcm] = {}
         if self._mix_sinks:
-            pcm = self._signal(("mix", -1, 1.0), None, signals)
-            for sink_id, sink in list(self._mix_sinks.items()):
-                try:
-                    sink.write(pcm, self.rate)
-                except Exception as exc:
-                    del self._mix_sinks[sink_id]
-                    events.append(SinkFailed(sink_id, None, repr(exc)))
+            self._write_sinks(self._mix_sinks, self._signal(("mix", -1, 1.0), None, signals), None)
         outgoing = self._send(signals, events)
         if self._sink_legs:
             self._write_leg_sinks()
-        if self._pending_events:           # legs that failed during this tick (LegFailed)
+        if self._pending_events:           # legs and sinks that failed during this tick
             events += self._pending_events
             self._pending_events = []
         return TickResult(outgoing, events)
@@ -816,7 +810,7 @@ class Room:
                 for cut in sorted(cuts):
                     if skip is None or cut not in skip:
                         leg = legs[cut]
-                        self._packetize(outgoing, [leg.leg_id], [pks[cut]], [leg], payload, ticks, True)
+                        self._packetize_one(outgoing, leg, pks[cut], payload, ticks, True)
                         markers.discard(leg)
                 continue
             start = 0
@@ -825,7 +819,7 @@ class Room:
                     self._packetize(outgoing, ids[start:cut], pks[start:cut], legs[start:cut], payload, ticks)
                 if cut < len(legs) and (skip is None or cut not in skip):
                     leg = legs[cut]
-                    self._packetize(outgoing, [leg.leg_id], [pks[cut]], [leg], payload, ticks, True)
+                    self._packetize_one(outgoing, leg, pks[cut], payload, ticks, True)
                     markers.discard(leg)
                 start = cut + 1
         if self._stray:
@@ -842,7 +836,7 @@ class Room:
             key, stream = found
             leg.stream_key = key
             marker = leg in markers
-            self._packetize(outgoing, [leg.leg_id], [leg.packetize], [leg], stream.payload, stream.ticks, marker)
+            self._packetize_one(outgoing, leg, leg.packetize, stream.payload, stream.ticks, marker)
             if marker:
                 markers.discard(leg)
         for key in [k for k, st in streams.items() if st.tick != tick_no]:
@@ -860,6 +854,13 @@ class Room:
             outgoing.extend((i, pkt) for i, pkt in zip(ids, packets) if pkt is not FAILED)
         else:
             outgoing.extend(zip(ids, packets))
+
+    def _packetize_one(self, outgoing: list[tuple[str, bytes]], leg: _Leg, pk: Callable[..., bytes],
+                       payload: bytes, ticks: int, marker: bool) -> None:
+        try:
+            outgoing.append((leg.leg_id, pk(payload, ticks, marker)))
+        except Exception as exc:
+            self._fail(leg, "send", exc)
 
     def _fail(self, leg: _Leg, phase: str, exc: BaseException) -> None:
         """Take the leg out of the plan (from the next tick on; it is no longer mixed from now)
@@ -969,10 +970,16 @@ class Room:
                 pcm = limit(mixer.inputs[leg.slot] * np.float32(mixer.in_gain[leg.slot]))
             else:
                 pcm = self._zeros
-            for sink_id, sink in list(leg.sinks.items()):
-                try:
-                    sink.write(pcm, self.rate)
-                except Exception as exc:
-                    del leg.sinks[sink_id]
-                    self._dirty = True
-                    self._pending_events.append(SinkFailed(sink_id, leg.leg_id, repr(exc)))
+            self._write_sinks(leg.sinks, pcm, leg)
+
+    def _write_sinks(self, sinks: dict[str, AudioSink], pcm: Pcm, leg: _Leg | None) -> None:
+        """A sink that raises (disk full, say) is detached and reported; the call goes on."""
+        for sink_id, sink in list(sinks.items()):
+            try:
+                sink.write(pcm, self.rate)
+            except Exception as exc:
+                del sinks[sink_id]
+                if leg is not None:
+                    self._dirty = True          # the plan lists the legs with sinks
+                leg_id = None if leg is None else leg.leg_id
+                self._pending_events.append(SinkFailed(sink_id, leg_id, repr(exc)))

@@ -319,7 +319,8 @@ class RtpSession:
         """Send nothing until ``allow_sending`` (the call is not confirmed yet)."""
         if not self.confirmed:
             self.leave_lanes()
-            self.remote_addr = None if not self._latched else self.remote_addr
+            if not self._latched:
+                self.remote_addr = None
 
     def allow_sending(self, now: float, window_s: float) -> None:
         """Send to the SDP address, for ``window_s`` at most unless the peer is heard from."""
@@ -473,10 +474,11 @@ class RtpSession:
     # -- control -----------------------------------------------------------
     def update_remote(self, codec_pt: int, codec_clock: int, frame_ticks: int, dtmf_pt: int | None,
                       dtmf_clock: int | None, remote_addr: tuple[str, int] | None,
-                      now: float | None = None) -> None:
+                      now: float | None = None) -> bool:
         """Apply a re-INVITE. The jitter buffer restarts only if the codec changed;
         the latch is kept unless the SDP address itself changed, which also reopens
-        learning (from ``now``, else from the next latch) and the reflection bound."""
+        learning (from ``now``, else from the next latch) and the reflection bound.
+        True when the SDP address changed."""
         self.leave_lanes()
         if (codec_pt, codec_clock, frame_ticks) != (self.codec_pt, self.codec_clock, self.frame_ticks):
             self.codec_pt, self.codec_clock, self.frame_ticks = codec_pt, codec_clock, frame_ticks
@@ -486,13 +488,15 @@ class RtpSession:
                 setattr(self.jitter, name, getattr(old, name))
         self.dtmf_pt = dtmf_pt
         self.dtmf.clock_rate = dtmf_clock or codec_clock
-        if remote_addr != self._sdp_addr:
-            self._sdp_addr = remote_addr
-            if remote_addr is not None:
-                self.remote_addr = remote_addr
-                self._latched = False
-                self.confirmed = False
-                self._learn_until = None if now is None else now + self._learning_s
+        if remote_addr == self._sdp_addr:
+            return False
+        self._sdp_addr = remote_addr
+        if remote_addr is not None:
+            self.remote_addr = remote_addr
+            self._latched = False
+            self.confirmed = False
+            self._learn_until = None if now is None else now + self._learning_s
+        return True
 
     def stats(self) -> dict[str, Any]:
         self.leave_lanes()
