@@ -4,7 +4,12 @@ Modules: ports (bind-tested port blocks), audio (WAV + tone detectors), baresip
 (ctrl_tcp driver), sipp (runner + result parsing), rtp_pcap (RFC 4733 pcaps for
 play_pcap_audio), netstring, fixtures (pytest fixtures for a conftest).
 
-Behaviour checked on this machine (see also /work/shared/PEERS.md):
+Behaviour checked on a Debian 12 machine (Debian packages baresip-core 1.0.0 and
+sip-tester 3.6.1; scripts/test.sh installs them):
+- baresip: ``audio_player alsa,null`` spins two cores, so ``aubridge,nil`` is used;
+  ``net_interface lo`` fails, ``127.0.0.1`` works; the aufile WAV must match the codec
+  exactly (8 kHz mono PCMU/PCMA, 16 kHz mono G722, 48 kHz stereo opus) and the call ends
+  when it ends; baresip also binds SIP port + 1 (TLS), so instances sit 2 ports apart.
 - Auto-answer: account parameter ``;answermode=auto`` (``Baresip(auto_answer=True)``).
   Without it an incoming call raises CALL_INCOMING and the ctrl_tcp ``accept``
   command answers it. baresip sends 180 Ringing without a 100 Trying.

@@ -1,8 +1,8 @@
 """A baresip 1.0 softphone driven over its ctrl_tcp JSON socket.
 
 One ``Baresip`` is one participant: its own config dir, ports, mic file (aufile)
-and recordings (sndfile dumps of what it decoded). Facts this relies on are in
-/work/shared/PEERS.md and in the README of this package.
+and recordings (sndfile dumps of what it decoded). Facts this relies on are in the
+docstring of this package (tests/e2e/peers/__init__.py).
 """
 
 from __future__ import annotations
