@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs (system packages for the real SIP
-# clients, the project with its test extras) and run the whole suite.
+# clients, the project with its test extras in ./.venv, see venv.sh) and run the whole suite.
+# Arguments go to pytest (e.g. -m "not e2e" for the fast part).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -13,5 +14,6 @@ if [ -n "$need" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $need
 fi
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-exec python3 -m pytest "$@"
+. scripts/venv.sh
+"$PY" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+exec "$PY" -m pytest "$@"
