@@ -694,17 +694,12 @@ class Room:
                     present: npt.NDArray[np.bool_]) -> None:
         slot = leg.slot
         try:
+            if self._stale[slot]:
+                self._catch_up(leg)
             if kind == _FRAME:
                 pcm = leg.decoder.decode(result.payload)
                 self._in_loss[slot] = False
-                self._stale[slot] = False
             else:
-                if self._stale[slot]:
-                    new = int(self._hist_new[slot])
-                    for row in (1 - new, new):          # the older payload first
-                        if self._hist_ok[row, slot]:
-                            leg.decoder.decode(self._hist[row, slot].tobytes())
-                    self._stale[slot] = False
                 pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
                 self._in_loss[slot] = True
             if leg.in_resampler is not None:
@@ -714,6 +709,18 @@ class Room:
             return
         inputs[slot] = _fit(pcm, self.frame_samples)
         present[slot] = True
+
+    def _catch_up(self, leg: _Leg) -> None:
+        """Feed the leg's decoder the payloads it missed while they were decoded in bulk (the
+        older first), so its concealment history is what it would have been; it then has
+        them all, so the history is emptied (the next bulk payloads start it again)."""
+        slot = leg.slot
+        new = int(self._hist_new[slot])
+        for row in (1 - new, new):
+            if self._hist_ok[row, slot]:
+                leg.decoder.decode(self._hist[row, slot].tobytes())
+        self._hist_ok[:, slot] = False
+        self._stale[slot] = False
 
     def _read_room_sources(self, events: list[RoomEvent]) -> I32 | None:
         if not self._room_sources:

@@ -3,7 +3,7 @@ runner (scripts/fuzz.py): feed one input, raise (AssertionError or whatever esca
 invariant breaks, return normally otherwise.
 
 Known bugs not fixed yet are recorded as strict-xfail regression tests (listed in
-``KNOWN_ISSUES``); the checks that would re-find them (run_session, the room target) let them
+``KNOWN_ISSUES``); the check that would re-find the one left (run_session) lets it
 pass while ``SKIP_KNOWN`` is set, so the property tests and long fuzz runs keep looking for
 *new* bugs. When a bug is fixed its xfail test XPASSes (strict: the run fails): remove the
 marker and the entry here together.
@@ -34,9 +34,6 @@ ALLOWED = ["PCMU", "PCMA", "G722", "opus"]
 KNOWN_ISSUES = {
     "jitter-long-frame": "the jitter buffer plays a G.711 Frame longer than one frame after packets with "
                          "overlapping timestamps (test_fuzz_session.py::test_xfail_jitter_frame_longer_than_a_frame)",
-    "room-stale-plc": "a G.711 loss right after a wrong-length frame is concealed from stale history "
-                      "(test_fuzz_room.py::test_xfail_room_conceal_after_odd_length_frame_uses_stale_history; "
-                      "skipped there by stale_history_case)",
 }
 # False: report known issues like new ones (scripts/fuzz.py --all).
 SKIP_KNOWN = True

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from bridge_codecs import Resampler, make_decoder, make_encoder
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.media.room import Room
@@ -172,29 +172,11 @@ def test_room_muted_garbage_legs_are_inaudible(scenario: tuple[list[str], list[l
         assert all(hears(last, f) for f in others) and not hears(last, freq)
 
 
-def stale_history_case(codecs: list[str], ticks: list[list[Any]]) -> bool:
-    """The known bug of test_xfail_room_conceal_after_odd_length_frame_uses_stale_history: a
-    G.711 leg's loss right after a frame of the wrong length that followed bulk-decoded frames."""
-    for i, codec in enumerate(codecs):
-        if codec not in ("PCMU", "PCMA"):
-            continue
-        bulk = odd = False
-        for items in ticks:
-            item = items[i]
-            if isinstance(item, Frame):
-                odd = len(item.payload) != FRAME
-                bulk = bulk or not odd
-            elif isinstance(item, Missing) and odd and bulk:
-                return True
-    return False
-
-
 @fuzz(100)
 @given(scenarios(st.sampled_from(["PCMU", "PCMU", "PCMA", "L16"])), st.sampled_from([0, 0, 2, 3]))
 def test_room_garbage_is_decoded_like_any_audio_g711(scenario: tuple[list[str], list[list[Any]]],
                                                      max_talkers: int) -> None:
     codecs, ticks = scenario
-    assume(not stale_history_case(codecs, ticks))
     run(codecs, ticks, max_talkers, muted=False)
 
 
@@ -213,11 +195,18 @@ def test_room_reference_sanity(muted: bool) -> None:
     assert hears(ports["a"].sent[-1], 300.0) is not muted
 
 
-# -- regressions (bridge/media/room.py is owned by another engineer) ---------------------------
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "room._decode_one: a G.711 frame of the wrong length (decoded per leg) clears _stale without "
-    "first replaying the bulk-decoded payloads into the decoder, so a loss right after it is "
-    "concealed from stale PLC history (near silence here) instead of the leg's last audio"))
-def test_xfail_room_conceal_after_odd_length_frame_uses_stale_history() -> None:
+# -- regressions ---------------------------------------------------------------------------------
+def test_room_conceal_after_odd_length_frame_uses_the_legs_own_history() -> None:
+    """Found by this target: a G.711 frame of the wrong length (decoded per leg) after
+    bulk-decoded ones, then a loss, was concealed from stale history (near silence)."""
     ticks: list[list[Any]] = [[Frame(b"\x00" * FRAME, 0)], [Frame(b"\x00", 0)], [Missing(None)]]
+    run(["PCMU"], ticks, 0, muted=False)
+
+
+def test_room_conceal_after_bulk_odd_bulk_frames_replays_each_payload_once() -> None:
+    """Found by this target with more examples: bulk, odd-length, bulk frames, then a loss; the
+    history replay fed the decoder payloads it had already decoded."""
+    payload = random_bytes(FRAME, 7)
+    ticks: list[list[Any]] = [[Frame(b"\xff" * FRAME, 0)], [Frame(b"\x00\x00", 0)], [Frame(payload, 0)],
+                              [Missing(None)]]
     run(["PCMU"], ticks, 0, muted=False)
