@@ -58,10 +58,12 @@ def test_api_start_releases_callers_waiting_for_the_host(bridge: BridgeProcess, 
     code, conf = bridge.api("POST", "/v2/conferences", {"name": "wait", "start_conference_on_create": False})
     assert code == 201, conf
     cid = conf["id"]
-    specs = [("m1", "PCMU", 500.0), ("m2", "PCMU", 1000.0)]
+    # Tones well above the hold music's notes (294-587 Hz): at 500 Hz the music's own spectral
+    # leakage (about -25 dB) would read as "heard the other caller".
+    specs = [("m1", "PCMU", 1500.0), ("m2", "PCMU", 1000.0)]
     with participants(tmp_path, ports, specs) as people:
         dial_all(bridge, people, cid)
-        talk(5.0)                            # waiting: the "please wait" prompt, then hold music
+        talk(7.0)                            # waiting: the 3.3 s "please wait" prompt, then hold music
         code, body = bridge.api("PATCH", f"/v2/conferences/{cid}", {"start_conference_on_create": True})
         assert code == 200, body
         started = time.monotonic()
@@ -71,7 +73,8 @@ def test_api_start_releases_callers_waiting_for_the_host(bridge: BridgeProcess, 
     for p, other in ((people[0], people[1]), (people[1], people[0])):
         samples, rate = p.heard()
         end = len(samples) / rate
-        before = audio.segment(samples, rate, end - since_start - 1.8, end - since_start - 0.3)
+        # Hold music only (its notes avoid the test tones; the prompt's speech does not).
+        before = audio.segment(samples, rate, end - since_start - 2.5, end - since_start - 0.5)
         after = audio.segment(samples, rate, end - since_start + 0.5, end - 0.3)
         assert audio.tone_level_db(before, rate, other.freq) < -30, f"{p.name} heard {other.name} while waiting"
         assert audio.has_tone(after, rate, other.freq, min_rel_db=-15, min_seconds=1.0), \
