@@ -852,12 +852,17 @@ class Room:
 
     # -- fault containment (containment.py): one leg's failure costs that leg only ----------------
     def _each(self, funcs: list[Callable[[], Any]], legs: list[_Leg], phase: str) -> list[Any]:
-        return call_each(funcs, lambda i, exc: self._fail(legs[i], phase, exc))
+        results, failures = call_each(funcs)
+        for i, exc in failures:
+            self._fail(legs[i], phase, exc)
+        return results
 
     def _packetize(self, outgoing: list[tuple[str, bytes]], ids: list[str], pks: list[Callable[..., bytes]],
-                   legs: list[_Leg], payload: bytes, ticks: int, marker: bool = False) -> None:
-        packets = call_each(pks, lambda i, exc: self._fail(legs[i], "send", exc), payload, ticks, marker)
-        if FAILED in packets:
+                   legs: list[_Leg], payload: bytes, ticks: int) -> None:
+        packets, failures = call_each(pks, payload, ticks, False)
+        if failures:
+            for i, exc in failures:
+                self._fail(legs[i], "send", exc)
             outgoing.extend((i, pkt) for i, pkt in zip(ids, packets) if pkt is not FAILED)
         else:
             outgoing.extend(zip(ids, packets))

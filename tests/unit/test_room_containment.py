@@ -92,9 +92,10 @@ def test_call_each_reports_every_failure_and_runs_nothing_twice() -> None:
             return x + i
         return f
 
-    errors: list[int] = []
-    out = call_each([make(i) for i in range(5)], lambda i, exc: errors.append(i), 10)
-    assert out == [10, FAILED, 12, FAILED, 14] and errors == [1, 3] and calls == [0, 1, 2, 3, 4]
+    out, failures = call_each([make(i) for i in range(5)], 10)
+    assert out == [10, FAILED, 12, FAILED, 14] and calls == [0, 1, 2, 3, 4]
+    assert [(i, str(exc)) for i, exc in failures] == [(1, "1"), (3, "3")]
+    assert call_each([make(0), make(2)], 5) == ([5, 7], ())       # no failures: an empty tuple
 
 
 def test_failing_sink_is_detached_and_reported() -> None:
