@@ -148,6 +148,10 @@ class ParticipantView:
     joined_at: datetime
     talking: bool = False
     level_dbov: float = -127.0
+    status: str = "connected"    # pending | dialing | connected | held | disconnected | rejected
+    kind: str = "sip_inbound"    # sip_inbound | sip_outbound | webrtc | remote
+    left_at: datetime | None = None
+    leave_reason: str | None = None
 
 
 class LiveRooms(Protocol):

@@ -1,0 +1,224 @@
+"""Domain events: what happened in a conference, as typed, frozen records.
+
+The call core and the conference service publish them; subscribers (the log, REST views,
+the webhook outbox, recording bookkeeping, metrics) consume them. Each event is stamped
+by the ``EventBus`` with a stable id, a per-conference sequence number and the wall-clock
+time, so a consumer can order, de-duplicate and date it without asking anyone.
+
+Publishing never calls a subscriber: it only appends to a queue. The adapter drains the
+queue after the media tick (``EventBus.drain``), so no subscriber can stall the clock,
+and one that raises is logged and counted, never propagated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+log = logging.getLogger("bridge.events")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+EndReason = Literal["all_left", "host_left", "time_exceeded", "ended_via_api"]
+LeaveReason = Literal[
+    "hangup",            # the caller hung up (BYE or CANCEL from their side)
+    "kicked",            # removed over the API or by a moderator's keypad
+    "left_by_keypad",    # pressed the leave key
+    "conference_ended",  # the conference ended under them
+    "rtp_timeout",       # no media for rtp.inactivity_timeout_s
+    "fault",             # their input broke something; only this call was ended
+    "shutdown",          # the bridge is stopping
+]
+ParticipantKind = Literal["sip_inbound", "sip_outbound", "webrtc", "remote"]
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """Fields every event carries; ``event_id``, ``seq`` and ``at`` are set by the bus."""
+
+    conference_id: str
+    event_id: str = ""
+    seq: int = 0
+    at: datetime = EPOCH
+
+    @property
+    def name(self) -> str:
+        """The event's type as a dotted name, e.g. ``participant.joined``."""
+        return _NAMES[type(self)]
+
+
+@dataclass(frozen=True)
+class ConferenceCreated(DomainEvent):
+    conference_name: str = ""
+
+
+@dataclass(frozen=True)
+class ConferenceStarted(DomainEvent):
+    """The first participant is in and nobody waits for a host any more."""
+
+
+@dataclass(frozen=True)
+class ConferenceEnded(DomainEvent):
+    """The live conference closed (its room is gone); the definition may stay open."""
+
+    reason: EndReason = "all_left"
+
+
+@dataclass(frozen=True)
+class ParticipantEvent(DomainEvent):
+    participant_id: str = ""
+
+
+@dataclass(frozen=True)
+class ParticipantJoined(ParticipantEvent):
+    kind: ParticipantKind = "sip_inbound"
+    role: str = "member"
+    caller_number: str = ""
+    caller_name: str = ""
+    muted: bool = False
+    waiting: bool = False   # in the room but waiting for the host (hears hold music)
+
+
+@dataclass(frozen=True)
+class ParticipantLeft(ParticipantEvent):
+    reason: LeaveReason = "hangup"
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ParticipantMuteChanged(ParticipantEvent):
+    muted: bool = False
+
+
+@dataclass(frozen=True)
+class ParticipantDeafChanged(ParticipantEvent):
+    deaf: bool = False
+
+
+@dataclass(frozen=True)
+class ParticipantHoldChanged(ParticipantEvent):
+    on_hold: bool = False
+
+
+@dataclass(frozen=True)
+class TalkingStarted(ParticipantEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class TalkingStopped(ParticipantEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class FloorChanged(DomainEvent):
+    """The dominant speaker changed (the room's hysteresis already applied)."""
+
+    participant_id: str | None = None
+    previous_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlaybackStarted(DomainEvent):
+    participant_id: str | None = None   # None: played to the whole room
+    media: str = ""
+
+
+@dataclass(frozen=True)
+class PlaybackEnded(DomainEvent):
+    participant_id: str | None = None
+    media: str = ""
+
+
+@dataclass(frozen=True)
+class KeyPressed(ParticipantEvent):
+    digit: str = ""
+    source: Literal["rfc4733", "info", "inband"] = "rfc4733"
+
+
+_NAMES: dict[type, str] = {
+    ConferenceCreated: "conference.created",
+    ConferenceStarted: "conference.started",
+    ConferenceEnded: "conference.ended",
+    ParticipantJoined: "participant.joined",
+    ParticipantLeft: "participant.left",
+    ParticipantMuteChanged: "participant.mute_changed",
+    ParticipantDeafChanged: "participant.deaf_changed",
+    ParticipantHoldChanged: "participant.hold_changed",
+    TalkingStarted: "participant.talking_started",
+    TalkingStopped: "participant.talking_stopped",
+    FloorChanged: "conference.floor.changed",
+    PlaybackStarted: "playback.started",
+    PlaybackEnded: "playback.ended",
+    KeyPressed: "participant.key_pressed",
+}
+
+Subscriber = Callable[[DomainEvent], None]
+
+
+class EventBus:
+    """Stamps and queues events; hands them to subscribers when drained.
+
+    ``limit`` bounds the queue between drains (a drain runs after every tick, so it only
+    fills if the loop is stuck); past it the oldest events are dropped and counted, so a
+    stuck consumer can never grow memory without bound.
+    """
+
+    def __init__(self, wall_clock: Callable[[], datetime], limit: int = 100_000) -> None:
+        self._wall = wall_clock
+        self._seq: dict[str, int] = {}
+        self._queue: deque[DomainEvent] = deque()
+        self._limit = limit
+        self._subscribers: list[tuple[str, Subscriber]] = []
+        self.dropped = 0
+        self.subscriber_errors = 0
+        self.published = 0
+
+    def subscribe(self, name: str, subscriber: Subscriber) -> None:
+        self._subscribers.append((name, subscriber))
+
+    def publish(self, event: DomainEvent) -> DomainEvent:
+        seq = self._seq.get(event.conference_id, 0) + 1
+        self._seq[event.conference_id] = seq
+        stamped = dataclasses.replace(event, event_id=uuid.uuid4().hex, seq=seq, at=self._wall())
+        if len(self._queue) >= self._limit:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(stamped)
+        self.published += 1
+        return stamped
+
+    def forget(self, conference_id: str) -> None:
+        """A conference is deleted for good: its counter can go (a new one restarts at 1)."""
+        self._seq.pop(conference_id, None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def drain(self) -> int:
+        """Deliver every queued event to every subscriber, in order; returns how many."""
+        count = 0
+        while self._queue:
+            event = self._queue.popleft()
+            count += 1
+            for name, subscriber in self._subscribers:
+                try:
+                    subscriber(event)
+                except Exception:   # one subscriber's bug must not starve the others
+                    self.subscriber_errors += 1
+                    log.exception("event subscriber %s failed on %s", name, event.name)
+        return count
+
+
+def log_subscriber(event: DomainEvent) -> None:
+    """The log line every event gets (fields without the bus's stamps)."""
+    skip = {"conference_id", "event_id", "seq", "at"}
+    fields = " ".join(f"{f.name}={getattr(event, f.name)}" for f in dataclasses.fields(event) if f.name not in skip)
+    log.info("%s #%d %s %s", event.conference_id, event.seq, event.name, fields)
