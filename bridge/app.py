@@ -21,8 +21,10 @@ from bridge.adapters.media_clock import MediaClock
 from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport
 from bridge.adapters.storage import ConferenceStore
-from bridge.calls import CallController, TickStats
+from bridge.adapters.call_io import CallAdapter, TickStats
 from bridge.config import Config
+from bridge.control.model import Conference
+from bridge.control.events import EventBus, log_subscriber
 from bridge.control.service import ConferenceService
 from bridge.sip.endpoint import SipEndpoint
 
@@ -49,17 +51,19 @@ class BridgeApp:
         self.endpoint = SipEndpoint(contact_host=contact_host, contact_port=cfg.sip.port, user_agent=cfg.sip.user_agent)
         self.sip = SipTransport(self.endpoint, self._drain_sip, loop)
         self.store = ConferenceStore(data_dir / "bridge.sqlite3")
-        self.calls = CallController(
+        self.bus = EventBus(lambda: datetime.now(timezone.utc))
+        self.calls = CallAdapter(
             cfg,
             self.endpoint,
-            resolve_dial=lambda user: self.service.resolve_dial(user),
-            on_first_join=lambda conf_id: self.service.mark_active(conf_id),
+            directory=self,
             allocator=PortAllocator(cfg.rtp.host, cfg.rtp.port_min, cfg.rtp.port_max),
+            bus=self.bus,
             loop=loop,
             pump_sip=self.sip.pump,
-            on_empty=lambda conf_id: self.service.mark_empty(conf_id),
         )
         self.service = ConferenceService(self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc))
+        self.bus.subscribe("status", self.service.on_event)
+        self.bus.subscribe("log", log_subscriber)
 
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
         self.runner = web.AppRunner(build_http_app(self.service, config=cfg), access_log=None)
@@ -76,7 +80,11 @@ class BridgeApp:
         )
 
     def _drain_sip(self) -> None:
-        self.calls.drain_sip_events()
+        self.calls.on_sip_events()
+
+    def resolve_dial(self, user: str) -> Conference | None:
+        """The core's conference directory (the service is built after the core)."""
+        return self.service.resolve_dial(user)
 
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
@@ -85,17 +93,17 @@ class BridgeApp:
             await asyncio.sleep(1.0)
             try:
                 self.calls.housekeeping(loop.time())
-                if loop.time() >= next_stats and self.calls.legs_by_call:
+                if loop.time() >= next_stats and self.calls.calls:
                     log.info("%s over the last %.0f s", self.calls.tick_stats.summary(), STATS_INTERVAL)
                     self.calls.tick_stats = TickStats()
                     next_stats = loop.time() + STATS_INTERVAL
                 for conf in self.service.expire_due(datetime.now(timezone.utc)):
-                    self.calls.end_conference(conf.id)
+                    self.calls.end_conference(conf.id, "time_exceeded")
             except Exception:
                 log.exception("housekeeping failed")
 
     async def shutdown(self) -> None:
-        log.info("shutting down: sending BYE to %d call(s)", len(self.calls.legs_by_call))
+        log.info("shutting down: sending BYE to %d call(s)", self.calls.calls)
         self.calls.hangup_all()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE

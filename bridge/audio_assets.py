@@ -14,12 +14,15 @@ from pathlib import Path
 
 from bridge_codecs.base import Pcm
 
+from bridge.media.comfort import COMFORT_NOISE_DBOV, comfort_noise
 from bridge.media.playback import DecodedAudio, DecodedAudioCache, FilePlayback, PromptSequence, url_cache_name
-from bridge.media.ports import AudioSource, PcmSource
+from bridge.media.ports import AudioSource
 from bridge.media.prompts import prompt_path
-from bridge.media.tones import NoiseSource, ToneSource, tone_sequence
+from bridge.media.tones import ToneSource, tone_sequence
 
 log = logging.getLogger("bridge.audio")
+
+__all__ = ["AudioAssets", "COMFORT_NOISE_DBOV", "builtin_music", "comfort_noise"]
 
 # Built-in hold music: a slow D-minor arpeggio, quiet (-26 dBov), looping forever.
 # The notes avoid the 500/1000/1500 Hz tones the test-suite speakers use.
@@ -28,22 +31,6 @@ _ARPEGGIO = [(294.0, 400), (349.0, 400), (440.0, 400), (587.0, 400), (440.0, 400
 
 def builtin_music() -> ToneSource:
     return tone_sequence(_ARPEGGIO, dbov=-26.0, repeat=True)
-
-
-COMFORT_NOISE_DBOV = -65.0
-_COMFORT_NOISE_SECONDS = 3
-
-
-def comfort_noise(rate: int, _cache: dict[int, object] = {}) -> AudioSource:
-    """Quiet pink noise under the mix, so silence never sounds like a dropped call.
-
-    Generated once per rate (3 s) and looped: generating fresh noise every tick
-    costs ~0.25 ms per room, looping a buffer a few microseconds."""
-    pcm = _cache.get(rate)
-    if pcm is None:
-        noise = NoiseSource(COMFORT_NOISE_DBOV, "pink", seed=7)
-        pcm = _cache[rate] = noise.read(rate * _COMFORT_NOISE_SECONDS, rate)
-    return PcmSource(pcm, rate, loop=True)  # type: ignore[arg-type]
 
 
 class _MusicWhenDecoded:

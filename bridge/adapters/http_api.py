@@ -208,7 +208,7 @@ class _Handlers:
         self._decoding = asyncio.Semaphore(MAX_PARALLEL_DECODES)
 
     def _count(self, conf_id: str) -> int:
-        return len(self.service.live.participants(conf_id))
+        return sum(1 for p in self.service.live.participants(conf_id) if p.status in ("connected", "held"))
 
     def _flat(self, request: web.Request, conf_id: str) -> dict[str, object]:
         conf = self.service.get(conf_id)
@@ -312,7 +312,7 @@ class _Handlers:
         return web.json_response({
             "participants": [flat_participant(p, conf_id, now) for p in people],
             "total": len(people),
-            "active": sum(1 for p in people if not p.on_hold),
+            "active": sum(1 for p in people if p.status == "connected"),
         })
 
     async def flat_add_participant(self, request: web.Request) -> web.Response:
@@ -368,7 +368,8 @@ class _Handlers:
 
     async def acct_participants(self, request: web.Request) -> web.Response:
         people = self.service.participants(_scoped_account(request), request.match_info["conference_id"])
-        return _envelope([account_participant(p) for p in people])
+        # This form lists who is in the conference now; the flat form also lists who left.
+        return _envelope([account_participant(p) for p in people if p.status in ("connected", "held")])
 
     async def acct_action(self, request: web.Request) -> web.Response:
         account = _scoped_account(request)

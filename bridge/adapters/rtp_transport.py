@@ -242,11 +242,16 @@ class LegSockets:
         self._transports: tuple[asyncio.DatagramTransport, asyncio.DatagramTransport] | None = None
         self._send_rtp: Callable[[bytes, tuple[str, int]], Any] | None = None
         self._send_rtcp: Callable[[bytes, tuple[str, int]], Any] | None = None
+        self._attaching: asyncio.Task[None] | None = None
 
-    async def open(self, loop: asyncio.AbstractEventLoop, on_rtp: Callback, on_rtcp: Callback) -> int:
+    def bind(self, loop: asyncio.AbstractEventLoop, on_rtp: Callback, on_rtcp: Callback) -> int:
+        """Take a port pair and start receiving; returns the RTP port. Synchronous, so the
+        call core can answer in the same step: the asyncio receive modes (benchmarks only)
+        attach their datagram transports a moment later, sending through the socket meanwhile."""
         rtp_sock, rtcp_sock, self.port = self.allocator.bind_pair()
         self._loop = loop
         self._socks = (rtp_sock, rtcp_sock)
+        self._send_rtp, self._send_rtcp = rtp_sock.sendto, rtcp_sock.sendto
         if RECV_MODE == "tick" and self.receiver is not None:
             self.batched = self.receiver.add(rtp_sock, on_rtp)
             loop.add_reader(rtcp_sock.fileno(), _reader(rtcp_sock, on_rtcp))
@@ -255,18 +260,38 @@ class LegSockets:
             loop.add_reader(rtp_sock.fileno(), make(rtp_sock, on_rtp))
             loop.add_reader(rtcp_sock.fileno(), make(rtcp_sock, on_rtcp))
         else:
-            rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(on_rtp), sock=rtp_sock)
-            rtcp, _ = await loop.create_datagram_endpoint(lambda: _Proto(on_rtcp), sock=rtcp_sock)
-            self._transports = (rtp, rtcp)
-            if RECV_MODE == "asyncio":
-                for transport in self._transports:
-                    if hasattr(transport, "max_size"):  # the stock loop; uvloop has no such attribute
-                        transport.max_size = RTP_MAX_DATAGRAM
-        if SEND_MODE == "transport" and self._transports is not None:
-            self._send_rtp, self._send_rtcp = self._transports[0].sendto, self._transports[1].sendto
-        else:
-            self._send_rtp, self._send_rtcp = rtp_sock.sendto, rtcp_sock.sendto
+            self._attaching = loop.create_task(self._attach_transports(loop, on_rtp, on_rtcp))
         return self.port
+
+    async def open(self, loop: asyncio.AbstractEventLoop, on_rtp: Callback, on_rtcp: Callback) -> int:
+        """``bind``, and in the asyncio receive modes wait until the transports are attached."""
+        port = self.bind(loop, on_rtp, on_rtcp)
+        if self._attaching is not None:
+            await self._attaching
+        return port
+
+    async def _attach_transports(self, loop: asyncio.AbstractEventLoop, on_rtp: Callback,
+                                 on_rtcp: Callback) -> None:
+        if self._socks is None:
+            return
+        rtp_sock, rtcp_sock = self._socks
+        rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(on_rtp), sock=rtp_sock)
+        rtcp, _ = await loop.create_datagram_endpoint(lambda: _Proto(on_rtcp), sock=rtcp_sock)
+        if self._socks is None:         # closed while attaching
+            rtp.close()
+            rtcp.close()
+            return
+        self._transports = (rtp, rtcp)
+        if RECV_MODE == "asyncio":
+            for transport in self._transports:
+                if hasattr(transport, "max_size"):  # the stock loop; uvloop has no such attribute
+                    transport.max_size = RTP_MAX_DATAGRAM
+        if SEND_MODE == "transport":
+            self._send_rtp, self._send_rtcp = rtp.sendto, rtcp.sendto
+
+    def room_port(self, session: Any, steady_rx: bool) -> LegPort:
+        """The port a room pops this leg's frames from and packetises into."""
+        return LegPort(session, self, rx_lane=steady_rx)
 
     def rtp_sender(self) -> Callable[[bytes, tuple[str, int]], Any] | None:
         """The RTP socket's send function (None before ``open``)."""

@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
+from bridge.control.model import EndReason
+
 log = logging.getLogger("bridge.events")
+
+__all__ = ["EndReason"]  # re-exported: the reasons a ConferenceEnded carries
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-EndReason = Literal["all_left", "host_left", "time_exceeded", "ended_via_api"]
 LeaveReason = Literal[
     "hangup",            # the caller hung up (BYE or CANCEL from their side)
     "kicked",            # removed over the API or by a moderator's keypad
@@ -218,7 +221,8 @@ class EventBus:
 
 
 def log_subscriber(event: DomainEvent) -> None:
-    """The log line every event gets (fields without the bus's stamps)."""
+    """A debug log line per event (fields without the bus's stamps); the call layer writes
+    its own human-readable info lines."""
     skip = {"conference_id", "event_id", "seq", "at"}
     fields = " ".join(f"{f.name}={getattr(event, f.name)}" for f in dataclasses.fields(event) if f.name not in skip)
-    log.info("%s #%d %s %s", event.conference_id, event.seq, event.name, fields)
+    log.debug("%s #%d %s %s", event.conference_id, event.seq, event.name, fields)

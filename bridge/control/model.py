@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol, runtime_checkable
 
 Status = Literal["created", "active", "empty", "ended", "expired"]
+EndReason = Literal["all_left", "host_left", "time_exceeded", "ended_via_api"]
 Profile = Literal["default", "large", "webinar"]
 Beep = Literal["always", "never", "on_enter", "on_exit"]
 Action = Literal["mute", "unmute", "deaf", "undeaf", "kick"]
@@ -165,7 +166,8 @@ class LiveRooms(Protocol):
 
     def act(self, conf_id: str, participant_id: str, action: Action) -> bool: ...
 
-    def end_conference(self, conf_id: str) -> None: ...
+    def end_conference(self, conf_id: str, reason: EndReason = "ended_via_api") -> None:
+        """Everyone hears the closing prompt, then gets a BYE."""
 
     def conference_changed(self, conf: Conference) -> None:
         """Settings changed over the API: a live room applies them from its next tick."""

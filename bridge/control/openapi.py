@@ -162,9 +162,10 @@ _FLAT_PARTICIPANT = {
     "properties": {
         "id": {"type": "string"}, "conference_id": {"type": "string"}, "phone_number": {"type": "string"},
         "name": {"type": "string"}, "role": {"type": "string"},
-        "status": {"type": "string", "enum": ["connected", "held"]},
+        "status": {"type": "string", "enum": ["pending", "dialing", "connected", "held", "disconnected", "rejected"]},
         "muted": {"type": "boolean"}, "deaf": {"type": "boolean"}, "talking": {"type": "boolean"},
         "level_dbov": {"type": "number"}, "duration": {"type": "integer"}, "joined_at": _TS,
+        "left_at": _TS, "leave_reason": {"type": ["string", "null"]},
     },
 }
 _ACCT_PARTICIPANT = {
@@ -318,7 +319,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v2/conferences/{conference_id}/participants": {
                 "get": _op(
-                    "List live participants",
+                    "List participants: those in the conference, then those who left (status disconnected)",
                     {"200": _json({"type": "object", "properties": {
                         "participants": {"type": "array", "items": _ref("FlatParticipant")},
                         "total": {"type": "integer"}, "active": {"type": "integer"},
@@ -400,7 +401,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v2/accounts/{account_id}/conferences/{conference_id}/participants": {
                 "get": _op(
-                    "List live participants",
+                    "List participants: those in the conference, then those who left (status disconnected)",
                     {"200": _json(_envelope({"type": "array", "items": _ref("AccountParticipant")}), "List"),
                      **_errors(401, 404)},
                     params=[_ACCT, _CONF],

@@ -75,13 +75,15 @@ class ParticipantBook:
         people[p.participant_id] = p
 
     def get(self, conference_id: str, participant_id: str) -> Participant | None:
-        return self._by_conf.get(conference_id, {}).get(participant_id)
+        people = self._by_conf.get(conference_id)
+        return people.get(participant_id) if people is not None else None
 
     def listing(self, conference_id: str) -> list[Participant]:
-        return list(self._by_conf.get(conference_id, {}).values())
+        people = self._by_conf.get(conference_id)
+        return list(people.values()) if people is not None else []
 
     def connected(self, conference_id: str) -> list[Participant]:
-        return [p for p in self._by_conf.get(conference_id, {}).values() if p.connected]
+        return [p for p in self.listing(conference_id) if p.connected]
 
     def left(self, p: Participant) -> None:
         """``p`` is disconnected now: keep it listed, forgetting the oldest past the limit."""

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from ..config import Config, RoomConfig
 from .errors import ControlError, not_found
+from .events import ConferenceEnded, DomainEvent, ParticipantJoined
 from .model import (
     OPEN_STATUSES,
     Action,
@@ -261,8 +262,15 @@ class ConferenceService:
             status = "expired"
         ended = dataclasses.replace(conf, status=status, ended_at=now, updated_at=now)  # type: ignore[arg-type]
         self._save(ended)
-        self.live.end_conference(conf_id)
+        self.live.end_conference(conf_id, "time_exceeded" if status == "expired" else "ended_via_api")
         return ended
+
+    def on_event(self, event: DomainEvent) -> None:
+        """``status`` follows the live conference: someone joined, the last one left."""
+        if isinstance(event, ParticipantJoined):
+            self.mark_active(event.conference_id)
+        elif isinstance(event, ConferenceEnded):
+            self.mark_empty(event.conference_id)
 
     def mark_active(self, conf_id: str) -> None:
         """Someone is in: ``created``/``empty`` -> ``active``."""

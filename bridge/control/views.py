@@ -103,13 +103,15 @@ def flat_participant(p: ParticipantView, conf_id: str, now: datetime) -> dict[st
         "phone_number": p.caller_id_number,
         "name": p.caller_id_name,
         "role": p.role,
-        "status": "held" if p.on_hold else "connected",
+        "status": p.status,
         "muted": p.muted,
         "deaf": p.deaf,
         "talking": p.talking,
         "level_dbov": round(p.level_dbov, 1),
-        "duration": max(0, int((now - p.joined_at).total_seconds())),
+        "duration": max(0, int(((p.left_at or now) - p.joined_at).total_seconds())),
         "joined_at": iso(p.joined_at),
+        "left_at": iso(p.left_at),
+        "leave_reason": p.leave_reason,
     }
 
 

@@ -924,12 +924,10 @@ class Room:
     def _route(self, leg: _Leg, contrib: set[int],
                signals: dict[tuple[Any, ...], Pcm]) -> tuple[tuple[Any, ...], _Stream] | None:
         """Stream for a leg off the common path (talker, source, held, isolated, deaf); its
-        private source, if any, was read this tick already."""
-        if leg.deaf:
-            self._need_marker.add(leg)
-            leg.stream_key = None
-            return None
-        hears = leg.hears_mix
+        private source, if any, was read this tick already. None: nothing to send."""
+        # A deaf leg hears silence (and its own prompts), never nothing: phones and NAT
+        # bindings time out on a stream that stops.
+        hears = leg.hears_mix and not leg.deaf
         if leg.source is not None:
             sig: tuple[Any, ...] = (("srcmix" if hears and leg.source_mode == "mix" else "src"), leg.leg_id)
         elif hears:

@@ -137,6 +137,10 @@ class SipEndpoint:
         out, self._out = self._out, []
         return out
 
+    def has_output(self) -> bool:
+        """Messages are waiting for ``messages_to_send`` (cheap: the adapter asks every tick)."""
+        return bool(self._out)
+
     def get_timer(self) -> float | None:
         while self._heap and self._heap[0][2].next_deadline() != self._heap[0][0]:
             heapq.heappop(self._heap)

@@ -45,8 +45,9 @@ class FakeLive:
 
     def add(self, conf_id: str, pid: str, number: str = "+14155559999", name: str = "John Doe",
             joined_at: datetime = START, **kw: Any) -> None:
-        view = ParticipantView(pid, number, name, kw.get("muted", False), False, kw.get("on_hold", False),
-                               "member", joined_at)
+        held = kw.get("on_hold", False)
+        view = ParticipantView(pid, number, name, kw.get("muted", False), False, held,
+                               "member", joined_at, status="held" if held else "connected")
         self.rooms.setdefault(conf_id, []).append(view)
 
     def participants(self, conf_id: str) -> list[ParticipantView]:
@@ -66,7 +67,7 @@ class FakeLive:
                 return True
         return False
 
-    def end_conference(self, conf_id: str) -> None:
+    def end_conference(self, conf_id: str, reason: str = "ended_via_api") -> None:
         self.ended.append(conf_id)
         self.rooms.pop(conf_id, None)
 

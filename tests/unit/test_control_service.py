@@ -32,7 +32,7 @@ class Live:
     def act(self, conf_id: str, participant_id: str, action: Action) -> bool:
         return any(p.participant_id == participant_id for p in self.people.get(conf_id, []))
 
-    def end_conference(self, conf_id: str) -> None:
+    def end_conference(self, conf_id: str, reason: str = "ended_via_api") -> None:
         self.ended.append(conf_id)
 
     def conference_changed(self, conf: Conference) -> None:
@@ -206,3 +206,13 @@ def test_status_follows_who_is_in_and_changes_reach_the_live_room(svc: Conferenc
     assert svc.get(conf.id).status == "active"  # type: ignore[union-attr]
     changed = svc.update("a", conf.id, {"max_participants": 3})
     assert svc.live.changed == [changed]  # type: ignore[attr-defined]
+
+
+def test_status_is_driven_by_the_event_stream(svc: ConferenceService) -> None:
+    from bridge.control.events import ConferenceEnded, ParticipantJoined
+
+    conf = svc.create("a", {"name": "x"})
+    svc.on_event(ParticipantJoined(conf.id, participant_id="p1"))
+    assert svc.get(conf.id).status == "active"  # type: ignore[union-attr]
+    svc.on_event(ConferenceEnded(conf.id, reason="all_left"))
+    assert svc.get(conf.id).status == "empty"  # type: ignore[union-attr]

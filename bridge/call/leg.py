@@ -1,0 +1,114 @@
+"""A SIP leg: the connection state of one participant who called in (or, later, was called).
+
+The participant record (``bridge.control.participants``) says who the person is and what
+they may hear and say; the leg says how their audio gets here: the SIP call, the
+negotiated SDP, the RTP session and the transport. Helpers here are pure functions of SDP.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge_codecs.base import Decoder
+
+from bridge.call.ports import LegTransport
+from bridge.control import ivr as ivrmod
+from bridge.control.participants import Participant
+from bridge.media.dtmf_detect import InbandDtmfDetector
+from bridge.rtp.session import RtpSession
+from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError
+from bridge.sip.endpoint import Call
+
+FRAME_MS = 20
+
+
+@dataclass
+class Leg:
+    participant: Participant
+    call: Call
+    advertised_host: str                # our address as the caller sees it (SDP c=)
+    codecs: list[str]                   # what we offer / accept, in preference order
+    offer: bytes | None = None          # the INVITE's offer, answered once media is bound
+    transport: LegTransport | None = None
+    session: RtpSession | None = None
+    room_port: Any = None               # what rooms pop from and packetise into
+    media: NegotiatedMedia | None = None
+    local_sdp_session: int = field(default_factory=lambda: random.randrange(1, 2**31))
+    sdp_version: int = 1
+    pending_offer: bytes | None = None  # our offer when the INVITE had none (late offer)
+    answer_due: float | None = None     # ringing: answer at this time
+    answered_at: float = 0.0
+    ended: bool = False
+    access: bool = False   # dialled the access number: the IVR asks for the conference code
+    encoder_opts: dict[str, Any] = field(default_factory=dict)
+    in_room: bool = False
+    in_lobby: bool = False
+    ivr: ivrmod.Ivr | None = None
+    ivr_token: int = 0
+    lobby_then_hangup: bool = False     # a refusal prompt is playing in the lobby
+    inband: InbandDtmfDetector | None = None    # G.711 callers without telephone-event
+    inband_decoder: Decoder | None = None
+
+    @property
+    def leg_id(self) -> str:
+        return self.participant.participant_id
+
+    @property
+    def conf_id(self) -> str:
+        return self.participant.conference_id
+
+    # RoomConnection: what a room needs to seat this leg.
+    @property
+    def codec(self) -> str:
+        assert self.media is not None
+        return self.media.codec
+
+    @property
+    def payload_type(self) -> int:
+        assert self.media is not None
+        return self.media.payload_type
+
+
+def usable(media: NegotiatedMedia) -> NegotiatedMedia:
+    """What the negotiator accepts but these sockets cannot use (they are IPv4)."""
+    if ":" in media.remote_host:
+        raise NegotiationError("IPv6 media addresses are not supported by this bridge", 301)
+    return media
+
+
+def rtp_remote(media: NegotiatedMedia) -> dict[str, Any]:
+    """What the RTP session needs to know about the far end, from the negotiated SDP
+    (the same keywords for ``RtpSession(...)`` and ``RtpSession.update_remote(...)``)."""
+    return {
+        "codec_pt": media.payload_type,
+        "codec_clock": media.clock_rate,
+        "frame_ticks": media.clock_rate * FRAME_MS // 1000,
+        "dtmf_pt": media.dtmf_pt,
+        "dtmf_clock": media.dtmf_clock_rate,
+        "remote_addr": (media.remote_host, media.remote_port) if media.remote_port else None,
+    }
+
+
+def parse_info_dtmf(content_type: str, body: bytes) -> str | None:
+    """Digit from a SIP INFO body: application/dtmf-relay (Signal=5) or application/dtmf (5)."""
+    ctype = content_type.split(";")[0].strip().lower()
+    text = body.decode("utf-8", "replace").strip()
+    if ctype == "application/dtmf-relay":
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "signal":
+                text = value.strip()
+                break
+        else:
+            return None
+    elif ctype != "application/dtmf":
+        return None
+    if text == "10":
+        return "*"
+    if text == "11":
+        return "#"
+    if len(text) == 1 and text.upper() in "0123456789*#ABCD":
+        return text.upper()
+    return None
