@@ -140,6 +140,5 @@ def test_no_import_cycles() -> None:
 def test_no_module_over_600_lines() -> None:
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines())
              for p in [*ROOT.glob("bridge/**/*.py"), *ROOT.glob("codecs/**/*.py")]}
-    # room.py is split by the media-plane rework (its own issue); it is the one known exception.
-    over = {p: n for p, n in sizes.items() if n > 600 and p != "bridge/media/room.py"}
+    over = {p: n for p, n in sizes.items() if n > 600}
     assert over == {}, over

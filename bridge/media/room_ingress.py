@@ -1,0 +1,183 @@
+"""A room's tick, way in: pop every leg's frame, decode (in bulk for G.711), conceal losses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bridge.media.room_events import RoomEvent, SourceFinished
+from bridge.media.room_plan import EMPTY, FRAME, I32, BulkGroup, LanePayload, RoomLeg, fit, kind_of
+from bridge.media.room_state import RoomState
+
+
+class RoomIngress(RoomState):
+    """Fills the mixer's input rows for this tick, one frame per leg (or none)."""
+
+    def _read_inputs(self, now: float) -> None:
+        mixer = self.mixer
+        inputs = mixer.inputs
+        present = mixer.present
+        present[:mixer.count] = False
+        kinds: dict[type, int] = {}   # per tick: dispatch on the shape of the first result seen
+        for group in self._bulk:
+            if group.lane is not None:
+                self._read_lane(group, now, kinds, inputs, present)
+            else:
+                self._read_bulk(group, kinds, inputs, present)
+        if self._other:
+            results = self._each(self._other_pops, self._other, "receive")
+            # Classify by class in C-level passes: most of these are Empty (DTX listeners).
+            classes = [r.__class__ for r in results]
+            for cls in set(classes):
+                if cls not in kinds:
+                    kinds[cls] = kind_of(results[classes.index(cls)])
+            empty = {cls for cls, kind in kinds.items() if kind == EMPTY}
+            legs = self._other
+            for i in [i for i, cls in enumerate(classes) if cls not in empty]:
+                leg = legs[i]
+                if not leg.on_hold:                      # held legs are drained, never decoded
+                    result = results[i]
+                    self._decode_one(leg, kinds[classes[i]], result, inputs, present)
+
+    def _read_bulk(self, group: BulkGroup, kinds: dict[type, int], inputs: npt.NDArray[np.int16],
+                   present: npt.NDArray[np.bool_]) -> None:
+        """Pop every leg of a bulk group; frames of the right length from legs not recovering
+        from a loss are decoded together, the rest go through their own decoder."""
+        samples = self.frame_samples
+        results = self._each(group.pops, group.legs, "receive")
+        n = len(results)
+        try:
+            payloads: list[Any] = [r.payload for r in results]
+        except AttributeError:
+            # b"" for results that are not frames: its length sends them to the per-leg path,
+            # where their kind is decided as for any other leg.
+            payloads = [getattr(r, "payload", b"") for r in results]
+        idx = group.idx
+        if list(map(len, payloads)).count(samples) == n and not self._in_loss[idx].any():
+            codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(n, samples)
+            self._decode_rows(group, None, codes, inputs, present)
+            return
+        ok = np.fromiter(map(len, payloads), np.intp, n) == samples
+        ok &= ~self._in_loss[idx]
+        bad = np.flatnonzero(~ok).tolist()
+        if len(bad) < n:
+            pad = bytes(samples)
+            for i in bad:
+                payloads[i] = pad
+            good = np.flatnonzero(ok)
+            codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(n, samples)[good]
+            self._decode_rows(group, good, codes, inputs, present)
+        self._decode_each(group.legs, bad, results, kinds, inputs, present)
+
+    def _decode_rows(self, group: BulkGroup, rows: npt.NDArray[np.intp] | None, codes: npt.NDArray[np.uint8],
+                     inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
+        """Decode payload rows of a bulk group through its pair table in one lookup: ``rows``
+        are the group positions ``codes`` belong to (None: the whole group, in order)."""
+        in32 = inputs.view(np.int32)
+        pairs = codes.view(np.uint16)
+        if rows is None and group.span is not None:
+            np.take(group.pairs, pairs, out=in32[group.span], mode="clip")
+            present[group.span] = True
+            slots = group.idx
+        else:
+            slots = group.idx if rows is None else group.idx[rows]
+            in32[slots] = np.take(group.pairs, pairs, mode="clip")
+            present[slots] = True
+        self._remember(slots, codes)
+
+    def _decode_each(self, legs: list[RoomLeg], positions: Iterable[int], results: list[Any],
+                     kinds: dict[type, int], inputs: npt.NDArray[np.int16],
+                     present: npt.NDArray[np.bool_]) -> None:
+        """The per-leg path for the items a bulk group could not decode together."""
+        for i in positions:
+            result = results[i]
+            kind = kinds.get(result.__class__)
+            if kind is None:
+                kind = kinds[result.__class__] = kind_of(result)
+            if kind != EMPTY:
+                self._decode_one(legs[i], kind, result, inputs, present)
+
+    def _read_lane(self, group: BulkGroup, now: float, kinds: dict[type, int],
+                   inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
+        """A bulk group read through its receive lane: the lane's rows are decoded together,
+        the legs it did not play go through their own jitter buffer's item, as in _read_bulk."""
+        try:
+            payloads, played, results = group.lane.pop_all(now)
+        except Exception:
+            self._drop_lanes()
+            self._read_bulk(group, kinds, inputs, present)
+            return
+        in_loss = self._in_loss[group.idx]
+        bulk = played & ~in_loss if in_loss.any() else played
+        if bulk.all():
+            self._decode_rows(group, None, payloads, inputs, present)
+            return
+        rows = np.flatnonzero(bulk)
+        if rows.size:
+            self._decode_rows(group, rows, payloads[rows], inputs, present)
+        rest = np.flatnonzero(~bulk).tolist()
+        for i in rest:
+            if results[i] is None:
+                # A lane frame of a leg still concealing goes through its decoder (it has state).
+                results[i] = LanePayload(payloads[i].tobytes())
+        self._decode_each(group.legs, rest, results, kinds, inputs, present)
+
+    def _remember(self, slots: npt.NDArray[np.intp], codes: npt.NDArray[np.uint8]) -> None:
+        """Bulk-decoded payloads become each slot's newest history entry; the decoders missed them."""
+        older = 1 - self._hist_new[slots]
+        self._hist[older, slots] = codes
+        self._hist_ok[older, slots] = True
+        self._hist_new[slots] = older
+        self._stale[slots] = True
+
+    def _decode_one(self, leg: RoomLeg, kind: int, result: Any, inputs: npt.NDArray[np.int16],
+                    present: npt.NDArray[np.bool_]) -> None:
+        slot = leg.slot
+        try:
+            if self._stale[slot]:
+                self._catch_up(leg)
+            if kind == FRAME:
+                pcm = leg.decoder.decode(result.payload)
+                self._in_loss[slot] = False
+            else:
+                pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
+                self._in_loss[slot] = True
+            if leg.in_resampler is not None:
+                pcm = leg.in_resampler.process(fit(pcm, leg.dec_samples))
+        except Exception:
+            # A corrupt payload must cost this leg one frame, never the room's tick.
+            return
+        inputs[slot] = fit(pcm, self.frame_samples)
+        present[slot] = True
+
+    def _catch_up(self, leg: RoomLeg) -> None:
+        """Feed the leg's decoder the payloads it missed while they were decoded in bulk (the
+        older first), so its concealment history is what it would have been; it then has
+        them all, so the history is emptied (the next bulk payloads start it again)."""
+        slot = leg.slot
+        new = int(self._hist_new[slot])
+        for row in (1 - new, new):
+            if self._hist_ok[row, slot]:
+                leg.decoder.decode(self._hist[row, slot].tobytes())
+        self._hist_ok[:, slot] = False
+        self._stale[slot] = False
+
+    def _read_room_sources(self, events: list[RoomEvent]) -> I32 | None:
+        if not self._room_sources:
+            return None
+        extra = np.zeros(self.frame_samples, np.int32)
+        for source_id, source in list(self._room_sources.items()):
+            try:
+                pcm = source.read(self.frame_samples, self.rate)
+            except Exception:
+                pcm = None      # a broken announcement ends like a finished one
+            if pcm is None:
+                del self._room_sources[source_id]
+                events.append(SourceFinished(source_id, None))
+                continue
+            extra += fit(pcm, self.frame_samples)
+        return extra
+
