@@ -73,7 +73,18 @@ _FLAT_IN: dict[str, Any] = {
         },
         "playBeep": {"type": "string", "enum": ["always", "never", "entryOnly", "exitOnly"]},
         "waitUrl": {**_URL, "description": "FreeClimb; stored."},
-        "statusCallbackUrl": {**_URL, "description": "FreeClimb; stored for webhooks."},
+        "statusCallbackUrl": {
+            **_URL, "description": "FreeClimb: conferenceStatus callbacks (empty, populated, inProgress, terminated) "
+                                   "are POSTed here, signed with FreeClimb-Signature. Private and link-local "
+                                   "addresses are refused (400 forbidden_statusCallbackUrl).",
+        },
+        "webhook_url": {
+            **_URL, "description": "Telnyx: conference.* webhooks go here instead of the account's default URL.",
+        },
+        "webhook_failover_url": {**_URL, "description": "Telnyx: tried when webhook_url (or the account URL) fails."},
+        "client_state": {
+            "type": ["string", "null"], "maxLength": 4096, "description": "Telnyx: base64, echoed in every webhook.",
+        },
         **_SETTINGS,
     },
 }
@@ -253,7 +264,7 @@ def openapi_document() -> dict[str, Any]:
                 "{\"data\": ...} envelope). Authenticate with X-Auth-Token or Authorization: Bearer. "
                 "Every error body is {\"error\": code, \"message\": text}. Rooms from config.yaml appear as "
                 "read-only conferences conf_<room>. Unknown body fields are rejected (400 unknown_field) "
-                "except Telnyx call_control_id/client_state/command_id and read-only response fields, which "
+                "except Telnyx call_control_id/command_id and read-only response fields, which "
                 "are ignored. See docs/API.md."
             ),
         },
