@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE_DIRS = ["bridge/sip", "bridge/sdp", "bridge/rtp", "bridge/media", "bridge/control", "codecs"]
+PURE_DIRS = ["bridge/sip", "bridge/sdp", "bridge/rtp", "bridge/media", "bridge/control", "bridge/webhooks", "codecs"]
 FORBIDDEN = {"asyncio", "socket", "threading", "time", "selectors", "subprocess"}
 
 
