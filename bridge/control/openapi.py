@@ -435,6 +435,31 @@ def openapi_document() -> dict[str, Any]:
                     params=[_ACCT, _CONF, _PART],
                 ),
             },
+            "/v2/conferences/{conference_id}/webhooks": {
+                "get": _op(
+                    "The conference's webhook deliveries (state, attempts, last status, next attempt)",
+                    {"200": _json({"type": "object", "properties": {
+                        "conference_id": {"type": "string"}, "total": {"type": "integer"},
+                        "webhooks": {"type": "array", "items": {"type": "object"}}}}, "Deliveries, oldest first"),
+                     **_errors(400, 401, 404)},
+                    params=[_CONF, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Newest N (200)")],
+                ),
+            },
+            "/v2/conferences/{conference_id}/webhooks/{webhook_id}/redeliver": {
+                "post": _op(
+                    "Send a delivered or dead webhook again (same id and body)",
+                    {"202": _json({"type": "object"}, "Queued again"), **_errors(401, 404, 409)},
+                    params=[_CONF, {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                ),
+            },
+            "/v2/webhooks/keys": {
+                "get": _op(
+                    "The account's Telnyx Ed25519 public key and FreeClimb signing secret",
+                    {"200": _json({"type": "object", "properties": {
+                        "account_id": {"type": "string"}, "telnyx_public_key": {"type": "string"},
+                        "freeclimb_signing_secret": {"type": "string"}}}, "Keys"), **_errors(401, 404)},
+                ),
+            },
         },
     }
 

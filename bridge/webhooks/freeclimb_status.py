@@ -14,8 +14,9 @@ Exactly the transitions FreeClimb documents for ``statusCallbackUrl``:
 "Terminated" means the conference itself is over (deleted over the API, expired, or ended for
 ``host_left``/``time_exceeded``/``ended_via_api``); a room that closes because everyone left
 while the conference stays open for later callers only reports ``empty``. Repeated or
-out-of-order events never report the same status twice in a row. State is in memory per
-conference; after a restart a conference is re-learnt from its next event.
+out-of-order events never report the same status twice in a row, and nothing follows
+``terminated``. State is in memory per conference (a few bytes; ``forget`` drops it); after a
+restart a conference is re-learnt from its next event.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class FreeClimbStatusTracker:
                 state.status = status
                 out.append(status)
 
+        if state.status == "terminated":
+            return out  # over for good; late events change nothing
         if isinstance(event, ConferenceCreated):
             if state.status is None:
                 to("empty")
@@ -81,9 +84,7 @@ class FreeClimbStatusTracker:
                 to("empty")
                 state.count = 0
             if terminated:
-                if state.status != "terminated":
-                    out.append("terminated")
-                del self._confs[event.conference_id]
+                to("terminated")  # kept: a second ConferenceEnded reports nothing
         return out
 
     def forget(self, conference_id: str) -> None:

@@ -210,6 +210,11 @@ def test_freeclimb_transitions_as_documented() -> None:
         ConferenceCreated(c), ParticipantJoined(c, participant_id="p1"), ConferenceStarted(c),
         ConferenceEnded(c, reason="ended_via_api"),
     ]) == ["empty", "populated", "inProgress", "empty", "terminated"]
+    # a second end (the service and the room both reporting it) adds nothing
+    assert statuses([
+        ConferenceCreated(c), ConferenceEnded(c, reason="ended_via_api"), ConferenceEnded(c, reason="all_left"),
+        ParticipantJoined(c, participant_id="late"),
+    ]) == ["empty", "terminated"]
     # terminating an empty conference: terminated only
     assert statuses([ConferenceCreated(c), ConferenceEnded(c, reason="ended_via_api")]) == ["empty", "terminated"]
     # the room closes because everyone left but the conference stays open: no terminated
