@@ -52,7 +52,10 @@ class Router:
         self.freeclimb = FreeClimbStatusTracker()
 
     def route(self, event: DomainEvent) -> list[Delivery]:
-        conf = self.lookup(event.conference_id)
+        return self.route_with(event, self.lookup(event.conference_id))
+
+    def route_with(self, event: DomainEvent, conf: Conference | None) -> list[Delivery]:
+        """Route with the conference as it was when the event was drained (routing may run later)."""
         if conf is None or conf.account_id is None:
             if isinstance(event, ConferenceEnded):
                 self.freeclimb.forget(event.conference_id)
