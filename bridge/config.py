@@ -132,19 +132,22 @@ class WebhooksConfig(_Frozen):
                 raise ValueError(f"{net!r} is not an IP network such as 127.0.0.1/32 or fd00::/8") from None
         return v
 
-    @field_validator("accounts")
-    @classmethod
-    def _urls(cls, v: tuple[WebhookAccountConfig, ...]) -> tuple[WebhookAccountConfig, ...]:
-        for acct in v:
-            for url in (acct.url, acct.failover_url):
-                if url is not None and not re.match(r"^https?://[^\s/@]+(/\S*)?$", url):
-                    raise ValueError(f"{url!r} must be an http:// or https:// URL without credentials")
-        return v
-
     @model_validator(mode="after")
-    def _backoff(self) -> "WebhooksConfig":
+    def _checks(self) -> "WebhooksConfig":
+        from .control.errors import ControlError
+        from .webhooks.urls import AddressPolicy, validate_url
+
         if self.max_backoff_s < self.initial_backoff_s:
             raise ValueError("max_backoff_s must be at least initial_backoff_s")
+        policy = AddressPolicy.from_config(self.allow_networks)
+        for acct in self.accounts:
+            for name, url in (("url", acct.url), ("failover_url", acct.failover_url)):
+                if url is None:
+                    continue
+                try:
+                    validate_url(name, url, policy)
+                except ControlError as err:
+                    raise ValueError(f"accounts[{acct.account}].{err.message}") from None
         return self
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import random
 import time
 from datetime import datetime, timedelta, timezone
@@ -315,3 +316,25 @@ def test_routing_destinations() -> None:
     assert router.route(other) == []
     current["c"] = conf(account_id=None)
     assert router.route(joined) == []
+
+
+# -- config -----------------------------------------------------------------------------------
+
+
+def test_webhooks_config_defaults_and_validation() -> None:
+    from bridge.config import ConfigError, parse_config
+
+    hooks = parse_config({}).webhooks
+    assert (hooks.timeout_s, hooks.retry_horizon_hours, hooks.initial_backoff_s, hooks.max_backoff_s) == (10, 24, 2, 900)
+    assert hooks.allow_networks == () and hooks.enabled
+    accounts = [{"id": "a"}]
+    for bad, where in [
+        ({"allow_networks": ["nope"]}, "allow_networks"),
+        ({"initial_backoff_s": 10, "max_backoff_s": 5}, "max_backoff_s"),
+        ({"timeout_s": 0}, "timeout_s"),
+        ({"accounts": [{"account": "a", "url": "http://169.254.169.254/"}]}, "accounts[a].url"),
+        ({"accounts": [{"account": "a", "url": "ftp://x.example/"}]}, "accounts[a].url"),
+        ({"accounts": [{"account": "zz", "url": "https://x.example/"}]}, "unknown account"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(where)):
+            parse_config({"accounts": accounts, "webhooks": bad})

@@ -174,6 +174,12 @@ class OutboxStore:
             return [_delivery(r) for r in reversed(rows)]
         return await self._run(read)
 
+    async def get(self, delivery_id: str, conference_id: str) -> Delivery | None:
+        def read() -> Delivery | None:
+            row = self._db.execute(_SELECT + " WHERE id=? AND conference_id=?", (delivery_id, conference_id)).fetchone()
+            return None if row is None else _delivery(row)
+        return await self._run(read)
+
     async def counts(self) -> dict[str, int]:
         def read() -> dict[str, int]:
             rows = self._db.execute("SELECT state, COUNT(*) FROM webhook_deliveries GROUP BY state").fetchall()

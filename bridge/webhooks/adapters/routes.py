@@ -71,8 +71,7 @@ class WebhookRoutes:
         webhook_id = request.match_info["webhook_id"]
         again = await self.dispatcher.redeliver(webhook_id, conf.id)
         if again is None:
-            rows = await self.dispatcher.store.for_conference(conf.id, 1000)
-            if any(d.id == webhook_id for d in rows):
+            if await self.dispatcher.store.get(webhook_id, conf.id) is not None:
                 raise ControlError(409, "webhook_pending", "the webhook is still pending; it will be sent")
             raise not_found("webhook not found")
         return web.json_response(delivery_view(again), status=202)
