@@ -23,9 +23,10 @@ from bridge.adapters.sip_transport import SipTransport
 from bridge.adapters.storage import ConferenceStore
 from bridge.adapters.call_io import CallAdapter, TickStats
 from bridge.config import Config
-from bridge.control.model import Conference
 from bridge.control.events import EventBus, log_subscriber
+from bridge.control.model import Conference
 from bridge.control.service import ConferenceService
+from bridge.webhooks.adapters.wiring import start_webhooks
 from bridge.sip.endpoint import SipEndpoint
 
 log = logging.getLogger("bridge")
@@ -61,12 +62,16 @@ class BridgeApp:
             loop=loop,
             pump_sip=self.sip.pump,
         )
-        self.service = ConferenceService(self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc))
+        self.service = ConferenceService(
+            self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc), bus=self.bus
+        )
         self.bus.subscribe("status", self.service.on_event)
         self.bus.subscribe("log", log_subscriber)
+        self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg)
 
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
-        self.runner = web.AppRunner(build_http_app(self.service, config=cfg), access_log=None)
+        http_app = build_http_app(self.service, config=cfg, extra_routes=[self.webhooks.add_routes])
+        self.runner = web.AppRunner(http_app, access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, cfg.http.host, cfg.http.port).start()
 
@@ -115,6 +120,8 @@ class BridgeApp:
         self.sip.close()
         if self.runner is not None:
             await self.runner.cleanup()
+        self.bus.drain()
+        await self.webhooks.close()
         self.store.close()
 
     async def run(self) -> None:

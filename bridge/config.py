@@ -6,6 +6,7 @@ expected, e.g. ``rooms.0.rate: Input should be 8000, 16000 or 48000``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -83,6 +84,73 @@ class MediaConfig(_Frozen):
     opus_complexity: int = Field(default=5, ge=0, le=10)
 
 
+class WebhookAccountConfig(_Frozen):
+    """Where one account's events go by default (the Telnyx form), and its FreeClimb secret."""
+
+    account: str
+    # Account-wide default for Telnyx-form webhooks; a conference's own ``webhook_url`` overrides it.
+    url: str | None = None
+    failover_url: str | None = None
+    # Name of an environment variable holding the FreeClimb signing secret (``sigsec_...``);
+    # unset: one is generated on first start and kept in the data directory.
+    freeclimb_signing_secret_env: str | None = None
+
+
+class WebhooksConfig(_Frozen):
+    """Outbound webhooks and status callbacks (README "Webhooks")."""
+
+    enabled: bool = True
+    timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # Retries until this long after the event, then the delivery is dead (kept, redeliverable).
+    retry_horizon_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+    initial_backoff_s: float = Field(default=2.0, gt=0, le=3600)
+    max_backoff_s: float = Field(default=900.0, gt=0, le=24 * 3600)
+    # Each delay is shortened by up to this fraction at random (0: no jitter).
+    jitter: float = Field(default=0.5, ge=0, le=1)
+    # Requests in flight at once to one destination (scheme://host:port) and in total.
+    max_in_flight_per_destination: int = Field(default=4, ge=1, le=64)
+    max_in_flight: int = Field(default=64, ge=1, le=1024)
+    # Undelivered deliveries kept at most; past it new ones are dead-lettered at once.
+    max_pending: int = Field(default=100_000, ge=100, le=10_000_000)
+    # Response bodies are read up to this many bytes, then dropped.
+    max_response_bytes: int = Field(default=16 * 1024, ge=0, le=1024 * 1024)
+    # Delivered and dead deliveries are purged after this long.
+    retention_hours: float = Field(default=72.0, gt=0, le=24 * 365)
+    # Destinations on loopback, private, link-local (cloud metadata) and other non-public
+    # addresses are refused unless they fall in one of these networks, e.g. "127.0.0.1/32".
+    allow_networks: tuple[str, ...] = ()
+    stats_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    accounts: tuple[WebhookAccountConfig, ...] = ()
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP network such as 127.0.0.1/32 or fd00::/8") from None
+        return v
+
+    @model_validator(mode="after")
+    def _checks(self) -> "WebhooksConfig":
+        from .control.errors import ControlError
+        from .webhooks.urls import AddressPolicy, validate_url
+
+        if self.max_backoff_s < self.initial_backoff_s:
+            raise ValueError("max_backoff_s must be at least initial_backoff_s")
+        policy = AddressPolicy.from_config(self.allow_networks)
+        for acct in self.accounts:
+            for name, url in (("url", acct.url), ("failover_url", acct.failover_url)):
+                if url is None:
+                    continue
+                try:
+                    validate_url(name, url, policy)
+                except ControlError as err:
+                    raise ValueError(f"accounts[{acct.account}].{err.message}") from None
+        return self
+
+
 class AccountConfig(_Frozen):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
     name: str = ""
@@ -145,12 +213,19 @@ class Config(_Frozen):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     accounts: tuple[AccountConfig, ...] = ()
     rooms: tuple[RoomConfig, ...] = ()
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
         account_ids = {a.id for a in self.accounts}
         if len(account_ids) != len(self.accounts):
             raise ValueError("accounts: duplicate account id")
+        hooked = [w.account for w in self.webhooks.accounts]
+        if len(set(hooked)) != len(hooked):
+            raise ValueError("webhooks.accounts: duplicate account")
+        for name in hooked:
+            if name not in account_ids:
+                raise ValueError(f"webhooks.accounts: unknown account {name!r}")
         names: set[str] = set()
         codes: set[str] = set()
         for room in self.rooms:

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -107,6 +107,9 @@ def _account(request: web.Request) -> str:
     return match
 
 
+account_of = _account  # for route modules outside this file (bridge.webhooks.adapters.routes)
+
+
 def _scoped_account(request: web.Request) -> str:
     """Account-scoped routes: the path's account must be the token's, else 404 (nothing leaks)."""
     account = _account(request)
@@ -157,6 +160,9 @@ def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) 
     if not text.isascii() or not text.isdigit() or not lo <= int(text) <= hi:
         raise bad_request(f"invalid_{name}", f"{name} must be an integer between {lo} and {hi}")
     return int(text)
+
+
+int_query = _int_query
 
 
 def _bool_query(request: web.Request, name: str, default: bool) -> bool:
@@ -387,8 +393,14 @@ class _Handlers:
         return _envelope({**account_participant(person), "action": "kick"})
 
 
-def build_http_app(service: ConferenceService, *, config: Config) -> web.Application:
-    """The aiohttp application serving both API forms, ``/openapi.json`` and the join pages."""
+def build_http_app(
+    service: ConferenceService, *, config: Config, extra_routes: Sequence[Callable[[web.Application], None]] = ()
+) -> web.Application:
+    """The aiohttp application serving both API forms, ``/openapi.json`` and the join pages.
+
+    ``extra_routes``: callables adding more routes (e.g. the webhooks' ``add_routes``); they get
+    the same middleware (auth errors, error bodies).
+    """
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
     app[SERVICE] = service
     app[CONFIG] = config
@@ -417,4 +429,6 @@ def build_http_app(service: ConferenceService, *, config: Config) -> web.Applica
     app.router.add_get(acct + "/{conference_id}/participants", h.acct_participants, allow_head=False)
     app.router.add_post(acct + "/{conference_id}/participants/{participant_id}", h.acct_action)
     app.router.add_delete(acct + "/{conference_id}/participants/{participant_id}", h.acct_kick)
+    for add in extra_routes:
+        add(app)
     return app

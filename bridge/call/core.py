@@ -555,11 +555,14 @@ class CallCore:
             live.apply_settings(conf)
 
     def end_conference(self, conf_id: str, reason: ev.EndReason, now: float) -> None:
-        """Everyone hears the closing prompt, then gets a BYE."""
+        """Everyone hears the closing prompt, then gets a BYE; ``ConferenceEnded`` follows when
+        the room is empty, or at once when nobody is in."""
         self.now = now
         live = self.rooms.get(conf_id)
         if live is not None:
             live.close("ended", reason, now)
+        else:
+            self.bus.publish(ev.ConferenceEnded(conf_id, reason=reason))
 
     def participants(self, conf_id: str) -> list[ParticipantView]:
         """Everyone seated in the conference since the bridge started, those who left last."""

@@ -70,6 +70,11 @@ class Conference:
     max_talkers: int | None = None
     wait_url: str | None = None
     status_callback_url: str | None = None
+    # Telnyx: where this conference's webhooks go instead of the account's webhooks.accounts URL,
+    # the URL tried when that one fails, and the opaque base64 state echoed in every webhook.
+    webhook_url: str | None = None
+    webhook_failover_url: str | None = None
+    client_state: str | None = None
 
     @property
     def read_only(self) -> bool:

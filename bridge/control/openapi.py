@@ -73,7 +73,18 @@ _FLAT_IN: dict[str, Any] = {
         },
         "playBeep": {"type": "string", "enum": ["always", "never", "entryOnly", "exitOnly"]},
         "waitUrl": {**_URL, "description": "FreeClimb; stored."},
-        "statusCallbackUrl": {**_URL, "description": "FreeClimb; stored for webhooks."},
+        "statusCallbackUrl": {
+            **_URL, "description": "FreeClimb: conferenceStatus callbacks (empty, populated, inProgress, terminated) "
+                                   "are POSTed here, signed with FreeClimb-Signature. Private and link-local "
+                                   "addresses are refused (400 forbidden_statusCallbackUrl).",
+        },
+        "webhook_url": {
+            **_URL, "description": "Telnyx: conference.* webhooks go here instead of the account's default URL.",
+        },
+        "webhook_failover_url": {**_URL, "description": "Telnyx: tried when webhook_url (or the account URL) fails."},
+        "client_state": {
+            "type": ["string", "null"], "maxLength": 4096, "description": "Telnyx: base64, echoed in every webhook.",
+        },
         **_SETTINGS,
     },
 }
@@ -254,7 +265,7 @@ def openapi_document() -> dict[str, Any]:
                 "{\"data\": ...} envelope). Authenticate with X-Auth-Token or Authorization: Bearer. "
                 "Every error body is {\"error\": code, \"message\": text}. Rooms from config.yaml appear as "
                 "read-only conferences conf_<room>. Unknown body fields are rejected (400 unknown_field) "
-                "except Telnyx call_control_id/client_state/command_id and read-only response fields, which "
+                "except Telnyx call_control_id/command_id and read-only response fields, which "
                 "are ignored. See docs/API.md."
             ),
         },
@@ -423,6 +434,31 @@ def openapi_document() -> dict[str, Any]:
                     "Kick a participant",
                     {"200": _json(_envelope(_ref("AccountParticipant")), "Kicked"), **_errors(401, 404)},
                     params=[_ACCT, _CONF, _PART],
+                ),
+            },
+            "/v2/conferences/{conference_id}/webhooks": {
+                "get": _op(
+                    "The conference's webhook deliveries (state, attempts, last status, next attempt)",
+                    {"200": _json({"type": "object", "properties": {
+                        "conference_id": {"type": "string"}, "total": {"type": "integer"},
+                        "webhooks": {"type": "array", "items": {"type": "object"}}}}, "Deliveries, oldest first"),
+                     **_errors(400, 401, 404)},
+                    params=[_CONF, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Newest N (200)")],
+                ),
+            },
+            "/v2/conferences/{conference_id}/webhooks/{webhook_id}/redeliver": {
+                "post": _op(
+                    "Send a delivered or dead webhook again (same id and body)",
+                    {"202": _json({"type": "object"}, "Queued again"), **_errors(401, 404, 409)},
+                    params=[_CONF, {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                ),
+            },
+            "/v2/webhooks/keys": {
+                "get": _op(
+                    "The account's Telnyx Ed25519 public key and FreeClimb signing secret",
+                    {"200": _json({"type": "object", "properties": {
+                        "account_id": {"type": "string"}, "telnyx_public_key": {"type": "string"},
+                        "freeclimb_signing_secret": {"type": "string"}}}, "Keys"), **_errors(401, 404)},
                 ),
             },
         },

@@ -25,8 +25,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from ..config import Config, RoomConfig
+from ..webhooks.urls import AddressPolicy, validate_url
 from .errors import ControlError, not_found
-from .events import ConferenceEnded, DomainEvent, ParticipantJoined
+from .events import ConferenceCreated, ConferenceEnded, DomainEvent, EventBus, ParticipantJoined
 from .model import (
     OPEN_STATUSES,
     Action,
@@ -45,6 +46,12 @@ DEFAULT_LIFETIME = timedelta(hours=24)
 CODE_DIGITS = 8  # dial-in codes of API conferences: 10000000..99999999
 
 READ_ONLY = ControlError(409, "read_only", "conference is defined in config.yaml")
+# Conference attributes the bridge will call, and the API field named in a 400 about them.
+DESTINATION_FIELDS = {
+    "status_callback_url": "statusCallbackUrl",
+    "webhook_url": "webhook_url",
+    "webhook_failover_url": "webhook_failover_url",
+}
 MEDIA_NOT_FOUND = "media not found"
 
 
@@ -75,8 +82,11 @@ class ConferenceService:
         *,
         rng: random.Random | None = None,
         media_store: MediaRepository | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self.store = store
+        self.bus = bus
+        self._url_policy = AddressPolicy.from_config(config.webhooks.allow_networks)
         if media_store is None:
             media_store = store if isinstance(store, MediaRepository) else _NoMediaStore()
         self.media_store = media_store
@@ -202,6 +212,7 @@ class ConferenceService:
         """Validate ``fields`` (any accepted API field names) and create a conference."""
         now = self.clock().replace(microsecond=0)
         changes = parse_settings(fields, now=now, creating=True)
+        self._check_destinations(changes)
         conf = Conference(
             id=self._new_id(),
             account_id=account_id,
@@ -221,7 +232,17 @@ class ConferenceService:
         conf = dataclasses.replace(
             conf, expires_at=self._expires(now, conf.scheduled_for, conf.duration_minutes)
         )
-        return self._save(conf)
+        saved = self._save(conf)
+        if self.bus is not None:
+            self.bus.publish(ConferenceCreated(saved.id, conference_name=saved.name))
+        return saved
+
+    def _check_destinations(self, changes: Mapping[str, object]) -> None:
+        """Webhook URLs must be ones the bridge may call (no private or link-local targets)."""
+        for attr, field in DESTINATION_FIELDS.items():
+            url = changes.get(attr)
+            if isinstance(url, str):
+                validate_url(field, url, self._url_policy)
 
     def update(self, account_id: str, conf_id: str, fields: Mapping[str, object]) -> Conference:
         """Change settings; only fields present in ``fields`` change. New settings apply to new joins."""
@@ -234,6 +255,7 @@ class ConferenceService:
         changes = parse_settings(
             fields, now=now, creating=False, current_beep=conf.beep, current_member_pins=conf.member_pins
         )
+        self._check_destinations(changes)
         changes.update(self._hold_music(account_id, changes))
         new = dataclasses.replace(conf, updated_at=now, **changes)  # type: ignore[arg-type]
         check_pins(new.member_pins, new.moderator_pins)

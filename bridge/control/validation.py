@@ -10,7 +10,7 @@ Both API forms share one table of field names: the flat Audian form (``max_parti
 Decisions where the seeds are vague:
 - Unknown fields get ``400 unknown_field`` (a typo such as ``mute_on_entr`` must not be lost),
   except fields other APIs' clients send that mean nothing here (``call_control_id``,
-  ``client_state``, ``command_id``) and read-only response fields (``id``, ``status``...), which
+  ``command_id``) and read-only response fields (``id``, ``status``...), which
   are ignored so that a GET-modify-POST round trip works.
 - Booleans must be JSON booleans and integers JSON integers (``"true"``/``1``/``50.0`` are refused).
 - ``scheduled_for`` must carry a time zone (``Z`` or ``+hh:mm``); a naive time is ambiguous.
@@ -20,6 +20,8 @@ Decisions where the seeds are vague:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -48,7 +50,7 @@ FREECLIMB_BEEPS: dict[str, Beep] = {
 
 # Sent by other APIs' clients or echoed back from our own responses; accepted and ignored.
 IGNORED_FIELDS = frozenset({
-    "call_control_id", "client_state", "command_id",
+    "call_control_id", "command_id",
     "id", "status", "created_at", "updated_at", "expires_at", "ended_at", "join_url", "sip_uri",
     "access_uri", "dial_in_code", "current_participants", "account_id", "read_only", "source",
 })
@@ -98,6 +100,21 @@ def _url(field: str, value: object) -> str | None:
     text = _text(field, value, MAX_URL)
     if not re.match(r"^https?://[^\s/]+", text) or " " in text:
         raise bad_request(f"invalid_{field}", f"{field} must be an http:// or https:// URL")
+    return text
+
+
+MAX_CLIENT_STATE = 4096
+
+
+def _client_state(value: object) -> str | None:
+    """Telnyx ``client_state``: base64 text echoed in every webhook of the conference."""
+    if value is None:
+        return None
+    text = _text("client_state", value, MAX_CLIENT_STATE)
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("invalid_client_state", "client_state must be valid base64") from None
     return text
 
 
@@ -182,6 +199,9 @@ _SIMPLE: dict[str, tuple[str, _Parser]] = {
     "hold_music_url": ("hold_music_url", lambda v, now: _url("hold_music_url", v)),
     "waitUrl": ("wait_url", lambda v, now: _url("waitUrl", v)),
     "statusCallbackUrl": ("status_callback_url", lambda v, now: _url("statusCallbackUrl", v)),
+    "webhook_url": ("webhook_url", lambda v, now: _url("webhook_url", v)),
+    "webhook_failover_url": ("webhook_failover_url", lambda v, now: _url("webhook_failover_url", v)),
+    "client_state": ("client_state", lambda v, now: _client_state(v)),
     "rate": ("rate", lambda v, now: _int_choice("rate", v, RATES)),
     "codecs": ("codecs", lambda v, now: _codecs(v)),
     "max_talkers": ("max_talkers", lambda v, now: None if v is None else _int("max_talkers", v, 0, 1000)),

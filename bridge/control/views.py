@@ -64,6 +64,9 @@ def flat_conference(conf: Conference, links: Links, now: datetime, current: int 
         hold_audio_url=conf.hold_music_url,
         waitUrl=conf.wait_url,
         statusCallbackUrl=conf.status_callback_url,
+        webhook_url=conf.webhook_url,
+        webhook_failover_url=conf.webhook_failover_url,
+        client_state=conf.client_state,
     )
     return body
 
