@@ -17,8 +17,11 @@ else
     || { echo "tutti-bridge needs Python 3.11 or newer ($PYTHON is $("$PYTHON" --version 2>&1))" >&2; exit 1; }
   # Compare real paths: a pyenv shim, a symlink or a venv's python all lead to one binary.
   want="$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
-  have="$(sed -n 's/^executable *= *//p' "$VENV/pyvenv.cfg" 2>/dev/null | head -n 1)"
-  [ -z "$have" ] || have="$(realpath -m "$have")"
+  have=""
+  if [ -f "$VENV/pyvenv.cfg" ]; then
+    have="$(sed -n 's/^executable *= *//p' "$VENV/pyvenv.cfg" | head -n 1)"
+    [ -z "$have" ] || have="$(realpath -m "$have")"
+  fi
   if [ -e "$VENV" ] && { [ "$have" != "$want" ] || ! "$VENV/bin/python" -c 'import pip' 2>/dev/null; }; then
     # (also a venv without pip: what `python3 -m venv` leaves when python3-venv is missing)
     echo "$VENV was made by ${have:-another interpreter} or is broken, want $want: recreating it" >&2
