@@ -92,8 +92,9 @@ def launch(bridge: BridgeProcess, argv: list[str], cwd: Path, env: dict[str, str
     """Start ``argv`` (which must end up running the bridge on bridge's config) and wait until it
     answers SIP OPTIONS with 200 and an authenticated REST request; returns the seconds taken."""
     t0 = time.monotonic()
-    bridge.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=open(bridge.log_path, "ab"),
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(bridge.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        bridge.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
     started.append(bridge)
     while time.monotonic() - t0 < timeout:
         if bridge.proc.poll() is not None:
@@ -117,7 +118,7 @@ def test_readme_first_command_in_a_fresh_clone(tmp_path: Path, ports: PortAlloca
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=60)
     env = plain_env()
-    found = subprocess.run(["bash", "-c", "command -v python3"], env=env, capture_output=True, text=True)
+    found = subprocess.run(["bash", "-c", "command -v python3"], check=False, env=env, capture_output=True, text=True)
     assert Path(found.stdout.strip()).resolve() == DISTRO_PYTHON.resolve(), env["PATH"]
 
     bridge = new_bridge(tmp_path / "run", ports)
@@ -134,7 +135,7 @@ def test_readme_first_command_in_a_fresh_clone(tmp_path: Path, ports: PortAlloca
 def build_wheel(outdir: Path) -> Path:
     """``python -m build`` (sdist, then the wheel from the sdist) of this checkout."""
     result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(outdir), str(ROOT)],
-                            cwd=outdir.parent, capture_output=True, text=True, timeout=170)
+                            check=False, cwd=outdir.parent, capture_output=True, text=True, timeout=170)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (wheel,) = outdir.glob("tutti_bridge-*.whl")
     return wheel
@@ -170,7 +171,7 @@ def test_wheel_in_a_fresh_venv_plays_its_prompt(tmp_path: Path, ports: PortAlloc
     install = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "-c", str(ROOT / "constraints.txt"), str(wheel)],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=170,
+        check=False, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=170,
     )
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import bridge, bridge_codecs; print(bridge.__file__)"],
@@ -182,7 +183,7 @@ def test_wheel_in_a_fresh_venv_plays_its_prompt(tmp_path: Path, ports: PortAlloc
     bridge = new_bridge(tmp_path / "etc", ports, data_dir="state")
     config = bridge.write_config()
     tutti = str(venv / "bin" / "tutti-bridge")
-    check = subprocess.run([tutti, "--check-config", str(config)], cwd=elsewhere, env=env,
+    check = subprocess.run([tutti, "--check-config", str(config)], check=False, cwd=elsewhere, env=env,
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and "OK" in check.stdout, check.stdout + check.stderr
     launch(bridge, [tutti, "--config", str(config)], elsewhere, env, 60, launched)
@@ -199,6 +200,7 @@ def test_wheel_in_a_fresh_venv_plays_its_prompt(tmp_path: Path, ports: PortAlloc
         heard, rate = people[0].heard()
 
     match = envelope_match(heard, rate, prompt, prompt_rate)
+    print(f"alone prompt: envelope correlation {match:.2f}")
     assert match > 0.6, f"the 'alone' prompt not recognised in what the caller heard (r={match:.2f})"
     music = audio.segment(heard, rate, prompt_s + 1.0, len(heard) / rate - 0.3)
     assert audio.active_seconds(music, rate) > 1.0, "no hold music after the prompt"
