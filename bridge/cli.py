@@ -29,12 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rtp-ports", type=_port_range, metavar="LO-HI", help="RTP port range")
     parser.add_argument("--data-dir", help="directory for the database and recordings (overrides data_dir)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--check-config", nargs="?", const="", metavar="PATH",
+        help="validate PATH (default: the --config file) with the other options applied, print OK and exit",
+    )
     return parser
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
+    config = load_config(args.check_config or args.config)
     lo, hi = args.rtp_ports if args.rtp_ports else (None, None)
     return config.with_overrides(
         **{
@@ -70,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"tutti-bridge: {err}", file=sys.stderr)
         return 2
-    if args.check_config:
-        print("configuration OK")
+    if args.check_config is not None:
+        path = args.check_config or args.config
+        print(f"{path}: OK ({len(config.rooms)} rooms, {len(config.accounts)} accounts, data_dir {config.data_dir})")
         return 0
     logging.basicConfig(
         level=config.log_level.upper(),

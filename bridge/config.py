@@ -282,4 +282,10 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"configuration {path} is not valid YAML: {err}") from None
-    return parse_config(data)
+    config = parse_config(data)
+    # A relative data_dir is relative to the file, not to the working directory: a service
+    # starts in / and an installed bridge anywhere, and each must find the same database.
+    data_dir = Path(config.data_dir).expanduser()
+    if not data_dir.is_absolute():
+        data_dir = Path(path).absolute().parent / data_dir
+    return config.model_copy(update={"data_dir": os.path.normpath(data_dir)})

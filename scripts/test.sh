@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs (system packages for the real SIP
 # clients, the project with its test extras in ./.venv, see venv.sh) and run the whole suite.
+# PYTHON=/path/to/python3 VENV=.venv-3.12 pick another interpreter and venv (scripts/test-pythons.sh).
 # Arguments go to pytest (e.g. -m "not e2e" for the fast part).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +16,6 @@ if [ -n "$need" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $need
 fi
 . scripts/venv.sh
-"$PY" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# constraints.txt pins every library to the versions the suite last passed with (see its header).
+"$PY" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 exec "$PY" -m pytest "$@"
