@@ -151,12 +151,64 @@ class WebhooksConfig(_Frozen):
         return self
 
 
+class TrunkConfig(_Frozen):
+    """A SIP trunk the bridge dials out through (README "Dial-out")."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    # An IP address: the media clock never waits for name resolution.
+    host: str
+    port: int = Field(default=5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None     # or the password from this environment variable
+    from_user: str = Field(default="conference", max_length=64)
+    from_display: str | None = Field(default=None, max_length=64)
+    # How a phone number becomes the Request-URI ({number}, {host}, {port}).
+    uri_template: str = "sip:{number}@{host}:{port}"
+    max_calls: int = Field(default=100, ge=1, le=10000)
+    calls_per_second: float = Field(default=10.0, gt=0, le=1000)
+
+    @field_validator("host")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IP address (trunks are named by address)") from None
+        return v
+
+    @field_validator("uri_template")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        if "{number}" not in v or not v.startswith("sip:"):
+            raise ValueError("must be a sip: URI containing {number}")
+        try:
+            v.format(number="1", host="h", port=1)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may only use {number}, {host} and {port}") from None
+        return v
+
+    def credentials(self) -> tuple[str, str] | None:
+        password = os.environ.get(self.password_env, "") if self.password_env else (self.password or "")
+        return (self.username, password) if self.username else None
+
+
+class DialOutConfig(_Frozen):
+    default_trunk: str | None = None    # used when the account names none
+    # Our no-answer timer after the INVITE (a request may ask for 5-600 s).
+    no_answer_timeout_s: float = Field(default=60.0, ge=5, le=600)
+    # Participants added by dialling, per account per second (the Audian seed's limit).
+    adds_per_second: int = Field(default=10, ge=1, le=1000)
+
+
 class AccountConfig(_Frozen):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
     name: str = ""
     tokens: tuple[str, ...] = ()
     # Name of an environment variable that holds one more token (keeps secrets out of the file).
     token_env: str | None = None
+    default_trunk: str | None = None    # the trunk this account's dial-outs use
 
     def all_tokens(self) -> tuple[str, ...]:
         extra = os.environ.get(self.token_env, "") if self.token_env else ""
@@ -214,9 +266,23 @@ class Config(_Frozen):
     accounts: tuple[AccountConfig, ...] = ()
     rooms: tuple[RoomConfig, ...] = ()
     webhooks: WebhooksConfig = WebhooksConfig()
+    trunks: tuple[TrunkConfig, ...] = ()
+    dial_out: DialOutConfig = DialOutConfig()
+
+    def trunk_for(self, account_id: str | None) -> TrunkConfig | None:
+        """The trunk an account dials out through: its own, else the default, else none."""
+        account = next((a for a in self.accounts if a.id == account_id), None)
+        name = (account.default_trunk if account else None) or self.dial_out.default_trunk
+        return next((t for t in self.trunks if t.name == name), None)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
+        trunk_names = [t.name for t in self.trunks]
+        if len(set(trunk_names)) != len(trunk_names):
+            raise ValueError("trunks: duplicate trunk name")
+        for name in [self.dial_out.default_trunk, *(a.default_trunk for a in self.accounts)]:
+            if name is not None and name not in trunk_names:
+                raise ValueError(f"unknown trunk {name!r} (trunks: {', '.join(trunk_names) or 'none'})")
         account_ids = {a.id for a in self.accounts}
         if len(account_ids) != len(self.accounts):
             raise ValueError("accounts: duplicate account id")

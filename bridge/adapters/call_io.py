@@ -20,8 +20,10 @@ from time import perf_counter
 from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
 from bridge.audio_assets import AudioAssets
 from bridge.call.core import CallCore
+from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
 from bridge.config import Config
+from bridge.control.errors import ControlError
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
 from bridge.sip.endpoint import SipEndpoint
@@ -137,6 +139,14 @@ class CallAdapter:
     def conference_changed(self, conf: Conference) -> None:
         self.core.conference_changed(conf)
         self._after_core()
+
+    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool) -> ParticipantView:
+        try:
+            person = self.core.dial_out(conf, number, name, role, muted, self.loop.time())
+        except DialOutError as err:
+            raise ControlError(409 if err.code == "dial_out_not_configured" else 503, err.code, str(err)) from None
+        self._after_core()
+        return person
 
 
 @dataclass

@@ -14,7 +14,6 @@ Flow of one inbound call: INVITE -> bind media (503 when no port is free) -> rin
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
 import secrets
@@ -24,7 +23,9 @@ from typing import Any
 
 from bridge_codecs import make_decoder
 
-from bridge.call.leg import Leg, parse_info_dtmf, rtp_remote, usable
+from bridge.call.dialout import DialOut, DialOutError
+from bridge.call.leg import Leg, advertised_host, inband_digits, parse_info_dtmf, rtp_remote, usable
+from bridge.call.leg import warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Directory, MediaFactory, NoMediaPorts, Prompts
@@ -35,11 +36,11 @@ from bridge.control.model import Action, Conference, ParticipantView
 from bridge.control.participants import Participant, ParticipantBook
 from bridge.media.dtmf_detect import InbandDtmfDetector
 from bridge.media.room import LegFailed
-from bridge.rtp.packet import RtpError, RtpPacket
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer, answer_offer, build_offer
 from bridge.sip import endpoint as sipev
 from bridge.sip.endpoint import Call, SipEndpoint
+from bridge.sip.events import CallAnswered, CallFailed, CallProgress
 
 log = logging.getLogger("bridge.calls")
 
@@ -67,6 +68,7 @@ class CallCore:
         self.legs_by_call: dict[int, Leg] = {}
         self.book = ParticipantBook()
         self.lobby = Lobby(prompts, self._join_by_id, self.hangup, self._leg_failed)
+        self.dialout = DialOut(self)
         self._digits: list[tuple[Leg, str, str]] = []   # key presses read from RTP, not yet acted on
         self._ringing: dict[str, Leg] = {}              # answered after sip.answer_delay_ms
         self._unconfirmed: dict[str, Leg] = {}          # sending to an address not heard from yet
@@ -96,31 +98,20 @@ class CallCore:
             digit = parse_info_dtmf(event.content_type, event.body)
             if leg is not None and digit is not None:
                 self.on_digit(leg, digit, "info")
+        elif isinstance(event, (CallProgress, CallAnswered, CallFailed)):
+            leg = self.legs_by_call.get(id(event.call))
+            if leg is not None:
+                self.dialout.on_event(leg, event)
         elif isinstance(event, sipev.CallEnded):
             leg = self.legs_by_call.get(id(event.call))
             if leg is not None:
                 log.info("%s left %s (%s)", leg.leg_id, leg.conf_id or "lobby", event.reason)
                 self._drop_leg(leg, "hangup")
 
-    def _advertised_host(self, request_host: str) -> str:
-        if self.config.sip.advertise_host:
-            return self.config.sip.advertise_host
-        host = request_host.strip("[]")
-        try:
-            if not ipaddress.ip_address(host).is_unspecified:
-                return host
-        except ValueError:
-            pass
-        bound = self.config.rtp.host
-        return bound if bound not in ("0.0.0.0", "::") else "127.0.0.1"
-
     def _reject(self, call: Call, status: int, reason: str | None = None, warning: str | None = None,
                 warn_code: int = 399) -> None:
         log.info("rejected call to %r: %d %s (%s)", call.room, status, reason or "", warning or "")
-        headers = []
-        if warning:
-            text = "".join(ch if ch.isprintable() and ch not in '"\\' else "?" for ch in warning)[:200]
-            headers.append(("Warning", f'{warn_code} tutti-bridge "{text}"'))
+        headers = [warning_header(warning, warn_code)] if warning else []
         self.endpoint.respond(call, status, reason, headers=headers, now=self.now)
 
     def _codecs(self, conf: Conference | None) -> list[str]:
@@ -143,7 +134,7 @@ class CallCore:
             "part_" + secrets.token_hex(8), "sip_inbound", call.caller_user or "", call.caller_display or "",
             created_at=self.wall(), conference_id=conf.id if conf else "",
         )
-        leg = Leg(participant, call, self._advertised_host(request_host), self._codecs(conf), offer=offer,
+        leg = Leg(participant, call, advertised_host(self.config, request_host), self._codecs(conf), offer=offer,
                   access=access)
         try:
             leg.transport = self.media.open(leg.leg_id, self._rtp_receiver_for(leg),
@@ -203,7 +194,7 @@ class CallCore:
 
     # ------------------------------------------------------------------ getting into a room
 
-    def _start_media(self, leg: Leg, media: NegotiatedMedia, confirmed: bool = True) -> None:
+    def _setup_media(self, leg: Leg, media: NegotiatedMedia, confirmed: bool) -> None:
         """Media for a negotiated leg. ``confirmed``: the ACK has come (late offer); else
         nothing is sent until it does (a spoofed INVITE is never ACKed: no reflection)."""
         assert leg.transport is not None
@@ -226,6 +217,10 @@ class CallCore:
         leg.room_port = leg.transport.room_port(leg.session, steady_rx=leg.inband is None)
         log.info("%s answered (%s, codec %s/%d, rtp %s:%s)", leg.leg_id, leg.participant.caller_number,
                  media.codec, media.clock_rate, media.remote_host, media.remote_port)
+
+    def _start_media(self, leg: Leg, media: NegotiatedMedia, confirmed: bool = True) -> None:
+        """An incoming call's media is up: the IVR, or straight into its conference."""
+        self._setup_media(leg, media, confirmed)
         if leg.access:
             self.lobby.start_ivr(leg, ivrmod.Ivr(lookup_code=self._lookup_code), self.now)
             return
@@ -235,6 +230,31 @@ class CallCore:
             self.lobby.start_ivr(leg, ivrmod.Ivr(room=target), self.now)
         else:
             self._join_by_id(leg, leg.conf_id, "member")
+
+    def start_answered(self, leg: Leg, media: NegotiatedMedia, role: str) -> None:
+        """A dialled participant answered: media, then their conference (no IVR)."""
+        self._setup_media(leg, media, confirmed=True)
+        self._join_by_id(leg, leg.conf_id, role)
+
+    def rtp_handlers(self, leg: Leg) -> tuple[Callable[[bytes, tuple[Any, ...]], None],
+                                              Callable[[bytes, tuple[Any, ...]], None]]:
+        return self._rtp_receiver_for(leg), lambda data, addr: self._on_rtcp(leg, data, addr)
+
+    def release(self, leg: Leg) -> None:
+        """A call that never got anywhere (dial-out refused): free what it holds."""
+        self._drop_leg(leg, "hangup")
+
+    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool, now: float,
+                 timeout_s: float | None = None) -> ParticipantView:
+        """Call ``number`` into ``conf`` through the account's trunk; raises DialOutError."""
+        self.now = now
+        trunk = self.config.trunk_for(conf.account_id)
+        if trunk is None:
+            raise DialOutError("no trunk configured for this account (config.yaml: trunks, dial_out.default_trunk)",
+                               "dial_out_not_configured")
+        p = self.dialout.dial(conf.id, number, name, role, muted, trunk, advertised_host(self.config, ""),
+                              self._codecs(conf), timeout_s or self.config.dial_out.no_answer_timeout_s)
+        return p.view()
 
     def _not_open(self, conf: Conference | None) -> str | None:
         """The prompt for a conference that cannot be joined now, or None when it can."""
@@ -348,6 +368,7 @@ class CallCore:
 
     def _drop_leg(self, leg: Leg, reason: ev.LeaveReason) -> None:
         leg.ended = True
+        self.dialout.dropped(leg)
         self._unconfirmed.pop(leg.leg_id, None)
         self._ringing.pop(leg.leg_id, None)
         self.legs_by_call.pop(id(leg.call), None)
@@ -387,22 +408,12 @@ class CallCore:
                     for event in events:
                         digits.append((leg, event.digit, "rfc4733"))
                 if leg.inband is not None:
-                    self._detect_inband(leg, data)
+                    for digit in inband_digits(leg, data):
+                        digits.append((leg, digit, "inband"))
             except Exception as exc:    # contained: this leg ends after the tick, nobody else notices
                 self._leg_fault(leg, "receive", exc)
 
         return on_rtp
-
-    def _detect_inband(self, leg: Leg, data: bytes) -> None:
-        """In-band DTMF for G.711 callers that offered no telephone-event."""
-        assert leg.media is not None and leg.inband is not None and leg.inband_decoder is not None
-        try:
-            packet = RtpPacket.parse(data)
-        except RtpError:
-            return  # the session has already counted it as garbage
-        if packet.payload_type == leg.media.payload_type and packet.payload:
-            for digit in leg.inband.process(leg.inband_decoder.decode(packet.payload)):
-                self._digits.append((leg, digit, "inband"))
 
     def _on_rtcp(self, leg: Leg, data: bytes, addr: tuple[Any, ...]) -> None:
         if leg.session is not None:
@@ -459,13 +470,11 @@ class CallCore:
     def _check_unconfirmed(self, now: float) -> None:
         for leg in list(self._unconfirmed.values()):
             session = leg.session
-            if session is None or session.confirmed:
+            if session is None or session.confirmed or session.check_unconfirmed(now):
                 self._unconfirmed.pop(leg.leg_id, None)
-            elif session.check_unconfirmed(now):
-                self._unconfirmed.pop(leg.leg_id, None)
-                media = leg.media
-                log.info("%s: nothing received from %s:%s; RTP paused until it answers", leg.leg_id,
-                         media.remote_host if media else "?", media.remote_port if media else "?")
+                if session is not None and not session.confirmed:
+                    log.info("%s: nothing received from %s; RTP paused until it answers", leg.leg_id,
+                             session.remote_addr)
 
     # ------------------------------------------------------------------ clock
 
@@ -496,6 +505,8 @@ class CallCore:
         self._ticks += 1
         if self._unconfirmed:     # the reflection bound, to the tick (usually an empty dict)
             self._check_unconfirmed(now)
+        if self.dialout.ringing:
+            self.dialout.timers(now)
         if self._ringing:
             for leg in [leg for leg in self._ringing.values() if leg.answer_due is not None
                         and now >= leg.answer_due]:
@@ -574,6 +585,8 @@ class CallCore:
 
     def act(self, conf_id: str, pid: str, action: Action, now: float) -> bool:
         self.now = now
+        if action == "kick" and pid in self.dialout.ringing:
+            return self.dialout.cancel(pid, "canceled")
         live = self.rooms.get(conf_id)
         if live is None or pid not in live.members:
             return False

@@ -7,6 +7,7 @@ negotiated SDP, the RTP session and the transport. Helpers here are pure functio
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 from bridge_codecs.base import Decoder
 
 from bridge.call.ports import LegTransport
+from bridge.config import Config
 from bridge.control import ivr as ivrmod
 from bridge.control.participants import Participant
 from bridge.media.dtmf_detect import InbandDtmfDetector
+from bridge.rtp.packet import RtpError, RtpPacket
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError
 from bridge.sip.endpoint import Call
@@ -112,3 +115,36 @@ def parse_info_dtmf(content_type: str, body: bytes) -> str | None:
     if len(text) == 1 and text.upper() in "0123456789*#ABCD":
         return text.upper()
     return None
+
+
+def advertised_host(config: Config, request_host: str) -> str:
+    """Our address as the far end should see it (SDP c=): the configured one, else the address
+    the caller reached us at (an IP literal in the Request-URI), else the bound RTP address."""
+    if config.sip.advertise_host:
+        return config.sip.advertise_host
+    host = request_host.strip("[]")
+    try:
+        if host and not ipaddress.ip_address(host).is_unspecified:
+            return host
+    except ValueError:
+        pass
+    bound = config.rtp.host
+    return bound if bound not in ("0.0.0.0", "::") else "127.0.0.1"
+
+
+def warning_header(text: str, code: int = 399) -> tuple[str, str]:
+    """An RFC 3261 §20.43 Warning naming what we refused (quoted text, printable only)."""
+    clean = "".join(ch if ch.isprintable() and ch not in '"\\' else "?" for ch in text)[:200]
+    return ("Warning", f'{code} tutti-bridge "{clean}"')
+
+
+def inband_digits(leg: Leg, data: bytes) -> list[str]:
+    """In-band DTMF in one RTP packet of a G.711 caller that offered no telephone-event."""
+    assert leg.media is not None and leg.inband is not None and leg.inband_decoder is not None
+    try:
+        packet = RtpPacket.parse(data)
+    except RtpError:
+        return []  # the session has already counted it as garbage
+    if packet.payload_type != leg.media.payload_type or not packet.payload:
+        return []
+    return leg.inband.process(leg.inband_decoder.decode(packet.payload))

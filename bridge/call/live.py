@@ -154,8 +154,8 @@ class LiveConference:
                           payload_type=conn.payload_type, encoder_opts=conn.encoder_opts)
         if not allowed.speak:
             self.room.set_listen_only(p.participant_id, True)
-        if allowed.muted_on_entry and (conf.mute_on_entry or self.listeners_muted):
-            p.muted = True
+        if p.muted or (allowed.muted_on_entry and (conf.mute_on_entry or self.listeners_muted)):
+            p.muted = True          # muted on entry, or added muted over the API
             self.room.set_muted(p.participant_id, True)
         if p.on_hold:
             p.status = "held"

@@ -89,6 +89,23 @@ class ParticipantJoined(ParticipantEvent):
 
 
 @dataclass(frozen=True)
+class ParticipantDialing(ParticipantEvent):
+    """The bridge is calling a participant (dial-out); joined or rejected follows."""
+
+    phone_number: str = ""
+    role: str = "member"
+
+
+@dataclass(frozen=True)
+class ParticipantRejected(ParticipantEvent):
+    """A dialled participant never got in: busy, declined, no_answer, not_found, unreachable,
+    trunk_auth_failed, canceled or failed, with the SIP status when there was one."""
+
+    reason: str = "failed"
+    sip_status: int | None = None
+
+
+@dataclass(frozen=True)
 class ParticipantLeft(ParticipantEvent):
     reason: LeaveReason = "hangup"
     duration_s: float = 0.0
@@ -151,6 +168,8 @@ _NAMES: dict[type, str] = {
     ConferenceEnded: "conference.ended",
     ParticipantJoined: "participant.joined",
     ParticipantLeft: "participant.left",
+    ParticipantDialing: "participant.dialing",
+    ParticipantRejected: "participant.rejected",
     ParticipantMuteChanged: "participant.mute_changed",
     ParticipantDeafChanged: "participant.deaf_changed",
     ParticipantHoldChanged: "participant.hold_changed",

@@ -151,13 +151,14 @@ class ParticipantView:
     deaf: bool
     on_hold: bool
     role: str
-    joined_at: datetime
+    joined_at: datetime | None           # None: not in yet (a dialled participant still ringing)
     talking: bool = False
     level_dbov: float = -127.0
     status: str = "connected"    # pending | dialing | connected | held | disconnected | rejected
     kind: str = "sip_inbound"    # sip_inbound | sip_outbound | webrtc | remote
     left_at: datetime | None = None
     leave_reason: str | None = None
+    created_at: datetime | None = None
 
 
 class LiveRooms(Protocol):
@@ -176,6 +177,9 @@ class LiveRooms(Protocol):
 
     def conference_changed(self, conf: Conference) -> None:
         """Settings changed over the API: a live room applies them from its next tick."""
+
+    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool) -> ParticipantView:
+        """Call ``number`` into ``conf``; raises ControlError when it cannot even be tried."""
 
 
 @dataclass(frozen=True)

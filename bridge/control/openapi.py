@@ -176,7 +176,7 @@ _FLAT_PARTICIPANT = {
         "status": {"type": "string", "enum": ["pending", "dialing", "connected", "held", "disconnected", "rejected"]},
         "muted": {"type": "boolean"}, "deaf": {"type": "boolean"}, "talking": {"type": "boolean"},
         "level_dbov": {"type": "number"}, "duration": {"type": "integer"}, "joined_at": _TS,
-        "left_at": _TS, "leave_reason": {"type": ["string", "null"]},
+        "left_at": _TS, "leave_reason": {"type": ["string", "null"]}, "created_at": _TS,
     },
 }
 _ACCT_PARTICIPANT = {

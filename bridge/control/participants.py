@@ -39,6 +39,7 @@ class Participant:
     joined_at: datetime | None = None
     left_at: datetime | None = None
     leave_reason: LeaveReason | None = None
+    reject_reason: str | None = None   # dial-out that never got in (ParticipantRejected)
 
     @property
     def connected(self) -> bool:
@@ -53,13 +54,14 @@ class Participant:
             deaf=self.deaf,
             on_hold=self.on_hold,
             role=self.role,
-            joined_at=self.joined_at or self.created_at,
+            joined_at=self.joined_at,
             talking=self.talking and self.connected,
             level_dbov=level_dbov if self.connected else -127.0,
             status=self.status,
             kind=self.kind,
             left_at=self.left_at,
-            leave_reason=self.leave_reason,
+            leave_reason=self.leave_reason or self.reject_reason,
+            created_at=self.created_at,
         )
 
 
@@ -86,11 +88,11 @@ class ParticipantBook:
         return [p for p in self.listing(conference_id) if p.connected]
 
     def left(self, p: Participant) -> None:
-        """``p`` is disconnected now: keep it listed, forgetting the oldest past the limit."""
+        """``p`` is disconnected (or rejected) now: keep it listed, forgetting the oldest past the limit."""
         people = self._by_conf.get(p.conference_id)
         if people is None:
             return
-        gone = [pid for pid, q in people.items() if not q.connected]
+        gone = [pid for pid, q in people.items() if q.status in ("disconnected", "rejected")]
         for pid in gone[: max(0, len(gone) - self._history_limit)]:
             del people[pid]
 

@@ -17,6 +17,7 @@ read-only through the API.
 from __future__ import annotations
 
 import builtins
+from collections import deque
 import dataclasses
 import os.path
 import random
@@ -86,6 +87,7 @@ class ConferenceService:
     ) -> None:
         self.store = store
         self.bus = bus
+        self._adds: dict[str, deque[float]] = {}   # per account: when its last dial-outs were asked
         self._url_policy = AddressPolicy.from_config(config.webhooks.allow_networks)
         if media_store is None:
             media_store = store if isinstance(store, MediaRepository) else _NoMediaStore()
@@ -429,14 +431,23 @@ class ConferenceService:
             return dataclasses.replace(found, deaf=verb == "deaf")
         return found
 
-    def dial_out(self, account_id: str, conf_id: str, body: Mapping[str, object]) -> None:
-        """Adding a participant by dialling out is not available yet: validate, then refuse with 409."""
+    def dial_out(self, account_id: str, conf_id: str, body: Mapping[str, object]) -> ParticipantView:
+        """Add a participant by calling them: validated, rate-limited per account, then dialled;
+        the answer comes at once with status ``dialing`` (the listing follows the call)."""
         conf = self.get_owned(account_id, conf_id)
-        parse_dial_out(body)
+        spec = parse_dial_out(body)
         if conf.status not in OPEN_STATUSES:
             raise ControlError(409, "conference_ended", f"conference is {conf.status}")
-        raise ControlError(
-            409,
-            "dial_out_not_configured",
-            "adding participants by dialling out is not configured on this bridge; callers dial in instead",
-        )
+        if spec.get("send_pin_via_sms"):
+            raise ControlError(400, "sms_not_configured", "send_pin_via_sms needs an SMS gateway, and this "
+                               "bridge has none configured; send the PIN another way or leave the field out")
+        now = self.clock().timestamp()
+        recent = self._adds.setdefault(account_id, deque())
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        if len(recent) >= self.config.dial_out.adds_per_second:
+            raise ControlError(429, "rate_limited", f"at most {self.config.dial_out.adds_per_second} "
+                               "participants may be added per second; retry in a second")
+        recent.append(now)
+        return self.live.dial_out(conf, str(spec["phone_number"]), str(spec.get("name", "")),
+                                  str(spec.get("role", "listener")), bool(spec.get("muted", False)))

@@ -111,8 +111,9 @@ def flat_participant(p: ParticipantView, conf_id: str, now: datetime) -> dict[st
         "deaf": p.deaf,
         "talking": p.talking,
         "level_dbov": round(p.level_dbov, 1),
-        "duration": max(0, int(((p.left_at or now) - p.joined_at).total_seconds())),
+        "duration": max(0, int(((p.left_at or now) - p.joined_at).total_seconds())) if p.joined_at else 0,
         "joined_at": iso(p.joined_at),
+        "created_at": iso(p.created_at or p.joined_at),
         "left_at": iso(p.left_at),
         "leave_reason": p.leave_reason,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .headers import HeaderError, add_tag, parse_name_addr
-from .message import Headers, SipRequest
+from .message import Headers, SipRequest, SipResponse
 from .uri import SipUri, UriError, parse_uri
 
 
@@ -76,8 +76,8 @@ class Dialog:
         return SipRequest(headers=h, body=body, method=method, uri=uri)
 
 
-def contact_target(request: SipRequest) -> SipUri | None:
-    value = request.headers.get("Contact")
+def contact_target(message: SipRequest | SipResponse) -> SipUri | None:
+    value = message.headers.get("Contact")
     if not value or value.strip() == "*":
         return None
     try:

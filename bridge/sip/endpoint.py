@@ -1,4 +1,4 @@
-"""The UA core (UAS side) the app drives: bytes + now in, events + bytes out (RFC 3261 §8, §12-§17).
+"""The UA core the app drives (UAS here, outgoing calls in uac.py): bytes + now in, events + bytes out (RFC 3261 §8, §12-§17).
 
 Decisions worth knowing:
 - Symmetric signalling: every request we send in a dialog (BYE) goes to the Flow the INVITE came
@@ -22,20 +22,20 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass, field
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 from .dialog import Dialog
 from .events import Call, CallConfirmed, CallEnded, EndReason, IncomingCall, Info, ReInvite, SipEvent, Update
 from .flow import Flow, Outgoing, response_flow, stamp_via
-from .headers import Via, add_tag, parse_via
-from .message import Headers, SipParseError, SipRequest, SipResponse, default_reason, parse_message
-from .transaction import (
-    ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, TimerConfig,
-)
+from .headers import Via, parse_via
+from .message import SipParseError, SipRequest, SipResponse, parse_message
+from .responses import build_response
+from .transaction import ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, TimerConfig
+from .uac import Credentials, OutgoingCalls, OutgoingInvite
+from .uri import SipUri
 from .validate import ACCEPT, ALLOW, SDP, malformed_reply, refusal, session_offer
-
 
 ServerTx = ServerInviteTransaction | ServerNonInviteTransaction
 Kind = Literal["invite", "reinvite", "update"]
@@ -91,7 +91,7 @@ class _Session:
         return min(self.ok_next, self.ok_giveup) if self.ok_data is not None else None
 
 
-_Timed = _ServerEntry | _ClientEntry | _Session
+_Timed = _ServerEntry | _ClientEntry | _Session | OutgoingInvite
 
 
 class SipEndpoint:
@@ -122,6 +122,9 @@ class SipEndpoint:
         self._heap: list[tuple[float, int, _Timed]] = []
         self._seq = 0
         self.internal_errors = 0
+        self.outgoing = OutgoingCalls(
+            self.timers, send=self._out.append, emit=self._events.append, arm=self._arm, token=self._new_token,
+            via_for=self._via_for, contact=self._contact, adopt=self._adopt, user_agent=user_agent)
 
     # ------------------------------------------------------------------ public contract
     def receive(self, data: bytes, flow: Flow, now: float) -> None:
@@ -134,7 +137,8 @@ class SipEndpoint:
         return self._events.popleft() if self._events else None
 
     def messages_to_send(self) -> list[Outgoing]:
-        out, self._out = self._out, []
+        out = self._out[:]
+        self._out.clear()       # the same list: uac.py holds its append
         return out
 
     def has_output(self) -> bool:
@@ -181,7 +185,20 @@ class SipEndpoint:
         self._answer(sess, p, status, reason, body, content_type, headers, now)
         return True
 
+    def invite(self, target: SipUri, *, to_uri: str, from_uri: str, from_display: str | None, flow: Flow,
+               body: bytes, now: float, credentials: Credentials | None = None) -> Call:
+        """Call out (uac.py): progress, answer or failure come back as events."""
+        return self.outgoing.invite(target, to_uri, from_uri, from_display, flow, body, now, credentials)
+
+    def _adopt(self, call: Call) -> None:
+        """An answered outgoing call becomes an ordinary dialog."""
+        self._dialogs[call.dialog.id] = _Session(call)
+
     def hangup(self, call: Call, now: float) -> None:
+        """End a call: BYE, 480 for an unanswered incoming one, CANCEL for an unanswered outgoing one."""
+        if self.outgoing.owns(call):
+            self.outgoing.cancel(call, now)
+            return
         sess = self._session_of(call)
         if sess is None or call.state == "terminated":
             return
@@ -225,6 +242,9 @@ class SipEndpoint:
             self._arm(entry)
 
     def _fire(self, obj: _Timed, now: float) -> None:
+        if isinstance(obj, OutgoingInvite):
+            self.outgoing.on_timer(obj, now)
+            return
         if isinstance(obj, _Session):
             self._session_timer(obj, now)
             return
@@ -453,6 +473,10 @@ class SipEndpoint:
         if len(vias) != 1:
             return  # §8.1.3.3: more than one Via, not for us
         branch = parse_via(vias[0]).branch or ""
+        outgoing = self.outgoing.by_branch.get(branch)
+        if outgoing is not None and resp.cseq.method in ("INVITE", "CANCEL"):
+            self.outgoing.on_response(outgoing, resp, now)
+            return
         entry = self._client.get((branch, resp.cseq.method))
         if entry is None:
             return
@@ -527,32 +551,9 @@ class SipEndpoint:
                         headers: list[tuple[str, str]] | None = None, body: bytes = b"",
                         content_type: str = SDP, contact: bool = False, record_route: bool = False,
                         allow: bool = False) -> bytes:
-        h = Headers()
-        for via in req.headers.get_all("Via"):
-            h.add("Via", via)
-        if record_route:
-            for rr in req.headers.get_all("Record-Route"):
-                h.add("Record-Route", rr)  # §12.1.1: copied into dialog-creating responses
-        h.add("From", req.headers.get("From") or "")
-        to = req.headers.get("To") or ""
-        h.add("To", add_tag(to, to_tag) if to_tag and req.to.tag is None else to)
-        h.add("Call-ID", req.call_id)
-        h.add("CSeq", req.headers.get("CSeq") or "")
-        if status == 100 and req.headers.get("Timestamp"):
-            h.add("Timestamp", req.headers.get("Timestamp") or "")
-        if contact:
-            h.add("Contact", self._contact(req.top_via.transport))
-        if allow:
-            h.add("Allow", ", ".join(ALLOW))
-            if self.supported:
-                h.add("Supported", ", ".join(sorted(self.supported)))
-        h.add("Server", self.user_agent)
-        for name, value in headers or []:
-            h.add(name, value)
-        if body:
-            h.add("Content-Type", content_type)
-        resp = SipResponse(headers=h, body=body, status=status, reason=reason or default_reason(status))
-        return resp.to_bytes()
+        return build_response(req, status, reason, to_tag=to_tag, contact_uri=self._contact(req.top_via.transport),
+                              supported=self.supported, user_agent=self.user_agent, headers=headers, body=body,
+                              content_type=content_type, contact=contact, record_route=record_route, allow=allow)
 
     # ------------------------------------------------------------------ ending calls
     def _send_bye(self, sess: _Session, now: float) -> None:

@@ -93,4 +93,31 @@ class CallEnded:
     status: int | None = None
 
 
-SipEvent = IncomingCall | CallConfirmed | ReInvite | Update | Info | CallEnded
+
+
+@dataclass
+class CallProgress:
+    """A provisional response (180, 183...) to an outgoing INVITE; ``body`` is early-media SDP."""
+    call: Call
+    status: int
+    body: bytes | None
+
+
+@dataclass
+class CallAnswered:
+    """An outgoing call was answered (we have ACKed): ``answer`` is the 2xx's SDP."""
+    call: Call
+    answer: bytes | None
+
+
+@dataclass
+class CallFailed:
+    """An outgoing call got no answer: busy, declined, unreachable, timed out or cancelled.
+    ``answered``: a 2xx crossed our CANCEL; the dialog exists and must be ended with BYE."""
+    call: Call
+    status: int
+    reason: str
+    answered: bool = False
+
+
+SipEvent = IncomingCall | CallConfirmed | ReInvite | Update | Info | CallEnded | CallProgress | CallAnswered | CallFailed

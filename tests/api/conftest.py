@@ -42,6 +42,7 @@ class FakeLive:
         self.actions: list[tuple[str, str, str]] = []
         self.ended: list[str] = []
         self.changed: list[Conference] = []
+        self.dialled: list[ParticipantView] = []
 
     def add(self, conf_id: str, pid: str, number: str = "+14155559999", name: str = "John Doe",
             joined_at: datetime = START, **kw: Any) -> None:
@@ -73,6 +74,13 @@ class FakeLive:
 
     def conference_changed(self, conf: Conference) -> None:
         self.changed.append(conf)
+
+    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool) -> ParticipantView:
+        view = ParticipantView(f"part_out{len(self.dialled)}", number, name, muted, False, False, role, None,
+                               status="dialing", kind="sip_outbound", created_at=START)
+        self.dialled.append(view)
+        self.rooms.setdefault(conf.id, []).append(view)
+        return view
 
 
 def make_config(data_dir: Path) -> Config:

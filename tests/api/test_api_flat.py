@@ -124,7 +124,7 @@ async def test_participants_list_and_kick(env: Env) -> None:
         "id": "part_xyz789", "conference_id": cid, "phone_number": "+12025551234", "name": "John Smith",
         "role": "member", "status": "connected", "muted": False, "deaf": False, "talking": False,
         "level_dbov": -127.0, "duration": 245, "joined_at": "2030-01-01T12:00:00Z", "left_at": None,
-        "leave_reason": None,
+        "leave_reason": None, "created_at": "2030-01-01T12:00:00Z",
     }
     assert body["participants"][1]["status"] == "held" and body["participants"][1]["muted"] is True
     _, got = await env.call("GET", f"/v2/conferences/{cid}")
@@ -137,21 +137,35 @@ async def test_participants_list_and_kick(env: Env) -> None:
     assert status == 404 and body["error"] == "participant_not_found"
 
 
-async def test_dial_out_is_a_documented_409_after_validation(env: Env) -> None:
+async def test_dial_out_answers_at_once_validates_and_is_rate_limited(env: Env) -> None:
     _, conf = await env.call("POST", "/v2/conferences", json={"name": "Sync"})
     path = f"/v2/conferences/{conf['id']}/participants"
     status, body = await env.call("POST", path, json={
         "phone_number": "+12025551234", "name": "John Smith", "role": "presenter"})
-    assert status == 409 and body["error"] == "dial_out_not_configured"
+    assert status == 200
+    assert {k: body[k] for k in ("conference_id", "phone_number", "name", "role", "status", "muted",
+                                 "duration", "joined_at", "created_at")} == {
+        "conference_id": conf["id"], "phone_number": "+12025551234", "name": "John Smith", "role": "presenter",
+        "status": "dialing", "muted": False, "duration": 0, "joined_at": None, "created_at": "2030-01-01T12:00:00Z"}
+    assert body["id"].startswith("part_")
     for bad, code in [
         ({}, "missing_field"),
         ({"phone_number": "+1" + "2" * 20}, "invalid_phone_number"),
         ({"phone_number": "+12025551234", "name": "n" * 101}, "invalid_name"),
         ({"phone_number": "+12025551234", "role": "boss"}, "invalid_role"),
         ({"phone_number": "+12025551234", "muted": "yes"}, "invalid_muted"),
+        ({"phone_number": "+12025551234", "send_pin_via_sms": True}, "sms_not_configured"),
     ]:
         status, body = await env.call("POST", path, json=bad)
         assert (status, body["error"]) == (400, code), bad
+    # The seed's limit: 10 adds per second per account (one was made above, in this second).
+    answers = [await env.call("POST", path, json={"phone_number": f"+1202555{i:04d}"}) for i in range(10)]
+    assert [s for s, _ in answers] == [200] * 9 + [429]
+    assert answers[-1][1]["error"] == "rate_limited"
+    env.clock.advance(seconds=1)
+    status, body = await env.call("POST", path, json={"phone_number": "+12025559999", "role": "listener",
+                                                      "muted": True})
+    assert status == 200 and body["muted"] is True and body["role"] == "listener"
 
 
 async def test_config_room_is_listed_and_read_only(env: Env) -> None:

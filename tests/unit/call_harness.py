@@ -200,7 +200,12 @@ class Phone:
 
     @staticmethod
     def _answer_port(ok: SipResponse) -> int:
-        line = next(x for x in ok.body.decode().splitlines() if x.startswith("m=audio"))
+        return Phone._answer_port_of(ok)
+
+    @staticmethod
+    def _answer_port_of(message: Any) -> int:
+        """The RTP port in a message's SDP (our answer, or our offer when we call out)."""
+        line = next(x for x in message.body.decode().splitlines() if x.startswith("m=audio"))
         return int(line.split()[1])
 
     def call(self, room: str) -> None:
@@ -272,6 +277,8 @@ class Bridge:
             msg = parse_message(out.data)
             if isinstance(msg, SipResponse):
                 phone.responses.append(msg)
+            elif hasattr(phone, "on_request"):
+                phone.on_request(msg)       # a scripted trunk answers for itself
             else:
                 phone.requests.append(msg)
                 if msg.method == "BYE":     # the phone answers the bridge's BYE
