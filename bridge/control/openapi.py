@@ -203,7 +203,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "Invalid body, field or query parameter", 401: "Missing or invalid token",
         404: "Not found (or another account's)", 409: "Conflict (read-only room, ended, limit, dial-out)",
         413: "Body larger than 64 KiB (media uploads: 10 MiB)",
-        415: "Upload is neither multipart/form-data nor an accepted audio content type", 503: "Storage failed",
+        415: "Upload is neither multipart/form-data nor an accepted audio content type",
+        429: "Too many dial-out adds (10 per second per account)",
+        503: "Storage failed, or the dial-out trunk is busy or out of RTP ports",
     }
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
 
@@ -338,8 +340,8 @@ def openapi_document() -> dict[str, Any]:
                     params=[_CONF],
                 ),
                 "post": _op(
-                    "Add a participant by dialling out (not available yet: 409 dial_out_not_configured)",
-                    _errors(400, 401, 404, 409, 413),
+                    "Add a participant by dialling out: answered at once with status dialing",
+                    {"200": _json(_ref("FlatParticipant"), "Dialling"), **_errors(400, 401, 404, 409, 413, 429, 503)},
                     params=[_CONF],
                     body=_body({
                         "type": "object", "required": ["phone_number"], "additionalProperties": False,
