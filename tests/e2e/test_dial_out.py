@@ -3,6 +3,8 @@ trunk, and a SIPp trunk that answers busy; statuses follow in the participant li
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,3 +93,58 @@ def test_a_busy_trunk_rejects_and_no_trunk_is_a_409(
     plain = bridge_factory()
     code, body = plain.api("POST", LISTING, {"phone_number": "+12025551234"})
     assert code == 409 and body["error"] == "dial_out_not_configured"
+
+
+def _trunk(bridge_factory: Callable[..., BridgeProcess], port: int, **trunk: Any) -> BridgeProcess:
+    return bridge_factory(trunks=[{"name": "sipp", "host": "127.0.0.1", "port": port, **trunk}],
+                          dial_out={"default_trunk": "sipp", "no_answer_timeout_s": 5})
+
+
+def test_no_answer_is_cancelled_by_our_timer_and_the_487_acked(
+    bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator, tmp_path: Path,
+) -> None:
+    trunk_ports = ports.sipp()
+    bridge = _trunk(bridge_factory, trunk_ports.sip)
+    sipp = SippProcess("trunk_no_answer", "", local_port=trunk_ports.sip, media_port=trunk_ports.media,
+                       timeout=25, workdir=tmp_path / "sipp")
+    try:
+        time.sleep(0.5)
+        code, body = bridge.api("POST", LISTING, {"phone_number": "+12025550100"})
+        assert code == 200, body
+        assert wait_status(bridge, body["id"], "rejected", timeout=12)["leave_reason"] == "no_answer"
+        result = sipp.wait(10)          # it saw our CANCEL and our ACK of its 487
+        assert result.returncode == 0, (result.stdout, result.stderr)
+    finally:
+        if sipp.running():
+            sipp.proc.kill()
+
+
+@pytest.mark.parametrize("status", [401, 407])
+def test_a_digest_challenge_is_answered_with_the_trunk_credentials(
+    status: int, bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator, tmp_path: Path,
+) -> None:
+    trunk_ports = ports.sipp()
+    bridge = _trunk(bridge_factory, trunk_ports.sip, username="alice", password="secret")
+    workdir = tmp_path / "sipp"
+    sipp = SippProcess(f"trunk_digest_{status}", "", local_port=trunk_ports.sip, media_port=trunk_ports.media,
+                       timeout=25, workdir=workdir, extra_args=["-trace_msg"])
+    try:
+        time.sleep(0.5)
+        code, body = bridge.api("POST", LISTING, {"phone_number": "+12025550200", "role": "operator"})
+        assert code == 200, body
+        wait_status(bridge, body["id"], "connected")      # the 200 came after our credentials
+        code, _ = bridge.api("DELETE", f"{LISTING}/{body['id']}")
+        assert code == 204
+        result = sipp.wait(10)          # it got our BYE
+        assert result.returncode == 0, (result.stdout, result.stderr)
+    finally:
+        if sipp.running():
+            sipp.proc.kill()
+    # Check the digest independently (SIPp verified the 401 case itself).
+    trace = next(workdir.glob("*messages.log")).read_text(errors="replace")
+    header = "Proxy-Authorization" if status == 407 else "Authorization"
+    line = next(x for x in trace.splitlines() if x.startswith(header + ":"))
+    fields = dict(re.findall(r'(\w+)="?([^",]+)"?', line.split(":", 1)[1]))
+    ha1 = hashlib.md5(f"alice:{fields['realm']}:secret".encode()).hexdigest()
+    ha2 = hashlib.md5(f"INVITE:{fields['uri']}".encode()).hexdigest()
+    assert fields["response"] == hashlib.md5(f"{ha1}:{fields['nonce']}:{ha2}".encode()).hexdigest()

@@ -131,3 +131,17 @@ def test_no_response_at_all_is_408_after_timer_b() -> None:
     assert retransmits and all(m.method == "INVITE" for m in retransmits)
     (failed,) = u.events()
     assert isinstance(failed, CallFailed) and failed.status == 408
+
+
+def test_sha256_challenge_checked_by_an_independent_uas_computation() -> None:
+    import hashlib
+    import re
+
+    u = Uac(Credentials("alice", "secret"))
+    (invite,) = u.sent()
+    u.reply(invite, 401, extra='WWW-Authenticate: Digest realm="r", nonce="n1", algorithm=SHA-256, qop="auth"\r\n')
+    _ack, again = u.sent()
+    fields = dict(re.findall(r'(\w+)="?([^",]+)"?', (again.headers.get("Authorization") or "").split(" ", 1)[1]))
+    h = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731 - the UAS's own arithmetic
+    expected = h(f"{h('alice:r:secret')}:n1:{fields['nc']}:{fields['cnonce']}:auth:{h('INVITE:' + fields['uri'])}")
+    assert fields["algorithm"] == "SHA-256" and fields["response"] == expected
