@@ -200,6 +200,10 @@ class DialOutConfig(_Frozen):
     no_answer_timeout_s: float = Field(default=60.0, ge=5, le=600)
     # Participants added by dialling, per account per second (the Audian seed's limit).
     adds_per_second: int = Field(default=10, ge=1, le=1000)
+    # ``send_pin_via_sms``: the bridge POSTs {"to": number, "text": ...} (JSON) to this URL,
+    # with ``Authorization: Bearer <token>`` when the named environment variable holds one.
+    sms_gateway_url: str | None = Field(default=None, pattern=r"^https?://")
+    sms_gateway_token_env: str | None = None
 
 
 class AccountConfig(_Frozen):

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
+
+import aiohttp
 
 from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
 from bridge.audio_assets import AudioAssets
@@ -140,13 +143,32 @@ class CallAdapter:
         self.core.conference_changed(conf)
         self._after_core()
 
-    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool) -> ParticipantView:
+    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool,
+                 sms_text: str | None = None) -> ParticipantView:
         try:
             person = self.core.dial_out(conf, number, name, role, muted, self.loop.time())
         except DialOutError as err:
             raise ControlError(409 if err.code == "dial_out_not_configured" else 503, err.code, str(err)) from None
         self._after_core()
+        if sms_text is not None:
+            self.loop.create_task(self._send_sms(number, sms_text))
         return person
+
+    async def _send_sms(self, number: str, text: str) -> None:
+        """POST the PIN text to the configured SMS gateway (never logged: it holds a PIN)."""
+        cfg = self.core.config.dial_out
+        assert cfg.sms_gateway_url is not None
+        token = os.environ.get(cfg.sms_gateway_token_env, "") if cfg.sms_gateway_token_env else ""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+                async with session.post(cfg.sms_gateway_url, json={"to": number, "text": text},
+                                        headers=headers, allow_redirects=False) as resp:
+                    status = resp.status
+            level = logging.INFO if status < 300 else logging.WARNING
+            log.log(level, "PIN SMS to %s: the gateway answered %d", number, status)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            log.warning("PIN SMS to %s failed: %s", number, type(err).__name__)
 
 
 @dataclass

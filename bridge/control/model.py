@@ -178,8 +178,10 @@ class LiveRooms(Protocol):
     def conference_changed(self, conf: Conference) -> None:
         """Settings changed over the API: a live room applies them from its next tick."""
 
-    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool) -> ParticipantView:
-        """Call ``number`` into ``conf``; raises ControlError when it cannot even be tried."""
+    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool,
+                 sms_text: str | None = None) -> ParticipantView:
+        """Call ``number`` into ``conf`` (and text it ``sms_text``); raises ControlError when it
+        cannot even be tried."""
 
 
 @dataclass(frozen=True)

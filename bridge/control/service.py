@@ -438,9 +438,8 @@ class ConferenceService:
         spec = parse_dial_out(body)
         if conf.status not in OPEN_STATUSES:
             raise ControlError(409, "conference_ended", f"conference is {conf.status}")
-        if spec.get("send_pin_via_sms"):
-            raise ControlError(400, "sms_not_configured", "send_pin_via_sms needs an SMS gateway, and this "
-                               "bridge has none configured; send the PIN another way or leave the field out")
+        role = str(spec.get("role", "listener"))
+        sms = self._pin_text(conf, role) if spec.get("send_pin_via_sms") else None
         now = self.clock().timestamp()
         recent = self._adds.setdefault(account_id, deque())
         while recent and recent[0] <= now - 1.0:
@@ -449,5 +448,16 @@ class ConferenceService:
             raise ControlError(429, "rate_limited", f"at most {self.config.dial_out.adds_per_second} "
                                "participants may be added per second; retry in a second")
         recent.append(now)
-        return self.live.dial_out(conf, str(spec["phone_number"]), str(spec.get("name", "")),
-                                  str(spec.get("role", "listener")), bool(spec.get("muted", False)))
+        return self.live.dial_out(conf, str(spec["phone_number"]), str(spec.get("name", "")), role,
+                                  bool(spec.get("muted", False)), sms)
+
+    def _pin_text(self, conf: Conference, role: str) -> str:
+        """The SMS a dialled participant gets with ``send_pin_via_sms``: the PIN of their role."""
+        if self.config.dial_out.sms_gateway_url is None:
+            raise ControlError(400, "sms_not_configured", "send_pin_via_sms needs an SMS gateway "
+                               "(config.yaml: dial_out.sms_gateway_url); none is configured")
+        hosts = role in ("presenter", "operator") and conf.moderator_pins
+        pins = conf.moderator_pins if hosts else conf.member_pins
+        if not pins:
+            raise ControlError(400, "no_pin", "send_pin_via_sms: this conference has no PIN to send")
+        return f"{conf.name}: your PIN is {pins[0]} (dial-in code {conf.dial_in_code})."

@@ -43,6 +43,7 @@ class FakeLive:
         self.ended: list[str] = []
         self.changed: list[Conference] = []
         self.dialled: list[ParticipantView] = []
+        self.texts: list[str | None] = []
 
     def add(self, conf_id: str, pid: str, number: str = "+14155559999", name: str = "John Doe",
             joined_at: datetime = START, **kw: Any) -> None:
@@ -75,7 +76,9 @@ class FakeLive:
     def conference_changed(self, conf: Conference) -> None:
         self.changed.append(conf)
 
-    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool) -> ParticipantView:
+    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool,
+                 sms_text: str | None = None) -> ParticipantView:
+        self.texts.append(sms_text)
         view = ParticipantView(f"part_out{len(self.dialled)}", number, name, muted, False, False, role, None,
                                status="dialing", kind="sip_outbound", created_at=START)
         self.dialled.append(view)

@@ -154,7 +154,7 @@ async def test_dial_out_answers_at_once_validates_and_is_rate_limited(env: Env) 
         ({"phone_number": "+12025551234", "name": "n" * 101}, "invalid_name"),
         ({"phone_number": "+12025551234", "role": "boss"}, "invalid_role"),
         ({"phone_number": "+12025551234", "muted": "yes"}, "invalid_muted"),
-        ({"phone_number": "+12025551234", "send_pin_via_sms": True}, "sms_not_configured"),
+        ({"phone_number": "+12025551234", "send_pin_via_sms": True}, "sms_not_configured"),  # no gateway
     ]:
         status, body = await env.call("POST", path, json=bad)
         assert (status, body["error"]) == (400, code), bad

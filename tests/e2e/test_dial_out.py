@@ -4,6 +4,7 @@ trunk, and a SIPp trunk that answers busy; statuses follow in the participant li
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable
@@ -148,3 +149,30 @@ def test_a_digest_challenge_is_answered_with_the_trunk_credentials(
     ha1 = hashlib.md5(f"alice:{fields['realm']}:secret".encode()).hexdigest()
     ha2 = hashlib.md5(f"INVITE:{fields['uri']}".encode()).hexdigest()
     assert fields["response"] == hashlib.md5(f"{ha1}:{fields['nonce']}:{ha2}".encode()).hexdigest()
+
+
+def test_send_pin_via_sms_posts_the_pin_to_the_gateway(
+    bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator, tmp_path: Path,
+) -> None:
+    from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
+
+    gateway = ThreadedReceiver()
+    try:
+        bridge = bridge_factory(trunks=[{"name": "void", "host": "127.0.0.1", "port": ports.port()}],
+                                dial_out={"default_trunk": "void", "sms_gateway_url": gateway.receiver.url + "/sms"})
+        code, conf = bridge.api("POST", "/v2/conferences", {"name": "Board", "pin": "4321"})
+        assert code == 201, conf
+        path = f"/v2/conferences/{conf['id']}/participants"
+        code, body = bridge.api("POST", path, {"phone_number": "+12025550300", "send_pin_via_sms": True})
+        assert code == 200, body
+        assert gateway.wait_for(1, timeout=10)
+        (sms,) = gateway.receiver.accepted
+        assert json.loads(sms.body) == {"to": "+12025550300", "text": "Board: your PIN is 4321 (dial-in code "
+                                        f"{conf['dial_in_code']})."}
+        assert "4321" not in bridge.log_path.read_text()          # the PIN is never logged
+        code, plain = bridge.api("POST", "/v2/conferences", {"name": "Open"})
+        code, body = bridge.api("POST", f"/v2/conferences/{plain['id']}/participants",
+                                {"phone_number": "+12025550301", "send_pin_via_sms": True})
+        assert code == 400 and body["error"] == "no_pin"
+    finally:
+        gateway.close()
