@@ -99,7 +99,7 @@ class CallCore:
         elif isinstance(event, sipev.CallEnded):
             leg = self.legs_by_call.get(id(event.call))
             if leg is not None:
-                log.info("%s left %s (%s)", leg.leg_id, leg.conf_id or "lobby", event.reason)
+                log.info("%s left %s (%s)", leg.leg_id, leg.conf_id or "lobby", event.reason, extra=leg.log_extra)
                 self._drop_leg(leg, "hangup")
 
     def _advertised_host(self, request_host: str) -> str:
@@ -116,7 +116,8 @@ class CallCore:
 
     def _reject(self, call: Call, status: int, reason: str | None = None, warning: str | None = None,
                 warn_code: int = 399) -> None:
-        log.info("rejected call to %r: %d %s (%s)", call.room, status, reason or "", warning or "")
+        log.info("rejected call to %r: %d %s (%s)", call.room, status, reason or "", warning or "",
+                 extra={"call_id": call.call_id})
         headers = []
         if warning:
             text = "".join(ch if ch.isprintable() and ch not in '"\\' else "?" for ch in warning)[:200]
@@ -193,7 +194,7 @@ class CallCore:
                 raise NegotiationError("no answer in the ACK")
             media = usable(accept_answer(offer, answer))
         except NegotiationError as err:
-            log.info("%s: answer unusable (%s); hanging up", leg.leg_id, err)
+            log.info("%s: answer unusable (%s); hanging up", leg.leg_id, err, extra=leg.log_extra)
             self.hangup(leg, "hangup")
             return
         if initial or leg.session is None:
@@ -225,7 +226,7 @@ class CallCore:
         # In-band DTMF detection reads every packet in on_rtp, which a receive lane bypasses.
         leg.room_port = leg.transport.room_port(leg.session, steady_rx=leg.inband is None)
         log.info("%s answered (%s, codec %s/%d, rtp %s:%s)", leg.leg_id, leg.participant.caller_number,
-                 media.codec, media.clock_rate, media.remote_host, media.remote_port)
+                 media.codec, media.clock_rate, media.remote_host, media.remote_port, extra=leg.log_extra)
         if leg.access:
             self.lobby.start_ivr(leg, ivrmod.Ivr(lookup_code=self._lookup_code), self.now)
             return
@@ -318,7 +319,7 @@ class CallCore:
             room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type,
                            encoder_opts=leg.encoder_opts)
         if media.on_hold != leg.participant.on_hold:
-            log.info("%s %s", leg.leg_id, "held" if media.on_hold else "resumed")
+            log.info("%s %s", leg.leg_id, "held" if media.on_hold else "resumed", extra=leg.log_extra)
             live = self.rooms.get(leg.conf_id)
             if live is not None and leg.in_room:
                 live.set_on_hold(leg.leg_id, media.on_hold)
@@ -413,7 +414,8 @@ class CallCore:
                 self._end_faulted()
 
     def on_digit(self, leg: Leg, digit: str, source: str) -> None:
-        log.info("%s DTMF %s (%s)", leg.leg_id, "*" if leg.ivr is not None else digit, source)
+        log.info("%s DTMF %s (%s)", leg.leg_id, "*" if leg.ivr is not None else digit, source,
+                 extra=leg.log_extra)
         if self.lobby.on_digit(leg, digit, self.now):
             return              # PIN digits stay in the IVR: never logged, never published
         live = self.rooms.get(leg.conf_id)
@@ -427,7 +429,7 @@ class CallCore:
         with one log line and a counter; every other leg and room goes on."""
         text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
         if not isinstance(cause, str):
-            log.debug("%s: %s fault", leg.leg_id, phase, exc_info=cause)
+            log.debug("%s: %s fault", leg.leg_id, phase, exc_info=cause, extra=leg.log_extra)
         self._faulted.append((leg, phase, text[:200]))
 
     def _end_faulted(self) -> None:
@@ -436,7 +438,7 @@ class CallCore:
             if leg.ended:
                 continue
             self.leg_faults += 1
-            log.warning("%s: ended after a %s fault: %s", leg.leg_id, phase, text)
+            log.warning("%s: ended after a %s fault: %s", leg.leg_id, phase, text, extra=leg.log_extra)
             self.hangup(leg, "fault")
 
     def _leg_failed(self, leg: Leg, event: LegFailed) -> None:
@@ -465,7 +467,8 @@ class CallCore:
                 self._unconfirmed.pop(leg.leg_id, None)
                 media = leg.media
                 log.info("%s: nothing received from %s:%s; RTP paused until it answers", leg.leg_id,
-                         media.remote_host if media else "?", media.remote_port if media else "?")
+                         media.remote_host if media else "?", media.remote_port if media else "?",
+                         extra=leg.log_extra)
 
     # ------------------------------------------------------------------ clock
 
@@ -544,7 +547,7 @@ class CallCore:
                 leg.transport.send_rtcp(report, (host, leg.media.remote_rtcp_port if leg.media else port + 1))
         last = session.last_received if session.last_received is not None else leg.answered_at
         if not leg.participant.on_hold and now - last > self.config.rtp.inactivity_timeout_s:
-            log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last)
+            log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last, extra=leg.log_extra)
             self.hangup(leg, "rtp_timeout")
 
     # ------------------------------------------------------------------ control (REST)
