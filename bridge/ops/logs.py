@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -38,28 +39,42 @@ class JsonFormatter(logging.Formatter):
 
 
 class CallContextFilter(logging.Filter):
-    """Adds the call's ids to records that name a participant or conference but carry no ids."""
+    """Completes the call ids of a record: a participant or conference id among the arguments
+    names the call; its Call-ID comes from an earlier line that carried it (remembered for the
+    last ``REMEMBER`` participants, so lines after a call ended still get it) or the live legs."""
+
+    REMEMBER = 4096
 
     def __init__(self) -> None:
         super().__init__()
         self.lookup: LegLookup | None = None   # set once the call core exists
+        self._known: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "participant_id", None) or not isinstance(record.args, tuple):
-            return True
-        for arg in record.args:
-            if not isinstance(arg, str):
-                continue
-            if arg.startswith("part_"):
-                record.participant_id = arg
-                found = self.lookup(arg) if self.lookup is not None else None
+        pid = getattr(record, "participant_id", None)
+        conf = getattr(record, "conference_id", None)
+        if not pid and isinstance(record.args, tuple):
+            for arg in record.args:
+                if isinstance(arg, str) and arg.startswith("part_"):
+                    pid = arg
+                    break
+        if not conf and isinstance(record.args, tuple):
+            conf = next((a for a in record.args if isinstance(a, str) and a.startswith("conf_")), None)
+        if pid:
+            record.participant_id = pid
+            call_id = getattr(record, "call_id", None)
+            if not call_id:
+                found = self._known.get(pid) or (self.lookup(pid) if self.lookup is not None else None)
                 if found is not None:
-                    conf_id, call_id = found
-                    if conf_id and not getattr(record, "conference_id", None):
-                        record.conference_id = conf_id
-                    record.call_id = call_id
-            elif arg.startswith("conf_") and not getattr(record, "conference_id", None):
-                record.conference_id = arg
+                    conf = conf or found[0]
+                    call_id = record.call_id = found[1]
+            if call_id:
+                self._known[pid] = (conf or "", call_id)
+                self._known.move_to_end(pid)
+                if len(self._known) > self.REMEMBER:
+                    self._known.popitem(last=False)
+        if conf:
+            record.conference_id = conf
         return True
 
 
