@@ -99,7 +99,8 @@ class CallCore:
         elif isinstance(event, sipev.CallEnded):
             leg = self.legs_by_call.get(id(event.call))
             if leg is not None:
-                log.info("%s left %s (%s)", leg.leg_id, leg.conf_id or "lobby", event.reason, extra=leg.log_extra)
+                log.info("%s left %s (%s)", leg.leg_id, leg.conf_id or "lobby", event.reason,
+                         extra=leg.log_extra)
                 self._drop_leg(leg, "hangup")
 
     def _advertised_host(self, request_host: str) -> str:
