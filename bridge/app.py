@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,10 +23,16 @@ from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport
 from bridge.adapters.storage import ConferenceStore
 from bridge.adapters.call_io import CallAdapter, TickStats
-from bridge.config import Config
+from bridge.config import Config, ConfigError
 from bridge.control.events import EventBus, log_subscriber
 from bridge.control.model import Conference
 from bridge.control.service import ConferenceService
+from bridge.ops import metrics as metrics_mod
+from bridge.ops import testhooks
+from bridge.ops.health import HealthSources, Readiness, add_ops_routes
+from bridge.ops.logs import context_filter
+from bridge.ops.metrics import BridgeMetrics, Sources
+from bridge.ops.reload import Reloader, ReloadResult, merge, reload_routes, restart_needed
 from bridge.webhooks.adapters.wiring import start_webhooks
 from bridge.sip.endpoint import SipEndpoint
 
@@ -37,10 +44,14 @@ STATS_INTERVAL = float(os.environ.get("TUTTI_STATS_INTERVAL", "10"))
 
 
 class BridgeApp:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, load: Callable[[], Config] | None = None) -> None:
+        """``load``: reads the configuration file again for a reload (None: reload unavailable)."""
         self.config = config
+        self.load = load
         self.stopping = asyncio.Event()
         self.runner: web.AppRunner | None = None
+        self.metrics = BridgeMetrics()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         cfg = self.config
@@ -50,7 +61,7 @@ class BridgeApp:
 
         contact_host = cfg.sip.advertise_host or (cfg.sip.host if cfg.sip.host not in ("0.0.0.0", "::") else "127.0.0.1")
         self.endpoint = SipEndpoint(contact_host=contact_host, contact_port=cfg.sip.port, user_agent=cfg.sip.user_agent)
-        self.sip = SipTransport(self.endpoint, self._drain_sip, loop)
+        self.sip = SipTransport(self.endpoint, self._drain_sip, loop, observer=self.metrics.sip)
         self.store = ConferenceStore(data_dir / "bridge.sqlite3")
         self.bus = EventBus(lambda: datetime.now(timezone.utc))
         self.calls = CallAdapter(
@@ -61,21 +72,29 @@ class BridgeApp:
             bus=self.bus,
             loop=loop,
             pump_sip=self.sip.pump,
+            on_leg_closed=self.metrics.retire_session,
+            on_tick_seconds=self.metrics.tick_seconds.observe,
         )
         self.service = ConferenceService(
             self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
         self.bus.subscribe("status", self.service.on_event)
         self.bus.subscribe("log", log_subscriber)
+        self.bus.subscribe("metrics", self.metrics.events.on_event)
         self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg)
+        self.clock = MediaClock(self.calls.tick, on_lateness=self.metrics.tick_lateness.observe)
+        self._wire_ops(loop)
 
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
-        http_app = build_http_app(self.service, config=cfg, extra_routes=[self.webhooks.add_routes])
+        routes = [self.webhooks.add_routes, self._ops_routes,
+                  reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens())]
+        if testhooks.enabled():
+            routes.append(testhooks.test_routes(lambda: self.clock))
+        http_app = build_http_app(self.service, config=cfg, extra_routes=routes)
         self.runner = web.AppRunner(http_app, access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, cfg.http.host, cfg.http.port).start()
 
-        self.clock = MediaClock(self.calls.tick)
         self.clock.start()
         self._housekeeping = loop.create_task(self._housekeep())
         log.info(
@@ -83,6 +102,61 @@ class BridgeApp:
             cfg.sip.host, cfg.sip.port, "/".join(cfg.sip.transports), cfg.http.host, cfg.http.port,
             cfg.rtp.port_min, cfg.rtp.port_max, ", ".join(r.name for r in cfg.rooms) or "(none)",
         )
+
+    def _wire_ops(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Metrics read live state at scrape time; readiness probes; reload; log context."""
+        core = self.calls.core
+        webhooks = self.webhooks
+        metrics_mod.use(self.metrics)
+        self.metrics.attach(Sources(
+            legs=lambda: core.legs_by_call.values(), rooms=lambda: core.rooms,
+            conferences=self.service.conferences, clock=self.clock, now=loop.time,
+            webhooks=webhooks.stats, sip_internal_errors=lambda: self.endpoint.internal_errors,
+            leg_faults=lambda: core.leg_faults,
+        ))
+        readiness = Readiness(HealthSources(
+            sip_down=lambda: self.sip.bound(self.config.sip.transports), db_path=self.store.path,
+            clock=self.clock, now=loop.time, sender_alive=webhooks.alive,
+        ))
+        self._ops_routes = lambda app: add_ops_routes(app, readiness, self.metrics)
+        on_result = lambda result: self.metrics.config_reloads.labels(result).inc()  # noqa: E731
+        self.reloader = Reloader(self.load, self.apply_config, on_result) if self.load is not None else None
+        context = context_filter()
+        if context is not None:
+            context.lookup = self._leg_ids
+
+    def _leg_ids(self, participant_id: str) -> tuple[str, str] | None:
+        for leg in self.calls.core.legs_by_call.values():
+            if leg.leg_id == participant_id:
+                return leg.conf_id, leg.call.call_id
+        return None
+
+    def apply_config(self, new: Config) -> ReloadResult:
+        """Switch to ``new``'s reloadable parts (raises ConfigError, changing nothing, if they
+        do not fit the running rest); the rest waits for a restart."""
+        merged = merge(self.config, new)
+        restart = restart_needed(self.config, new)
+        accounts_changed = merged.accounts != self.config.accounts or merged.admin != self.config.admin
+        self.config = merged
+        self.calls.core.config = merged
+        rooms = self.service.reload_rooms(merged)   # live changes go through the CallAdapter
+        logging.getLogger().setLevel(merged.log_level.upper())
+        return ReloadResult(rooms, accounts_changed, restart)
+
+    def _on_sighup(self) -> None:
+        if self.reloader is None:
+            log.warning("SIGHUP: no configuration file to reload")
+            return
+        task = asyncio.get_running_loop().create_task(self._reload_quietly())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload_quietly(self) -> None:
+        assert self.reloader is not None
+        try:
+            await self.reloader.reload("SIGHUP")
+        except ConfigError:
+            pass   # logged by the reloader; the running configuration stays
 
     def _drain_sip(self) -> None:
         self.calls.on_sip_events()
@@ -129,5 +203,6 @@ class BridgeApp:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         await self.stopping.wait()
         await self.shutdown()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from bridge.config import Config, ConfigError, load_config
+from bridge.ops.logs import setup_logging
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rtp-ports", type=_port_range, metavar="LO-HI", help="RTP port range")
     parser.add_argument("--data-dir", help="directory for the database and recordings (overrides data_dir)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", choices=["text", "json"],
+                        help="text lines, or JSON lines with call ids (overrides log_format)")
     parser.add_argument(
         "--check-config", nargs="?", const="", metavar="PATH",
         help="validate PATH (default: the --config file) with the other options applied, print OK and exit",
@@ -47,6 +49,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
             "rtp.port_max": hi,
             "data_dir": args.data_dir,
             "log_level": args.log_level,
+            "log_format": args.log_format,
         }
     )
 
@@ -77,14 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         path = args.check_config or args.config
         print(f"{path}: OK ({len(config.rooms)} rooms, {len(config.accounts)} accounts, data_dir {config.data_dir})")
         return 0
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(config.log_level, config.log_format)
     from bridge.app import BridgeApp
 
     try:
-        run_loop(BridgeApp(config).run())
+        # A reload (SIGHUP, POST /v2/admin/reload) reads the same file with the same overrides.
+        run_loop(BridgeApp(config, load=lambda: resolve_config(args)).run())
     except OSError as err:
         print(f"tutti-bridge: cannot start: {err}", file=sys.stderr)
         return 1

@@ -219,6 +219,18 @@ class AccountConfig(_Frozen):
         return self.tokens + ((extra,) if extra else ())
 
 
+class AdminConfig(_Frozen):
+    """Operator tokens: ``POST /v2/admin/reload``. Account tokens never grant admin routes."""
+
+    tokens: tuple[str, ...] = ()
+    # Name of an environment variable that holds one more admin token.
+    token_env: str | None = None
+
+    def all_tokens(self) -> tuple[str, ...]:
+        extra = os.environ.get(self.token_env, "") if self.token_env else ""
+        return self.tokens + ((extra,) if extra else ())
+
+
 class RoomConfig(_Frozen):
     name: str
     dial_in_code: str | None = None
@@ -267,6 +279,9 @@ class Config(_Frozen):
     media: MediaConfig = MediaConfig()
     data_dir: str = "./data"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # "json": one JSON object per line with conference_id, participant_id and call_id (README "Logs").
+    log_format: Literal["text", "json"] = "text"
+    admin: AdminConfig = AdminConfig()
     accounts: tuple[AccountConfig, ...] = ()
     rooms: tuple[RoomConfig, ...] = ()
     webhooks: WebhooksConfig = WebhooksConfig()

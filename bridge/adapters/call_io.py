@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
+from typing import Any
 
 import aiohttp
 
@@ -34,16 +35,42 @@ from bridge.sip.endpoint import SipEndpoint
 log = logging.getLogger("bridge.calls")
 
 
+class _CountedSockets(LegSockets):
+    """Remembers the leg's RTP session so that its final counters outlive the leg: the
+    metrics' packet totals must never go down when a call ends."""
+
+    def __init__(self, allocator: PortAllocator, receiver: BatchReceiver, on_close: Callable[[Any], None]) -> None:
+        super().__init__(allocator, receiver)
+        self._on_close = on_close
+        self._session: Any = None
+
+    def room_port(self, session: Any, steady_rx: bool) -> Any:
+        self._session = session
+        return super().room_port(session, steady_rx)
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                self._on_close(session)
+            except Exception:   # counting must never keep a socket open
+                log.exception("closing leg: counting its RTP totals failed")
+        super().close()
+
+
 class SocketMedia:
     """The core's ``MediaFactory``: an RTP/RTCP socket pair per leg from the port range."""
 
-    def __init__(self, allocator: PortAllocator, receiver: BatchReceiver, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, allocator: PortAllocator, receiver: BatchReceiver, loop: asyncio.AbstractEventLoop,
+                 on_close: Callable[[Any], None] | None = None) -> None:
         self.allocator = allocator
         self.receiver = receiver
         self.loop = loop
+        self.on_close = on_close
 
     def open(self, leg_id: str, on_rtp: Datagram, on_rtcp: Datagram) -> LegSockets:
-        sockets = LegSockets(self.allocator, self.receiver)
+        sockets = (LegSockets(self.allocator, self.receiver) if self.on_close is None
+                   else _CountedSockets(self.allocator, self.receiver, self.on_close))
         try:
             sockets.bind(self.loop, on_rtp, on_rtcp)
         except PortRangeExhausted as exc:
@@ -61,16 +88,22 @@ class CallAdapter:
         bus: EventBus,
         loop: asyncio.AbstractEventLoop,
         pump_sip: Callable[[], None],
+        *,
+        on_leg_closed: Callable[[Any], None] | None = None,
+        on_tick_seconds: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_leg_closed(session)``: a leg's RTP session as its sockets close (metrics totals);
+        ``on_tick_seconds(s)``: each media tick's duration (the metrics' histogram)."""
         self.loop = loop
         self.endpoint = endpoint
         self.bus = bus
         self.pump_sip = pump_sip
         self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
         self.tick_stats = TickStats()
+        self.on_tick_seconds = on_tick_seconds
         self.core = CallCore(
             config, endpoint, directory,
-            SocketMedia(allocator, self.rtp_receiver, loop),
+            SocketMedia(allocator, self.rtp_receiver, loop, on_leg_closed),
             AudioAssets(Path(config.data_dir) / "media-cache", loop),
             bus, wall_clock=lambda: datetime.now(timezone.utc),
         )
@@ -97,6 +130,8 @@ class CallAdapter:
         self.tick_stats.add(receive_s=(t1 - t0) + (perf_counter() - t2), rooms_s=t2 - t1)
         self.core.after_tick(now)
         self._after_core()
+        if self.on_tick_seconds is not None:
+            self.on_tick_seconds(perf_counter() - t0)
 
     def housekeeping(self, now: float) -> None:
         self.core.housekeeping(now)

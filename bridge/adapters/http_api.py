@@ -98,7 +98,8 @@ def _account(request: web.Request) -> str:
         raise ControlError(401, "unauthorized", "missing token: send X-Auth-Token or Authorization: Bearer")
     given = token.encode("utf-8", "surrogateescape")
     match = None
-    for account in request.app[CONFIG].accounts:
+    # The service's config: a reload (README "Reloading the configuration") swaps in new tokens.
+    for account in request.app[SERVICE].config.accounts:
         for known in account.all_tokens():
             if hmac.compare_digest(given, known.encode("utf-8")):
                 match = account.id

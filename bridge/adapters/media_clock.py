@@ -20,14 +20,26 @@ MAX_LAG_TICKS = 5
 
 
 class MediaClock:
-    def __init__(self, on_tick: Callable[[float], None], period: float = 0.020) -> None:
+    def __init__(
+        self,
+        on_tick: Callable[[float], None],
+        period: float = 0.020,
+        on_lateness: Callable[[float], None] | None = None,
+    ) -> None:
         self.on_tick = on_tick
         self.period = period
+        # Seconds each tick started after its deadline (the metrics' lateness histogram).
+        self.on_lateness = on_lateness
+        self.last_tick: float | None = None  # loop time the last tick started (readiness)
         self.ticks = 0
         self.late_ticks = 0  # ticks that started more than half a period late
         self.skipped_ticks = 0
         self.max_tick_seconds = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
@@ -57,6 +69,9 @@ class MediaClock:
                 log.warning("media clock stalled: skipped %d ticks", missed)
             if now - deadline > self.period / 2:
                 self.late_ticks += 1
+            if self.on_lateness is not None:
+                self.on_lateness(max(0.0, now - deadline))
+            self.last_tick = now
             try:
                 self.on_tick(now)
             except Exception:  # one broken tick must not stop every room

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.sip.endpoint import Flow, SipEndpoint
 from bridge.sip.message import StreamFramer
@@ -21,6 +21,14 @@ log = logging.getLogger("bridge.sip")
 # Largest SIP datagram we accept; anything larger is not SIP over UDP (RFC 3261 §18.1.1
 # asks for TCP above the path MTU, and 64 KiB is the UDP limit anyway).
 _MAX_DATAGRAM = 65535
+
+
+class MessageObserver(Protocol):
+    """Sees every SIP message in and out (the metrics count them by method and code)."""
+
+    def received(self, data: bytes) -> None: ...
+
+    def sent(self, data: bytes) -> None: ...
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -74,8 +82,10 @@ class SipTransport:
         endpoint: SipEndpoint,
         on_events: Callable[[], None],
         loop: asyncio.AbstractEventLoop | None = None,
+        observer: MessageObserver | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.observer = observer
         self.on_events = on_events
         self.loop = loop or asyncio.get_event_loop()
         self._udp: asyncio.DatagramTransport | None = None
@@ -96,10 +106,21 @@ class SipTransport:
                 lambda: _TcpProtocol(self), host=host, port=port, reuse_address=True
             )
 
+    def bound(self, transports: tuple[str, ...]) -> list[str]:
+        """Which of ``transports`` are not listening (readiness); empty when all are."""
+        down = []
+        if "udp" in transports and (self._udp is None or self._udp.is_closing()):
+            down.append("udp")
+        if "tcp" in transports and (self._tcp_server is None or not self._tcp_server.is_serving()):
+            down.append("tcp")
+        return down
+
     def now(self) -> float:
         return self.loop.time()
 
     def feed(self, data: bytes, flow: Flow) -> None:
+        if self.observer is not None:
+            self.observer.received(data)
         try:
             self.endpoint.receive(data, flow, self.now())
         except Exception:  # the endpoint answers bad input itself; a bug must not stop SIP
@@ -114,6 +135,8 @@ class SipTransport:
 
     def _flush(self) -> None:
         for out in self.endpoint.messages_to_send():
+            if self.observer is not None:
+                self.observer.sent(out.data)
             flow = out.flow
             if flow.transport == "udp":
                 if self._udp is not None:

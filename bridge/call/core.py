@@ -28,7 +28,7 @@ from bridge.call.leg import Leg, advertised_host, inband_digits, parse_info_dtmf
 from bridge.call.leg import warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
-from bridge.call.ports import Directory, MediaFactory, NoMediaPorts, Prompts
+from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
 from bridge.config import Config
 from bridge.control import events as ev
 from bridge.control import ivr as ivrmod
@@ -105,12 +105,14 @@ class CallCore:
         elif isinstance(event, sipev.CallEnded):
             leg = self.legs_by_call.get(id(event.call))
             if leg is not None:
-                log.info("%s left %s (%s)", leg.leg_id, leg.conf_id or "lobby", event.reason)
+                log.info("%s left %s (%s)", leg.leg_id, leg.conf_id or "lobby", event.reason,
+                         extra=leg.log_extra)
                 self._drop_leg(leg, "hangup")
 
     def _reject(self, call: Call, status: int, reason: str | None = None, warning: str | None = None,
                 warn_code: int = 399) -> None:
-        log.info("rejected call to %r: %d %s (%s)", call.room, status, reason or "", warning or "")
+        log.info("rejected call to %r: %d %s (%s)", call.room, status, reason or "", warning or "",
+                 extra={"call_id": call.call_id})
         headers = [warning_header(warning, warn_code)] if warning else []
         self.endpoint.respond(call, status, reason, headers=headers, now=self.now)
 
@@ -184,7 +186,7 @@ class CallCore:
                 raise NegotiationError("no answer in the ACK")
             media = usable(accept_answer(offer, answer))
         except NegotiationError as err:
-            log.info("%s: answer unusable (%s); hanging up", leg.leg_id, err)
+            log.info("%s: answer unusable (%s); hanging up", leg.leg_id, err, extra=leg.log_extra)
             self.hangup(leg, "hangup")
             return
         if initial or leg.session is None:
@@ -216,7 +218,7 @@ class CallCore:
         # In-band DTMF detection reads every packet in on_rtp, which a receive lane bypasses.
         leg.room_port = leg.transport.room_port(leg.session, steady_rx=leg.inband is None)
         log.info("%s answered (%s, codec %s/%d, rtp %s:%s)", leg.leg_id, leg.participant.caller_number,
-                 media.codec, media.clock_rate, media.remote_host, media.remote_port)
+                 media.codec, media.clock_rate, media.remote_host, media.remote_port, extra=leg.log_extra)
 
     def _start_media(self, leg: Leg, media: NegotiatedMedia, confirmed: bool = True) -> None:
         """An incoming call's media is up: the IVR, or straight into its conference."""
@@ -236,12 +238,10 @@ class CallCore:
         self._setup_media(leg, media, confirmed=True)
         self._join_by_id(leg, leg.conf_id, role)
 
-    def rtp_handlers(self, leg: Leg) -> tuple[Callable[[bytes, tuple[Any, ...]], None],
-                                              Callable[[bytes, tuple[Any, ...]], None]]:
+    def rtp_handlers(self, leg: Leg) -> tuple[Datagram, Datagram]:
         return self._rtp_receiver_for(leg), lambda data, addr: self._on_rtcp(leg, data, addr)
 
-    def release(self, leg: Leg) -> None:
-        """A call that never got anywhere (dial-out refused): free what it holds."""
+    def release(self, leg: Leg) -> None:  # a dial-out that never got anywhere
         self._drop_leg(leg, "hangup")
 
     def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool, now: float,
@@ -338,7 +338,7 @@ class CallCore:
             room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type,
                            encoder_opts=leg.encoder_opts)
         if media.on_hold != leg.participant.on_hold:
-            log.info("%s %s", leg.leg_id, "held" if media.on_hold else "resumed")
+            log.info("%s %s", leg.leg_id, "held" if media.on_hold else "resumed", extra=leg.log_extra)
             live = self.rooms.get(leg.conf_id)
             if live is not None and leg.in_room:
                 live.set_on_hold(leg.leg_id, media.on_hold)
@@ -424,7 +424,8 @@ class CallCore:
                 self._end_faulted()
 
     def on_digit(self, leg: Leg, digit: str, source: str) -> None:
-        log.info("%s DTMF %s (%s)", leg.leg_id, "*" if leg.ivr is not None else digit, source)
+        log.info("%s DTMF %s (%s)", leg.leg_id, "*" if leg.ivr is not None else digit, source,
+                 extra=leg.log_extra)
         if self.lobby.on_digit(leg, digit, self.now):
             return              # PIN digits stay in the IVR: never logged, never published
         live = self.rooms.get(leg.conf_id)
@@ -438,7 +439,7 @@ class CallCore:
         with one log line and a counter; every other leg and room goes on."""
         text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
         if not isinstance(cause, str):
-            log.debug("%s: %s fault", leg.leg_id, phase, exc_info=cause)
+            log.debug("%s: %s fault", leg.leg_id, phase, exc_info=cause, extra=leg.log_extra)
         self._faulted.append((leg, phase, text[:200]))
 
     def _end_faulted(self) -> None:
@@ -447,7 +448,7 @@ class CallCore:
             if leg.ended:
                 continue
             self.leg_faults += 1
-            log.warning("%s: ended after a %s fault: %s", leg.leg_id, phase, text)
+            log.warning("%s: ended after a %s fault: %s", leg.leg_id, phase, text, extra=leg.log_extra)
             self.hangup(leg, "fault")
 
     def _leg_failed(self, leg: Leg, event: LegFailed) -> None:
@@ -474,7 +475,7 @@ class CallCore:
                 self._unconfirmed.pop(leg.leg_id, None)
                 if session is not None and not session.confirmed:
                     log.info("%s: nothing received from %s; RTP paused until it answers", leg.leg_id,
-                             session.remote_addr)
+                             session.remote_addr, extra=leg.log_extra)
 
     # ------------------------------------------------------------------ clock
 
@@ -555,7 +556,7 @@ class CallCore:
                 leg.transport.send_rtcp(report, (host, leg.media.remote_rtcp_port if leg.media else port + 1))
         last = session.last_received if session.last_received is not None else leg.answered_at
         if not leg.participant.on_hold and now - last > self.config.rtp.inactivity_timeout_s:
-            log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last)
+            log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last, extra=leg.log_extra)
             self.hangup(leg, "rtp_timeout")
 
     # ------------------------------------------------------------------ control (REST)

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Protocol, cast
 
 from bridge.call.leg import Leg, usable
-from bridge.call.ports import MediaFactory
+from bridge.call.ports import Datagram, MediaFactory
 from bridge.config import Config, TrunkConfig
 from bridge.control import events as ev
 from bridge.control.participants import Participant, ParticipantBook
@@ -69,8 +69,7 @@ class CallHost(Protocol):
 
     def release(self, leg: Leg) -> None: ...
 
-    def rtp_handlers(self, leg: Leg) -> tuple[Callable[[bytes, tuple[str, int]], None],
-                                              Callable[[bytes, tuple[str, int]], None]]: ...
+    def rtp_handlers(self, leg: Leg) -> tuple[Datagram, Datagram]: ...
 
 
 @dataclass

@@ -62,6 +62,11 @@ class Leg:
     def conf_id(self) -> str:
         return self.participant.conference_id
 
+    @property
+    def log_extra(self) -> dict[str, str]:
+        """Structured fields for log lines about this call (the JSON log format shows them)."""
+        return {"conference_id": self.conf_id, "participant_id": self.leg_id, "call_id": self.call.call_id}
+
     # RoomConnection: what a room needs to seat this leg.
     @property
     def codec(self) -> str:

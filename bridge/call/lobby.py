@@ -55,7 +55,7 @@ class Lobby:
 
     def refuse(self, leg: Leg, prompt: str) -> None:
         """Answered, but not let in: the caller hears why, then gets a BYE."""
-        log.info("%s refused: %s", leg.leg_id, prompt)
+        log.info("%s refused: %s", leg.leg_id, prompt, extra=leg.log_extra)
         self.enter(leg)
         leg.lobby_then_hangup = True
         self.room.set_leg_source(leg.leg_id, self.prompts.prompt([prompt], LOBBY_RATE))
@@ -73,7 +73,7 @@ class Lobby:
             elif isinstance(action, ivrmod.StopPrompt):
                 self.room.set_leg_source(leg.leg_id, None)
             elif isinstance(action, ivrmod.Hangup):
-                log.info("%s: IVR ends the call (%s)", leg.leg_id, action.reason)
+                log.info("%s: IVR ends the call (%s)", leg.leg_id, action.reason, extra=leg.log_extra)
                 self.hangup(leg, "hangup")
             elif isinstance(action, ivrmod.Join):
                 leg.ivr = None

@@ -244,4 +244,7 @@ def log_subscriber(event: DomainEvent) -> None:
     its own human-readable info lines."""
     skip = {"conference_id", "event_id", "seq", "at"}
     fields = " ".join(f"{f.name}={getattr(event, f.name)}" for f in dataclasses.fields(event) if f.name not in skip)
-    log.debug("%s #%d %s %s", event.conference_id, event.seq, event.name, fields)
+    extra = {"conference_id": event.conference_id}
+    if isinstance(event, ParticipantEvent):
+        extra["participant_id"] = event.participant_id
+    log.debug("%s #%d %s %s", event.conference_id, event.seq, event.name, fields, extra=extra)

@@ -69,6 +69,15 @@ class _NoMediaStore:
         pass
 
 
+@dataclasses.dataclass
+class RoomChanges:
+    """What a reload did to config.yaml rooms (names)."""
+
+    added: builtins.list[str] = dataclasses.field(default_factory=list)
+    changed: builtins.list[str] = dataclasses.field(default_factory=list)
+    removed: builtins.list[str] = dataclasses.field(default_factory=list)
+
+
 def room_conference_id(room_name: str) -> str:
     return f"conf_{room_name}"
 
@@ -135,6 +144,45 @@ class ConferenceService:
             codecs=tuple(room.codecs) if room.codecs else (),
             max_talkers=room.max_talkers,
         )
+
+    def reload_rooms(self, config: Config) -> RoomChanges:
+        """Reconcile config.yaml rooms with ``config`` (a reload): new rooms answer at once; changed
+        settings reach a live room as a REST change does; a removed room is no longer dialable and
+        its callers hear the closing prompt and get a BYE, as after an API end. Rooms that did not
+        change, and their calls, are left alone. Names of the rooms in each group are returned."""
+        old = self._rooms
+        self.config = config
+        started = self.clock()
+        fresh: dict[str, Conference] = {}
+        changes = RoomChanges()
+        for room in config.rooms:
+            cid = room_conference_id(room.name)
+            conf = self._room_conference(room, started)
+            current = old.get(cid)
+            if current is None:
+                changes.added.append(room.name)
+            else:
+                conf = dataclasses.replace(conf, created_at=current.created_at, status=current.status)
+                if conf != current:
+                    changes.changed.append(room.name)
+            fresh[cid] = conf
+        changes.removed = [conf.name for cid, conf in old.items() if cid not in fresh]
+        self._rooms = fresh
+        self._room_names = {conf.name: cid for cid, conf in fresh.items()}
+        # Rebuilt whole: a removed room's code may have hidden an API conference's (config wins).
+        self._codes = {c.dial_in_code: c.id for c in self._confs.values()}
+        self._codes.update({c.dial_in_code: cid for cid, c in fresh.items() if c.dial_in_code})
+        for name in changes.changed:
+            self.live.conference_changed(fresh[room_conference_id(name)])
+        for name in changes.removed:
+            cid = room_conference_id(name)
+            if any(p.status in ("connected", "held") for p in self.live.participants(cid)):
+                self.live.end_conference(cid, "ended_via_api")
+        return changes
+
+    def conferences(self) -> builtins.list[Conference]:
+        """Every conference (config rooms and API ones, ended included) with its current status."""
+        return [self._view(c) for c in (*self._rooms.values(), *self._confs.values())]
 
     # -- reads --------------------------------------------------------------------------------
 

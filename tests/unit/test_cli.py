@@ -85,3 +85,13 @@ def test_relative_data_dir_is_relative_to_the_config_file(tmp_path: Path, monkey
     assert load_config(etc / "abs.yaml").data_dir == str(tmp_path / "var")
     (etc / "default.yaml").write_text("{}\n")
     assert load_config(etc / "default.yaml").data_dir == str(etc / "data")
+
+
+def test_log_format_flag_overrides_the_file(tmp_path: Path) -> None:
+    from bridge.cli import build_parser, resolve_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("log_format: text\n")
+    assert resolve_config(build_parser().parse_args(["--config", str(cfg)])).log_format == "text"
+    args = build_parser().parse_args(["--config", str(cfg), "--log-format", "json"])
+    assert resolve_config(args).log_format == "json"

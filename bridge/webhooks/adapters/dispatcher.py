@@ -222,8 +222,13 @@ class Dispatcher:
         self._wake.set()
         return count
 
+    def alive(self) -> bool:
+        """Its writer, sender and housekeeping tasks are all running (readiness)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
     def stats(self) -> dict[str, int]:
         return {
+            "route_errors": self.route_errors,
             **self.lanes.counters.snapshot(),
             "pending": self.lanes.pending,
             "retrying": self.lanes.retrying(),

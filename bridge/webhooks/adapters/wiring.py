@@ -49,6 +49,10 @@ class WebhooksHandle:
     def stats(self) -> dict[str, int]:
         return self.dispatcher.stats() if self.dispatcher is not None else {}
 
+    def alive(self) -> bool:
+        """Delivery tasks are running (True when webhooks are disabled: nothing to send)."""
+        return self.dispatcher.alive() if self.dispatcher is not None else True
+
     async def close(self) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.close()

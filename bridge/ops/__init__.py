@@ -1,0 +1,1 @@
+"""Operations adapters: metrics, health, logs, live config reload."""
