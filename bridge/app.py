@@ -26,6 +26,7 @@ from bridge.config import Config
 from bridge.control.events import EventBus, log_subscriber
 from bridge.control.model import Conference
 from bridge.control.service import ConferenceService
+from bridge.recording.adapters.wiring import RecordingWiring
 from bridge.webhooks.adapters.wiring import start_webhooks
 from bridge.sip.endpoint import SipEndpoint
 
@@ -53,6 +54,7 @@ class BridgeApp:
         self.sip = SipTransport(self.endpoint, self._drain_sip, loop)
         self.store = ConferenceStore(data_dir / "bridge.sqlite3")
         self.bus = EventBus(lambda: datetime.now(timezone.utc))
+        self.recordings = RecordingWiring(cfg, self.bus, loop)
         self.calls = CallAdapter(
             cfg,
             self.endpoint,
@@ -61,16 +63,21 @@ class BridgeApp:
             bus=self.bus,
             loop=loop,
             pump_sip=self.sip.pump,
+            recording=self.recordings.setup,
         )
         self.service = ConferenceService(
             self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
         self.bus.subscribe("status", self.service.on_event)
         self.bus.subscribe("log", log_subscriber)
-        self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg)
+        self.recordings.attach(self.service, self.calls.core.rooms.get)
+        self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg,
+                                             recording_urls=self.recordings.urls_for)
+        await self.recordings.start()      # after the webhooks: recovered recordings are announced
 
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
-        http_app = build_http_app(self.service, config=cfg, extra_routes=[self.webhooks.add_routes])
+        http_app = build_http_app(self.service, config=cfg, extra_routes=[self.webhooks.add_routes,
+                                                                             self.recordings.add_routes])
         self.runner = web.AppRunner(http_app, access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, cfg.http.host, cfg.http.port).start()
@@ -117,6 +124,8 @@ class BridgeApp:
             await asyncio.sleep(0.05)
         self._housekeeping.cancel()
         await self.clock.stop()
+        await self.recordings.close()      # the writers finish their files
+        self.bus.drain()
         self.sip.close()
         if self.runner is not None:
             await self.runner.cleanup()

@@ -24,6 +24,7 @@ from bridge.call.ports import Datagram, Directory, NoMediaPorts
 from bridge.config import Config
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
+from bridge.recording.control import RecordingSetup
 from bridge.sip.endpoint import SipEndpoint
 
 log = logging.getLogger("bridge.calls")
@@ -56,6 +57,7 @@ class CallAdapter:
         bus: EventBus,
         loop: asyncio.AbstractEventLoop,
         pump_sip: Callable[[], None],
+        recording: RecordingSetup | None = None,
     ) -> None:
         self.loop = loop
         self.endpoint = endpoint
@@ -67,7 +69,7 @@ class CallAdapter:
             config, endpoint, directory,
             SocketMedia(allocator, self.rtp_receiver, loop),
             AudioAssets(Path(config.data_dir) / "media-cache", loop),
-            bus, wall_clock=lambda: datetime.now(timezone.utc),
+            bus, wall_clock=lambda: datetime.now(timezone.utc), recording=recording,
         )
         self._drain_scheduled = False
 

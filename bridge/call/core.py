@@ -35,6 +35,7 @@ from bridge.control.model import Action, Conference, ParticipantView
 from bridge.control.participants import Participant, ParticipantBook
 from bridge.media.dtmf_detect import InbandDtmfDetector
 from bridge.media.room import LegFailed
+from bridge.recording.control import RecordingSetup
 from bridge.rtp.packet import RtpError, RtpPacket
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer, answer_offer, build_offer
@@ -54,8 +55,10 @@ class CallCore:
         prompts: Prompts,
         bus: ev.EventBus,
         wall_clock: Callable[[], datetime],
+        recording: RecordingSetup | None = None,
     ) -> None:
         self.config = config
+        self.recording = recording           # None: no recorder wired (unit tests); see bridge/recording
         self.endpoint = endpoint
         self.directory = directory
         self.media = media
@@ -266,7 +269,8 @@ class CallCore:
             live = self.rooms[conf.id] = LiveConference(
                 conf, self._max_talkers, self.prompts, self.bus,
                 lambda pid, reason: self._hangup_id(conf.id, pid, reason),
-                lambda pid, event: self._leg_failed_id(conf.id, pid, event))
+                lambda pid, event: self._leg_failed_id(conf.id, pid, event),
+                recording=self.recording, wall=self.wall)
         leg.participant.conference_id = conf.id
         self.book.seat(leg.participant)
         live.join(leg.participant, leg, role, self.wall())
