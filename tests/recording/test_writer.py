@@ -168,7 +168,7 @@ def test_crash_recovery_from_parts(tmp_path: Path) -> None:
         deadline += 1
         assert deadline < 500
         threading.Event().wait(0.01)
-    writer.stop_now = True            # as if killed: the thread stops without finishing
+    writer.abandon = True             # as if killed: the thread stops without finishing
     thread.join(5)
     meta = json.loads((directory / "recording.json").read_text())
     assert meta["state"] == "recording"

@@ -105,7 +105,7 @@ class Writer:
         self.tap = tap
         self.multitrack_codec = multitrack_codec
         self.report = report
-        self.stop_now = False
+        self.abandon = False    # stop at once and leave the parts as a crash would (the crash tests)
 
     def run(self) -> None:
         info = self.info
@@ -117,7 +117,7 @@ class Writer:
             timeline = Timeline(info.rate, parts, dual=info.options.channels == "dual")
             sidecar_part = self.directory / "sidecar.json.part"
             next_flush = time.monotonic() + FLUSH_EVERY_S
-            while not timeline.ended and not self.stop_now:
+            while not timeline.ended and not self.abandon:
                 items = self.tap.take()
                 if items:
                     timeline.feed(items)
@@ -128,6 +128,8 @@ class Writer:
                 if not items:
                     time.sleep(POLL_S)
             parts.close()
+            if self.abandon:
+                return
             info.ended_at = None
             self.report(finish(self.directory, info, timeline.sidecar(), self.multitrack_codec))
         except Exception as exc:        # disk full, permission, encoder: this recording fails, calls go on
