@@ -13,7 +13,7 @@ MixFormat = Literal["wav", "mp3", "ogg"]
 Channels = Literal["single", "dual"]
 PauseBehavior = Literal["silence", "skip"]
 State = Literal["recording", "paused", "stopped", "saved", "failed"]
-FILE_KINDS = ("mix", "dual", "multitrack", "sidecar")
+FILE_KINDS = ("mix", "dual", "multitrack", "sidecar")   # + multitrack.2, .3 ... past 500 participants
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 

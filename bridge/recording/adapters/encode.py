@@ -23,6 +23,7 @@ import numpy as np
 
 CHUNK_S = 2                       # seconds encoded per step (bounds memory for long recordings)
 TRACK_PART = re.compile(r"^track-(\d{3,})\.f(\d+)\.pcm\.part$")
+MKA_MAX_TRACKS = 500              # participant tracks per Matroska file (see finish_files)
 MIX_CODECS = {"wav": ("wav", "pcm_s16le"), "mp3": ("mp3", "libmp3lame"), "ogg": ("ogg", "libopus")}
 
 
@@ -153,16 +154,21 @@ def finish_files(directory: Path, stem: str, rate: int, fmt: str, dual: bool, mu
         produce("dual", f"{stem}.dual.{'mp3' if fmt == 'mp3' else 'wav'}", dual_file)
 
     if multitrack:
-        def mka_file(part: Path) -> None:
-            order = sorted(tracks)
-            src = [[_Padded(mix, 0)]] + [[_Padded(tracks[t][0], tracks[t][1] * rate // 50)] for t in order]
-            titles = ["mix"] + [people.get(t, f"track {t}") for t in order]
-            try:
-                _encode(part, "matroska", multitrack_codec, rate, src, total, titles)
-            finally:
-                for chans in src:
-                    chans[0].close()
-        produce("multitrack", f"{stem}.mka", mka_file)
+        order = sorted(tracks)
+        # FFmpeg refuses (PyAV crashes) past 1,000 streams in one file: large rooms get several
+        # files, each with the mix as track 0 so every file keeps the common time zero.
+        groups = [order[i:i + MKA_MAX_TRACKS] for i in range(0, len(order), MKA_MAX_TRACKS)] or [[]]
+        for number, group in enumerate(groups, start=1):
+            def mka_file(part: Path, group: list[int] = group) -> None:
+                src = [[_Padded(mix, 0)]] + [[_Padded(tracks[t][0], tracks[t][1] * rate // 50)] for t in group]
+                titles = ["mix"] + [people.get(t, f"track {t}") for t in group]
+                try:
+                    _encode(part, "matroska", multitrack_codec, rate, src, total, titles)
+                finally:
+                    for chans in src:
+                        chans[0].close()
+            suffix = "" if number == 1 else f".{number}"
+            produce(f"multitrack{suffix}", f"{stem}{suffix}.mka", mka_file)
     return files
 
 

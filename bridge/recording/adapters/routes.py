@@ -104,7 +104,7 @@ class RecordingRoutes:
     async def download(self, request: web.Request) -> web.StreamResponse:
         rid = request.match_info["recording_id"]
         kind = request.query.get("file", "mix")
-        if kind not in FILE_KINDS:
+        if kind not in FILE_KINDS and not kind.startswith("multitrack."):
             raise ControlError(422, "invalid_parameters", f"file: one of {', '.join(FILE_KINDS)}")
         signature = request.query.get("signature")
         if signature is not None and self.store is not None:
