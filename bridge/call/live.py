@@ -434,7 +434,6 @@ class LiveConference:
                 self.start_recording(None, started_by=m.pid)
             else:
                 self.recording.stop("keypad")
-                self.play(m.pid, ["recording_stopped"])
         elif isinstance(action, PlayPrompt):
             self.play(m.pid, list(action.names))
 

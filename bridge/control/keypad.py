@@ -13,7 +13,7 @@ ready for the README:
 | *1   | moderators | lock / unlock (nobody new gets in while locked)    | "The conference is (un)locked." |
 | *2   | moderators | mute / unmute all non-moderators                   | "All listeners are (un)muted."  |
 | *5   | moderators | remove whoever joined last                         | the exit beep                   |
-| *4   | moderators¹ | start / stop recording the conference             | start: everyone hears the recording announcement; stop: "Recording has stopped." |
+| *4   | moderators¹ | start / stop recording the conference             | start: everyone hears "This call is being recorded."; stop: "Recording stopped." |
 
 ¹ and every participant of a conference with ``allow_recording_by_participant``.
 
@@ -147,7 +147,13 @@ class Keypad:
         if key == "8":
             return [Leave(self.leg)]
         if key == "4":
-            return [ToggleRecording(self.leg)] if state.may_record else []
+            if not state.may_record:
+                return []
+            # Starting is announced to everyone by the conference; stopping is told to the caller.
+            actions: list[KeypadAction] = [ToggleRecording(self.leg)]
+            if state.recording:
+                actions.append(PlayPrompt(["recording_stopped"]))
+            return actions
         if not state.is_moderator:
             return []
         if key == "1":

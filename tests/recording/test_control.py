@@ -12,6 +12,7 @@ from bridge.config import WebhookAccountConfig
 from bridge.control import events as ev
 from bridge.control import keypad as kp
 from bridge.control.errors import ControlError
+from bridge.control.ivr import PlayPrompt
 from bridge.control.model import Conference
 from bridge.media.room import Room
 from bridge.recording.control import ConferenceRecording
@@ -75,6 +76,9 @@ def test_keypad_star4_only_for_who_may_record() -> None:
     allowed = kp.CallState(False, False, False, False, 2, may_record=True)
     pad.on_digit("*", 1, allowed)
     assert pad.on_digit("4", 1.1, allowed) == [kp.ToggleRecording("p1")]
+    recording = kp.CallState(False, False, False, False, 2, recording=True, may_record=True)
+    pad.on_digit("*", 2, recording)
+    assert pad.on_digit("4", 2.1, recording) == [kp.ToggleRecording("p1"), PlayPrompt(["recording_stopped"])]
 
 
 def test_options_follow_telnyx_record_start() -> None:
