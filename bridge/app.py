@@ -33,6 +33,7 @@ from bridge.ops.health import HealthSources, Readiness, add_ops_routes
 from bridge.ops.logs import context_filter
 from bridge.ops.metrics import BridgeMetrics, Sources
 from bridge.ops.reload import Reloader, ReloadResult, merge, reload_routes, restart_needed
+from bridge.recording.adapters.wiring import RecordingWiring
 from bridge.webhooks.adapters.wiring import start_webhooks
 from bridge.sip.endpoint import SipEndpoint
 
@@ -64,6 +65,7 @@ class BridgeApp:
         self.sip = SipTransport(self.endpoint, self._drain_sip, loop, observer=self.metrics.sip)
         self.store = ConferenceStore(data_dir / "bridge.sqlite3")
         self.bus = EventBus(lambda: datetime.now(timezone.utc))
+        self.recordings = RecordingWiring(cfg, self.bus, loop)
         self.calls = CallAdapter(
             cfg,
             self.endpoint,
@@ -74,6 +76,7 @@ class BridgeApp:
             pump_sip=self.sip.pump,
             on_leg_closed=self.metrics.retire_session,
             on_tick_seconds=self.metrics.tick_seconds.observe,
+            recording=self.recordings.setup,
         )
         self.service = ConferenceService(
             self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc), bus=self.bus
@@ -81,12 +84,15 @@ class BridgeApp:
         self.bus.subscribe("status", self.service.on_event)
         self.bus.subscribe("log", log_subscriber)
         self.bus.subscribe("metrics", self.metrics.events.on_event)
-        self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg)
+        self.recordings.attach(self.service, self.calls.core.rooms.get)
+        self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg,
+                                             recording_urls=self.recordings.urls_for)
+        await self.recordings.start()      # after the webhooks: recovered recordings are announced
         self.clock = MediaClock(self.calls.tick, on_lateness=self.metrics.tick_lateness.observe)
         self._wire_ops(loop)
 
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
-        routes = [self.webhooks.add_routes, self._ops_routes,
+        routes = [self.webhooks.add_routes, self.recordings.add_routes, self._ops_routes,
                   reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens())]
         if testhooks.enabled():
             routes.append(testhooks.test_routes(lambda: self.clock))
@@ -191,6 +197,8 @@ class BridgeApp:
             await asyncio.sleep(0.05)
         self._housekeeping.cancel()
         await self.clock.stop()
+        await self.recordings.close()      # the writers finish their files
+        self.bus.drain()
         self.sip.close()
         if self.runner is not None:
             await self.runner.cleanup()

@@ -272,6 +272,30 @@ class RoomConfig(_Frozen):
         return v
 
 
+class RecordingConfig(_Frozen):
+    """Conference recording (README "Recording")."""
+
+    enabled: bool = True
+    # Where recordings go; None: <data_dir>/recordings.
+    directory: str | None = None
+    # Defaults of a recording started without options (record=true, keypad *4).
+    default_format: Literal["wav", "mp3", "ogg"] = "wav"
+    channels: Literal["single", "dual"] = "single"
+    multitrack: bool = True
+    multitrack_codec: Literal["opus", "flac"] = "opus"
+    pause_behavior: Literal["silence", "skip"] = "silence"
+    # Prompt name everyone hears when a recording starts ("" for none).
+    announcement: str = "recording_started"
+    # Audio queued between the media tick and the writer before frames are dropped.
+    max_queue_s: float = Field(default=5.0, gt=0, le=60)
+    # Retention: finished recordings older than this are deleted (None: kept).
+    retention_days: float | None = Field(default=None, gt=0)
+    # ... and the oldest go while all recordings take more than this (None: no limit).
+    max_disk_mb: int | None = Field(default=None, gt=0)
+    # Lifetime of the signed download links in webhooks (Telnyx: 10 minutes).
+    url_ttl_s: int = Field(default=600, ge=10, le=7 * 86400)
+
+
 class Config(_Frozen):
     sip: SipConfig = SipConfig()
     rtp: RtpConfig = RtpConfig()
@@ -293,6 +317,7 @@ class Config(_Frozen):
         account = next((a for a in self.accounts if a.id == account_id), None)
         name = (account.default_trunk if account else None) or self.dial_out.default_trunk
         return next((t for t in self.trunks if t.name == name), None)
+    recording: RecordingConfig = RecordingConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":

@@ -30,6 +30,7 @@ from bridge.config import Config
 from bridge.control.errors import ControlError
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
+from bridge.recording.control import RecordingSetup
 from bridge.sip.endpoint import SipEndpoint
 
 log = logging.getLogger("bridge.calls")
@@ -91,6 +92,7 @@ class CallAdapter:
         *,
         on_leg_closed: Callable[[Any], None] | None = None,
         on_tick_seconds: Callable[[float], None] | None = None,
+        recording: RecordingSetup | None = None,
     ) -> None:
         """``on_leg_closed(session)``: a leg's RTP session as its sockets close (metrics totals);
         ``on_tick_seconds(s)``: each media tick's duration (the metrics' histogram)."""
@@ -105,7 +107,7 @@ class CallAdapter:
             config, endpoint, directory,
             SocketMedia(allocator, self.rtp_receiver, loop, on_leg_closed),
             AudioAssets(Path(config.data_dir) / "media-cache", loop),
-            bus, wall_clock=lambda: datetime.now(timezone.utc),
+            bus, wall_clock=lambda: datetime.now(timezone.utc), recording=recording,
         )
         self._drain_scheduled = False
 

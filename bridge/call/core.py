@@ -25,7 +25,7 @@ from bridge_codecs import make_decoder
 
 from bridge.call.dialout import DialOut, DialOutError
 from bridge.call.leg import Leg, advertised_host, inband_digits, parse_info_dtmf, rtp_remote, usable
-from bridge.call.leg import warning_header
+from bridge.call.leg import encoder_options, warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
@@ -36,6 +36,7 @@ from bridge.control.model import Action, Conference, ParticipantView
 from bridge.control.participants import Participant, ParticipantBook
 from bridge.media.dtmf_detect import InbandDtmfDetector
 from bridge.media.room import LegFailed
+from bridge.recording.control import RecordingSetup
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer, answer_offer, build_offer
 from bridge.sip import endpoint as sipev
@@ -55,8 +56,10 @@ class CallCore:
         prompts: Prompts,
         bus: ev.EventBus,
         wall_clock: Callable[[], datetime],
+        recording: RecordingSetup | None = None,
     ) -> None:
         self.config = config
+        self.recording = recording           # None: no recorder wired (unit tests)
         self.endpoint = endpoint
         self.directory = directory
         self.media = media
@@ -202,7 +205,7 @@ class CallCore:
         assert leg.transport is not None
         leg.media = media
         leg.participant.on_hold = media.on_hold
-        leg.encoder_opts = self._encoder_opts(media.codec)
+        leg.encoder_opts = encoder_options(self.config, media.codec)
         rtp = self.config.rtp
         leg.session = RtpSession(local_ssrc=random.getrandbits(32), jitter_min_ms=rtp.jitter_min_ms,
                                  jitter_max_ms=rtp.jitter_max_ms, learning_s=rtp.learning_window_s,
@@ -286,7 +289,8 @@ class CallCore:
             live = self.rooms[conf.id] = LiveConference(
                 conf, self._max_talkers, self.prompts, self.bus,
                 lambda pid, reason: self._hangup_id(conf.id, pid, reason),
-                lambda pid, event: self._leg_failed_id(conf.id, pid, event))
+                lambda pid, event: self._leg_failed_id(conf.id, pid, event),
+                recording=self.recording, wall=self.wall)
         leg.participant.conference_id = conf.id
         self.book.seat(leg.participant)
         live.join(leg.participant, leg, role, self.wall())
@@ -294,11 +298,6 @@ class CallCore:
 
     def _max_talkers(self, conf: Conference) -> int:
         return conf.max_talkers if conf.max_talkers is not None else self.config.media.max_talkers
-
-    def _encoder_opts(self, codec: str) -> dict[str, Any]:
-        if codec == "opus":
-            return {"bitrate": self.config.media.opus_bitrate, "complexity": self.config.media.opus_complexity}
-        return {}
 
     # ------------------------------------------------------------------ mid-call changes
 
@@ -334,7 +333,7 @@ class CallCore:
         room = self.lobby.room if leg.in_lobby else (
             self.rooms[leg.conf_id].room if leg.in_room and leg.conf_id in self.rooms else None)
         if room is not None and (old is None or old.codec != media.codec or old.payload_type != media.payload_type):
-            leg.encoder_opts = self._encoder_opts(media.codec)
+            leg.encoder_opts = encoder_options(self.config, media.codec)
             room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type,
                            encoder_opts=leg.encoder_opts)
         if media.on_hold != leg.participant.on_hold:

@@ -153,3 +153,10 @@ def inband_digits(leg: Leg, data: bytes) -> list[str]:
     if packet.payload_type != leg.media.payload_type or not packet.payload:
         return []
     return leg.inband.process(leg.inband_decoder.decode(packet.payload))
+
+
+def encoder_options(config: Config, codec: str) -> dict[str, Any]:
+    """Encoder settings a leg's codec gets from config.yaml (Opus bitrate and complexity)."""
+    if codec == "opus":
+        return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity}
+    return {}

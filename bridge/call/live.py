@@ -44,7 +44,9 @@ from bridge.media.room import (
     TalkingStarted,
     TalkingStopped,
 )
-from bridge.media.tones import entry_tone, exit_tone
+from bridge.media.tones import confirm_tone, entry_tone, exit_tone
+from bridge.recording.control import ConferenceRecording, RecordingSetup
+from bridge.recording.model import RecordingInfo, RecordingOptions
 
 log = logging.getLogger("bridge.conference")
 
@@ -80,6 +82,8 @@ class LiveConference:
         bus: ev.EventBus,
         hangup: Hangup,
         on_leg_failed: Callable[[str, LegFailed], None] | None = None,
+        recording: RecordingSetup | None = None,
+        wall: Callable[[], datetime] | None = None,
     ) -> None:
         self.conf = conf
         self.bus = bus
@@ -99,6 +103,11 @@ class LiveConference:
         self._floor_holder: str | None = None
         if conf.comfort_noise:
             self.room.add_room_source("comfort-noise", comfort_noise(conf.rate))
+        self.recording_setup = recording
+        self.recording: ConferenceRecording | None = None
+        if recording is not None and wall is not None:
+            self.recording = ConferenceRecording(conf.id, conf.account_id, self.room, recording.recorder, bus,
+                                                 wall, recording.max_queue_ticks)
 
     def _publish(self, event: ev.DomainEvent) -> None:
         self.bus.publish(event)
@@ -168,6 +177,8 @@ class LiveConference:
             caller_name=p.caller_name, muted=p.muted, waiting=p.waiting))
         log.info("%s joined %s as %s%s", p.participant_id, conf.id, role,
                  " (waiting for a moderator)" if p.waiting else "")
+        if self.recording is not None:
+            self.recording.joined(p)
         if allowed.host:
             self._release_waiting()
         elif not p.waiting:
@@ -180,6 +191,8 @@ class LiveConference:
         if not self.started:
             self.started = True
             self._publish(ev.ConferenceStarted(self.conf.id))
+            if self.conf.record and self.recording is not None and self.recording.active is None:
+                self._auto_record()
 
     def leave(self, pid: str, reason: ev.LeaveReason, when: datetime) -> Participant | None:
         member = self.members.pop(pid, None)
@@ -189,6 +202,10 @@ class LiveConference:
         self.join_order.remove(pid)
         self.room.remove_leg(pid)
         p.status, p.left_at, p.leave_reason, p.talking = "disconnected", when, reason, False
+        if self.recording is not None:
+            self.recording.left(pid)
+            if not self.members and self.recording.active is not None:
+                self.recording.stop("conference_ended")
         joined = p.joined_at or when
         self._publish(ev.ParticipantLeft(self.conf.id, participant_id=pid, reason=reason,
                                          duration_s=round((when - joined).total_seconds(), 3)))
@@ -297,6 +314,8 @@ class LiveConference:
         if m is None or m.participant.talking == talking:
             return
         m.participant.talking = talking
+        if self.recording is not None:
+            self.recording.flag(pid, "talking", talking)
         kind = ev.TalkingStarted if talking else ev.TalkingStopped
         self._publish(kind(self.conf.id, participant_id=pid))
 
@@ -330,6 +349,8 @@ class LiveConference:
                 elif now > m.closing_deadline:
                     self.hangup(m.pid, "conference_ended")
             m.keypad.on_timer(now)
+        if self.recording is not None:
+            self.recording.housekeeping()
 
     # ------------------------------------------------------------------ control
 
@@ -340,6 +361,8 @@ class LiveConference:
         if m.participant.muted != muted:
             m.participant.muted = muted
             self.room.set_muted(pid, muted)
+            if self.recording is not None:
+                self.recording.flag(pid, "muted", muted)
             self._publish(ev.ParticipantMuteChanged(self.conf.id, participant_id=pid, muted=muted))
         return True
 
@@ -360,6 +383,8 @@ class LiveConference:
         m.participant.on_hold = on_hold
         m.participant.status = "held" if on_hold else "connected"
         self.room.set_on_hold(pid, on_hold)
+        if self.recording is not None:
+            self.recording.flag(pid, "on_hold", on_hold)
         self._publish(ev.ParticipantHoldChanged(self.conf.id, participant_id=pid, on_hold=on_hold))
         self.refresh_backgrounds()
 
@@ -376,6 +401,8 @@ class LiveConference:
             room_locked=self.locked,
             listeners_muted=self.listeners_muted,
             participants=len(self.members),
+            recording=self.recording is not None and self.recording.active is not None,
+            may_record=self.recording is not None and (allowed.control or self.conf.allow_recording_by_participant),
         )
         for action in m.keypad.on_digit(digit, now, state):
             self._keypad_action(m, action)
@@ -402,8 +429,37 @@ class LiveConference:
                 if pid != action.requested_by:
                     self.hangup(pid, "kicked")
                     break
+        elif isinstance(action, kp.ToggleRecording) and self.recording is not None:
+            if self.recording.active is None:
+                self.start_recording(None, started_by=m.pid)
+            else:
+                self.recording.stop("keypad")
         elif isinstance(action, PlayPrompt):
             self.play(m.pid, list(action.names))
+
+    # ------------------------------------------------------------------ recording
+
+    def start_recording(self, options: RecordingOptions | None, started_by: str | None = None) -> RecordingInfo:
+        """Start recording (the REST/vendor APIs, the keypad, ``record: true``); everyone hears the
+        configured announcement (and a beep with ``play_beep``), which is in the recording too."""
+        if self.recording is None or self.recording_setup is None:
+            raise RuntimeError("recording is not available")   # the service checks first
+        setup = self.recording_setup
+        opts = options or setup.defaults
+        members = [self.members[pid].participant for pid in self.join_order]
+        info = self.recording.start(opts, members, started_by)
+        if opts.play_beep:
+            self._beep(confirm_tone())
+        if setup.announcement:
+            self.room.add_room_source(f"rec-announce-{info.id}",
+                                      self.prompts.prompt([setup.announcement], self.conf.rate))
+        return info
+
+    def _auto_record(self) -> None:
+        try:
+            self.start_recording(None)
+        except Exception:       # a recording that cannot start must not keep callers out
+            log.exception("%s: record=true but recording could not start", self.conf.id)
 
 
 def is_scheduled_later(conf: Conference, now: datetime) -> bool:

@@ -162,6 +162,64 @@ class KeyPressed(ParticipantEvent):
     source: Literal["rfc4733", "info", "inband"] = "rfc4733"
 
 
+@dataclass(frozen=True)
+class RecordingEvent(DomainEvent):
+    recording_id: str = ""
+
+
+@dataclass(frozen=True)
+class RecordingStarted(RecordingEvent):
+    format: str = "wav"                 # the mix file: wav | mp3 | ogg
+    channels: str = "single"            # single | dual (Telnyx: the creator vs everyone else)
+    multitrack: bool = True             # also the one-file-per-recording multitrack artifact
+    started_by: str | None = None       # a participant id (keypad), None: API or record=true
+
+
+@dataclass(frozen=True)
+class RecordingPaused(RecordingEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class RecordingResumed(RecordingEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class RecordingStopped(RecordingEvent):
+    """No more audio is taken; the files are being finished (``RecordingSaved`` follows)."""
+
+    reason: str = "api"                 # api | keypad | conference_ended | shutdown
+
+
+@dataclass(frozen=True)
+class RecordingSaved(RecordingEvent):
+    """The files are complete, fsynced and renamed: they can be downloaded."""
+
+    account_id: str | None = None
+    format: str = "wav"
+    channels: str = "single"
+    started_at: datetime = EPOCH
+    ended_at: datetime = EPOCH
+    duration_s: float = 0.0
+    recovered: bool = False             # finished at start-up from what a crash left behind
+    files: tuple[str, ...] = ()         # the kinds there are: mix, dual, multitrack, sidecar
+
+
+@dataclass(frozen=True)
+class RecordingFailed(RecordingEvent):
+    """Writing stopped (disk full, permission): what was written is kept; the call goes on."""
+
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RecordingAudioDropped(RecordingEvent):
+    """Frames the writer could not take in time (full queue): written as silence, never a tick."""
+
+    frames: int = 0
+
+
 _NAMES: dict[type, str] = {
     ConferenceCreated: "conference.created",
     ConferenceStarted: "conference.started",
@@ -179,6 +237,13 @@ _NAMES: dict[type, str] = {
     PlaybackStarted: "playback.started",
     PlaybackEnded: "playback.ended",
     KeyPressed: "participant.key_pressed",
+    RecordingStarted: "recording.started",
+    RecordingPaused: "recording.paused",
+    RecordingResumed: "recording.resumed",
+    RecordingStopped: "recording.stopped",
+    RecordingSaved: "recording.saved",
+    RecordingFailed: "recording.failed",
+    RecordingAudioDropped: "recording.audio_dropped",
 }
 
 Subscriber = Callable[[DomainEvent], None]

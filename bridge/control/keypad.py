@@ -13,6 +13,9 @@ ready for the README:
 | *1   | moderators | lock / unlock (nobody new gets in while locked)    | "The conference is (un)locked." |
 | *2   | moderators | mute / unmute all non-moderators                   | "All listeners are (un)muted."  |
 | *5   | moderators | remove whoever joined last                         | the exit beep                   |
+| *4   | moderators¹ | start / stop recording the conference             | start: everyone hears "This call is being recorded."; stop: "Recording stopped." |
+
+¹ and every participant of a conference with ``allow_recording_by_participant``.
 
 Rules:
   - The key after '*' must come within STAR_TIMEOUT (3 s), else the '*' is dropped.
@@ -48,6 +51,8 @@ class CallState:
     room_locked: bool
     listeners_muted: bool
     participants: int
+    recording: bool = False       # the conference is being recorded
+    may_record: bool = False      # this caller may start/stop recording (*4)
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,15 @@ class KickLast:
     requested_by: str
 
 
+@dataclass(frozen=True)
+class ToggleRecording:
+    """Start recording the conference, or stop the recording in progress."""
+
+    requested_by: str
+
+
 KeypadAction = (ToggleMute | SetLocked | MuteAllNonModerators | SetListenGain | Leave | KickLast
-                | PlayPrompt)
+                | ToggleRecording | PlayPrompt)
 
 
 class Keypad:
@@ -134,6 +146,14 @@ class Keypad:
             return [SetListenGain(self.leg, gain)]
         if key == "8":
             return [Leave(self.leg)]
+        if key == "4":
+            if not state.may_record:
+                return []
+            # Starting is announced to everyone by the conference; stopping is told to the caller.
+            actions: list[KeypadAction] = [ToggleRecording(self.leg)]
+            if state.recording:
+                actions.append(PlayPrompt(["recording_stopped"]))
+            return actions
         if not state.is_moderator:
             return []
         if key == "1":

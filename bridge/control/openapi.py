@@ -32,7 +32,7 @@ _SETTINGS: dict[str, Any] = {
     },
     "profile": {"type": "string", "enum": list(PROFILES)},
     "mute_on_entry": {"type": "boolean", "description": "Honoured: callers join muted."},
-    "record": {"type": "boolean", "description": "Stored; honoured once recording is available."},
+    "record": {"type": "boolean", "description": "Record the conference from the moment it starts (README \"Recording\")."},
     "hold_music_id": {
         "type": ["string", "null"], "minLength": 1, "maxLength": MAX_ID_TEXT,
         "description": "Hold music: the id or media_name of media uploaded to /v2/media by this account "

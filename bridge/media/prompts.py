@@ -36,6 +36,8 @@ PROMPT_TEXT: dict[str, str] = {
     "listeners_unmuted": "All listeners are unmuted.",
     "joined": "A participant has joined.",
     "left": "A participant has left.",
+    "recording_started": "This call is being recorded.",
+    "recording_stopped": "Recording stopped.",
     "there_are": "There are",
     "participants": "participants.",
     **{f"digit_{d}": d for d in "0123456789"},

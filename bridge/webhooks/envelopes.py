@@ -78,7 +78,7 @@ def delivery_id(event_id: str, *parts: str) -> str:
 
 @dataclass(frozen=True)
 class Recording:
-    """What a saved recording's webhooks carry (filled in by the recording issue)."""
+    """What a saved recording's webhooks carry (``Router`` builds it from ``RecordingSaved``)."""
 
     recording_id: str
     started_at: datetime
@@ -181,7 +181,8 @@ def freeclimb_body(
         "status": status,
     }
     if recording is not None:
-        body["recordingUrl"] = recording.urls.get("wav") or next(iter(recording.urls.values()), None)
+        body["recordingUrl"] = (recording.urls.get(recording.format) or recording.urls.get("wav")
+                                or next(iter(recording.urls.values()), None))
         body["recordingId"] = recording.recording_id
         body["recordingDurationSec"] = recording.duration_s
     return body

@@ -87,5 +87,10 @@ class FreeClimbStatusTracker:
                 to("terminated")  # kept: a second ConferenceEnded reports nothing
         return out
 
+    def status(self, conference_id: str) -> str | None:
+        """The last status reported for the conference (None: none yet)."""
+        state = self._confs.get(conference_id)
+        return None if state is None else state.status
+
     def forget(self, conference_id: str) -> None:
         self._confs.pop(conference_id, None)

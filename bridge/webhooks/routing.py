@@ -10,6 +10,11 @@ Destinations of a conference's events:
 - **FreeClimb form** (``conferenceStatus``): the conference's ``statusCallbackUrl``, no failover
   (FreeClimb has none).
 
+A saved recording (``RecordingSaved``) becomes Telnyx ``conference.recording.saved`` with signed
+download links that expire (``recording_urls``), and a FreeClimb ``conferenceRecordingStatus``
+with ``recordingUrl``/``recordingId``/``recordingDurationSec``, sent once the conference is empty
+(held back while people are still in).
+
 Events of conferences without an account, or unknown to the service, go nowhere.
 """
 
@@ -19,9 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..config import WebhookAccountConfig
-from ..control.events import ConferenceEnded, DomainEvent, ParticipantJoined
+from ..control.events import ConferenceEnded, DomainEvent, ParticipantJoined, RecordingSaved
 from ..control.model import OPEN_STATUSES, Conference
-from .envelopes import delivery_id, encode, freeclimb_body, telnyx_event
+from .envelopes import Recording, delivery_id, encode, freeclimb_body, telnyx_event, telnyx_recording_saved
 from .freeclimb_status import FreeClimbStatusTracker
 from .model import Delivery
 
@@ -46,10 +51,14 @@ class Router:
         self,
         accounts: Mapping[str, WebhookAccountConfig],
         lookup: Callable[[str], Conference | None],
+        recording_urls: Callable[[RecordingSaved], dict[str, str]] | None = None,
     ) -> None:
         self.accounts = dict(accounts)
         self.lookup = lookup
+        # Signed, expiring download links of a saved recording: format -> URL (the recording adapter).
+        self.recording_urls = recording_urls
         self.freeclimb = FreeClimbStatusTracker()
+        self._fc_waiting: dict[str, list[tuple[RecordingSaved, Recording]]] = {}
         # Conferences whose ``conference.ended`` went out with nobody joining since: the room
         # emptying ends a Telnyx conference, so the API ending it afterwards says nothing new.
         self._telnyx_ended: set[str] = set()
@@ -75,6 +84,8 @@ class Router:
             return []
         created = event.at.timestamp()
         out: list[Delivery] = []
+        if isinstance(event, RecordingSaved):
+            return self._recording(event, conf)
         dest = telnyx_destination(conf, self.accounts)
         if dest is not None and not self._telnyx_repeat(event):
             built = telnyx_event(event, conf)
@@ -95,4 +106,39 @@ class Router:
                     form="freeclimb", url=conf.status_callback_url, failover_url=None,
                     body=encode(freeclimb_body(conf, status)), created_at=created, next_attempt_at=created,
                 ))
+        if statuses and statuses[-1] in ("empty", "terminated"):
+            for saved, rec in self._fc_waiting.pop(conf.id, []):
+                out += self._freeclimb_recording(saved, rec, conf)
         return out
+
+    def _recording(self, event: RecordingSaved, conf: Conference) -> list[Delivery]:
+        assert conf.account_id is not None
+        urls = self.recording_urls(event) if self.recording_urls is not None else {}
+        rec = Recording(event.recording_id, event.started_at, event.ended_at, urls, None, event.channels,
+                        event.format)
+        out: list[Delivery] = []
+        dest = telnyx_destination(conf, self.accounts)
+        created = event.at.timestamp()
+        if dest is not None:
+            body = telnyx_recording_saved(conf, rec, delivery_id(event.event_id), event.at)
+            out.append(Delivery(
+                id=body["data"]["id"], conference_id=conf.id, account_id=conf.account_id, event_id=event.event_id,
+                event_type="conference.recording.saved", form="telnyx", url=dest.url,
+                failover_url=dest.failover_url, body=encode(body), created_at=created, next_attempt_at=created))
+        if conf.status_callback_url:
+            if self.freeclimb.status(conf.id) in ("populated", "inProgress"):
+                self._fc_waiting.setdefault(conf.id, []).append((event, rec))   # FreeClimb: after it empties
+            else:
+                out += self._freeclimb_recording(event, rec, conf)
+        return out
+
+    def _freeclimb_recording(self, event: RecordingSaved, rec: Recording, conf: Conference) -> list[Delivery]:
+        assert conf.account_id is not None and conf.status_callback_url is not None
+        created = event.at.timestamp()
+        status = self.freeclimb.status(conf.id) or "empty"
+        body = freeclimb_body(conf, status, recording=rec, request_type="conferenceRecordingStatus")
+        return [Delivery(
+            id=delivery_id(event.event_id, "freeclimb", "recording"), conference_id=conf.id,
+            account_id=conf.account_id, event_id=event.event_id, event_type="conferenceRecordingStatus",
+            form="freeclimb", url=conf.status_callback_url, failover_url=None, body=encode(body),
+            created_at=created, next_attempt_at=created)]

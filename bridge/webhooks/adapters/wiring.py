@@ -11,7 +11,7 @@ from typing import Protocol
 from aiohttp import web
 
 from ...config import Config
-from ...control.events import EventBus
+from ...control.events import EventBus, RecordingSaved
 from ...control.model import Conference
 from ..routing import Router
 from ..urls import AddressPolicy
@@ -60,12 +60,13 @@ class WebhooksHandle:
 
 async def start_webhooks(
     bus: EventBus, service: _Lookup, store: _HasPath, config: Config,
+    recording_urls: Callable[[RecordingSaved], dict[str, str]] | None = None,
 ) -> WebhooksHandle:
     """Subscribe the outbox to ``bus`` and start delivering (pending rows from before a restart first).
 
     ``service.get(conf_id)`` is the conference lookup; ``store.path`` is the SQLite database the
     outbox table goes into. Returns a handle whose ``add_routes`` goes to ``build_http_app`` and
-    whose ``close()`` goes into shutdown.
+    whose ``close()`` goes into shutdown. ``recording_urls`` signs a saved recording's download links.
     """
     wcfg = config.webhooks
     if not wcfg.enabled:
@@ -74,7 +75,7 @@ async def start_webhooks(
     keys = await asyncio.to_thread(load_or_create_keys, config)
     outbox = await asyncio.to_thread(OutboxStore, store.path)
     policy = AddressPolicy.from_config(wcfg.allow_networks)
-    router = Router({a.account: a for a in wcfg.accounts}, service.get)
+    router = Router({a.account: a for a in wcfg.accounts}, service.get, recording_urls)
     dispatcher = Dispatcher(wcfg, router, outbox, Sender(wcfg, policy), keys)
     await dispatcher.start()
     bus.subscribe("webhooks", dispatcher.on_event)
