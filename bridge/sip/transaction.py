@@ -216,17 +216,7 @@ class ClientInviteTransaction(_Transaction):
         return self.state == "accepted" and 200 <= status < 300
 
     def _build_ack(self, response: SipResponse) -> SipRequest:
-        req = self.request
-        h = Headers()
-        h.add("Via", req.headers.get_all("Via")[0])
-        for route in req.headers.get_all("Route"):
-            h.add("Route", route)
-        h.add("Max-Forwards", "70")
-        h.add("From", req.headers.get("From") or "")
-        h.add("To", response.headers.get("To") or "")
-        h.add("Call-ID", req.call_id)
-        h.add("CSeq", f"{req.cseq.seq} ACK")
-        return SipRequest(headers=h, method="ACK", uri=req.uri)
+        return sibling_request(self.request, "ACK", response.headers.get("To") or "")
 
     def on_timer(self, now: float) -> None:
         for name in self._due(now):
@@ -240,3 +230,18 @@ class ClientInviteTransaction(_Transaction):
                 self._terminate()
             elif name in ("D", "M"):
                 self._terminate()
+
+
+def sibling_request(invite: SipRequest, method: str, to: str) -> SipRequest:
+    """The ACK of a non-2xx (§17.1.1.3) or the CANCEL (§9.1) of ``invite``: its top Via (same
+    branch), Route set, From, Call-ID and CSeq number, with ``method`` and the given To."""
+    h = Headers()
+    h.add("Via", invite.headers.get_all("Via")[0])
+    for route in invite.headers.get_all("Route"):
+        h.add("Route", route)
+    h.add("Max-Forwards", "70")
+    h.add("From", invite.headers.get("From") or "")
+    h.add("To", to)
+    h.add("Call-ID", invite.call_id)
+    h.add("CSeq", f"{invite.cseq.seq} {method}")
+    return SipRequest(headers=h, method=method, uri=invite.uri)

@@ -25,7 +25,7 @@ from .events import Call, CallAnswered, CallFailed, CallProgress, SipEvent
 from .flow import Flow, Outgoing
 from .headers import add_tag
 from .message import Headers, SipRequest, SipResponse
-from .transaction import ClientInviteTransaction, ClientNonInviteTransaction, TimerConfig
+from .transaction import ClientInviteTransaction, ClientNonInviteTransaction, TimerConfig, sibling_request
 from .uri import SipUri
 
 
@@ -137,17 +137,7 @@ class OutgoingCalls:
 
     def _send_cancel(self, oi: OutgoingInvite, now: float) -> None:
         inv = oi.tx.request
-        h = Headers()
-        h.add("Via", inv.headers.get_all("Via")[0])      # the same branch (§9.1)
-        for route in inv.headers.get_all("Route"):
-            h.add("Route", route)
-        h.add("Max-Forwards", "70")
-        h.add("From", inv.headers.get("From") or "")
-        h.add("To", inv.headers.get("To") or "")
-        h.add("Call-ID", inv.call_id)
-        h.add("CSeq", f"{inv.cseq.seq} CANCEL")
-        h.add("User-Agent", self.user_agent)
-        cancel = SipRequest(headers=h, method="CANCEL", uri=inv.uri)
+        cancel = sibling_request(inv, "CANCEL", inv.headers.get("To") or "")
         oi.cancel_tx = ClientNonInviteTransaction(cancel.to_bytes(), oi.call.flow, self.timers, now)
         self._pump(oi)
 
