@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bridge.adapters.http_api import build_http_app
 from bridge.adapters.media_clock import MediaClock
+from bridge.adapters.resources import admission_limits, call_capacity, raise_fd_limit
 from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport
 from bridge.adapters.storage import ConferenceStore
@@ -35,6 +36,7 @@ from bridge.ops.metrics import BridgeMetrics, Sources
 from bridge.ops.reload import Reloader, ReloadResult, merge, reload_routes, restart_needed
 from bridge.recording.adapters.wiring import RecordingWiring
 from bridge.webhooks.adapters.wiring import start_webhooks
+from bridge.sip.admission import Admission, SipGate
 from bridge.sip.endpoint import SipEndpoint
 
 log = logging.getLogger("bridge")
@@ -62,7 +64,14 @@ class BridgeApp:
 
         contact_host = cfg.sip.advertise_host or (cfg.sip.host if cfg.sip.host not in ("0.0.0.0", "::") else "127.0.0.1")
         self.endpoint = SipEndpoint(contact_host=contact_host, contact_port=cfg.sip.port, user_agent=cfg.sip.user_agent)
-        self.sip = SipTransport(self.endpoint, self._drain_sip, loop, observer=self.metrics.sip)
+        self.endpoint.ack_wait_s = cfg.security.ack_timeout_s
+        self.fd_limit = raise_fd_limit()
+        self.max_calls = cfg.security.max_calls or call_capacity(self.fd_limit)
+        self.admission = Admission(admission_limits(cfg.security, self.max_calls))
+        gate = SipGate(self.admission, user_agent=cfg.sip.user_agent,
+                       contact_uri=f"<sip:{contact_host}:{cfg.sip.port}>")
+        self.sip = SipTransport(self.endpoint, self._drain_sip, loop, observer=self.metrics.sip, gate=gate,
+                                calls_in_progress=lambda: len(self.calls.core.legs_by_call))
         self.store = ConferenceStore(data_dir / "bridge.sqlite3")
         self.bus = EventBus(lambda: datetime.now(timezone.utc))
         self.recordings = RecordingWiring(cfg, self.bus, loop)
@@ -104,9 +113,10 @@ class BridgeApp:
         self.clock.start()
         self._housekeeping = loop.create_task(self._housekeep())
         log.info(
-            "bridge up: SIP %s:%d (%s), HTTP %s:%d, RTP %d-%d, rooms: %s",
+            "bridge up: SIP %s:%d (%s), HTTP %s:%d, RTP %d-%d, rooms: %s; open files %d, up to %d calls",
             cfg.sip.host, cfg.sip.port, "/".join(cfg.sip.transports), cfg.http.host, cfg.http.port,
             cfg.rtp.port_min, cfg.rtp.port_max, ", ".join(r.name for r in cfg.rooms) or "(none)",
+            self.fd_limit, self.max_calls,
         )
 
     def _wire_ops(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -118,7 +128,7 @@ class BridgeApp:
             legs=lambda: core.legs_by_call.values(), rooms=lambda: core.rooms,
             conferences=self.service.conferences, clock=self.clock, now=loop.time,
             webhooks=webhooks.stats, sip_internal_errors=lambda: self.endpoint.internal_errors,
-            leg_faults=lambda: core.leg_faults,
+            leg_faults=lambda: core.leg_faults, security=lambda: self._security_stats(loop.time()),
         ))
         readiness = Readiness(HealthSources(
             sip_down=lambda: self.sip.bound(self.config.sip.transports), db_path=self.store.path,
@@ -130,6 +140,12 @@ class BridgeApp:
         context = context_filter()
         if context is not None:
             context.lookup = self._leg_ids
+
+    def _security_stats(self, now: float) -> dict[str, object]:
+        adm = self.admission
+        counts = {k: v for k, v in adm.counts.items() if k not in ("bans",)}
+        return {"admission": counts, "bans": adm.counts.get("bans", 0), "banned": adm.banned(now),
+                "unconfirmed": adm.unconfirmed, "max_calls": self.max_calls, "fd_limit": self.fd_limit}
 
     def _leg_ids(self, participant_id: str) -> tuple[str, str] | None:
         for leg in self.calls.core.legs_by_call.values():
