@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bridge.adapters.http_api import build_http_app
 from bridge.adapters.media_clock import MediaClock
-from bridge.adapters.resources import admission_limits, call_capacity, raise_fd_limit
+from bridge.adapters.resources import admission_limits, call_capacity, pin_limits, raise_fd_limit
 from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport
 from bridge.adapters.storage import ConferenceStore
@@ -27,6 +27,7 @@ from bridge.adapters.call_io import CallAdapter, TickStats
 from bridge.config import Config, ConfigError
 from bridge.control.events import EventBus, log_subscriber
 from bridge.control.model import Conference
+from bridge.control.pin_guard import PinGuard
 from bridge.control.service import ConferenceService
 from bridge.ops import metrics as metrics_mod
 from bridge.ops import testhooks
@@ -90,6 +91,9 @@ class BridgeApp:
         self.service = ConferenceService(
             self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
+        self.pins = PinGuard(pin_limits(cfg.security))
+        self.calls.core.lobby.pin_guard = self.pins
+        self.calls.core.lobby.publish = self.bus.publish
         self.bus.subscribe("status", self.service.on_event)
         self.bus.subscribe("log", log_subscriber)
         self.bus.subscribe("metrics", self.metrics.events.on_event)
@@ -145,7 +149,8 @@ class BridgeApp:
         adm = self.admission
         counts = {k: v for k, v in adm.counts.items() if k not in ("bans",)}
         return {"admission": counts, "bans": adm.counts.get("bans", 0), "banned": adm.banned(now),
-                "unconfirmed": adm.unconfirmed, "max_calls": self.max_calls, "fd_limit": self.fd_limit}
+                "unconfirmed": adm.unconfirmed, "max_calls": self.max_calls, "fd_limit": self.fd_limit,
+                "pin": dict(self.pins.counts), "pin_locked": self.pins.locked(now)}
 
     def _leg_ids(self, participant_id: str) -> tuple[str, str] | None:
         for leg in self.calls.core.legs_by_call.values():

@@ -322,6 +322,16 @@ class SecurityConfig(_Frozen):
     trusted_proxies: tuple[str, ...] = ()   # addresses or networks exempt from all of the above
     # Calls in progress before new INVITEs get 503; 0 = sized from the open-file limit at start.
     max_calls: int = Field(default=0, ge=0, le=1000000)
+    # PIN guessing, per caller address and conference, across calls (each call allows 3 tries):
+    # after pin_free_failures wrong PINs each guess waits pin_base_delay_s, doubling up to
+    # pin_max_delay_s; pin_lockout_after wrong PINs lock the address out for pin_lockout_s; a right
+    # PIN or pin_window_s without a wrong one clears the count.
+    pin_free_failures: int = Field(default=3, ge=0, le=1000)
+    pin_base_delay_s: float = Field(default=2.0, ge=0, le=3600)
+    pin_max_delay_s: float = Field(default=60.0, ge=0, le=86400)
+    pin_lockout_after: int = Field(default=10, ge=1, le=100000)
+    pin_lockout_s: float = Field(default=900.0, ge=0, le=86400 * 7)
+    pin_window_s: float = Field(default=3600.0, gt=0, le=86400 * 7)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -11,6 +11,7 @@ import logging
 import resource
 
 from bridge.config import SecurityConfig
+from bridge.control.pin_guard import PinLimits
 from bridge.sip.admission import AdmissionLimits
 
 log = logging.getLogger("bridge")
@@ -49,3 +50,9 @@ def admission_limits(sec: SecurityConfig, max_calls: int) -> AdmissionLimits:
         ban_s=sec.ban_s, retry_after_s=sec.retry_after_s, drop_scanners=sec.drop_scanners,
         trusted_proxies=sec.trusted_proxies, max_calls=max_calls,
     )
+
+
+def pin_limits(sec: SecurityConfig) -> PinLimits:
+    return PinLimits(free_failures=sec.pin_free_failures, base_delay_s=sec.pin_base_delay_s,
+                     max_delay_s=sec.pin_max_delay_s, lockout_after=sec.pin_lockout_after,
+                     lockout_s=sec.pin_lockout_s, window_s=sec.pin_window_s)

@@ -294,6 +294,12 @@ def security_families(stats: Mapping[str, Any]) -> Iterator[Metric]:
                             value=stats.get("unconfirmed", 0))
     yield GaugeMetricFamily("tutti_call_capacity", "Calls in progress before new ones get 503",
                             value=stats.get("max_calls", 0))
+    pins = CounterMetricFamily("tutti_pin_failures", "Wrong PINs and what they led to", labels=["outcome"])
+    for outcome, n in sorted(stats.get("pin", {}).items()):
+        pins.add_metric([outcome], n)
+    yield pins
+    yield GaugeMetricFamily("tutti_pin_locked_sources", "Caller addresses locked out of a conference now",
+                            value=stats.get("pin_locked", 0))
     yield GaugeMetricFamily("tutti_open_files_limit", "The process's open-file limit after raising it",
                             value=stats.get("fd_limit", 0))
 
