@@ -47,6 +47,27 @@ SHUTDOWN_GRACE = 3.0
 STATS_INTERVAL = float(os.environ.get("TUTTI_STATS_INTERVAL", "10"))
 
 
+DEMO_TOKEN = "demo-token-change-me"      # the account token published in config.yaml
+
+
+def demo_token_active(cfg: Config) -> bool:
+    return any(DEMO_TOKEN in a.all_tokens() for a in cfg.accounts) or DEMO_TOKEN in cfg.admin.all_tokens()
+
+
+def api_host(cfg: Config) -> str:
+    """Where the HTTP API listens: loopback while the published demo token is active, since
+    anyone who read the README could otherwise drive the bridge from the network."""
+    if not demo_token_active(cfg):
+        return cfg.http.host
+    log.warning("!!! The API accepts the published demo token %r: anyone who has read config.yaml "
+                "controls the bridge. Change accounts[].tokens before exposing it. !!!", DEMO_TOKEN)
+    if cfg.http.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("!!! HTTP API bound to 127.0.0.1 instead of %s until the demo token is replaced !!!",
+                    cfg.http.host)
+        return "127.0.0.1"
+    return cfg.http.host
+
+
 class BridgeApp:
     def __init__(self, config: Config, load: Callable[[], Config] | None = None) -> None:
         """``load``: reads the configuration file again for a reload (None: reload unavailable)."""
@@ -60,8 +81,11 @@ class BridgeApp:
     async def start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        # Everything the bridge writes (database, recordings, uploads) is the operator's alone.
+        os.umask(0o077)
         data_dir = Path(cfg.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.chmod(0o700)
 
         contact_host = cfg.sip.advertise_host or (cfg.sip.host if cfg.sip.host not in ("0.0.0.0", "::") else "127.0.0.1")
         self.endpoint = SipEndpoint(contact_host=contact_host, contact_port=cfg.sip.port, user_agent=cfg.sip.user_agent)
@@ -74,6 +98,8 @@ class BridgeApp:
         self.sip = SipTransport(self.endpoint, self._drain_sip, loop, observer=self.metrics.sip, gate=gate,
                                 calls_in_progress=lambda: len(self.calls.core.legs_by_call))
         self.store = ConferenceStore(data_dir / "bridge.sqlite3")
+        for db_file in data_dir.glob("bridge.sqlite3*"):
+            db_file.chmod(0o600)       # a database made by an older version was world-readable
         self.bus = EventBus(lambda: datetime.now(timezone.utc))
         self.recordings = RecordingWiring(cfg, self.bus, loop)
         self.calls = CallAdapter(
@@ -112,13 +138,14 @@ class BridgeApp:
         http_app = build_http_app(self.service, config=cfg, extra_routes=routes)
         self.runner = web.AppRunner(http_app, access_log=None)
         await self.runner.setup()
-        await web.TCPSite(self.runner, cfg.http.host, cfg.http.port).start()
+        http_host = api_host(cfg)
+        await web.TCPSite(self.runner, http_host, cfg.http.port).start()
 
         self.clock.start()
         self._housekeeping = loop.create_task(self._housekeep())
         log.info(
             "bridge up: SIP %s:%d (%s), HTTP %s:%d, RTP %d-%d, rooms: %s; open files %d, up to %d calls",
-            cfg.sip.host, cfg.sip.port, "/".join(cfg.sip.transports), cfg.http.host, cfg.http.port,
+            cfg.sip.host, cfg.sip.port, "/".join(cfg.sip.transports), http_host, cfg.http.port,
             cfg.rtp.port_min, cfg.rtp.port_max, ", ".join(r.name for r in cfg.rooms) or "(none)",
             self.fd_limit, self.max_calls,
         )
@@ -195,6 +222,7 @@ class BridgeApp:
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
         next_stats = loop.time() + STATS_INTERVAL
+        next_demo_warning = loop.time() + 600
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -203,6 +231,9 @@ class BridgeApp:
                     log.info("%s over the last %.0f s", self.calls.tick_stats.summary(), STATS_INTERVAL)
                     self.calls.tick_stats = TickStats()
                     next_stats = loop.time() + STATS_INTERVAL
+                if loop.time() >= next_demo_warning and demo_token_active(self.config):
+                    log.warning("!!! the published demo token is still active: replace accounts[].tokens !!!")
+                    next_demo_warning = loop.time() + 600
                 for conf in self.service.expire_due(datetime.now(timezone.utc)):
                     self.calls.end_conference(conf.id, "time_exceeded")
             except Exception:

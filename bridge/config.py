@@ -332,6 +332,10 @@ class SecurityConfig(_Frozen):
     pin_lockout_after: int = Field(default=10, ge=1, le=100000)
     pin_lockout_s: float = Field(default=900.0, ge=0, le=86400 * 7)
     pin_window_s: float = Field(default=3600.0, gt=0, le=86400 * 7)
+    # API requests with a wrong token: this many from one address within the window -> 429 for block_s.
+    bad_token_limit: int = Field(default=20, ge=1, le=100000)
+    bad_token_window_s: float = Field(default=60.0, gt=0, le=86400)
+    bad_token_block_s: float = Field(default=300.0, gt=0, le=86400)
 
     @field_validator("trusted_proxies")
     @classmethod
