@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bridge.adapters.http_api import build_http_app
 from bridge.adapters.media_clock import MediaClock
+from bridge.adapters.resources import admission_limits, call_capacity, pin_limits, raise_fd_limit
 from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport
 from bridge.adapters.storage import ConferenceStore
@@ -26,6 +27,7 @@ from bridge.adapters.call_io import CallAdapter, TickStats
 from bridge.config import Config, ConfigError
 from bridge.control.events import EventBus, log_subscriber
 from bridge.control.model import Conference
+from bridge.control.pin_guard import PinGuard
 from bridge.control.service import ConferenceService
 from bridge.ops import metrics as metrics_mod
 from bridge.ops import testhooks
@@ -35,6 +37,7 @@ from bridge.ops.metrics import BridgeMetrics, Sources
 from bridge.ops.reload import Reloader, ReloadResult, merge, reload_routes, restart_needed
 from bridge.recording.adapters.wiring import RecordingWiring
 from bridge.webhooks.adapters.wiring import start_webhooks
+from bridge.sip.admission import Admission, SipGate
 from bridge.sip.endpoint import SipEndpoint
 
 log = logging.getLogger("bridge")
@@ -42,6 +45,27 @@ log = logging.getLogger("bridge")
 SHUTDOWN_GRACE = 3.0
 # Seconds between 'media ticks' log lines while calls are up (the benchmarks shorten it).
 STATS_INTERVAL = float(os.environ.get("TUTTI_STATS_INTERVAL", "10"))
+
+
+DEMO_TOKEN = "demo-token-change-me"      # the account token published in config.yaml
+
+
+def demo_token_active(cfg: Config) -> bool:
+    return any(DEMO_TOKEN in a.all_tokens() for a in cfg.accounts) or DEMO_TOKEN in cfg.admin.all_tokens()
+
+
+def api_host(cfg: Config) -> str:
+    """Where the HTTP API listens: loopback while the published demo token is active, since
+    anyone who read the README could otherwise drive the bridge from the network."""
+    if not demo_token_active(cfg):
+        return cfg.http.host
+    log.warning("!!! The API accepts the published demo token %r: anyone who has read config.yaml "
+                "controls the bridge. Change accounts[].tokens before exposing it. !!!", DEMO_TOKEN)
+    if cfg.http.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("!!! HTTP API bound to 127.0.0.1 instead of %s until the demo token is replaced !!!",
+                    cfg.http.host)
+        return "127.0.0.1"
+    return cfg.http.host
 
 
 class BridgeApp:
@@ -57,13 +81,25 @@ class BridgeApp:
     async def start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        # Everything the bridge writes (database, recordings, uploads) is the operator's alone.
+        os.umask(0o077)
         data_dir = Path(cfg.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.chmod(0o700)
 
         contact_host = cfg.sip.advertise_host or (cfg.sip.host if cfg.sip.host not in ("0.0.0.0", "::") else "127.0.0.1")
         self.endpoint = SipEndpoint(contact_host=contact_host, contact_port=cfg.sip.port, user_agent=cfg.sip.user_agent)
-        self.sip = SipTransport(self.endpoint, self._drain_sip, loop, observer=self.metrics.sip)
+        self.endpoint.ack_wait_s = cfg.security.ack_timeout_s
+        self.fd_limit = raise_fd_limit()
+        self.max_calls = cfg.security.max_calls or call_capacity(self.fd_limit)
+        self.admission = Admission(admission_limits(cfg.security, self.max_calls))
+        gate = SipGate(self.admission, user_agent=cfg.sip.user_agent,
+                       contact_uri=f"<sip:{contact_host}:{cfg.sip.port}>")
+        self.sip = SipTransport(self.endpoint, self._drain_sip, loop, observer=self.metrics.sip, gate=gate,
+                                calls_in_progress=lambda: len(self.calls.core.legs_by_call))
         self.store = ConferenceStore(data_dir / "bridge.sqlite3")
+        for db_file in data_dir.glob("bridge.sqlite3*"):
+            db_file.chmod(0o600)       # a database made by an older version was world-readable
         self.bus = EventBus(lambda: datetime.now(timezone.utc))
         self.recordings = RecordingWiring(cfg, self.bus, loop)
         self.calls = CallAdapter(
@@ -81,6 +117,9 @@ class BridgeApp:
         self.service = ConferenceService(
             self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
+        self.pins = PinGuard(pin_limits(cfg.security))
+        self.calls.core.lobby.pin_guard = self.pins
+        self.calls.core.lobby.publish = self.bus.publish
         self.bus.subscribe("status", self.service.on_event)
         self.bus.subscribe("log", log_subscriber)
         self.bus.subscribe("metrics", self.metrics.events.on_event)
@@ -99,14 +138,16 @@ class BridgeApp:
         http_app = build_http_app(self.service, config=cfg, extra_routes=routes)
         self.runner = web.AppRunner(http_app, access_log=None)
         await self.runner.setup()
-        await web.TCPSite(self.runner, cfg.http.host, cfg.http.port).start()
+        http_host = api_host(cfg)
+        await web.TCPSite(self.runner, http_host, cfg.http.port).start()
 
         self.clock.start()
         self._housekeeping = loop.create_task(self._housekeep())
         log.info(
-            "bridge up: SIP %s:%d (%s), HTTP %s:%d, RTP %d-%d, rooms: %s",
-            cfg.sip.host, cfg.sip.port, "/".join(cfg.sip.transports), cfg.http.host, cfg.http.port,
+            "bridge up: SIP %s:%d (%s), HTTP %s:%d, RTP %d-%d, rooms: %s; open files %d, up to %d calls",
+            cfg.sip.host, cfg.sip.port, "/".join(cfg.sip.transports), http_host, cfg.http.port,
             cfg.rtp.port_min, cfg.rtp.port_max, ", ".join(r.name for r in cfg.rooms) or "(none)",
+            self.fd_limit, self.max_calls,
         )
 
     def _wire_ops(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -118,7 +159,7 @@ class BridgeApp:
             legs=lambda: core.legs_by_call.values(), rooms=lambda: core.rooms,
             conferences=self.service.conferences, clock=self.clock, now=loop.time,
             webhooks=webhooks.stats, sip_internal_errors=lambda: self.endpoint.internal_errors,
-            leg_faults=lambda: core.leg_faults,
+            leg_faults=lambda: core.leg_faults, security=lambda: self._security_stats(loop.time()),
         ))
         readiness = Readiness(HealthSources(
             sip_down=lambda: self.sip.bound(self.config.sip.transports), db_path=self.store.path,
@@ -130,6 +171,13 @@ class BridgeApp:
         context = context_filter()
         if context is not None:
             context.lookup = self._leg_ids
+
+    def _security_stats(self, now: float) -> dict[str, object]:
+        adm = self.admission
+        counts = {k: v for k, v in adm.counts.items() if k not in ("bans",)}
+        return {"admission": counts, "bans": adm.counts.get("bans", 0), "banned": adm.banned(now),
+                "unconfirmed": adm.unconfirmed, "max_calls": self.max_calls, "fd_limit": self.fd_limit,
+                "pin": dict(self.pins.counts), "pin_locked": self.pins.locked(now)}
 
     def _leg_ids(self, participant_id: str) -> tuple[str, str] | None:
         for leg in self.calls.core.legs_by_call.values():
@@ -174,6 +222,7 @@ class BridgeApp:
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
         next_stats = loop.time() + STATS_INTERVAL
+        next_demo_warning = loop.time() + 600
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -182,6 +231,9 @@ class BridgeApp:
                     log.info("%s over the last %.0f s", self.calls.tick_stats.summary(), STATS_INTERVAL)
                     self.calls.tick_stats = TickStats()
                     next_stats = loop.time() + STATS_INTERVAL
+                if loop.time() >= next_demo_warning and demo_token_active(self.config):
+                    log.warning("!!! the published demo token is still active: replace accounts[].tokens !!!")
+                    next_demo_warning = loop.time() + 600
                 for conf in self.service.expire_due(datetime.now(timezone.utc)):
                     self.calls.end_conference(conf.id, "time_exceeded")
             except Exception:

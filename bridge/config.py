@@ -296,6 +296,55 @@ class RecordingConfig(_Frozen):
     url_ttl_s: int = Field(default=600, ge=10, le=7 * 86400)
 
 
+class SecurityConfig(_Frozen):
+    """Admission control and abuse limits (README "Security"). Rates are requests per second per
+    source address; bursts are bucket sizes."""
+
+    invite_rate: float = Field(default=5.0, gt=0, le=10000)
+    invite_burst: float = Field(default=10.0, ge=1, le=100000)
+    register_rate: float = Field(default=5.0, gt=0, le=10000)
+    register_burst: float = Field(default=10.0, ge=1, le=100000)
+    options_rate: float = Field(default=5.0, gt=0, le=10000)
+    options_burst: float = Field(default=10.0, ge=1, le=100000)
+    other_rate: float = Field(default=50.0, gt=0, le=10000)
+    other_burst: float = Field(default=100.0, ge=1, le=100000)
+    # Dialogs answered (or being answered) but not yet ACKed.
+    max_unconfirmed_per_source: int = Field(default=5, ge=1, le=100000)
+    max_unconfirmed: int = Field(default=100, ge=1, le=1000000)
+    # How long our 2xx waits for its ACK before we hang up (RFC 3261 says 64*T1 = 32 s; a real
+    # caller's ACK comes within a round trip, and 8 s still covers four retransmissions).
+    ack_timeout_s: float = Field(default=8.0, ge=1, le=32)
+    ban_after: int = Field(default=50, ge=1, le=100000)   # refusals within ban_window_s -> ban
+    ban_window_s: float = Field(default=10.0, gt=0, le=3600)
+    ban_s: float = Field(default=300.0, ge=0, le=86400 * 7)
+    retry_after_s: int = Field(default=5, ge=1, le=3600)
+    drop_scanners: bool = True          # silence for friendly-scanner, sipvicious, ... (and a ban)
+    trusted_proxies: tuple[str, ...] = ()   # addresses or networks exempt from all of the above
+    # Calls in progress before new INVITEs get 503; 0 = sized from the open-file limit at start.
+    max_calls: int = Field(default=0, ge=0, le=1000000)
+    # PIN guessing, per caller address and conference, across calls (each call allows 3 tries):
+    # after pin_free_failures wrong PINs each guess waits pin_base_delay_s, doubling up to
+    # pin_max_delay_s; pin_lockout_after wrong PINs lock the address out for pin_lockout_s; a right
+    # PIN or pin_window_s without a wrong one clears the count.
+    pin_free_failures: int = Field(default=3, ge=0, le=1000)
+    pin_base_delay_s: float = Field(default=2.0, ge=0, le=3600)
+    pin_max_delay_s: float = Field(default=60.0, ge=0, le=86400)
+    pin_lockout_after: int = Field(default=10, ge=1, le=100000)
+    pin_lockout_s: float = Field(default=900.0, ge=0, le=86400 * 7)
+    pin_window_s: float = Field(default=3600.0, gt=0, le=86400 * 7)
+    # API requests with a wrong token: this many from one address within the window -> 429 for block_s.
+    bad_token_limit: int = Field(default=20, ge=1, le=100000)
+    bad_token_window_s: float = Field(default=60.0, gt=0, le=86400)
+    bad_token_block_s: float = Field(default=300.0, gt=0, le=86400)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for net in value:
+            ipaddress.ip_network(net, strict=False)
+        return value
+
+
 class Config(_Frozen):
     sip: SipConfig = SipConfig()
     rtp: RtpConfig = RtpConfig()
@@ -311,6 +360,7 @@ class Config(_Frozen):
     webhooks: WebhooksConfig = WebhooksConfig()
     trunks: tuple[TrunkConfig, ...] = ()
     dial_out: DialOutConfig = DialOutConfig()
+    security: SecurityConfig = SecurityConfig()
 
     def trunk_for(self, account_id: str | None) -> TrunkConfig | None:
         """The trunk an account dials out through: its own, else the default, else none."""

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,12 +36,14 @@ from ..control.views import (
     flat_participant,
     join_info,
 )
+from .auth_limit import BadTokenLimiter
 from .media_upload import read_upload, remove_file, sniff, store_file
 
 log = logging.getLogger(__name__)
 
 SERVICE: web.AppKey[ConferenceService] = web.AppKey("service", ConferenceService)
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
+AUTH_LIMIT: web.AppKey[BadTokenLimiter] = web.AppKey("auth_limit", BadTokenLimiter)
 MAX_BODY = 64 * 1024
 MAX_PARALLEL_DECODES = 2  # uploads decoding at once; more wait (bounds CPU and memory)
 _STATUS_FILTERS = ("created", "active", "empty", "ended", "expired")
@@ -58,10 +61,18 @@ def _error(status: int, code: str, message: str, headers: Mapping[str, str] | No
 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limiter, peer = request.app[AUTH_LIMIT], request.remote or ""
+    now = time.monotonic()
+    wait = limiter.retry_after(peer, now)
+    if wait:
+        return _error(429, "too_many_requests", "too many bad tokens from this address",
+                      {"Retry-After": str(wait)})
     try:
         return await handler(request)
     except ControlError as err:
         headers = {"WWW-Authenticate": 'Bearer realm="tutti-bridge"'} if err.status == 401 else None
+        if err.status == 401:
+            limiter.failed(peer, now)
         return _error(err.status, err.code, err.message, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -403,6 +414,8 @@ def build_http_app(
     the same middleware (auth errors, error bodies).
     """
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+    sec = config.security
+    app[AUTH_LIMIT] = BadTokenLimiter(sec.bad_token_limit, sec.bad_token_window_s, sec.bad_token_block_s)
     app[SERVICE] = service
     app[CONFIG] = config
     h = _Handlers(service)

@@ -13,7 +13,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from bridge.sip.admission import Drop, SipGate
 from bridge.sip.endpoint import Flow, SipEndpoint
+from bridge.sip.flow import Outgoing
 from bridge.sip.message import StreamFramer
 
 log = logging.getLogger("bridge.sip")
@@ -83,8 +85,12 @@ class SipTransport:
         on_events: Callable[[], None],
         loop: asyncio.AbstractEventLoop | None = None,
         observer: MessageObserver | None = None,
+        gate: SipGate | None = None,
+        calls_in_progress: Callable[[], int] = lambda: 0,
     ) -> None:
         self.endpoint = endpoint
+        self.gate = gate
+        self.calls_in_progress = calls_in_progress
         self.observer = observer
         self.on_events = on_events
         self.loop = loop or asyncio.get_event_loop()
@@ -121,6 +127,14 @@ class SipTransport:
     def feed(self, data: bytes, flow: Flow) -> None:
         if self.observer is not None:
             self.observer.received(data)
+        if self.gate is not None:
+            # Admission before the endpoint: a refused INVITE never reaches the call core.
+            verdict = self.gate.screen(data, flow, self.now(), self.calls_in_progress())
+            if isinstance(verdict, Drop):
+                return
+            if isinstance(verdict, Outgoing):
+                self._send(verdict)
+                return
         try:
             self.endpoint.receive(data, flow, self.now())
         except Exception:  # the endpoint answers bad input itself; a bug must not stop SIP
@@ -135,19 +149,22 @@ class SipTransport:
 
     def _flush(self) -> None:
         for out in self.endpoint.messages_to_send():
-            if self.observer is not None:
-                self.observer.sent(out.data)
-            flow = out.flow
-            if flow.transport == "udp":
-                if self._udp is not None:
-                    self._udp.sendto(out.data, flow.remote)
+            self._send(out)
+
+    def _send(self, out: Outgoing) -> None:
+        if self.observer is not None:
+            self.observer.sent(out.data)
+        flow = out.flow
+        if flow.transport == "udp":
+            if self._udp is not None:
+                self._udp.sendto(out.data, flow.remote)
+        else:
+            conn = self._tcp_conns.get(flow.conn_id or -1)
+            if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.write(out.data)
             else:
-                conn = self._tcp_conns.get(flow.conn_id or -1)
-                if conn is not None and conn.transport is not None and not conn.transport.is_closing():
-                    conn.transport.write(out.data)
-                else:
-                    # The caller's connection is gone; open a new one (RFC 3261 §18.2.2).
-                    self.loop.create_task(self._send_new_tcp(out.data, flow.remote))
+                # The caller's connection is gone; open a new one (RFC 3261 §18.2.2).
+                self.loop.create_task(self._send_new_tcp(out.data, flow.remote))
 
     async def _send_new_tcp(self, data: bytes, remote: tuple[str, int]) -> None:
         try:

@@ -423,7 +423,7 @@ class CallCore:
                 self._end_faulted()
 
     def on_digit(self, leg: Leg, digit: str, source: str) -> None:
-        log.info("%s DTMF %s (%s)", leg.leg_id, "*" if leg.ivr is not None else digit, source,
+        log.debug("%s DTMF %s (%s)", leg.leg_id, "*" if leg.ivr is not None else digit, source,
                  extra=leg.log_extra)
         if self.lobby.on_digit(leg, digit, self.now):
             return              # PIN digits stay in the IVR: never logged, never published

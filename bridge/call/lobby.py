@@ -9,13 +9,15 @@ hands the leg back through ``on_join``; when a caller must go, through ``hangup`
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 from bridge.call.leg import Leg
 from bridge.call.ports import Prompts
 from bridge.control import ivr as ivrmod
-from bridge.control.events import LeaveReason
+from bridge.control.events import DomainEvent, LeaveReason, PinRejected
+from bridge.control.pin_guard import PinFailure, PinGuard, SourcePinCheck
 from bridge.media.room import LegFailed, Room, SourceFinished
 
 log = logging.getLogger("bridge.calls")
@@ -37,6 +39,9 @@ class Lobby:
         self.on_leg_failed = on_leg_failed
         self.room = Room("lobby", LOBBY_RATE)
         self.legs: dict[str, Leg] = {}
+        # Set by the app (security.pin_*): wrong PINs count across calls per address and conference.
+        self.pin_guard: PinGuard | None = None
+        self.publish: Callable[[DomainEvent], object] = lambda event: None
 
     def enter(self, leg: Leg) -> None:
         if leg.in_lobby:
@@ -62,6 +67,9 @@ class Lobby:
 
     def start_ivr(self, leg: Leg, ivr: ivrmod.Ivr, now: float) -> None:
         leg.ivr = ivr
+        if self.pin_guard is not None:
+            ivr.pin_check = SourcePinCheck(self.pin_guard, leg.call.flow.remote[0],
+                                           lambda room, failure: self._pin_failed(leg, room, failure))
         self.enter(leg)
         self.run_ivr(leg, ivr.start(now))
 
@@ -78,6 +86,19 @@ class Lobby:
             elif isinstance(action, ivrmod.Join):
                 leg.ivr = None
                 self.on_join(leg, action.room, action.role)
+
+    def _pin_failed(self, leg: Leg, room: str, failure: PinFailure) -> None:
+        source = leg.call.flow.remote[0]
+        if failure.locked:
+            log.warning("%s: wrong PIN for %s from %s: address locked out of it", leg.leg_id, room, source,
+                        extra=leg.log_extra)
+        else:
+            log.info("%s: wrong PIN for %s from %s (%d in a row, next in %.0f s)", leg.leg_id, room, source,
+                     failure.failures, failure.delay, extra=leg.log_extra)
+        self.publish(PinRejected(room, participant_id=leg.participant.participant_id, source=source,
+                                 failures=failure.failures,
+                                 retry_after_s=-1.0 if math.isinf(failure.delay) else failure.delay,
+                                 locked_out=failure.locked))
 
     def on_digit(self, leg: Leg, digit: str, now: float) -> bool:
         """A key press for the IVR; False when this leg is not in one."""

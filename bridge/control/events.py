@@ -220,6 +220,17 @@ class RecordingAudioDropped(RecordingEvent):
     frames: int = 0
 
 
+@dataclass(frozen=True)
+class PinRejected(ParticipantEvent):
+    """A wrong PIN (never the digits): ``failures`` from this address for this conference so far,
+    ``retry_after_s`` before its next guess counts (-1: locked out for ``lockout_s``)."""
+
+    source: str = ""
+    failures: int = 0
+    retry_after_s: float = 0.0
+    locked_out: bool = False
+
+
 _NAMES: dict[type, str] = {
     ConferenceCreated: "conference.created",
     ConferenceStarted: "conference.started",
@@ -244,6 +255,7 @@ _NAMES: dict[type, str] = {
     RecordingSaved: "recording.saved",
     RecordingFailed: "recording.failed",
     RecordingAudioDropped: "recording.audio_dropped",
+    PinRejected: "security.pin_rejected",
 }
 
 Subscriber = Callable[[DomainEvent], None]

@@ -21,6 +21,10 @@ Entry rules (both flows)
   - Barge-in: a key pressed while enter/bad prompts play stops the prompt (StopPrompt)
     and is kept. Keys pressed during the final goodbye prompts are ignored.
 
+PIN guessing: with a ``pin_check`` (the caller's address bound to a ``PinGuard``), wrong PINs
+also count across calls; while it asks us to wait, keys are ignored, and a locked-out caller hears
+too_many_attempts and is hung up without the entry being compared.
+
 Prompt tokens: every PlayPrompt carries a token; ``on_prompt_finished(now, token)``
 with a stale token (a prompt already stopped by barge-in) is ignored.
 """
@@ -28,9 +32,10 @@ with a stale token (a prompt already stopped by barge-in) is ignored.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 Role = Literal["member", "moderator"]
 
@@ -80,7 +85,17 @@ class Join:
 
 @dataclass(frozen=True)
 class Hangup:
-    reason: Literal["too_many_attempts", "no_input"]
+    reason: Literal["too_many_attempts", "no_input", "locked_out"]
+
+
+class PinCheck(Protocol):
+    """Cross-call PIN limits for this caller: seconds to wait (0 now, inf locked out)."""
+
+    def wait(self, room: str, now: float) -> float: ...
+
+    def failed(self, room: str, now: float) -> float: ...
+
+    def succeeded(self, room: str) -> None: ...
 
 
 IvrAction = PlayPrompt | StopPrompt | Join | Hangup
@@ -120,6 +135,8 @@ class Ivr:
         self._playing = False          # a prompt of ours is playing (token self._token)
         self._interruptible = False
         self._idle_since: float | None = None   # last key, or when the prompt ended
+        self.pin_check: PinCheck | None = None
+        self._blocked_until = 0.0               # PIN keys before this are ignored (back-off)
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -131,10 +148,12 @@ class Ivr:
             return self._enter(Phase.CODE, intro + ["enter_code"])
         if not self._room.needs_pin:
             return self._finish(Join(self._room.room, "member"))
-        return self._enter(Phase.PIN, intro + ["enter_pin"])
+        return self._enter_pin(intro + ["enter_pin"], now)
 
     def on_digit(self, digit: str, now: float) -> list[IvrAction]:
         if self.phase not in (Phase.CODE, Phase.PIN):
+            return []
+        if self.phase is Phase.PIN and now < self._blocked_until:
             return []
         actions: list[IvrAction] = []
         if self._playing:
@@ -144,14 +163,14 @@ class Ivr:
             self._playing = False
         self._idle_since = now
         if digit == "#":
-            return actions + self._submit()
+            return actions + self._submit(now)
         if digit == "*":
             self._digits = ""
             return actions
         if len(digit) == 1 and digit in "0123456789":      # A-D and anything else: ignored
             self._digits += digit
             if len(self._digits) >= MAX_DIGITS:
-                return actions + self._submit()
+                return actions + self._submit(now)
         return actions
 
     def on_prompt_finished(self, now: float, token: int | None = None) -> list[IvrAction]:
@@ -170,7 +189,7 @@ class Ivr:
         if deadline is None or now < deadline:
             return []
         if self._digits:
-            return self._submit()
+            return self._submit(now)
         self._reprompts += 1
         if self._reprompts > self.max_reprompts:
             return self._end(["goodbye"], Hangup("no_input"))
@@ -187,7 +206,7 @@ class Ivr:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _submit(self) -> list[IvrAction]:
+    def _submit(self, now: float) -> list[IvrAction]:
         entry, self._digits = self._digits, ""
         if self.phase is Phase.CODE:
             if not entry:
@@ -200,14 +219,38 @@ class Ivr:
             if not target.needs_pin:
                 return self._finish(Join(target.room, "member"))
             self._attempts = 0
-            return self._enter(Phase.PIN, ["enter_pin"])
+            return self._enter_pin(["enter_pin"], now)
         assert self._room is not None
+        room, check = self._room.room, self.pin_check
+        if check is not None and entry:
+            wait = check.wait(room, now)
+            if math.isinf(wait):
+                return self._end(["too_many_attempts"], Hangup("locked_out"))
+            if wait > 0:                        # another call of this caller just failed
+                self._blocked_until = now + wait
+                return self._play(["enter_pin"], interruptible=True)
         role = self._room.role_for(entry)
         if role is None:
             if not entry:
                 return self._play(["enter_pin"], interruptible=True)
+            if check is not None:
+                delay = check.failed(room, now)
+                if math.isinf(delay):
+                    return self._end(["too_many_attempts"], Hangup("locked_out"))
+                self._blocked_until = now + delay
             return self._wrong("bad_pin")
-        return self._finish(Join(self._room.room, role))
+        if check is not None and entry:
+            check.succeeded(room)
+        return self._finish(Join(room, role))
+
+    def _enter_pin(self, prompts: list[str], now: float) -> list[IvrAction]:
+        if self.pin_check is not None and self._room is not None:
+            wait = self.pin_check.wait(self._room.room, now)
+            if math.isinf(wait):
+                self.phase = Phase.PIN
+                return self._end(["too_many_attempts"], Hangup("locked_out"))
+            self._blocked_until = now + wait
+        return self._enter(Phase.PIN, prompts)
 
     def _wrong(self, prompt: str) -> list[IvrAction]:
         self._attempts += 1

@@ -135,6 +135,7 @@ class Sources:
     webhooks: Callable[[], Mapping[str, int]] = dict
     sip_internal_errors: Callable[[], int] = lambda: 0
     leg_faults: Callable[[], int] = lambda: 0
+    security: Callable[[], Mapping[str, Any]] = dict    # see security_families
 
 
 def _call_state(leg: Any) -> str:
@@ -275,6 +276,32 @@ class LiveCollector(Collector):
                                   value=src.sip_internal_errors())
         yield CounterMetricFamily("tutti_leg_faults", "Calls ended because their input broke something",
                                   value=src.leg_faults())
+        yield from security_families(src.security())
+
+
+def security_families(stats: Mapping[str, Any]) -> Iterator[Metric]:
+    """Admission control and abuse limits (README "Security"): ``stats`` holds ``admission``
+    (outcome -> count; outcomes are a fixed set of reasons) and plain numbers."""
+    outcomes = CounterMetricFamily("tutti_sip_admission", "SIP requests by admission outcome",
+                                   labels=["outcome"])
+    for outcome, n in sorted(stats.get("admission", {}).items()):
+        outcomes.add_metric([outcome], n)
+    yield outcomes
+    yield CounterMetricFamily("tutti_sip_bans", "Source addresses put on the ban list", value=stats.get("bans", 0))
+    yield GaugeMetricFamily("tutti_sip_banned_sources", "Source addresses banned now",
+                            value=stats.get("banned", 0))
+    yield GaugeMetricFamily("tutti_sip_unconfirmed_dialogs", "Dialogs waiting for their ACK",
+                            value=stats.get("unconfirmed", 0))
+    yield GaugeMetricFamily("tutti_call_capacity", "Calls in progress before new ones get 503",
+                            value=stats.get("max_calls", 0))
+    pins = CounterMetricFamily("tutti_pin_failures", "Wrong PINs and what they led to", labels=["outcome"])
+    for outcome, n in sorted(stats.get("pin", {}).items()):
+        pins.add_metric([outcome], n)
+    yield pins
+    yield GaugeMetricFamily("tutti_pin_locked_sources", "Caller addresses locked out of a conference now",
+                            value=stats.get("pin_locked", 0))
+    yield GaugeMetricFamily("tutti_open_files_limit", "The process's open-file limit after raising it",
+                            value=stats.get("fd_limit", 0))
 
 
 def _gauge(name: str, doc: str, label: str, values: Mapping[str, int]) -> GaugeMetricFamily:

@@ -95,6 +95,7 @@ _Timed = _ServerEntry | _ClientEntry | _Session | OutgoingInvite
 
 
 class SipEndpoint:
+    ack_wait_s = 32.0  # how long a 2xx waits for its ACK; the app may shorten 64*T1 (security.ack_timeout_s)
     def __init__(
         self,
         *,
@@ -513,7 +514,7 @@ class SipEndpoint:
                 t1 = self.timers.t1
                 sess.ok_data, sess.ok_flow = data, p.tx.flow
                 sess.ok_cseq, sess.ok_initial = p.request.cseq.seq, p.kind == "invite"
-                sess.ok_interval, sess.ok_next, sess.ok_giveup = t1, now + t1, now + 64 * t1
+                sess.ok_interval, sess.ok_next, sess.ok_giveup = t1, now + t1, now + min(64 * t1, self.ack_wait_s)
                 self._arm(sess)
         elif p.kind == "invite":
             self._reject_pending(sess, now)

@@ -159,3 +159,62 @@ def spray_malformed(ports: range, rounds: int = 20) -> None:
             time.sleep(0.02)
     finally:
         sock.close()
+
+
+@dataclass
+class FloodResult:
+    sent: int = 0
+    seconds: float = 0.0
+    statuses: dict[int, int] = field(default_factory=dict)   # final status -> INVITEs answered so
+    retry_after: set[str] = field(default_factory=set)
+
+    @property
+    def answered_200(self) -> int:
+        return self.statuses.get(200, 0)
+
+
+def invite_flood(bridge_port: int, count: int, seconds: float, room: str = "room1",
+                 source: str = "127.0.0.2", user_agent: str = "flood") -> FloodResult:
+    """``count`` INVITEs (each a new call) from ``source`` spread over ``seconds``, never ACKed;
+    count the final answers per status, by Call-ID (2xx retransmissions count once)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((source, 0))
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    result = FloodResult()
+    finals: dict[str, int] = {}
+    start = time.monotonic()
+
+    def drain() -> None:
+        while True:
+            try:
+                reply = sock.recv(65535).decode("utf-8", "replace")
+            except (BlockingIOError, ConnectionRefusedError):
+                return
+            head = reply.split(" ", 2)
+            cid = re.search(r"^Call-ID:\s*(\S+)", reply, re.M | re.I)
+            if len(head) > 1 and head[1].isdigit() and int(head[1]) >= 200 and cid:
+                finals.setdefault(cid.group(1), int(head[1]))
+                ra = re.search(r"^Retry-After:\s*(\S+)", reply, re.M | re.I)
+                if ra:
+                    result.retry_after.add(ra.group(1))
+
+    try:
+        for i in range(count):
+            data, _ = invite(bridge_port, port, offer(9), room)
+            data = data.replace(b"127.0.0.1:" + str(port).encode(), f"{source}:{port}".encode())
+            data = data.replace(b"Max-Forwards: 70\r\n", f"Max-Forwards: 70\r\nUser-Agent: {user_agent}\r\n".encode())
+            sock.sendto(data, ("127.0.0.1", bridge_port))
+            result.sent += 1
+            drain()
+            time.sleep(max(0.0, start + (i + 1) * seconds / count - time.monotonic()))
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            drain()
+            time.sleep(0.02)
+    finally:
+        sock.close()
+    result.seconds = time.monotonic() - start
+    for status in finals.values():
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+    return result
