@@ -48,7 +48,18 @@ class G722Encoder:
 
 
 class G722Decoder:
-    """G.722 decoder; FFmpeg has no G.722 PLC, so losses use pitch repetition."""
+    """G.722 decoder; FFmpeg has no G.722 PLC, so losses use pitch repetition.
+
+    The ADPCM decoder must not sit still through a gap: the sender's encoder went on, so
+    the first packets after it would be decoded against a predictor and step size 20 ms
+    stale (G.722 Appendix III/IV update the decoder state during a loss for this reason).
+    We walk the real decoder along the concealment instead: a fresh encoder, primed with
+    the 20 ms of output before the gap, encodes the concealed audio and the decoder
+    decodes that (output discarded). Only on a loss: the loss-free path is unchanged.
+    Measured with benchmarks/bench_quality.py: +0.02 PESQ-WB at 10 % random loss; an
+    oracle decoder state (decoding the lost packet itself) would give +0.09, so the
+    stale state was a small part of the damage, the concealment itself the large one.
+    """
 
     name = "G722"
     sample_rate = 16000
@@ -62,6 +73,7 @@ class G722Decoder:
         ctx.open()
         self._ctx = ctx
         self._plc = Concealer(self.sample_rate)
+        self._last: Pcm | None = None     # the last frame out, to prime the walk's encoder
 
     def decode(self, payload: bytes) -> Pcm:
         frames = self._ctx.decode(av.Packet(payload))
@@ -69,7 +81,23 @@ class G722Decoder:
             pcm = frame_to_mono(frames[0])
         else:
             pcm = np.concatenate([frame_to_mono(f) for f in frames]) if frames else np.zeros(0, np.int16)
-        return self._plc.good(pcm)
+        self._last = out = self._plc.good(pcm)
+        return out
 
     def conceal(self, samples: int, next_payload: bytes | None = None) -> Pcm:
-        return self._plc.conceal(samples)
+        pcm = self._plc.conceal(samples)
+        before, self._last = self._last, pcm
+        whole = samples - samples % _CHUNK
+        if whole:
+            try:
+                self._walk(before, pcm[:whole])
+            except (av.FFmpegError, ValueError, RuntimeError):
+                pass        # a failed walk leaves the decoder as before: stale, not broken
+        return pcm
+
+    def _walk(self, before: Pcm | None, concealed: Pcm) -> None:
+        encoder = G722Encoder()
+        if before is not None and len(before) >= _CHUNK:
+            encoder.encode(before[-_CHUNK:])
+        self._ctx.decode(av.Packet(b"".join(encoder.encode(concealed[k:k + _CHUNK])
+                                            for k in range(0, len(concealed), _CHUNK))))

