@@ -11,6 +11,10 @@ need=""
 command -v baresip >/dev/null || need="$need baresip-core"
 command -v sipp >/dev/null || need="$need sip-tester"
 command -v sox >/dev/null || need="$need sox"
+# pesq (the audio-quality test scores speech with it) is built from source: a C compiler and headers.
+command -v gcc >/dev/null || need="$need gcc"
+python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+  || need="$need python3-dev"
 if [ -n "$need" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $need
