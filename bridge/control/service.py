@@ -210,10 +210,10 @@ class ConferenceService:
         base = scheduled_for or created_at
         return base + (timedelta(minutes=duration_minutes) if duration_minutes else DEFAULT_LIFETIME)
 
-    def create(self, account_id: str, fields: Mapping[str, object]) -> Conference:
+    def create(self, account_id: str, fields: Mapping[str, object], *, name_required: bool = True) -> Conference:
         """Validate ``fields`` (any accepted API field names) and create a conference."""
         now = self.clock().replace(microsecond=0)
-        changes = parse_settings(fields, now=now, creating=True)
+        changes = parse_settings(fields, now=now, creating=True, name_required=name_required)
         self._check_destinations(changes)
         conf = Conference(
             id=self._new_id(),
