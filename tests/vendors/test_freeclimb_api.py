@@ -28,7 +28,7 @@ def freeclimb_api(bridge: BridgeProcess, account: str = "acct1", key: str = DEMO
 
 def create(api: DefaultApi, **fields: object) -> ConferenceResult:
     resp = api.create_a_conference_with_http_info(
-        CreateConferenceRequest(status_callback_url=CALLBACK, **fields))  # type: ignore[arg-type]
+        CreateConferenceRequest(**{"status_callback_url": CALLBACK, **fields}))  # type: ignore[arg-type]
     assert resp.status_code == 202
     return ConferenceResult.from_json(resp.raw_data.decode())  # type: ignore[return-value]
 
