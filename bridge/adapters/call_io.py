@@ -132,6 +132,11 @@ class CallAdapter:
         self._after_core()
         return done
 
+    def hold(self, conf_id: str, participant_id: str, on_hold: bool, music: str | None = None) -> bool:
+        done = self.core.act(conf_id, participant_id, "hold" if on_hold else "unhold", self.loop.time(), music)
+        self._after_core()
+        return done
+
     def end_conference(self, conf_id: str, reason: EndReason = "ended_via_api") -> None:
         self.core.end_conference(conf_id, reason, self.loop.time())
         self._after_core()

@@ -583,7 +583,7 @@ class CallCore:
         people.sort(key=lambda p: not p.connected)
         return [p.view(levels.get(p.participant_id, -127.0)) for p in people]
 
-    def act(self, conf_id: str, pid: str, action: Action, now: float) -> bool:
+    def act(self, conf_id: str, pid: str, action: Action, now: float, music: str | None = None) -> bool:
         self.now = now
         if action == "kick" and pid in self.dialout.ringing:
             return self.dialout.cancel(pid, "canceled")
@@ -592,8 +592,6 @@ class CallCore:
             return False
         if action == "kick":
             self._hangup_id(conf_id, pid, "kicked")
-        elif action in ("mute", "unmute"):
-            live.set_muted(pid, action == "mute")
         else:
-            live.set_deaf(pid, action == "deaf")
+            live.control(pid, action, music)
         return True

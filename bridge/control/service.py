@@ -431,6 +431,26 @@ class ConferenceService:
             return dataclasses.replace(found, deaf=verb == "deaf")
         return found
 
+    def hold(self, account_id: str, conf_id: str, participant_id: str, on_hold: bool,
+             music: str | None = None) -> ParticipantView:
+        """Put a live participant on hold over the API, or take them off it (Telnyx ``hold``/``unhold``).
+
+        ``music``: an http(s) URL, or the id or ``media_name`` of the account's uploaded media;
+        None plays the conference's hold music.
+        """
+        conf = self.get_owned(account_id, conf_id)
+        if music is not None and not music.startswith(("http://", "https://")):
+            path = self.media_path(account_id, music)
+            if path is None:
+                raise ControlError(400, "invalid_media_name", f"no such media: {music}")
+            music = path
+        found = next((p for p in self.live.participants(conf.id) if p.participant_id == participant_id), None)
+        if found is None or found.status not in ("connected", "held"):
+            raise ControlError(404, "participant_not_found", "participant not found in this conference")
+        if not self.live.hold(conf.id, participant_id, on_hold, music):
+            raise ControlError(404, "participant_not_found", "participant not found in this conference")
+        return dataclasses.replace(found, on_hold=on_hold, status="held" if on_hold else "connected")
+
     def dial_out(self, account_id: str, conf_id: str, body: Mapping[str, object]) -> ParticipantView:
         """Add a participant by calling them: validated, rate-limited per account, then dialled;
         the answer comes at once with status ``dialing`` (the listing follows the call)."""

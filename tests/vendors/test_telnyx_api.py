@@ -87,5 +87,12 @@ def test_errors_are_telnyx_shaped(bridge: BridgeProcess) -> None:
     assert "filter[failed]" in str(_errors(info.value)[0]["detail"])
     status, made = bridge.api("POST", "/v2/conferences", {"name": "x"})
     with pytest.raises(telnyx.UnprocessableEntityError) as info:
-        client.conferences.actions.hold(made["id"])
+        client.conferences.actions.play(made["id"], audio_url="https://example.com/a.wav")
     assert _errors(info.value)[0]["code"] == "90061"
+    assert client.conferences.actions.hold(made["id"]).data.result == "ok"  # type: ignore[union-attr]
+    with pytest.raises(telnyx.UnprocessableEntityError) as info:
+        client.conferences.actions.hold(made["id"], audio_url="https://e.com/a.wav", media_name="x")
+    assert _errors(info.value)[0]["source"] == {"pointer": "/media_name"}
+    with pytest.raises(telnyx.UnprocessableEntityError) as info:
+        client.conferences.actions.unhold(made["id"], call_control_ids=[])
+    assert _errors(info.value)[0]["code"] == "10004"

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from telnyx.lib.webhook_verification import verify_webhook_signature
 
 from tests.e2e.calls import dial_all, participants, talk
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
-from tests.support.bridge_proc import BridgeProcess
+from tests.support.bridge_proc import DEMO_TOKEN, BridgeProcess
 from tests.vendors.test_telnyx_api import telnyx_client
 from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
 
@@ -49,6 +51,12 @@ def test_telnyx_sdk_mutes_and_ends_a_live_conference(
     assert status == 201, made
     cid = made["id"]
     status, keys = bridge.api("GET", "/v2/webhooks/keys")
+    tune = audio.write_wav(tmp_path / "hold.wav", 0.3 * np.sin(2 * np.pi * 750.0 * np.arange(16000 * 3) / 16000),
+                           16000)
+    req = urllib.request.Request(bridge.base_url + "/v2/media?media_name=hold-tune", data=tune.read_bytes(),
+                                 method="POST", headers={"X-Auth-Token": DEMO_TOKEN, "Content-Type": "audio/wav"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201
     client = telnyx_client(bridge)
     with participants(tmp_path, ports, [("speaker", "PCMU", 500.0), ("listener", "PCMU", None)]) as people:
         speaker, listener = people
@@ -72,14 +80,28 @@ def test_telnyx_sdk_mutes_and_ends_a_live_conference(
         client.conferences.actions.mute(cid, call_control_ids=[ids["speaker"]], extra_body={"command_id": "m1"})
         t_repeat = time.monotonic() - t0
         talk(1.5)
+        # hold with audio: the speaker hears the uploaded tune and nobody hears the speaker
+        client.conferences.actions.hold(cid, call_control_ids=[ids["speaker"]], media_name="hold-tune")
+        t_hold = time.monotonic() - t0
+        held = client.conferences.retrieve_participant(ids["speaker"], id=cid).data
+        assert held is not None and held.on_hold is True
+        talk(2.5)
+        client.conferences.actions.unhold(cid, call_control_ids=[ids["speaker"]])
+        t_unhold = time.monotonic() - t0
+        talk(2.0)
         client.conferences.actions.end_conference(cid)
         speaker.phone.wait_event("CALL_CLOSED", timeout=10)
         listener.phone.wait_event("CALL_CLOSED", timeout=10)
         samples, rate = listener.heard()
+        spk_samples, spk_rate = speaker.heard()
     assert presence(samples, rate, 500.0, 0.5, t_mute - 0.3) > 0.8
     assert presence(samples, rate, 500.0, t_mute + 0.3, t_unmute - 0.2) == 0.0, "muted speaker still heard"
     assert presence(samples, rate, 500.0, t_unmute + 0.4, t_repeat) > 0.5, "unmute (everyone) did not work"
-    assert presence(samples, rate, 500.0, t_repeat + 0.3, t_repeat + 1.3) > 0.5, "repeated command_id muted again"
+    assert presence(samples, rate, 500.0, t_repeat + 0.3, t_hold - 0.2) > 0.5, "repeated command_id muted again"
+    assert presence(samples, rate, 500.0, t_hold + 0.3, t_unhold - 0.2) == 0.0, "held speaker still heard"
+    assert presence(spk_samples, spk_rate, 750.0, t_hold + 0.5, t_unhold - 0.2) > 1.0, "no hold audio"
+    assert presence(spk_samples, spk_rate, 750.0, t_unhold + 0.5, t_unhold + 1.8) == 0.0, "hold audio after unhold"
+    assert presence(samples, rate, 500.0, t_unhold + 0.5, t_unhold + 1.8) > 0.5, "unhold did not bring it back"
     left = client.conferences.list_participants(cid).data
     assert [p.status for p in left] == ["left", "left"]
     assert client.conferences.retrieve(cid).data.status == "completed"  # type: ignore[union-attr]

@@ -158,6 +158,29 @@ def parse_mute(body: Mapping[str, object]) -> list[str] | None:
     return parse_ids(body, "call_control_ids")
 
 
+def parse_hold(body: Mapping[str, object]) -> tuple[list[str] | None, str | None]:
+    """``hold``: ``call_control_ids`` (omitted or empty: everyone) and ``audio_url`` or ``media_name``."""
+    _unknown(body, ("call_control_ids", "audio_url", "media_name", "region", "command_id"))
+    _no_region(body)
+    if body.get("audio_url") is not None and body.get("media_name") is not None:
+        raise invalid("media_name", "audio_url and media_name cannot be used together")
+    music = None
+    if body.get("audio_url") is not None:
+        music = _url("audio_url", body["audio_url"])
+    elif body.get("media_name") is not None:
+        music = _str("media_name", body["media_name"])
+    return parse_ids(body, "call_control_ids"), music
+
+
+def parse_unhold(body: Mapping[str, object]) -> list[str]:
+    """``unhold``: ``call_control_ids`` is required."""
+    _unknown(body, ("call_control_ids", "region", "command_id"))
+    _no_region(body)
+    ids = parse_ids(body, "call_control_ids", required=True)
+    assert ids is not None
+    return ids
+
+
 def parse_end(body: Mapping[str, object]) -> None:
     _unknown(body, ("command_id",))
 

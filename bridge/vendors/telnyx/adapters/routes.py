@@ -30,7 +30,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Our ControlError statuses -> (HTTP status, Telnyx code)
 _MAP = {400: (422, "10015"), 401: (401, "10009"), 403: (403, "10010"), 404: (404, "10005"),
         409: (422, "10015"), 413: (413, "10015"), 429: (429, "10011")}
-NOT_IN_BRIDGE = ("join", "leave", "hold", "unhold", "play", "stop", "speak", "record_start", "record_stop",
+NOT_IN_BRIDGE = ("join", "leave", "play", "stop", "speak", "record_start", "record_stop",
                  "record_pause", "record_resume", "send_dtmf", "gather_using_audio")
 
 
@@ -99,8 +99,8 @@ class TelnyxRoutes:
         app.router.add_get(one, w(self.get), allow_head=False)
         app.router.add_get(one + "/participants", w(self.participants), allow_head=False)
         app.router.add_get(one + "/participants/{participant_id}", w(self.participant), allow_head=False)
-        for name, handler in (("mute", self.mute), ("unmute", self.unmute), ("update", self.update),
-                              ("end", self.end)):
+        for name, handler in (("mute", self.mute), ("unmute", self.unmute), ("hold", self.hold),
+                              ("unhold", self.unhold), ("update", self.update), ("end", self.end)):
             app.router.add_post(f"{one}/actions/{name}", w(handler))
         for name in NOT_IN_BRIDGE:
             app.router.add_post(f"{one}/actions/{name}", w(self.unsupported))
@@ -210,6 +210,21 @@ class TelnyxRoutes:
         def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
             ids = self._targets(self._in_conference(request, account, conf), v.parse_mute(body), "call_control_ids")
             self._act_all(request, account, conf, ids, "unmute")
+        return await self._command(request, run)
+
+    async def hold(self, request: web.Request) -> web.Response:
+        def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
+            ids, music = v.parse_hold(body)
+            targets = self._targets(self._in_conference(request, account, conf), ids, "call_control_ids")
+            for pid in targets:
+                self._svc(request).hold(account, conf.id, pid, True, music)
+        return await self._command(request, run)
+
+    async def unhold(self, request: web.Request) -> web.Response:
+        def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
+            ids = self._targets(self._in_conference(request, account, conf), v.parse_unhold(body), "call_control_ids")
+            for pid in ids:
+                self._svc(request).hold(account, conf.id, pid, False)
         return await self._command(request, run)
 
     async def update(self, request: web.Request) -> web.Response:
