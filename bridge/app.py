@@ -29,7 +29,7 @@ from bridge.control.service import ConferenceService
 from bridge.webhooks.adapters.wiring import start_webhooks
 from bridge.sip.endpoint import SipEndpoint
 from bridge.vendors.freeclimb.adapters.routes import add_freeclimb_routes
-from bridge.vendors.telnyx.adapters.routes import add_telnyx_routes
+from bridge.vendors.telnyx.adapters.routes import telnyx_routes
 
 log = logging.getLogger("bridge")
 
@@ -72,7 +72,7 @@ class BridgeApp:
         self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg)
 
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
-        vendor_routes = [add_freeclimb_routes, add_telnyx_routes]  # /freeclimb/apiserver, /telnyx/v2
+        vendor_routes = [add_freeclimb_routes, telnyx_routes(self.calls)]  # /freeclimb/apiserver, /telnyx/v2
         http_app = build_http_app(self.service, config=cfg, extra_routes=[self.webhooks.add_routes, *vendor_routes])
         self.runner = web.AppRunner(http_app, access_log=None)
         await self.runner.setup()

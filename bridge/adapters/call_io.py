@@ -13,12 +13,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
 
 from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
 from bridge.audio_assets import AudioAssets
+from bridge.call.callcontrol import CallInfo
 from bridge.call.core import CallCore
 from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
@@ -121,6 +123,27 @@ class CallAdapter:
     @property
     def calls(self) -> int:
         return len(self.core.legs_by_call)
+
+    # ------------------------------------------------------------------ Telnyx call control (REST)
+
+    def call_command(self, command: str, ccid: str, account: str, **args: Any) -> None:
+        """``answer``, ``hangup`` or ``join`` a call under call control (CallControlError if not)."""
+        self.core.now = self.loop.time()
+        try:
+            parked = self.core.parked
+            if command == "answer":
+                parked.answer(ccid, account, **args)
+            elif command == "hangup":
+                parked.hangup(ccid, account, **args)
+            elif command == "join":
+                parked.join(ccid, account, **args)
+            else:
+                raise ValueError(f"unknown call command {command!r}")
+        finally:
+            self._after_core()
+
+    def call_info(self, ccid: str, account: str) -> CallInfo:
+        return self.core.parked.info(ccid, account)
 
     # ------------------------------------------------------------------ LiveRooms (REST)
 

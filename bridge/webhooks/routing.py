@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..config import WebhookAccountConfig
+from ..control.call_events import CallEvent
+from .call_envelopes import call_delivery
 from ..control.events import ConferenceEnded, DomainEvent, ParticipantJoined
 from ..control.model import OPEN_STATUSES, Conference
 from .envelopes import delivery_id, encode, freeclimb_body, telnyx_event
@@ -69,6 +71,8 @@ class Router:
 
     def route_with(self, event: DomainEvent, conf: Conference | None) -> list[Delivery]:
         """Route with the conference as it was when the event was drained (routing may run later)."""
+        if isinstance(event, CallEvent):
+            return [call_delivery(event)]   # Telnyx call control: to the application's URL
         if conf is None or conf.account_id is None:
             if isinstance(event, ConferenceEnded):
                 self.freeclimb.forget(event.conference_id)

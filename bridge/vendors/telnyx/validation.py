@@ -181,6 +181,38 @@ def parse_unhold(body: Mapping[str, object]) -> list[str]:
     return ids
 
 
+def parse_call_command(body: Mapping[str, object]) -> str | None:
+    """``calls/{id}/actions/answer`` and ``hangup``: ``client_state`` and ``command_id`` only."""
+    _unknown(body, ("client_state", "command_id"))
+    return None if body.get("client_state") is None else client_state(body["client_state"])
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    call_control_id: str
+    role: str          # moderator when it starts the conference on entering
+    muted: bool
+    client_state: str | None
+
+
+def parse_join(body: Mapping[str, object]) -> JoinRequest:
+    """``join``: a call under call control into the conference."""
+    _unknown(body, ("call_control_id", "command_id", "client_state", "mute", "start_conference_on_enter",
+                    "supervisor_role", "region"))
+    _no_region(body)
+    if body.get("call_control_id") is None:
+        raise missing("call_control_id")
+    role = body.get("supervisor_role")
+    if role is not None and role not in ("barge", "none", "monitor"):
+        raise invalid("supervisor_role", "supervisor_role must be barge, none or monitor (whisper is not supported)")
+    muted = _bool("mute", body["mute"]) if body.get("mute") is not None else False
+    starts = body.get("start_conference_on_enter") is not None and _bool(
+        "start_conference_on_enter", body["start_conference_on_enter"])
+    state = None if body.get("client_state") is None else client_state(body["client_state"])
+    return JoinRequest(_str("call_control_id", body["call_control_id"]), "moderator" if starts else "member",
+                       muted or role == "monitor", state)
+
+
 def parse_end(body: Mapping[str, object]) -> None:
     _unknown(body, ("command_id",))
 

@@ -11,11 +11,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from ....adapters.http_api import SERVICE, account_of
+from ....call.callcontrol import CallControlError, CallInfo
 from ....control.errors import ControlError
 from ....control.model import Action, Conference, ParticipantView
 from ....control.service import ConferenceService
@@ -30,8 +31,25 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Our ControlError statuses -> (HTTP status, Telnyx code)
 _MAP = {400: (422, "10015"), 401: (401, "10009"), 403: (403, "10010"), 404: (404, "10005"),
         409: (422, "10015"), 413: (413, "10015"), 429: (429, "10011")}
-NOT_IN_BRIDGE = ("join", "leave", "play", "stop", "speak", "record_start", "record_stop",
+NOT_IN_BRIDGE = ("leave", "play", "stop", "speak", "record_start", "record_stop",
                  "record_pause", "record_resume", "send_dtmf", "gather_using_audio")
+
+
+class CallControlPort(Protocol):
+    """The call side's call-control commands (``bridge.adapters.call_io.CallAdapter``)."""
+
+    def call_command(self, command: str, ccid: str, account: str, **args: Any) -> None: ...
+
+    def call_info(self, ccid: str, account: str) -> CallInfo: ...
+
+
+_CALL_ERRORS = {"not_found": "10005", "already_answered": "90018", "not_answered": "90018",
+                "in_conference": "90018", "refused": "90018"}
+
+
+def _call_error(err: CallControlError, field: str | None) -> v.TelnyxError:
+    status = 404 if err.code == "not_found" and field is None else 422
+    return v.TelnyxError(status, _CALL_ERRORS.get(err.code, "10015"), str(err), field)
 
 
 def _fail(status: int, code: str, detail: str, pointer: str | None = None) -> web.Response:
@@ -87,19 +105,22 @@ async def _stored(service: ConferenceService) -> None:
 
 
 class TelnyxRoutes:
-    def __init__(self) -> None:
+    def __init__(self, calls: CallControlPort | None = None) -> None:
         self.commands = CommandLog()
+        self.calls = calls
 
     def add_routes(self, app: web.Application) -> None:
         confs = BASE + "/conferences"
         one = confs + "/{conference_id}"
         w = _telnyx_errors
         app.router.add_post(confs, w(self.create))
+        app.router.add_post(BASE + "/calls/{call_control_id}/actions/answer", w(self.answer))
+        app.router.add_post(BASE + "/calls/{call_control_id}/actions/hangup", w(self.hangup))
         app.router.add_get(confs, w(self.list_conferences), allow_head=False)
         app.router.add_get(one, w(self.get), allow_head=False)
         app.router.add_get(one + "/participants", w(self.participants), allow_head=False)
         app.router.add_get(one + "/participants/{participant_id}", w(self.participant), allow_head=False)
-        for name, handler in (("mute", self.mute), ("unmute", self.unmute), ("hold", self.hold),
+        for name, handler in (("join", self.join), ("mute", self.mute), ("unmute", self.unmute), ("hold", self.hold),
                               ("unhold", self.unhold), ("update", self.update), ("end", self.end)):
             app.router.add_post(f"{one}/actions/{name}", w(handler))
         for name in NOT_IN_BRIDGE:
@@ -121,14 +142,67 @@ class TelnyxRoutes:
         action = request.path.rsplit("/", 1)[-1]
         raise v.TelnyxError(422, "90061", f"the {action} action is not available on this bridge")
 
+    def _call(self, ccid: str, account: str, field: str | None) -> CallInfo:
+        if self.calls is None:
+            raise v.TelnyxError(404 if field is None else 422, "10005", "no call control on this bridge", field)
+        try:
+            return self.calls.call_info(ccid, account)
+        except CallControlError as err:
+            raise _call_error(err, field) from None
+
+    def _call_command(self, command: str, ccid: str, account: str, field: str | None, **args: Any) -> None:
+        assert self.calls is not None   # _call found the call first
+        try:
+            self.calls.call_command(command, ccid, account, **args)
+        except CallControlError as err:
+            raise _call_error(err, field) from None
+
     async def create(self, request: web.Request) -> web.Response:
-        account_of(request)
+        """A conference from an answered call under call control; the call is its first participant."""
+        account = account_of(request)
         spec = v.parse_create(await _body(request))
-        # A Telnyx conference starts from a call under call control, which this bridge does not
-        # offer: no call_control_id can name one, so the request is refused (nothing is created).
-        raise v.TelnyxError(422, "10005", f"call_control_id {spec.call_control_id!r} is not a call under call "
-                            "control on this bridge (it has no call control); create the conference through "
-                            "the FreeClimb or Audian API and manage it here", "call_control_id")
+        svc = self._svc(request)
+        done = spec.command_id and self.commands.seen(account, "create", spec.command_id, time.monotonic())
+        made = self.commands.result(account, "create", spec.command_id) if done and spec.command_id else None
+        if made is not None:
+            return web.json_response({"data": views.conference(svc.get_owned(account, made), svc.clock())})
+        call = self._call(spec.call_control_id, account, "call_control_id")
+        if not call.answered:
+            raise v.TelnyxError(422, "90018", "answer the call before creating a conference from it",
+                                "call_control_id")
+        if call.conference_id:
+            raise v.TelnyxError(422, "90018", f"the call is already in {call.conference_id}", "call_control_id")
+        settings = {**spec.settings, "webhook_url": call.webhook_url}
+        if call.webhook_failover_url:
+            settings["webhook_failover_url"] = call.webhook_failover_url
+        conf = svc.create(account, settings)
+        try:
+            self._call_command("join", spec.call_control_id, account, "call_control_id", conf_id=conf.id)
+        except v.TelnyxError:
+            svc.end(conf.id)
+            raise
+        self.commands.record(account, "create", spec.command_id, time.monotonic(), conf.id)
+        await _stored(svc)
+        return web.json_response({"data": views.conference(svc.get_owned(account, conf.id), svc.clock())})
+
+    async def _call_action(self, request: web.Request, command: str) -> web.Response:
+        account = account_of(request)
+        ccid = request.match_info["call_control_id"]
+        body = await _body(request)
+        cid = v.command_id(body)
+        state = v.parse_call_command(body)
+        self._call(ccid, account, None)
+        if self.commands.seen(account, f"call:{ccid}", cid, time.monotonic()):
+            return web.json_response(views.command_ok())
+        self._call_command(command, ccid, account, None, client_state=state)
+        self.commands.record(account, f"call:{ccid}", cid, time.monotonic())
+        return web.json_response(views.command_ok())
+
+    async def answer(self, request: web.Request) -> web.Response:
+        return await self._call_action(request, "answer")
+
+    async def hangup(self, request: web.Request) -> web.Response:
+        return await self._call_action(request, "hangup")
 
     async def list_conferences(self, request: web.Request) -> web.Response:
         account = account_of(request)
@@ -200,6 +274,14 @@ class TelnyxRoutes:
         for pid in ids:
             self._svc(request).act(account, conf.id, pid, action)
 
+    async def join(self, request: web.Request) -> web.Response:
+        def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
+            spec = v.parse_join(body)
+            self._call(spec.call_control_id, account, "call_control_id")
+            self._call_command("join", spec.call_control_id, account, "call_control_id", conf_id=conf.id,
+                               role=spec.role, muted=spec.muted, client_state=spec.client_state)
+        return await self._command(request, run)
+
     async def mute(self, request: web.Request) -> web.Response:
         def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
             ids = self._targets(self._in_conference(request, account, conf), v.parse_mute(body), "call_control_ids")
@@ -243,6 +325,6 @@ class TelnyxRoutes:
         return await self._command(request, run)
 
 
-def add_telnyx_routes(app: web.Application) -> None:
-    """For ``build_http_app(..., extra_routes=[...])``."""
-    TelnyxRoutes().add_routes(app)
+def telnyx_routes(calls: CallControlPort | None) -> Callable[[web.Application], None]:
+    """For ``build_http_app(..., extra_routes=[...])``; ``calls``: the call side (call control)."""
+    return TelnyxRoutes(calls).add_routes
