@@ -89,7 +89,7 @@ def test_freeclimb_status_and_shapes() -> None:
 
 def test_telnyx_create_defaults_and_limits() -> None:
     spec = txv.parse_create({"call_control_id": "v3:x", "name": "n"})
-    assert spec.settings == {"name": "n", "beep_enabled": "never", "max_participants": 250}
+    assert spec.settings == {"name": "n", "beep_enabled": "never", "max_participants": 250, "duration_minutes": 240}
     assert spec.call_control_id == "v3:x" and spec.command_id is None
     spec = txv.parse_create({"call_control_id": "v3:x", "name": "n", "max_participants": 800,
                              "start_conference_on_create": False, "client_state": "YWJj", "command_id": "c"})

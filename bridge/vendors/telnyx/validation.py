@@ -19,6 +19,7 @@ from ...control.errors import ControlError
 MAX_PARTICIPANTS = (2, 800)
 DEFAULT_MAX_PARTICIPANTS = 250
 DEFAULT_BEEP = "never"
+DEFAULT_DURATION_MINUTES = 4 * 60   # Telnyx: a conference ends after 4 hours at the latest
 BEEPS = ("always", "never", "on_enter", "on_exit")
 SUPERVISOR_ROLES = ("barge", "monitor", "none", "whisper")
 MAX_DURATION_MINUTES = 24 * 60
@@ -114,6 +115,7 @@ def parse_create(body: Mapping[str, object]) -> CreateRequest:
         "name": _str("name", body["name"]),
         "beep_enabled": DEFAULT_BEEP,
         "max_participants": DEFAULT_MAX_PARTICIPANTS,
+        "duration_minutes": DEFAULT_DURATION_MINUTES,
     }
     if body.get("beep_enabled") is not None:
         if body["beep_enabled"] not in BEEPS:
