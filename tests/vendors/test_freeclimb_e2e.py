@@ -76,7 +76,10 @@ def test_freeclimb_sdk_conference_with_callers(
         assert deaf.listen is False
         t_deaf = time.monotonic() - t0
         talk(2.0)
-        hang_up_all(people)
+        api.remove_a_participant(cid, ids["listener"])      # the listener gets a BYE
+        listener.phone.wait_event("CALL_CLOSED", timeout=10)
+        assert [p.call_id for p in api.list_participants(cid).participants or []] == [ids["speaker"]]
+        hang_up_all([speaker])
         samples, rate = listener.heard()
     assert presence(samples, rate, 500.0, 0.5, t_mute - 0.3) > 0.8
     assert presence(samples, rate, 500.0, t_mute + 0.3, t_unmute - 0.2) == 0.0, "talk=false: still heard"
