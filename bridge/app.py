@@ -39,6 +39,8 @@ from bridge.recording.adapters.wiring import RecordingWiring
 from bridge.webhooks.adapters.wiring import start_webhooks
 from bridge.sip.admission import Admission, SipGate
 from bridge.sip.endpoint import SipEndpoint
+from bridge.vendors.freeclimb.adapters.routes import add_freeclimb_routes
+from bridge.vendors.telnyx.adapters.routes import telnyx_routes
 
 log = logging.getLogger("bridge")
 
@@ -132,7 +134,8 @@ class BridgeApp:
 
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
         routes = [self.webhooks.add_routes, self.recordings.add_routes, self._ops_routes,
-                  reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens())]
+                  reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens()),
+                  add_freeclimb_routes, telnyx_routes(self.calls)]     # /freeclimb/apiserver, /telnyx/v2
         if testhooks.enabled():
             routes.append(testhooks.test_routes(lambda: self.clock))
         http_app = build_http_app(self.service, config=cfg, extra_routes=routes)

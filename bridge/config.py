@@ -345,6 +345,28 @@ class SecurityConfig(_Frozen):
         return value
 
 
+class CallControlAppConfig(_Frozen):
+    """A Telnyx call-control application (README "Telnyx call control"): SIP calls to its users
+    are parked under a call_control_id and announced to its webhook URL."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    account: str
+    webhook_url: str
+    webhook_failover_url: str | None = None
+    # SIP users (or numbers) it owns: sip:<user>@bridge reaches the application.
+    sip_users: tuple[str, ...] = Field(min_length=1)
+    # A parked call not answered over the API in this long gets 480 and call.hangup (timeout).
+    answer_timeout_s: float = Field(default=30.0, ge=1, le=600)
+
+    @field_validator("sip_users")
+    @classmethod
+    def _users(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for user in v:
+            if not _ROOM_NAME.match(user):
+                raise ValueError(f"{user!r}: must be 1-64 characters of letters, digits, '.', '_', '~' or '-'")
+        return v
+
+
 class Config(_Frozen):
     sip: SipConfig = SipConfig()
     rtp: RtpConfig = RtpConfig()
@@ -361,6 +383,7 @@ class Config(_Frozen):
     trunks: tuple[TrunkConfig, ...] = ()
     dial_out: DialOutConfig = DialOutConfig()
     security: SecurityConfig = SecurityConfig()
+    call_control: tuple[CallControlAppConfig, ...] = ()
 
     def trunk_for(self, account_id: str | None) -> TrunkConfig | None:
         """The trunk an account dials out through: its own, else the default, else none."""
@@ -398,7 +421,28 @@ class Config(_Frozen):
                 codes.add(room.dial_in_code)
             if room.account is not None and room.account not in account_ids:
                 raise ValueError(f"rooms: room {room.name!r} names unknown account {room.account!r}")
+        self._check_call_control(account_ids, names | codes)
         return self
+
+    def _check_call_control(self, account_ids: set[str], taken: set[str]) -> None:
+        from .control.errors import ControlError
+        from .webhooks.urls import AddressPolicy, validate_url
+
+        policy = AddressPolicy.from_config(self.webhooks.allow_networks)
+        users: set[str] = set()
+        for app in self.call_control:
+            if app.account not in account_ids:
+                raise ValueError(f"call_control: {app.name!r} names unknown account {app.account!r}")
+            for user in app.sip_users:
+                if user in users or user in taken or user == self.sip.access_user:
+                    raise ValueError(f"call_control: SIP user {user!r} is already a room, code or application")
+                users.add(user)
+            for name, url in (("webhook_url", app.webhook_url), ("webhook_failover_url", app.webhook_failover_url)):
+                try:
+                    if url is not None:
+                        validate_url(name, url, policy)
+                except ControlError as err:
+                    raise ValueError(f"call_control[{app.name}].{err.message}") from None
 
     def with_overrides(self, **changes: object) -> "Config":
         """Apply command-line overrides such as ``sip.port`` (dotted keys), re-validating."""

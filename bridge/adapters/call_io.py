@@ -14,15 +14,16 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
-from typing import Any
 
 import aiohttp
 
 from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
 from bridge.audio_assets import AudioAssets
+from bridge.call.callcontrol import CallInfo
 from bridge.call.core import CallCore
 from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
@@ -162,6 +163,27 @@ class CallAdapter:
     def calls(self) -> int:
         return len(self.core.legs_by_call)
 
+    # ------------------------------------------------------------------ Telnyx call control (REST)
+
+    def call_command(self, command: str, ccid: str, account: str, **args: Any) -> None:
+        """``answer``, ``hangup`` or ``join`` a call under call control (CallControlError if not)."""
+        self.core.now = self.loop.time()
+        try:
+            parked = self.core.parked
+            if command == "answer":
+                parked.answer(ccid, account, **args)
+            elif command == "hangup":
+                parked.hangup(ccid, account, **args)
+            elif command == "join":
+                parked.join(ccid, account, **args)
+            else:
+                raise ValueError(f"unknown call command {command!r}")
+        finally:
+            self._after_core()
+
+    def call_info(self, ccid: str, account: str) -> CallInfo:
+        return self.core.parked.info(ccid, account)
+
     # ------------------------------------------------------------------ LiveRooms (REST)
 
     def participants(self, conf_id: str) -> list[ParticipantView]:
@@ -169,6 +191,11 @@ class CallAdapter:
 
     def act(self, conf_id: str, participant_id: str, action: Action) -> bool:
         done = self.core.act(conf_id, participant_id, action, self.loop.time())
+        self._after_core()
+        return done
+
+    def hold(self, conf_id: str, participant_id: str, on_hold: bool, music: str | None = None) -> bool:
+        done = self.core.act(conf_id, participant_id, "hold" if on_hold else "unhold", self.loop.time(), music)
         self._after_core()
         return done
 

@@ -23,9 +23,10 @@ from typing import Any
 
 from bridge_codecs import make_decoder
 
+from bridge.call.callcontrol import CallControl
 from bridge.call.dialout import DialOut, DialOutError
-from bridge.call.leg import Leg, advertised_host, inband_digits, parse_info_dtmf, rtp_remote, usable
-from bridge.call.leg import encoder_options, warning_header
+from bridge.call.leg import Leg, advertised_host, inband_digits, leg_housekeeping, parse_info_dtmf, rtp_remote
+from bridge.call.leg import encoder_options, usable, warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
@@ -72,6 +73,7 @@ class CallCore:
         self.book = ParticipantBook()
         self.lobby = Lobby(prompts, self._join_by_id, self.hangup, self._leg_failed)
         self.dialout = DialOut(self)
+        self.parked = CallControl(self)                 # Telnyx call control
         self._digits: list[tuple[Leg, str, str]] = []   # key presses read from RTP, not yet acted on
         self._ringing: dict[str, Leg] = {}              # answered after sip.answer_delay_ms
         self._unconfirmed: dict[str, Leg] = {}          # sending to an address not heard from yet
@@ -125,8 +127,9 @@ class CallCore:
     def _on_invite(self, call: Call, request_host: str, offer: bytes | None) -> None:
         user = call.room or ""
         access = bool(user) and user == self.config.sip.access_user
-        conf = None if access else self.directory.resolve_dial(user)
-        if conf is None and not access:
+        app = None if access else self.parked.app_for(user)
+        conf = None if access or app else self.directory.resolve_dial(user)
+        if conf is None and not access and app is None:
             self._reject(call, 404, "Not Found", f"no conference {user!r}")
             return
         if conf is not None:
@@ -148,6 +151,8 @@ class CallCore:
             self._reject(call, 503, "Service Unavailable", "no free RTP ports")
             return
         self.legs_by_call[id(call)] = leg
+        if app is not None:
+            return self.parked.park(leg, app)   # rings until the application answers it
         delay = self.config.sip.answer_delay_ms / 1000
         if delay > 0:
             self.endpoint.respond(call, 180, "Ringing", now=self.now)
@@ -226,6 +231,8 @@ class CallCore:
     def _start_media(self, leg: Leg, media: NegotiatedMedia, confirmed: bool = True) -> None:
         """An incoming call's media is up: the IVR, or straight into its conference."""
         self._setup_media(leg, media, confirmed)
+        if self.parked.holds(leg):      # answered over the API: waits for a conference
+            return
         if leg.access:
             self.lobby.start_ivr(leg, ivrmod.Ivr(lookup_code=self._lookup_code), self.now)
             return
@@ -368,6 +375,7 @@ class CallCore:
     def _drop_leg(self, leg: Leg, reason: ev.LeaveReason) -> None:
         leg.ended = True
         self.dialout.dropped(leg)
+        self.parked.dropped(leg, reason)
         self._unconfirmed.pop(leg.leg_id, None)
         self._ringing.pop(leg.leg_id, None)
         self.legs_by_call.pop(id(leg.call), None)
@@ -531,6 +539,7 @@ class CallCore:
         """Once a second: RTCP reports, the RTP inactivity timeout, closing prompts. Legs and
         rooms one by one: one that raises is ended (legs) or logged (rooms), the rest go on."""
         self.now = now
+        self.parked.timers(now)
         for leg in list(self.legs_by_call.values()):
             try:
                 self._housekeep_leg(leg, now)
@@ -544,18 +553,9 @@ class CallCore:
         self._end_faulted()
 
     def _housekeep_leg(self, leg: Leg, now: float) -> None:
-        session = leg.session
-        if session is None or leg.transport is None:
-            return
-        if session.remote_addr is not None:
-            report = session.rtcp_report(now)
-            if report:
-                host, port = session.remote_addr
-                # remote_rtcp_port is in range: the SDP check refuses RTP ports above 65534.
-                leg.transport.send_rtcp(report, (host, leg.media.remote_rtcp_port if leg.media else port + 1))
-        last = session.last_received if session.last_received is not None else leg.answered_at
-        if not leg.participant.on_hold and now - last > self.config.rtp.inactivity_timeout_s:
-            log.info("%s: no RTP for %.0f s, hanging up", leg.leg_id, now - last, extra=leg.log_extra)
+        if leg_housekeeping(leg, now, self.config.rtp.inactivity_timeout_s):
+            log.info("%s: no RTP for over %.0f s, hanging up", leg.leg_id, self.config.rtp.inactivity_timeout_s,
+                     extra=leg.log_extra)
             self.hangup(leg, "rtp_timeout")
 
     # ------------------------------------------------------------------ control (REST)
@@ -583,7 +583,7 @@ class CallCore:
         people.sort(key=lambda p: not p.connected)
         return [p.view(levels.get(p.participant_id, -127.0)) for p in people]
 
-    def act(self, conf_id: str, pid: str, action: Action, now: float) -> bool:
+    def act(self, conf_id: str, pid: str, action: Action, now: float, music: str | None = None) -> bool:
         self.now = now
         if action == "kick" and pid in self.dialout.ringing:
             return self.dialout.cancel(pid, "canceled")
@@ -592,8 +592,6 @@ class CallCore:
             return False
         if action == "kick":
             self._hangup_id(conf_id, pid, "kicked")
-        elif action in ("mute", "unmute"):
-            live.set_muted(pid, action == "mute")
         else:
-            live.set_deaf(pid, action == "deaf")
+            live.control(pid, action, music)
         return True

@@ -160,3 +160,19 @@ def encoder_options(config: Config, codec: str) -> dict[str, Any]:
     if codec == "opus":
         return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity}
     return {}
+
+
+def leg_housekeeping(leg: Leg, now: float, inactivity_timeout_s: float) -> bool:
+    """Once a second: send the leg's RTCP report; True when no RTP came for the inactivity
+    timeout (a caller on hold may stay silent)."""
+    session = leg.session
+    if session is None or leg.transport is None:
+        return False
+    if session.remote_addr is not None:
+        report = session.rtcp_report(now)
+        if report:
+            host, port = session.remote_addr
+            # remote_rtcp_port is in range: the SDP check refuses RTP ports above 65534.
+            leg.transport.send_rtcp(report, (host, leg.media.remote_rtcp_port if leg.media else port + 1))
+    last = session.last_received if session.last_received is not None else leg.answered_at
+    return not leg.participant.on_hold and now - last > inactivity_timeout_s

@@ -50,7 +50,7 @@ from bridge.recording.model import RecordingInfo, RecordingOptions
 
 log = logging.getLogger("bridge.conference")
 
-Background = Literal["none", "alone", "waiting"]
+Background = Literal["none", "alone", "waiting", "held"]
 Hangup = Callable[[str, ev.LeaveReason], None]
 # How long a closing prompt may take before the BYE goes anyway.
 CLOSING_PROMPT_LIMIT = 8.0
@@ -67,6 +67,7 @@ class Member:
     foreground: str | None = None  # "info" | "leave" | "closing": a prompt over the background
     foreground_media: str = ""
     closing_deadline: float | None = None
+    hold_music: str | None = None   # what an API hold plays (None: the conference's hold music)
 
     @property
     def pid(self) -> str:
@@ -238,6 +239,8 @@ class LiveConference:
     # ------------------------------------------------------------------ what each one hears
 
     def _wanted_background(self, m: Member) -> Background:
+        if m.participant.held_by_api:
+            return "held"
         if m.participant.waiting:
             return "waiting"
         # A participant on hold is still in the conference: the other one is not "alone".
@@ -258,6 +261,8 @@ class LiveConference:
             music_at = self.conf.hold_music_path or self.conf.hold_music_url or self.conf.hold_music_id
             if wanted == "none":
                 self.room.set_leg_source(m.pid, None)
+            elif wanted == "held":
+                self.room.set_leg_source(m.pid, self.prompts.music(m.hold_music or music_at, rate))
             elif wanted == "waiting":
                 self.room.set_leg_source(
                     m.pid, self.prompts.then(self.prompts.prompt(["wait_moderator"], rate),
@@ -381,11 +386,37 @@ class LiveConference:
         if m is None:
             return
         m.participant.on_hold = on_hold
-        m.participant.status = "held" if on_hold else "connected"
+        m.participant.status = "held" if on_hold or m.participant.held_by_api else "connected"
         self.room.set_on_hold(pid, on_hold)
         if self.recording is not None:
             self.recording.flag(pid, "on_hold", on_hold)
         self._publish(ev.ParticipantHoldChanged(self.conf.id, participant_id=pid, on_hold=on_hold))
+        self.refresh_backgrounds()
+
+    def control(self, pid: str, action: str, music: str | None = None) -> None:
+        """mute/unmute, deaf/undeaf, hold/unhold (``music``: what the held participant hears)."""
+        if action in ("mute", "unmute"):
+            self.set_muted(pid, action == "mute")
+        elif action in ("deaf", "undeaf"):
+            self.set_deaf(pid, action == "deaf")
+        elif action in ("hold", "unhold"):
+            self.set_api_hold(pid, action == "hold", music)
+
+    def set_api_hold(self, pid: str, held: bool, music: str | None) -> None:
+        """API hold: the participant hears hold music and is cut off from the room both ways."""
+        m = self.members.get(pid)
+        if m is None or (m.participant.held_by_api == held and m.hold_music == music):
+            return
+        p = m.participant
+        was = p.on_hold or p.held_by_api
+        p.held_by_api, m.hold_music = held, music if held else None
+        p.status = "held" if p.on_hold or held else "connected"
+        self.room.set_isolated(pid, held or p.waiting)
+        m.background = "none"   # refresh_backgrounds starts (or restarts) the right one
+        if not held:
+            self.room.set_leg_source(pid, None)
+        if was != (p.on_hold or held):
+            self._publish(ev.ParticipantHoldChanged(self.conf.id, participant_id=pid, on_hold=held))
         self.refresh_backgrounds()
 
     def on_digit(self, pid: str, digit: str, source: str, now: float) -> None:

@@ -15,7 +15,7 @@ Status = Literal["created", "active", "empty", "ended", "expired"]
 EndReason = Literal["all_left", "host_left", "time_exceeded", "ended_via_api"]
 Profile = Literal["default", "large", "webinar"]
 Beep = Literal["always", "never", "on_enter", "on_exit"]
-Action = Literal["mute", "unmute", "deaf", "undeaf", "kick"]
+Action = Literal["mute", "unmute", "deaf", "undeaf", "kick", "hold", "unhold"]  # hold: Telnyx API hold
 ACTIONS: tuple[Action, ...] = ("mute", "unmute", "deaf", "undeaf", "kick")
 OPEN_STATUSES: frozenset[str] = frozenset({"created", "active", "empty"})
 
@@ -174,6 +174,10 @@ class LiveRooms(Protocol):
 
     def end_conference(self, conf_id: str, reason: EndReason = "ended_via_api") -> None:
         """Everyone hears the closing prompt, then gets a BYE."""
+
+    def hold(self, conf_id: str, participant_id: str, on_hold: bool, music: str | None = None) -> bool:
+        """API hold: the participant hears ``music`` (a file path or http(s) URL; None: the
+        conference's hold music) and nobody hears them; ``on_hold=False`` brings them back."""
 
     def conference_changed(self, conf: Conference) -> None:
         """Settings changed over the API: a live room applies them from its next tick."""

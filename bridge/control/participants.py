@@ -34,6 +34,7 @@ class Participant:
     muted: bool = False
     deaf: bool = False
     on_hold: bool = False
+    held_by_api: bool = False     # put on hold over the API (Telnyx hold), not by the caller
     waiting: bool = False         # seated, but waiting for the host
     talking: bool = False
     joined_at: datetime | None = None
@@ -52,7 +53,7 @@ class Participant:
             caller_id_name=self.caller_name,
             muted=self.muted,
             deaf=self.deaf,
-            on_hold=self.on_hold,
+            on_hold=self.on_hold or self.held_by_api,
             role=self.role,
             joined_at=self.joined_at,
             talking=self.talking and self.connected,

@@ -258,10 +258,10 @@ class ConferenceService:
         base = scheduled_for or created_at
         return base + (timedelta(minutes=duration_minutes) if duration_minutes else DEFAULT_LIFETIME)
 
-    def create(self, account_id: str, fields: Mapping[str, object]) -> Conference:
+    def create(self, account_id: str, fields: Mapping[str, object], *, name_required: bool = True) -> Conference:
         """Validate ``fields`` (any accepted API field names) and create a conference."""
         now = self.clock().replace(microsecond=0)
-        changes = parse_settings(fields, now=now, creating=True)
+        changes = parse_settings(fields, now=now, creating=True, name_required=name_required)
         self._check_destinations(changes)
         conf = Conference(
             id=self._new_id(),
@@ -478,6 +478,26 @@ class ConferenceService:
         if verb in ("deaf", "undeaf"):
             return dataclasses.replace(found, deaf=verb == "deaf")
         return found
+
+    def hold(self, account_id: str, conf_id: str, participant_id: str, on_hold: bool,
+             music: str | None = None) -> ParticipantView:
+        """Put a live participant on hold over the API, or take them off it (Telnyx ``hold``/``unhold``).
+
+        ``music``: an http(s) URL, or the id or ``media_name`` of the account's uploaded media;
+        None plays the conference's hold music.
+        """
+        conf = self.get_owned(account_id, conf_id)
+        if music is not None and not music.startswith(("http://", "https://")):
+            path = self.media_path(account_id, music)
+            if path is None:
+                raise ControlError(400, "invalid_media_name", f"no such media: {music}")
+            music = path
+        found = next((p for p in self.live.participants(conf.id) if p.participant_id == participant_id), None)
+        if found is None or found.status not in ("connected", "held"):
+            raise ControlError(404, "participant_not_found", "participant not found in this conference")
+        if not self.live.hold(conf.id, participant_id, on_hold, music):
+            raise ControlError(404, "participant_not_found", "participant not found in this conference")
+        return dataclasses.replace(found, on_hold=on_hold, status="held" if on_hold else "connected")
 
     def dial_out(self, account_id: str, conf_id: str, body: Mapping[str, object]) -> ParticipantView:
         """Add a participant by calling them: validated, rate-limited per account, then dialled;

@@ -248,9 +248,11 @@ def parse_settings(
     creating: bool,
     current_beep: Beep = "always",
     current_member_pins: tuple[str, ...] = (),
+    name_required: bool = True,
 ) -> dict[str, object]:
     """Validate ``body`` and return the canonical attribute changes it asks for.
 
+    ``name_required=False``: a create without a name (FreeClimb's optional ``alias``) is named "".
     Raises ``ControlError`` (400) naming the field and the reason on the first problem found.
     """
     for key in body:
@@ -267,7 +269,7 @@ def parse_settings(
             raise bad_request("conflicting_fields", f"{source[attr]} and {key} set the same setting; send only one")
         source[attr] = key
         changes[attr] = parse(body[key], now)
-    if creating and "name" not in changes:
+    if creating and name_required and "name" not in changes:
         raise bad_request("missing_field", "name is required")
     beep = _beep(body, current_beep)
     if beep is not None:

@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..config import WebhookAccountConfig
+from ..control.call_events import CallEvent
 from ..control.events import ConferenceEnded, DomainEvent, ParticipantJoined, RecordingSaved
+from .call_envelopes import call_delivery
 from ..control.model import OPEN_STATUSES, Conference
 from .envelopes import Recording, delivery_id, encode, freeclimb_body, telnyx_event, telnyx_recording_saved
 from .freeclimb_status import FreeClimbStatusTracker
@@ -78,6 +80,8 @@ class Router:
 
     def route_with(self, event: DomainEvent, conf: Conference | None) -> list[Delivery]:
         """Route with the conference as it was when the event was drained (routing may run later)."""
+        if isinstance(event, CallEvent):
+            return [call_delivery(event)]   # Telnyx call control: to the application's URL
         if conf is None or conf.account_id is None:
             if isinstance(event, ConferenceEnded):
                 self.freeclimb.forget(event.conference_id)

@@ -1,0 +1,1 @@
+"""FreeClimb's conference API: shapes (``views``), request checks (``validation``); I/O in ``adapters``."""
