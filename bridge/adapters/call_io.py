@@ -27,7 +27,7 @@ from bridge.call.callcontrol import CallInfo
 from bridge.call.core import CallCore
 from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
-from bridge.config import Config
+from bridge.config import Config, TrunkConfig
 from bridge.control.errors import ControlError
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
@@ -216,6 +216,16 @@ class CallAdapter:
         self._after_core()
         if sms_text is not None:
             self.loop.create_task(self._send_sms(number, sms_text))
+        return person
+
+    def dial_call(self, conf: Conference, number: str, role: str, muted: bool, trunk: TrunkConfig,
+                  timeout_s: float) -> ParticipantView:
+        """Telnyx ``POST /v2/calls``: ``number`` dialled into ``conf`` through ``trunk``."""
+        try:
+            person = self.core.dial_out(conf, number, "", role, muted, self.loop.time(), timeout_s, trunk)
+        except DialOutError as err:
+            raise ControlError(503, err.code, str(err)) from None
+        self._after_core()
         return person
 
     async def _send_sms(self, number: str, text: str) -> None:

@@ -30,7 +30,7 @@ from bridge.call.leg import encoder_options, usable, warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
-from bridge.config import Config
+from bridge.config import Config, TrunkConfig
 from bridge.control import events as ev
 from bridge.control import ivr as ivrmod
 from bridge.control.model import Action, Conference, ParticipantView
@@ -255,10 +255,10 @@ class CallCore:
         self._drop_leg(leg, "hangup")
 
     def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool, now: float,
-                 timeout_s: float | None = None) -> ParticipantView:
-        """Call ``number`` into ``conf`` through the account's trunk; raises DialOutError."""
+                 timeout_s: float | None = None, trunk: TrunkConfig | None = None) -> ParticipantView:
+        """Call ``number`` into ``conf`` (through ``trunk``, else the account's); raises DialOutError."""
         self.now = now
-        trunk = self.config.trunk_for(conf.account_id)
+        trunk = trunk or self.config.trunk_for(conf.account_id)
         if trunk is None:
             raise DialOutError("no trunk configured for this account (config.yaml: trunks, dial_out.default_trunk)",
                                "dial_out_not_configured")

@@ -176,3 +176,36 @@ def test_send_pin_via_sms_posts_the_pin_to_the_gateway(
         assert code == 400 and body["error"] == "no_pin"
     finally:
         gateway.close()
+
+
+def test_the_telnyx_library_dials_a_number_into_a_conference(
+    bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator, tmp_path: Path,
+) -> None:
+    import telnyx
+
+    from tests.support.bridge_proc import DEMO_TOKEN
+
+    callee_ports = ports.baresip()
+    bridge = bridge_factory(trunks=[{"name": "lab", "host": "127.0.0.1", "port": callee_ports.sip}])
+    client = telnyx.Telnyx(api_key=DEMO_TOKEN, base_url=bridge.base_url + "/telnyx/v2", max_retries=0)
+    mic = audio.tone_wav(tmp_path / "callee-700.wav", 700.0, 30.0, 8000, 1)
+    with Baresip("15550002", tmp_path, callee_ports, mic_wav=mic, auto_answer=True) as callee, \
+            participants(tmp_path, ports, [("caller", "PCMU", 1000.0)]) as (caller,):
+        caller.phone.dial(f"sip:room2@127.0.0.1:{bridge.sip_port}")
+        caller.phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        call = client.calls.dial(connection_id="lab", from_="+15550000", to="15550002", timeout_secs=20,
+                                 conference_config={"id": "conf_room2", "start_conference_on_enter": True})
+        assert call.data is not None and call.data.call_control_id
+        joined = wait_status(bridge, call.data.call_control_id, "connected")
+        assert joined["role"] == "presenter"
+        time.sleep(2.0)
+        code, _ = bridge.api("DELETE", f"{LISTING}/{call.data.call_control_id}")
+        assert code == 204
+        callee.wait_event("CALL_CLOSED", timeout=10)
+        heard, rate = callee.heard(timeout=10)
+        caller.phone.hangup()
+        heard_by_caller, crate = caller.heard()
+    assert audio.has_tone(heard, rate, 1000.0) and audio.has_tone(heard_by_caller, crate, 700.0)
+    with pytest.raises(telnyx.UnprocessableEntityError):          # a trunk that does not exist: 422
+        client.calls.dial(connection_id="nope", from_="+15550000", to="15550003",
+                          conference_config={"id": "conf_room2"})

@@ -197,3 +197,26 @@ def test_call_control_config_checks() -> None:
         assert word in str(err.value), (bad, str(err.value))
     loopback = {**app, "webhook_url": "http://127.0.0.1/x"}
     assert parse_config({**base, "webhooks": {"allow_networks": ["127.0.0.1/32"]}, "call_control": [loopback]})
+
+
+def test_telnyx_dial_body_is_validated_and_unsupported_fields_refused() -> None:
+    import pytest
+
+    from bridge.vendors.telnyx.dial import parse_dial
+    from bridge.vendors.telnyx.validation import TelnyxError
+
+    ok = parse_dial({"connection_id": "lab", "to": "+12025551234", "from": "+15550000",
+                     "conference_config": {"conference_name": "Board", "mute": True}})
+    assert (ok.timeout_s, ok.conference_name, ok.muted, ok.role) == (30, "Board", True, "member")
+    for bad, pointer in [
+        ({"connection_id": "lab", "to": "x", "from": "1", "conference_config": {"id": "c"}}, "/to"),
+        ({"connection_id": "lab", "to": "1", "from": "1"}, "/conference_config"),
+        ({"connection_id": "lab", "to": "1", "from": "1", "conference_config": {"id": "c"}, "record": "x"}, "/record"),
+        ({"connection_id": "lab", "to": "1", "from": "1", "conference_config": {"id": "c", "hold": True}}, "/hold"),
+        ({"connection_id": "lab", "to": "1", "from": "1", "conference_config": {}}, "/conference_config"),
+        ({"connection_id": "lab", "to": "1", "from": "1", "conference_config": {"id": "c"}, "timeout_secs": 2},
+         "/timeout_secs"),
+    ]:
+        with pytest.raises(TelnyxError) as err:
+            parse_dial(bad)
+        assert err.value.status == 422 and err.value.pointer == pointer, bad

@@ -84,3 +84,9 @@ def error(code: str, detail: str, pointer: str | None = None) -> dict[str, Any]:
     if pointer is not None:
         item["source"] = {"pointer": pointer}
     return {"errors": [item]}
+
+
+def dialled_call(participant_id: str) -> dict[str, Any]:
+    """The call record ``POST /v2/calls`` answers with; its ids are the participant's."""
+    return {"record_type": "call", "call_control_id": participant_id, "call_leg_id": participant_id,
+            "call_session_id": participant_id, "is_alive": True, "call_duration": None}

@@ -17,12 +17,14 @@ from aiohttp import web
 
 from ....adapters.http_api import SERVICE, account_of
 from ....call.callcontrol import CallControlError, CallInfo
+from ....config import TrunkConfig
 from ....control.errors import ControlError
-from ....control.model import Action, Conference, ParticipantView
+from ....control.model import OPEN_STATUSES, Action, Conference, ParticipantView
 from ....control.service import ConferenceService
 from .. import validation as v
 from .. import views
 from ..commands import CommandLog
+from ..dial import parse_dial
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ class CallControlPort(Protocol):
     def call_command(self, command: str, ccid: str, account: str, **args: Any) -> None: ...
 
     def call_info(self, ccid: str, account: str) -> CallInfo: ...
+
+    def dial_call(self, conf: Conference, number: str, role: str, muted: bool, trunk: TrunkConfig,
+                  timeout_s: float) -> ParticipantView: ...
 
 
 _CALL_ERRORS = {"not_found": "10005", "already_answered": "90018", "not_answered": "90018",
@@ -114,6 +119,7 @@ class TelnyxRoutes:
         one = confs + "/{conference_id}"
         w = _telnyx_errors
         app.router.add_post(confs, w(self.create))
+        app.router.add_post(BASE + "/calls", w(self.dial))
         app.router.add_post(BASE + "/calls/{call_control_id}/actions/answer", w(self.answer))
         app.router.add_post(BASE + "/calls/{call_control_id}/actions/hangup", w(self.hangup))
         app.router.add_get(confs, w(self.list_conferences), allow_head=False)
@@ -184,6 +190,28 @@ class TelnyxRoutes:
         self.commands.record(account, "create", spec.command_id, time.monotonic(), conf.id)
         await _stored(svc)
         return web.json_response({"data": views.conference(svc.get_owned(account, conf.id), svc.clock())})
+
+    async def dial(self, request: web.Request) -> web.Response:
+        """``POST /v2/calls`` with ``conference_config``: dial a number into a conference."""
+        account = account_of(request)
+        spec = parse_dial(await _body(request))
+        svc = self._svc(request)
+        if spec.command_id and self.commands.seen(account, "dial", spec.command_id, time.monotonic()):
+            made = self.commands.result(account, "dial", spec.command_id)
+            if made is not None:
+                return web.json_response({"data": views.dialled_call(made)})
+        trunk = next((t for t in svc.config.trunks if t.name == spec.connection_id), None)
+        if trunk is None or self.calls is None:
+            raise v.invalid("connection_id", f"no trunk named {spec.connection_id!r} on this bridge")
+        trunk = trunk.model_copy(update={"from_user": spec.from_user.lstrip("+") if spec.from_user else trunk.from_user,
+                                         "from_display": spec.from_display or trunk.from_display})
+        named = [c for c in svc.list(account) if c.name == spec.conference_name and c.status in OPEN_STATUSES]
+        if spec.conference_id is None and not named:
+            raise v.invalid("conference_config/conference_name", "no open conference with that name")
+        conf = svc.get_owned(account, spec.conference_id) if spec.conference_id is not None else named[0]
+        person = self.calls.dial_call(conf, spec.to, spec.role, spec.muted, trunk, spec.timeout_s)
+        self.commands.record(account, "dial", spec.command_id, time.monotonic(), person.participant_id)
+        return web.json_response({"data": views.dialled_call(person.participant_id)})
 
     async def _call_action(self, request: web.Request, command: str) -> web.Response:
         account = account_of(request)

@@ -1,0 +1,64 @@
+"""Telnyx ``POST /v2/calls`` with ``conference_config``: a number dialled into a conference.
+
+Only the dial-into-a-conference use is offered (the bridge is a conference bridge): a body
+without ``conference_config`` is refused, and so is every field we would otherwise ignore.
+``connection_id`` names a trunk from ``config.yaml``; ``from`` becomes the caller ID.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .validation import _bool, _int, _str, _unknown, invalid, missing
+
+_NUMBER = re.compile(r"^\+?[0-9*#]{1,19}$")
+_FROM = re.compile(r"^\+?[A-Za-z0-9._~-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class DialRequest:
+    connection_id: str
+    to: str
+    from_user: str
+    from_display: str | None
+    timeout_s: int
+    conference_id: str | None
+    conference_name: str | None
+    role: str              # presenter when it starts the conference on entering
+    muted: bool
+    command_id: str | None
+
+
+def parse_dial(body: Mapping[str, object]) -> DialRequest:
+    # client_state is refused: it would ride on call.* webhooks, sent for calls under call control only.
+    _unknown(body, ("connection_id", "to", "from", "timeout_secs", "conference_config", "command_id",
+                    "from_display_name"))
+    for field in ("connection_id", "to", "from", "conference_config"):
+        if body.get(field) is None:
+            raise missing(field)
+    to = _str("to", body["to"], 20)
+    if not _NUMBER.match(to):
+        raise invalid("to", "to must be a phone number: digits with an optional leading +")
+    from_user = _str("from", body["from"], 64)
+    if not _FROM.match(from_user):
+        raise invalid("from", "from must be a number or SIP user (letters, digits, + . _ ~ -)")
+    display = (_str("from_display_name", body["from_display_name"], 64)
+               if body.get("from_display_name") is not None else None)
+    timeout = _int("timeout_secs", body["timeout_secs"], 5, 600) if body.get("timeout_secs") is not None else 30
+    config = body["conference_config"]
+    if not isinstance(config, Mapping):
+        raise invalid("conference_config", "conference_config must be an object")
+    _unknown(config, ("id", "conference_name", "mute", "start_conference_on_enter"))
+    conf_id = _str("conference_config/id", config["id"]) if config.get("id") is not None else None
+    name = (_str("conference_config/conference_name", config["conference_name"])
+            if config.get("conference_name") is not None else None)
+    if (conf_id is None) == (name is None):
+        raise invalid("conference_config", "give exactly one of conference_config.id and conference_name")
+    muted = config.get("mute") is not None and _bool("conference_config/mute", config["mute"])
+    starts = config.get("start_conference_on_enter") is not None and _bool(
+        "conference_config/start_conference_on_enter", config["start_conference_on_enter"])
+    command = None if body.get("command_id") is None else _str("command_id", body["command_id"])
+    return DialRequest(_str("connection_id", body["connection_id"], 64), to, from_user, display, timeout, conf_id, name,
+                       "presenter" if starts else "member", muted, command)
