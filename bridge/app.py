@@ -135,7 +135,8 @@ class BridgeApp:
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
         routes = [self.webhooks.add_routes, self.recordings.add_routes, self._ops_routes,
                   reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens()),
-                  add_freeclimb_routes, telnyx_routes(self.calls)]     # /freeclimb/apiserver, /telnyx/v2
+                  add_freeclimb_routes,                                  # /freeclimb/apiserver
+                  telnyx_routes(self.calls, lambda: self.recordings.service)]      # /telnyx/v2
         if testhooks.enabled():
             routes.append(testhooks.test_routes(lambda: self.clock))
         http_app = build_http_app(self.service, config=cfg, extra_routes=routes)

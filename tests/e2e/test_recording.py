@@ -188,3 +188,30 @@ def test_unusable_recordings_directory_fails_the_recording_not_the_call(
     from tests.e2e.peers import audio
     assert audio.has_tone(samples, rate, 500.0, min_rel_db=-15, min_seconds=1.5)   # the call went on
     assert "recording.failed" in bridge.log_path.read_text()
+
+
+def test_the_telnyx_library_starts_pauses_resumes_and_stops_a_recording(
+        bridge: BridgeProcess, ports: PortAllocator, tmp_path: Path) -> None:
+    import telnyx
+
+    client = telnyx.Telnyx(api_key=DEMO_TOKEN, base_url=bridge.base_url + "/telnyx/v2", max_retries=0)
+    with participants(tmp_path, ports, [("a", "PCMU", 500.0), ("b", "PCMU", 1000.0)]) as people:
+        for p in people:
+            p.phone.dial(f"sip:room1@127.0.0.1:{bridge.sip_port}")
+            p.phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        client.conferences.actions.record_start("conf_room1", format="mp3", channels="dual", command_id="r1")
+        client.conferences.actions.record_start("conf_room1", format="mp3", command_id="r1")   # repeated: ignored
+        time.sleep(1.0)
+        client.conferences.actions.record_pause("conf_room1")
+        time.sleep(0.5)
+        client.conferences.actions.record_resume("conf_room1")
+        time.sleep(1.0)
+        client.conferences.actions.record_stop("conf_room1")
+        status, body = bridge.api("GET", ROOM)
+        assert status == 200 and len(body["data"]) == 1, body
+        rid = body["data"][0]["id"]
+        info = wait_for(lambda: saved(bridge, rid), 30, "the recording to be saved")
+        with pytest.raises(telnyx.UnprocessableEntityError):      # nothing is recording any more
+            client.conferences.actions.record_stop("conf_room1")
+    assert info["status"] == "saved" and info["format"] == "mp3" and info["channels"] == "dual"
+    assert info["duration_s"] >= 2.0

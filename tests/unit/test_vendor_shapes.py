@@ -41,9 +41,10 @@ def test_freeclimb_create_translates_and_refuses() -> None:
     got = fcv.parse_create({"statusCallbackUrl": "https://x.example/cb", "alias": "a", "playBeep": "exitOnly",
                             "waitUrl": "https://x.example/m.wav", "record": False})
     assert got == {"statusCallbackUrl": "https://x.example/cb", "alias": "a", "playBeep": "exitOnly",
-                   "waitUrl": "https://x.example/m.wav", "hold_audio_url": "https://x.example/m.wav"}
-    for body, code in [({}, "missing_field"), ({"statusCallbackUrl": "https://x/cb", "record": True},
-                       "unsupported_record"), ({"statusCallbackUrl": "https://x/cb", "actionUrl": "x"},
+                   "waitUrl": "https://x.example/m.wav", "hold_audio_url": "https://x.example/m.wav", "record": False}
+    assert fcv.parse_create({"statusCallbackUrl": "https://x/cb", "record": True})["record"] is True
+    for body, code in [({}, "missing_field"), ({"statusCallbackUrl": "https://x/cb", "record": "yes"},
+                       "invalid_record"), ({"statusCallbackUrl": "https://x/cb", "actionUrl": "x"},
                        "unknown_field"), ({"statusCallbackUrl": "mailto:x"}, "invalid_statusCallbackUrl")]:
         with pytest.raises(ControlError) as err:
             fcv.parse_create(body)

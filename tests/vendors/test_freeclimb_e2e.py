@@ -98,3 +98,36 @@ def test_freeclimb_sdk_conference_with_callers(
         body = json.loads(r.body)
         assert body["conferenceId"] == cid and body["accountId"] == "acct1"
     assert [json.loads(r.body)["status"] for r in got_cb] == want
+
+
+@pytest.mark.usefixtures("need_baresip")
+@pytest.mark.timeout(120)
+def test_freeclimb_record_true_records_and_the_callback_carries_the_recording(
+    bridge_factory: Callable[..., BridgeProcess], receiver: ThreadedReceiver, ports: PortAllocator, tmp_path: Path,
+) -> None:
+    url = receiver.receiver.url
+    bridge = bridge_factory(rooms=[], webhooks={
+        "allow_networks": ["127.0.0.1/32"], "initial_backoff_s": 0.2, "max_backoff_s": 1,
+    })
+    api = freeclimb_api(bridge)
+    conf = create(api, alias="rec", status_callback_url=url + "/fc", record=True)
+    assert conf.record is True and conf.conference_id is not None
+    with participants(tmp_path, ports, [("a", "PCMU", 500.0), ("b", "PCMU", 1000.0)]) as people:
+        dial_all(bridge, people, conf.conference_id)
+        talk(2.0)
+        hang_up_all(people)
+
+    def recording_callback() -> dict[str, object] | None:
+        for r in receiver.receiver.accepted:
+            body = json.loads(r.body)
+            if body.get("requestType") == "conferenceRecordingStatus":
+                return body
+        return None
+
+    deadline = time.monotonic() + 30
+    while (body := recording_callback()) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert body is not None, [json.loads(r.body) for r in receiver.receiver.accepted]
+    assert body["conferenceId"] == conf.conference_id and str(body["recordingUrl"]).startswith("http")
+    assert isinstance(body["recordingDurationSec"], int) and body["recordingDurationSec"] >= 2
+    assert body["recordingId"]

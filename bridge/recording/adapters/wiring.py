@@ -40,10 +40,11 @@ class RecordingWiring:
             self.setup = RecordingSetup(self.store, self.defaults, rcfg.announcement or None,
                                         max_queue_ticks=int(rcfg.max_queue_s * 50))
         self.routes: RecordingRoutes | None = None
+        self.service: RecordingService | None = None    # after attach(); the Telnyx routes use it too
         self._retention: asyncio.Task[None] | None = None
 
     def attach(self, conferences: Conferences, live: Callable[[str], LiveRecording | None]) -> None:
-        service = RecordingService(conferences, live, self.store, self.defaults)
+        service = self.service = RecordingService(conferences, live, self.store, self.defaults)
         self.routes = RecordingRoutes(service, self.store, self.config)
 
     def add_routes(self, app: web.Application) -> None:

@@ -2,7 +2,6 @@
 
 What is refused (400) rather than accepted and ignored:
 - unknown fields (FreeClimb's own fields the bridge does not implement included);
-- ``record: true`` (conference recording is not available through this API);
 - ``dtmfPassThrough: true`` (the bridge keeps callers' DTMF for its keypad commands; it never
   passes digits to the other participants).
 
@@ -56,9 +55,8 @@ def parse_create(body: Mapping[str, object]) -> dict[str, object]:
         out["alias"] = body["alias"]
     if "playBeep" in body:
         out["playBeep"] = body["playBeep"]
-    if "record" in body and _bool("record", body["record"]):
-        raise bad_request("unsupported_record", "record: true is not supported: this bridge does not record "
-                          "conferences through the FreeClimb API; leave record out or send false")
+    if "record" in body:
+        out["record"] = _bool("record", body["record"])   # recorded from start to empty (README "Recording")
     if body.get("waitUrl") is not None:
         wait = _url("waitUrl", body["waitUrl"])
         out["waitUrl"] = wait

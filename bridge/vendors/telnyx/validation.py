@@ -275,3 +275,9 @@ def bool_filter(name: str, text: str | None) -> bool | None:
     if text not in ("true", "false"):
         raise invalid(f"filter[{name}]", f"filter[{name}] must be true or false")
     return text == "true"
+
+
+def parse_recording_control(body: Mapping[str, object]) -> str | None:
+    """``record_stop``/``record_pause``/``record_resume``: which recording (None: the current one)."""
+    _unknown(body, ("command_id", "recording_id"))
+    return None if body.get("recording_id") is None else _str("recording_id", body["recording_id"])

@@ -23,6 +23,7 @@ from ....control.model import OPEN_STATUSES, Action, Conference, ParticipantView
 from ....control.service import ConferenceService
 from .. import validation as v
 from .. import views
+from ....recording.service import RecordingService
 from ..commands import CommandLog
 from ..dial import parse_dial
 
@@ -33,8 +34,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Our ControlError statuses -> (HTTP status, Telnyx code)
 _MAP = {400: (422, "10015"), 401: (401, "10009"), 403: (403, "10010"), 404: (404, "10005"),
         409: (422, "10015"), 413: (413, "10015"), 429: (429, "10011")}
-NOT_IN_BRIDGE = ("leave", "play", "stop", "speak", "record_start", "record_stop",
-                 "record_pause", "record_resume", "send_dtmf", "gather_using_audio")
+NOT_IN_BRIDGE = ("leave", "play", "stop", "speak", "send_dtmf", "gather_using_audio")
 
 
 class CallControlPort(Protocol):
@@ -110,9 +110,11 @@ async def _stored(service: ConferenceService) -> None:
 
 
 class TelnyxRoutes:
-    def __init__(self, calls: CallControlPort | None = None) -> None:
+    def __init__(self, calls: CallControlPort | None = None,
+                 recordings: Callable[[], RecordingService | None] = lambda: None) -> None:
         self.commands = CommandLog()
         self.calls = calls
+        self.recordings = recordings
 
     def add_routes(self, app: web.Application) -> None:
         confs = BASE + "/conferences"
@@ -127,7 +129,9 @@ class TelnyxRoutes:
         app.router.add_get(one + "/participants", w(self.participants), allow_head=False)
         app.router.add_get(one + "/participants/{participant_id}", w(self.participant), allow_head=False)
         for name, handler in (("join", self.join), ("mute", self.mute), ("unmute", self.unmute), ("hold", self.hold),
-                              ("unhold", self.unhold), ("update", self.update), ("end", self.end)):
+                              ("unhold", self.unhold), ("update", self.update), ("end", self.end),
+                              ("record_start", self.record_start), ("record_stop", self.record_stop),
+                              ("record_pause", self.record_pause), ("record_resume", self.record_resume)):
             app.router.add_post(f"{one}/actions/{name}", w(handler))
         for name in NOT_IN_BRIDGE:
             app.router.add_post(f"{one}/actions/{name}", w(self.unsupported))
@@ -353,6 +357,38 @@ class TelnyxRoutes:
         return await self._command(request, run)
 
 
-def telnyx_routes(calls: CallControlPort | None) -> Callable[[web.Application], None]:
-    """For ``build_http_app(..., extra_routes=[...])``; ``calls``: the call side (call control)."""
-    return TelnyxRoutes(calls).add_routes
+    # -- recording (the same service as the Audian routes; Telnyx's option names) -----------------
+
+    def _recording_service(self) -> RecordingService:
+        service = self.recordings()
+        if service is None:
+            raise v.TelnyxError(422, "90061", "recording is not available on this bridge")
+        return service
+
+    async def record_start(self, request: web.Request) -> web.Response:
+        def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
+            self._recording_service().start(account, conf.id, {k: x for k, x in body.items() if k != "command_id"})
+        return await self._command(request, run)
+
+    async def _record_control(self, request: web.Request,
+                              verb: Callable[[RecordingService], Callable[[str, str, str | None], object]]
+                              ) -> web.Response:
+        def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
+            verb(self._recording_service())(account, conf.id, v.parse_recording_control(body))
+        return await self._command(request, run)
+
+    async def record_stop(self, request: web.Request) -> web.Response:
+        return await self._record_control(request, lambda service: service.stop)
+
+    async def record_pause(self, request: web.Request) -> web.Response:
+        return await self._record_control(request, lambda service: service.pause)
+
+    async def record_resume(self, request: web.Request) -> web.Response:
+        return await self._record_control(request, lambda service: service.resume)
+
+
+def telnyx_routes(calls: CallControlPort | None,
+                  recordings: Callable[[], RecordingService | None] = lambda: None) -> Callable[[web.Application], None]:
+    """For ``build_http_app(..., extra_routes=[...])``; ``calls``: the call side (call control);
+    ``recordings``: the recording service, once it exists."""
+    return TelnyxRoutes(calls, recordings).add_routes
