@@ -101,7 +101,7 @@ def test_errors_are_freeclimb_shaped(bridge: BridgeProcess) -> None:
     for bad, word in [
         ({"alias": "x"}, "statusCallbackUrl is required"),
         ({"statusCallbackUrl": CALLBACK, "playBeep": "sometimes"}, "playBeep"),
-        ({"statusCallbackUrl": CALLBACK, "record": True}, "record"),
+        ({"statusCallbackUrl": CALLBACK, "record": "yes"}, "record"),
         ({"statusCallbackUrl": CALLBACK, "actionUrl": CALLBACK}, "unknown field"),
         ({"statusCallbackUrl": CALLBACK, "alias": "x" * 65}, "alias"),
         ({"statusCallbackUrl": "ftp://example.com/x"}, "statusCallbackUrl"),
