@@ -212,7 +212,11 @@ class CallCore:
         leg.participant.on_hold = media.on_hold
         leg.encoder_opts = encoder_options(self.config, media.codec)
         rtp = self.config.rtp
-        leg.session = RtpSession(local_ssrc=random.getrandbits(32), jitter_min_ms=rtp.jitter_min_ms,
+        # Opus FEC needs the next packet buffered when one is lost (README "Audio quality").
+        lookahead = self.config.media.opus_fec_lookahead_ms if media.codec == "opus" else 0
+        leg.session = RtpSession(local_ssrc=random.getrandbits(32),
+                                 jitter_min_ms=max(rtp.jitter_min_ms, 20) + lookahead if lookahead
+                                 else rtp.jitter_min_ms,
                                  jitter_max_ms=rtp.jitter_max_ms, learning_s=rtp.learning_window_s,
                                  **rtp_remote(media))
         leg.session.open_learning(self.now)

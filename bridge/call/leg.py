@@ -158,7 +158,8 @@ def inband_digits(leg: Leg, data: bytes) -> list[str]:
 def encoder_options(config: Config, codec: str) -> dict[str, Any]:
     """Encoder settings a leg's codec gets from config.yaml (Opus bitrate and complexity)."""
     if codec == "opus":
-        return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity}
+        return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity,
+                "packet_loss": config.media.opus_expected_loss}
     return {}
 
 
