@@ -104,8 +104,9 @@ def frames_of(pcm: Pcm, size: int) -> list[Pcm]:
 
 
 def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[np.bool_]],
-                 tail_frames: int = 10) -> tuple[Pcm, int]:
-    """The listener's decoded audio (at the codec's PCM rate) and that rate."""
+                 tail_frames: int = 10, lookahead_ms: int = 0) -> tuple[Pcm, int]:
+    """The listener's decoded audio (at the codec's PCM rate) and that rate; ``lookahead_ms``
+    deepens the talker's jitter buffer (media.opus_fec_lookahead_ms)."""
     room_rate, pt, clock, pcm_rate, _ = CODECS[codec]
     pcm = resample(speech16k, 16000, pcm_rate)
     size = pcm_rate // 50
@@ -115,7 +116,8 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     enc = make_encoder(codec)
     room = Room("quality", room_rate)
     addr_talk, addr_listen = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
-    talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0)
+    talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0,
+                      jitter_min_ms=20 + lookahead_ms)
     listen = RtpSession(0x2222, pt, clock, ticks, None, None, addr_listen, initial_seq=1, initial_ts=0)
     room.add_leg("talker", talk, codec, codec, payload_type=pt)
     room.add_leg("listener", listen, codec, codec, payload_type=pt)
@@ -171,11 +173,14 @@ def main(argv: list[str] | None = None) -> None:
     head = ["codec", "mode", "ceiling"] + [c for c, _ in CONDITIONS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for codec in names:
+    rows = [(c, 0) for c in names] + ([("opus", 20)] if "opus" in names else [])
+    for codec, lookahead in rows:
         ceiling = score(codec, speech, *tandem(codec, speech))
-        cells = [codec, CODECS[codec][4], f"{ceiling:.2f}"]
+        label = f"{codec} (+{lookahead} ms FEC lookahead)" if lookahead else codec
+        cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]
         for _, drop in CONDITIONS:
-            cells.append(f"{score(codec, speech, *through_room(codec, speech, drop)):.2f}")
+            got = through_room(codec, speech, drop, lookahead_ms=lookahead)
+            cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()
 
