@@ -104,3 +104,34 @@ def test_opus_lost_frame_is_rebuilt_from_the_next_packets_fec() -> None:
     # Relative RMS error of the lost frame: ~0.04 from FEC, ~0.6 from PLC when written.
     assert errors[True] < 0.25 * errors[False], errors
     assert errors[True] < 0.2, errors
+
+
+@pytest.mark.parametrize("name", ["PCMU", "PCMA", "L16"])
+def test_a_gap_before_a_buffered_packet_is_bridged_into_it(name: str) -> None:
+    """When the jitter buffer already holds the packet after the gap, the continuation is
+    cross-faded into that packet extended backwards: the pitch goes on, the seam into the
+    next packet is as smooth as the signal's own steps, and the fill is closer to what was
+    lost than a one-sided continuation (here the level rises during the gap)."""
+    rate = RATES[name]
+    n = rate // 50
+    signal = voiced(rate, 0.4).astype(float)
+    signal *= np.linspace(0.4, 1.0, len(signal))          # a crescendo: extrapolation lags it
+    signal = np.rint(signal).astype(np.int16)
+    frames = [signal[i * n:(i + 1) * n] for i in range(len(signal) // n)]
+    fills = {}
+    for two_sided in (False, True):
+        enc, dec = make_encoder(name), make_decoder(name)
+        out = [dec.decode(enc.encode(f)) for f in frames[:10]]
+        enc.encode(frames[10])                              # lost
+        nxt = enc.encode(frames[11])
+        out.append(dec.conceal(n, nxt if two_sided else None))
+        out.append(dec.decode(nxt))
+        fills[two_sided] = out[10].astype(float)
+        whole = np.concatenate(out).astype(float)
+    truth = frames[10].astype(float)
+    err = {k: float(np.sqrt(np.mean((v - truth) ** 2))) for k, v in fills.items()}
+    assert err[True] < 0.8 * err[False], err
+    assert period_of(out[10], rate) == pytest.approx(1 / PITCH_HZ, rel=0.05)
+    own = np.max(np.abs(np.diff(whole[:10 * n])))
+    for seam in (10 * n, 11 * n):
+        assert np.max(np.abs(np.diff(whole[seam - 8:seam + 8]))) <= 1.5 * own
