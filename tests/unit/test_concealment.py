@@ -85,7 +85,11 @@ def test_opus_lost_frame_is_rebuilt_from_the_next_packets_fec() -> None:
     rate, n = 48000, 960
     t = np.arange(rate) / rate
     glide = (np.sin(2 * np.pi * (150 * t + 120 * t * t)) * (3000 + 6000 * t)).astype(np.int16)
-    enc = make_encoder("opus", packet_loss=10)         # >= 10 % at 32 kbit/s: LBRR is added
+    from bridge.call.leg import encoder_options
+    from bridge.config import Config
+
+    # The bridge's own Opus encoder settings (media.opus_expected_loss 10: LBRR is added).
+    enc = make_encoder("opus", **encoder_options(Config(), "opus"))
     packets = [enc.encode(glide[i * n:(i + 1) * n]) for i in range(len(glide) // n)]
     clean = make_decoder("opus")
     truth = [clean.decode(p) for p in packets]
@@ -135,3 +139,13 @@ def test_a_gap_before_a_buffered_packet_is_bridged_into_it(name: str) -> None:
     own = np.max(np.abs(np.diff(whole[:10 * n])))
     for seam in (10 * n, 11 * n):
         assert np.max(np.abs(np.diff(whole[seam - 8:seam + 8]))) <= 1.5 * own
+
+
+def test_opus_fec_lookahead_deepens_only_opus_callers_jitter_buffer() -> None:
+    from bridge.call.leg import jitter_min_ms
+    from bridge.config import Config
+
+    plain = Config()
+    assert jitter_min_ms(plain, "opus") == jitter_min_ms(plain, "PCMU") == plain.rtp.jitter_min_ms
+    deeper = plain.with_overrides(**{"media.opus_fec_lookahead_ms": 20})
+    assert jitter_min_ms(deeper, "opus") == 40 and jitter_min_ms(deeper, "PCMU") == 20
