@@ -104,21 +104,25 @@ def frames_of(pcm: Pcm, size: int) -> list[Pcm]:
 
 
 def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[np.bool_]],
-                 tail_frames: int = 10) -> tuple[Pcm, int]:
-    """The listener's decoded audio (at the codec's PCM rate) and that rate."""
+                 tail_frames: int = 10, lookahead_ms: int = 0,
+                 opts: dict[str, int] | None = None) -> tuple[Pcm, int]:
+    """The listener's decoded audio (at the codec's PCM rate) and that rate; ``lookahead_ms``
+    deepens the talker's jitter buffer (media.opus_fec_lookahead_ms); ``opts``: encoder options
+    of the talker and the bridge (e.g. Opus bitrate)."""
     room_rate, pt, clock, pcm_rate, _ = CODECS[codec]
     pcm = resample(speech16k, 16000, pcm_rate)
     size = pcm_rate // 50
     ticks = clock // 50
     frames = frames_of(np.concatenate((pcm, np.zeros(size * tail_frames, np.int16))), size)
     lost = drop(len(frames))
-    enc = make_encoder(codec)
+    enc = make_encoder(codec, **(opts or {}))
     room = Room("quality", room_rate)
     addr_talk, addr_listen = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
-    talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0)
+    talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0,
+                      jitter_min_ms=20 + lookahead_ms)
     listen = RtpSession(0x2222, pt, clock, ticks, None, None, addr_listen, initial_seq=1, initial_ts=0)
-    room.add_leg("talker", talk, codec, codec, payload_type=pt)
-    room.add_leg("listener", listen, codec, codec, payload_type=pt)
+    room.add_leg("talker", talk, codec, codec, payload_type=pt, encoder_opts=opts)
+    room.add_leg("listener", listen, codec, codec, payload_type=pt, encoder_opts=opts)
     far_end = make_decoder(codec)
     out: list[Pcm] = []
     for i, frame in enumerate(frames):
@@ -132,11 +136,11 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     return np.concatenate(out), pcm_rate
 
 
-def tandem(codec: str, speech16k: Pcm) -> tuple[Pcm, int]:
+def tandem(codec: str, speech16k: Pcm, opts: dict[str, int] | None = None) -> tuple[Pcm, int]:
     """The codec's own encode -> decode, without the bridge: the ceiling."""
     _, _, _, pcm_rate, _ = CODECS[codec]
     pcm = resample(speech16k, 16000, pcm_rate)
-    enc, dec = make_encoder(codec), make_decoder(codec)
+    enc, dec = make_encoder(codec, **(opts or {})), make_decoder(codec)
     return np.concatenate([dec.decode(enc.encode(f)) for f in frames_of(pcm, pcm_rate // 50)]), pcm_rate
 
 
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--wav", help="16 kHz mono speech instead of espeak-ng's")
     ap.add_argument("--codecs", default="PCMU,G722,opus")
+    ap.add_argument("--opus-bitrate", type=int, default=None,
+                    help="Opus bitrate of the talker and the bridge (default: media.opus_bitrate's)")
     args = ap.parse_args(argv)
     speech = read_wav(args.wav) if args.wav else espeak_speech()
     names = [c for c in args.codecs.split(",") if c]
@@ -171,11 +177,19 @@ def main(argv: list[str] | None = None) -> None:
     head = ["codec", "mode", "ceiling"] + [c for c, _ in CONDITIONS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for codec in names:
-        ceiling = score(codec, speech, *tandem(codec, speech))
-        cells = [codec, CODECS[codec][4], f"{ceiling:.2f}"]
+    # Arrivals here have no jitter, so the talker's buffer plays each packet at once (1 frame);
+    # the real bridge on loopback holds one frame more (README "Latency"), so the next packet is
+    # usually buffered for FEC (Opus) and two-sided concealment (G.711): both are shown.
+    rows = [(c, 0) for c in names] + [(c, 20) for c in names]
+    for codec, lookahead in rows:
+        opts = {"bitrate": args.opus_bitrate} if codec == "opus" and args.opus_bitrate else None
+        ceiling = score(codec, speech, *tandem(codec, speech, opts))
+        label = codec + (f" {args.opus_bitrate // 1000}k" if opts else "")
+        label += f", +{lookahead} ms jitter depth" if lookahead else ""
+        cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]
         for _, drop in CONDITIONS:
-            cells.append(f"{score(codec, speech, *through_room(codec, speech, drop)):.2f}")
+            got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts)
+            cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()
 

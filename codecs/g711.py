@@ -102,4 +102,5 @@ class G711Decoder:
         return self._plc.good(pcm)
 
     def conceal(self, samples: int, next_payload: bytes | None = None) -> Pcm:
-        return self._plc.conceal(samples)
+        future = self._table[np.frombuffer(next_payload, np.uint8)] if next_payload else None
+        return self._plc.conceal(samples, future)

@@ -44,4 +44,7 @@ class L16Decoder:
         return self._plc.good(pcm)
 
     def conceal(self, samples: int, next_payload: bytes | None = None) -> Pcm:
-        return self._plc.conceal(samples)
+        future = None
+        if next_payload:
+            future = np.frombuffer(next_payload[:len(next_payload) & ~1], dtype=_BE).astype(np.int16)
+        return self._plc.conceal(samples, future)

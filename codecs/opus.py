@@ -1,17 +1,18 @@
-"""Opus through PyAV: the ``libopus`` encoder and decoder.
+"""Opus: the encoder through PyAV (FFmpeg's libopus), the decoder on the system libopus.
 
 PCM is mono at 48 kHz by default (960 samples per 20 ms); the RTP clock is always
 48000 and SDP always says opus/48000/2 (RFC 7587). The decoder is opened mono, so
 libopus itself downmixes packets from peers that send stereo.
 
-Loss handling, plainly: FFmpeg's libopus wrapper always calls opus_decode with
-decode_fec=0 and exposes no option to change that, so in-band FEC carried by the
-*next* packet cannot be decoded through PyAV and ``next_payload`` is ignored.
-Our encoder still emits FEC (LBRR) when enabled, which benefits peers with a
-native libopus. For a lost frame we feed the decoder a one-byte packet: the lost
-frame's TOC byte with frame-count code 0, i.e. one zero-length frame, which
-RFC 6716 section 3.2.1 defines as "lost"; libopus then runs its own PLC
-(pitch-based extrapolation with decay) and keeps its state continuous.
+Loss handling. The encoder emits in-band FEC (LBRR: a low-bitrate copy of each frame
+inside the next packet) when ``fec`` is on and ``packet_loss`` (the loss it expects, %)
+is high enough: at 32 kbit/s libopus adds none at 5 %, hence the default of 10; SDP
+says useinbandfec=1 so far ends send it too. FFmpeg's libopus wrapper always calls
+opus_decode with decode_fec=0, so the decoder calls the system libopus through ctypes
+(codecs/libopus.py): a lost frame whose next packet the jitter buffer already holds is
+decoded from that packet's FEC, any other lost frame by libopus's PLC. Without the
+system library it falls back to PyAV and PLC only: the lost frame's TOC byte with
+frame-count code 0 (one zero-length frame, "lost" in RFC 6716 3.2.1).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import av
 import numpy as np
 
+from . import libopus
 from .base import Pcm
 from .pyav_frames import FrameFeeder, frame_to_mono
 
@@ -47,7 +49,7 @@ class OpusEncoder:
         bitrate: int = 32000,
         complexity: int = 5,
         fec: bool = True,
-        packet_loss: int = 5,
+        packet_loss: int = 10,
         application: str = "voip",
         dtx: bool = False,
     ) -> None:
@@ -88,31 +90,54 @@ class OpusEncoder:
 
 
 class OpusDecoder:
+    """Opus decoder: the system libopus through ctypes (codecs/libopus.py) when it is there,
+    so a lost frame is rebuilt from the next packet's in-band FEC; else PyAV's, PLC only."""
+
     name = "opus"
     clock_rate = 48000
 
-    def __init__(self, sample_rate: int = 48000, frame_ms: int = 20) -> None:
+    def __init__(self, sample_rate: int = 48000, frame_ms: int = 20, native: bool = True) -> None:
         _check(sample_rate, frame_ms)
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000
-        ctx: Any = av.CodecContext.create("libopus", "r")
-        ctx.sample_rate = sample_rate
-        ctx.layout = "mono"
-        ctx.format = "s16"
-        ctx.open()
-        self._ctx = ctx
+        lib = libopus.load() if native else None
+        self._native = libopus.LibOpusDecoder(lib, sample_rate) if lib is not None else None
+        self._ctx: Any = None
+        if self._native is None:
+            ctx: Any = av.CodecContext.create("libopus", "r")
+            ctx.sample_rate = sample_rate
+            ctx.layout = "mono"
+            ctx.format = "s16"
+            ctx.open()
+            self._ctx = ctx
         self._last_toc: int | None = None
+        self.fec_frames = 0     # lost frames decoded through the next packet's FEC (libopus
+        #                         uses its PLC instead when that packet carries none)
+
+    @property
+    def fec_capable(self) -> bool:
+        return self._native is not None
 
     def decode(self, payload: bytes) -> Pcm:
         if not payload:
             return self.conceal(self.frame_samples)
         self._last_toc = payload[0]
+        if self._native is not None:
+            return self._native.decode(payload)
         return self._run(payload)
 
     def conceal(self, samples: int, next_payload: bytes | None = None) -> Pcm:
-        """libopus PLC for ``samples``; ``next_payload`` (FEC) is unusable via PyAV, see module doc."""
+        """The lost frame from ``next_payload``'s in-band FEC when libopus is loaded and the next
+        packet is here, else libopus's PLC (pitch extrapolation with decay)."""
         if self._last_toc is None:
             return np.zeros(samples, dtype=np.int16)
+        if self._native is not None:
+            if next_payload:
+                pcm = self._native.fec(next_payload, samples)
+                self.fec_frames += 1
+            else:
+                pcm = self._native.plc(samples)
+            return _fit(pcm, samples)
         lost = bytes((self._last_toc & 0xFC,))   # same config/stereo bit, code 0, no frame data
         chunks: list[Pcm] = []
         have = 0
@@ -122,10 +147,8 @@ class OpusDecoder:
                 break
             chunks.append(pcm)
             have += len(pcm)
-        if have < samples:
-            chunks.append(np.zeros(samples - have, dtype=np.int16))
         # A PLC frame is as long as the last packet's frames; trim to the caller's size.
-        return np.concatenate(chunks)[:samples] if len(chunks) > 1 else chunks[0][:samples]
+        return _fit(np.concatenate(chunks) if chunks else np.zeros(0, np.int16), samples)
 
     def _run(self, payload: bytes) -> Pcm:
         frames = self._ctx.decode(av.Packet(payload))
@@ -134,3 +157,10 @@ class OpusDecoder:
         if not frames:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate([frame_to_mono(f) for f in frames])
+
+
+def _fit(pcm: Pcm, samples: int) -> Pcm:
+    if len(pcm) >= samples:
+        return pcm[:samples]
+    return np.concatenate((pcm, np.zeros(samples - len(pcm), np.int16)))
+

@@ -12,6 +12,14 @@ most -58 dBov), so a long burst ends in the caller's room noise, not in dead air
 digitally silent input stays silent (the room adds its own comfort noise under the mix). The first good frame after a loss is
 cross-faded with the continuation over 4 ms.
 
+When the jitter buffer already holds the packet after the gap (``future``), the gap is
+bridged from both sides instead: the continuation is cross-faded, over the whole gap, into
+that packet extended backwards (its first pitch period repeated, or mirrored when unvoiced),
+which ends exactly where the packet begins, so no cross-fade is needed after it. Measured
+(benchmarks/bench_quality.py, PCMU): 2.93 -> 3.03 at 10 % random loss. Not used for G.722:
+its next packet can only be decoded from a guessed ADPCM state (FFmpeg's cannot be copied),
+and that guess is ~50 % off in RMS, which scored lower than the continuation alone.
+
 Appendix I's steps are 10 ms; with 20 ms packets, holding the full level for the whole
 first lost packet scored better (PESQ, benchmarks/bench_quality.py: +0.05 at 10 % loss,
 +0.1 with 3-packet bursts), and so did a fixed 4 ms cross-fade over Appendix I's growing one.
@@ -82,6 +90,7 @@ class Concealer:
         self._buf: _F64 | None = None  # the last periods (+1 sample) at the start of the burst
         self._periods = 1             # periods that fit in the history at this lag
         self._seam = 0.0              # jump at the onset, spread over the first P/4 samples
+        self._joined = False          # the last concealed frame already leads into the next
 
     @property
     def in_loss(self) -> bool:
@@ -95,7 +104,7 @@ class Concealer:
     def good(self, pcm: Pcm) -> Pcm:
         """Record a correctly decoded frame; returns it (cross-faded after a loss)."""
         out = pcm
-        if self._lost and len(pcm):
+        if self._lost and len(pcm) and not self._joined:
             n = min(self._xfade, len(pcm))
             tail = self._synth(n)
             ramp = (np.arange(n, dtype=np.float64) + 1) / (n + 1)
@@ -103,21 +112,44 @@ class Concealer:
             mixed[:n] = tail * (1.0 - ramp) + mixed[:n] * ramp
             out = np.clip(np.rint(mixed), -32768, 32767).astype(np.int16)
         self._lost = 0
+        self._joined = False
         self._buf = None
         self._remember(out.astype(np.float64))
         return out
 
-    def conceal(self, samples: int) -> Pcm:
-        """Synthesise ``samples`` of concealment for a lost frame."""
+    def preview(self, samples: int) -> Pcm:
+        """What ``conceal(samples)`` without a future would return, without consuming it."""
+        if self._lost == 0:
+            self._start()
+        return np.clip(np.rint(self._synth(samples)), -32768, 32767).astype(np.int16)
+
+    def conceal(self, samples: int, future: Pcm | None = None) -> Pcm:
+        """Synthesise ``samples`` of concealment for a lost frame; ``future``: the frame after
+        it when already here, so the gap is bridged from both sides."""
         if self._lost == 0:
             self._start()
         out = self._synth(samples)
+        if future is not None and len(future) >= samples:
+            out = self._bridge(out, future.astype(np.float64), samples)
+            self._joined = True
         self._lost += samples
         # Keep history continuous so a later estimate never sees a gap.
         self._remember(out)
         return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
 
     # -- internals -----------------------------------------------------------------------------
+    def _bridge(self, fwd: _F64, future: _F64, n: int) -> _F64:
+        """Cross-fade the forward continuation into the next frame extended backwards: its
+        first pitch period repeated (voiced) or mirrored (else), so it ends on future[0]."""
+        lag = self._lag
+        t = np.arange(n)
+        if lag and lag <= len(future):
+            back = future[(t - n) % lag]
+        else:
+            back = future[np.minimum(n - 1 - t, len(future) - 1)]
+        w = (t + 1) / (n + 1)
+        return fwd * (1.0 - w) + back * w
+
     def _start(self) -> None:
         hist = self._history
         blocks = hist[len(hist) % self._floor_block:].reshape(-1, self._floor_block)

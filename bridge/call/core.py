@@ -26,7 +26,7 @@ from bridge_codecs import make_decoder
 from bridge.call.callcontrol import CallControl
 from bridge.call.dialout import DialOut, DialOutError
 from bridge.call.leg import Leg, advertised_host, inband_digits, leg_housekeeping, parse_info_dtmf, rtp_remote
-from bridge.call.leg import encoder_options, usable, warning_header
+from bridge.call.leg import encoder_options, jitter_min_ms, usable, warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
@@ -212,7 +212,8 @@ class CallCore:
         leg.participant.on_hold = media.on_hold
         leg.encoder_opts = encoder_options(self.config, media.codec)
         rtp = self.config.rtp
-        leg.session = RtpSession(local_ssrc=random.getrandbits(32), jitter_min_ms=rtp.jitter_min_ms,
+        leg.session = RtpSession(local_ssrc=random.getrandbits(32),
+                                 jitter_min_ms=jitter_min_ms(self.config, media.codec),
                                  jitter_max_ms=rtp.jitter_max_ms, learning_s=rtp.learning_window_s,
                                  **rtp_remote(media))
         leg.session.open_learning(self.now)

@@ -155,10 +155,18 @@ def inband_digits(leg: Leg, data: bytes) -> list[str]:
     return leg.inband.process(leg.inband_decoder.decode(packet.payload))
 
 
+def jitter_min_ms(config: Config, codec: str) -> int:
+    """rtp.jitter_min_ms; one frame more for Opus callers with media.opus_fec_lookahead_ms, so
+    a lost packet's successor (carrying its FEC) is buffered when it is due."""
+    lookahead = config.media.opus_fec_lookahead_ms if codec == "opus" else 0
+    return max(config.rtp.jitter_min_ms, 20) + lookahead if lookahead else config.rtp.jitter_min_ms
+
+
 def encoder_options(config: Config, codec: str) -> dict[str, Any]:
     """Encoder settings a leg's codec gets from config.yaml (Opus bitrate and complexity)."""
     if codec == "opus":
-        return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity}
+        return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity,
+                "packet_loss": config.media.opus_expected_loss}
     return {}
 
 

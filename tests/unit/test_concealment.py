@@ -72,4 +72,80 @@ def test_g722_at_10_percent_loss_through_the_room_keeps_its_pesq() -> None:
     speech = np.concatenate([read_wav(str(PROMPT_DIR / f"{n}.wav"))
                              for n in ("enter_code", "not_started", "alone")])
     got = score("G722", speech, *through_room("G722", speech, lambda n: random_loss(n, 0.10)))
-    assert got >= 1.5, got          # 1.59 when written; 1.57 with the concealment before issue 17
+    # The floor this concealment reaches, not the issue's 3.0 (out of reach, see above): 1.588
+    # measured (the same material loss-free through the room: 2.70). Deterministic, so the
+    # margin only absorbs FFmpeg/pesq build differences; a concealment regression fails it.
+    assert got >= 1.56, got
+
+
+def test_opus_lost_frame_is_rebuilt_from_the_next_packets_fec() -> None:
+    """A lost Opus frame decoded from the next packet's in-band FEC (libopus, decode_fec=1)
+    matches what the lost packet held; libopus's PLC only extrapolates the frame before it.
+    The signal glides in pitch and level, so an extrapolation cannot guess the lost frame."""
+    rate, n = 48000, 960
+    t = np.arange(rate) / rate
+    glide = (np.sin(2 * np.pi * (150 * t + 120 * t * t)) * (3000 + 6000 * t)).astype(np.int16)
+    from bridge.call.leg import encoder_options
+    from bridge.config import Config
+
+    # The bridge's own Opus encoder settings (media.opus_expected_loss 10: LBRR is added).
+    enc = make_encoder("opus", **encoder_options(Config(), "opus"))
+    packets = [enc.encode(glide[i * n:(i + 1) * n]) for i in range(len(glide) // n)]
+    clean = make_decoder("opus")
+    truth = [clean.decode(p) for p in packets]
+    errors = {}
+    for use_fec in (False, True):
+        dec = make_decoder("opus")
+        assert getattr(dec, "fec_capable", False), "the system libopus (libopus0) is not loaded"
+        errs = []
+        for lost in range(10, 45, 5):      # one lost packet every 100 ms
+            for i in range(lost - 4 if lost > 10 else 0, lost):
+                dec.decode(packets[i])
+            got = dec.conceal(n, packets[lost + 1] if use_fec else None)
+            want = truth[lost].astype(float)
+            errs.append(float(np.sqrt(np.mean((got.astype(float) - want) ** 2) / np.mean(want ** 2))))
+        errors[use_fec] = float(np.median(errs))
+    # Relative RMS error of the lost frame: ~0.04 from FEC, ~0.6 from PLC when written.
+    assert errors[True] < 0.25 * errors[False], errors
+    assert errors[True] < 0.2, errors
+
+
+@pytest.mark.parametrize("name", ["PCMU", "PCMA", "L16"])
+def test_a_gap_before_a_buffered_packet_is_bridged_into_it(name: str) -> None:
+    """When the jitter buffer already holds the packet after the gap, the continuation is
+    cross-faded into that packet extended backwards: the pitch goes on, the seam into the
+    next packet is as smooth as the signal's own steps, and the fill is closer to what was
+    lost than a one-sided continuation (here the level rises during the gap)."""
+    rate = RATES[name]
+    n = rate // 50
+    signal = voiced(rate, 0.4).astype(float)
+    signal *= np.linspace(0.4, 1.0, len(signal))          # a crescendo: extrapolation lags it
+    signal = np.rint(signal).astype(np.int16)
+    frames = [signal[i * n:(i + 1) * n] for i in range(len(signal) // n)]
+    fills = {}
+    for two_sided in (False, True):
+        enc, dec = make_encoder(name), make_decoder(name)
+        out = [dec.decode(enc.encode(f)) for f in frames[:10]]
+        enc.encode(frames[10])                              # lost
+        nxt = enc.encode(frames[11])
+        out.append(dec.conceal(n, nxt if two_sided else None))
+        out.append(dec.decode(nxt))
+        fills[two_sided] = out[10].astype(float)
+        whole = np.concatenate(out).astype(float)
+    truth = frames[10].astype(float)
+    err = {k: float(np.sqrt(np.mean((v - truth) ** 2))) for k, v in fills.items()}
+    assert err[True] < 0.8 * err[False], err
+    assert period_of(out[10], rate) == pytest.approx(1 / PITCH_HZ, rel=0.05)
+    own = np.max(np.abs(np.diff(whole[:10 * n])))
+    for seam in (10 * n, 11 * n):
+        assert np.max(np.abs(np.diff(whole[seam - 8:seam + 8]))) <= 1.5 * own
+
+
+def test_opus_fec_lookahead_deepens_only_opus_callers_jitter_buffer() -> None:
+    from bridge.call.leg import jitter_min_ms
+    from bridge.config import Config
+
+    plain = Config()
+    assert jitter_min_ms(plain, "opus") == jitter_min_ms(plain, "PCMU") == plain.rtp.jitter_min_ms
+    deeper = plain.with_overrides(**{"media.opus_fec_lookahead_ms": 20})
+    assert jitter_min_ms(deeper, "opus") == 40 and jitter_min_ms(deeper, "PCMU") == 20
