@@ -11,6 +11,8 @@ need=""
 command -v baresip >/dev/null || need="$need baresip-core"
 command -v sipp >/dev/null || need="$need sip-tester"
 command -v sox >/dev/null || need="$need sox"
+# The join page's tests: Debian's chromium, driven by Playwright (pip) through executable_path.
+[ -x /usr/bin/chromium ] || need="$need chromium"
 # pesq (the audio-quality test scores speech with it) is built from source: a C compiler and headers.
 command -v gcc >/dev/null || need="$need gcc"
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \

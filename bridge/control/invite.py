@@ -77,7 +77,7 @@ def _fold(line: str) -> str:
     """RFC 5545 3.1: lines longer than 75 octets continue on lines starting with a space."""
     raw = line.encode("utf-8")
     parts: list[str] = []
-    while len(raw) > 75:
+    while len(raw) > (75 if not parts else 74):     # a continuation's leading space counts
         cut = 75 if not parts else 74
         while cut > 0 and (raw[cut] & 0xC0) == 0x80:   # never split a UTF-8 sequence
             cut -= 1

@@ -154,6 +154,11 @@ def test_wrong_pin_is_refused_then_the_right_one_joins(bridge_factory: Any, chro
     boss.click("#mute-all")                              # the moderator mutes everyone else
     page.wait_for_selector("#mute[aria-pressed=true]", timeout=5000)
     assert _wait_listed(bridge, conf["id"], "Grace")["muted"] is True
+    # Guessing is slowed down per address: after the free failures the bridge answers 429.
+    url = f"{bridge.base_url}/conferences/{conf['id']}/join/session"
+    codes = [page.request.post(url, data={"name": "x", "pin": str(n), "sdp": "v=0\r\n"}).status
+             for n in range(4)]
+    assert codes == [403, 403, 403, 429], codes
 
 
 def test_page_mute_silences_the_browser_and_a_rest_kick_ends_its_session(
@@ -223,3 +228,16 @@ def test_join_url_is_json_for_api_clients_and_sessions_are_bound_to_their_confer
     res = page.request.post(f"{bridge.base_url}/conferences/{conf['id']}/join/session/{pid}/moderate",
                             headers=headers, data={"action": "lock"})
     assert res.status == 403
+
+
+def test_browser_cap_refuses_with_a_message(bridge_factory: Any, chromium: Any) -> None:
+    bridge = bridge_factory(webrtc={"max_participants": 1})
+    conf = _conference(bridge, "room1")
+    first = chromium.new_page()
+    _join(first, conf["join_url"], "One")
+    first.wait_for_selector("#call:not([hidden])", timeout=15000)
+    second = chromium.new_page()
+    _join(second, conf["join_url"], "Two")
+    error = second.wait_for_selector("#join-error:not([hidden])", timeout=10000)
+    assert "browser participants" in error.inner_text()
+    assert [p["name"] for p in _listing(bridge, conf["id"])] == ["One"]
