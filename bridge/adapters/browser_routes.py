@@ -195,7 +195,8 @@ class BrowserGateway:
         core, now = self.calls.core, self.calls.loop.time()
         try:
             if action in ("mute", "unmute"):
-                core.browsers.set_muted(s.pid, action == "mute", now)
+                if not core.browsers.set_muted(s.pid, action == "mute", now):
+                    raise ControlError(403, "not_allowed", "You are here to listen: you cannot unmute yourself.")
             elif action == "leave":
                 core.browsers.leave(s.pid, "hangup", now)
             else:

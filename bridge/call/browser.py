@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bridge.call.live import LiveConference
 from bridge.control import events as ev
 from bridge.control.participants import Participant
+from bridge.control.roles import permissions
 
 if TYPE_CHECKING:
     from bridge.call.core import CallCore
@@ -100,8 +101,10 @@ class BrowserSeats:
         return True
 
     def set_muted(self, pid: str, muted: bool, now: float) -> bool:
-        """The page's own mute button (a member may always mute and unmute itself)."""
+        """The page's own mute button; False when the role may not unmute itself (a listener)."""
         self.core.now = now
         p = self.seated.get(pid)
         live = self.core.rooms.get(p.conference_id) if p is not None else None
-        return live is not None and live.set_muted(pid, muted)
+        if p is None or live is None or (not muted and not permissions(p.role).unmute_self):
+            return False
+        return live.set_muted(pid, muted)

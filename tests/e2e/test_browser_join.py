@@ -154,6 +154,13 @@ def test_wrong_pin_is_refused_then_the_right_one_joins(bridge_factory: Any, chro
     boss.click("#mute-all")                              # the moderator mutes everyone else
     page.wait_for_selector("#mute[aria-pressed=true]", timeout=5000)
     assert _wait_listed(bridge, conf["id"], "Grace")["muted"] is True
+    boss.click("#record")                                # recording, seen on every page
+    page.wait_for_selector("#rec:not([hidden])", timeout=10000)
+    boss.click("#lock")                                  # a locked conference turns newcomers away
+    page.wait_for_selector("#locked:not([hidden])", timeout=5000)
+    late = chromium.new_page()
+    _join(late, conf["join_url"], "Late", pin="4321")
+    assert "locked" in late.wait_for_selector("#join-error:not([hidden])", timeout=10000).inner_text()
     # Guessing is slowed down per address: after the free failures the bridge answers 429.
     url = f"{bridge.base_url}/conferences/{conf['id']}/join/session"
     codes = [page.request.post(url, data={"name": "x", "pin": str(n), "sdp": "v=0\r\n"}).status

@@ -158,3 +158,14 @@ def test_invitation_text_and_calendar(bridge: Bridge) -> None:
     assert [p.get_filename() for p in msg.iter_attachments()] == ["invite.ics"]
     unscheduled = bridge.directory.add("conf_n")
     assert ics(unscheduled, links, T0, "h") is None
+
+
+def test_ending_the_conference_ends_the_browser_after_the_closing_prompt(bridge: Bridge) -> None:
+    web = ToneBrowser(None)
+    p = bridge.core.browsers.join("conf_a", "Ada", "member", web.port, bridge.now)
+    run(bridge, 0.2, web)
+    bridge.core.end_conference("conf_a", "ended_via_api", bridge.now)
+    run(bridge, 9.0, web)
+    left = [e.reason for e in bridge.events if isinstance(e, ParticipantLeft) and e.participant_id == p.participant_id]
+    assert left == ["conference_ended"]
+    assert "conf_a" not in bridge.core.rooms and not bridge.core.browsers.seated
