@@ -118,7 +118,28 @@
 
   function announce(text) { $("quality").textContent = text; }
 
+  // Joins, leaves and mute changes are announced once; the talking indicator is visual only
+  // (announcing every talk spurt would drown a screen reader).
+  let known = null;
+  function news(s) {
+    const now = new Map(s.participants.map((p) => [p.id, p]));
+    if (known) {
+      const lines = [];
+      for (const [id, p] of now) {
+        const before = known.get(id);
+        if (!before) lines.push(`${p.name} joined`);
+        else if (before.muted !== p.muted) lines.push(`${p.me ? "You are" : p.name + " is"} ${p.muted ? "muted" : "unmuted"}`);
+      }
+      for (const [id, p] of known) if (!now.has(id)) lines.push(`${p.name} left`);
+      if (s.locked !== state.locked) lines.push(s.locked ? "The conference is locked" : "The conference is unlocked");
+      if (s.recording !== state.recording) lines.push(s.recording ? "Recording started" : "Recording stopped");
+      if (lines.length) $("sr-news").textContent = lines.join(". ");
+    }
+    known = now;
+  }
+
   function render(s) {
+    news(s);
     state = s;
     const list = $("people");
     list.replaceChildren();
@@ -213,12 +234,13 @@
     });
     const loss = got + lost > 0 ? lost / (got + lost) : 0;
     const el = $("quality");
+    const before = el.textContent;
     let level = "good", text = "Connection: good";
     if ((rtt != null && rtt > 0.6) || loss > 0.08) { level = "poor"; text = "Connection: poor"; }
     else if ((rtt != null && rtt > 0.3) || loss > 0.02) { level = "fair"; text = "Connection: fair"; }
     if (pc.connectionState !== "connected") { level = ""; text = "Connecting…"; }
     el.className = `pill ${level}`;
-    el.textContent = text;
+    if (text !== before) el.textContent = text;     // a live region: speak changes only
     el.title = `round trip ${rtt == null ? "?" : Math.round(rtt * 1000) + " ms"}, loss ${(loss * 100).toFixed(1)} %`;
   }
 
@@ -236,6 +258,7 @@
     if (!$("ended").hidden) return;
     await hangup();
     $("ended-msg").textContent = message;
+    known = null;
     document.body.dataset.ended = "1";
     show("ended");
     $("ended-title").focus();

@@ -76,11 +76,13 @@ def _listing(bridge: BridgeProcess, conf_id: str) -> list[dict[str, Any]]:
 
 
 def _join(page: Any, url: str, name: str, pin: str | None = None) -> None:
+    """By label and keyboard, as a screen-reader user would: the fields are found by their
+    accessible names and Enter submits."""
     page.goto(url)
-    page.fill("#name", name)
+    page.get_by_label("Your name").fill(name)
     if pin is not None:
-        page.fill("#pin", pin)
-    page.click("#join")
+        page.get_by_label("PIN", exact=True).fill(pin)
+    page.keyboard.press("Enter")
 
 
 def _wait_listed(bridge: BridgeProcess, conf_id: str, name: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -183,7 +185,7 @@ def test_page_mute_silences_the_browser_and_a_rest_kick_ends_its_session(
         page.wait_for_selector("#call:not([hidden])", timeout=15000)
         me = _wait_listed(bridge, conf["id"], "Ada")
         time.sleep(2.5)
-        page.click("#mute")
+        page.get_by_role("button", name="Mute").click()
         t_mute = time.monotonic() - t0
         page.wait_for_selector("#people li.me-muted, #mute[aria-pressed=true]", timeout=5000)
         time.sleep(2.5)
