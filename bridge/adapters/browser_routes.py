@@ -79,6 +79,7 @@ class BrowserGateway:
         self.pins = pins
         self.sessions: dict[str, Session] = {}
         self._pending = 0            # peers being set up (counted against the cap)
+        self._closing: set[asyncio.Task[None]] = set()
         bus.subscribe("webrtc", self.on_event)
 
     # -- live state -------------------------------------------------------------------------
@@ -120,7 +121,9 @@ class BrowserGateway:
         s.ended = reason
         self._send(s, "ended", {"reason": reason, "message": _LEFT.get(reason, "The call has ended.")})
         self.sessions.pop(s.pid, None)
-        asyncio.get_running_loop().create_task(s.peer.close())
+        task = asyncio.get_running_loop().create_task(s.peer.close())
+        self._closing.add(task)                      # held until done (the loop keeps weak refs)
+        task.add_done_callback(self._closing.discard)
 
     def _peer_closed(self, pid: str) -> None:
         """The browser's connection failed or closed: it left, as a SIP caller's BYE."""
@@ -284,8 +287,8 @@ def browser_routes(gateway: BrowserGateway) -> Any:
                 await resp.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
                 if kind == "ended":
                     break
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass                          # the page went away; its peer connection says the rest
         finally:
             s.listeners.remove(queue)
         return resp
