@@ -30,7 +30,7 @@ from aiohttp import web
 
 from bridge.adapters.call_io import CallAdapter
 from bridge.adapters.http_api import JOIN_PAGE, json_object
-from bridge.adapters.webrtc import BrowserPeer
+from bridge.adapters.webrtc import BrowserPeer, page_ice_servers
 from bridge.call.browser import BrowserRefused
 from bridge.config import Config
 from bridge.control import events as ev
@@ -135,15 +135,16 @@ class BrowserGateway:
     # -- signalling -------------------------------------------------------------------------
 
     async def join(self, conf_id: str, source: str, body: dict[str, Any]) -> dict[str, Any]:
-        cfg = self.config.webrtc
+        cfg = self.service.config.webrtc        # follows a configuration reload
         conf = self.service.get(conf_id)
         if conf is None or conf.account_id is None:
             raise not_found()
         if not cfg.enabled:
             raise ControlError(403, "webrtc_disabled", "joining from a browser is turned off on this bridge")
         name, pin, sdp = body.get("name"), body.get("pin", ""), body.get("sdp")
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-            raise bad_request("invalid_name", f"name is required (1-{MAX_NAME} characters)")
+        if (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME
+                or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+            raise bad_request("invalid_name", f"name is required (1-{MAX_NAME} characters, no control characters)")
         if not isinstance(pin, str) or not isinstance(sdp, str) or not sdp.startswith("v=0"):
             raise bad_request("invalid_body", "pin must be a string and sdp an SDP offer")
         now = time.monotonic()
@@ -249,7 +250,7 @@ def browser_routes(gateway: BrowserGateway) -> Any:
         html = (WEB_DIR / "join.html").read_text(encoding="utf-8")
         boot = json.dumps({"id": conf.id, "name": conf.name, "member_pin": bool(conf.member_pins),
                            "moderator_pin": bool(conf.moderator_pins),
-                           "ice_servers": list(gateway.config.webrtc.ice_servers)})
+                           "ice_servers": page_ice_servers(gateway.service.config.webrtc)})
         html = html.replace("__BOOT__", boot.replace("<", "\\u003c")).replace(
             "__TITLE__", _escape(conf.name or conf.id))
         return web.Response(text=html, content_type="text/html", headers={

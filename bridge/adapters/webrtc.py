@@ -114,6 +114,13 @@ def _ice_servers(cfg: WebrtcConfig) -> list[RTCIceServer]:
             for url in cfg.ice_servers]
 
 
+def page_ice_servers(cfg: WebrtcConfig) -> list[dict[str, str]]:
+    """The same servers for the page's RTCPeerConnection (a TURN server's credentials included:
+    the browser relays through it too)."""
+    return [{k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential))
+             if isinstance(v, str)} for s in _ice_servers(cfg)]
+
+
 _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.MULTILINE)
 
 

@@ -69,7 +69,7 @@
     } catch (err) {
       throw new Error("The microphone is not available: allow it in the browser and try again.");
     }
-    pc = new RTCPeerConnection({ iceServers: boot.ice_servers.map((u) => ({ urls: u })) });
+    pc = new RTCPeerConnection({ iceServers: boot.ice_servers });
     for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
     pc.addEventListener("track", (ev) => { $("remote").srcObject = ev.streams[0] || new MediaStream([ev.track]); });
     pc.addEventListener("connectionstatechange", () => {

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from bridge_codecs import make_decoder, make_encoder
 
-from bridge.adapters.webrtc import BrowserPort, advertise
+from bridge.adapters.webrtc import BrowserPort, advertise, page_ice_servers
+from bridge.config import WebrtcConfig
 from bridge.call.browser import BrowserRefused
 from bridge.control.errors import ControlError
 from bridge.control.events import ParticipantJoined, ParticipantLeft
@@ -169,3 +170,12 @@ def test_ending_the_conference_ends_the_browser_after_the_closing_prompt(bridge:
     left = [e.reason for e in bridge.events if isinstance(e, ParticipantLeft) and e.participant_id == p.participant_id]
     assert left == ["conference_ended"]
     assert "conf_a" not in bridge.core.rooms and not bridge.core.browsers.seated
+
+
+def test_ice_servers_for_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TURN_PW", "s3cret")
+    cfg = WebrtcConfig(ice_servers=("stun:stun.example.org:3478", "turn:turn.example.org:3478"),
+                       turn_username="bridge", turn_password_env="TURN_PW")
+    assert page_ice_servers(cfg) == [
+        {"urls": "stun:stun.example.org:3478"},
+        {"urls": "turn:turn.example.org:3478", "username": "bridge", "credential": "s3cret"}]
