@@ -7,7 +7,10 @@ are judged by their spectrum (Goertzel), never by the bridge's own counters.
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
+import threading
 import shutil
 import time
 from collections.abc import Iterator
@@ -250,3 +253,46 @@ def test_browser_cap_refuses_with_a_message(bridge_factory: Any, chromium: Any) 
     error = second.wait_for_selector("#join-error:not([hidden])", timeout=10000)
     assert "browser participants" in error.inner_text()
     assert [p["name"] for p in _listing(bridge, conf["id"])] == ["One"]
+
+
+class _Hooks(http.server.BaseHTTPRequestHandler):
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_browser_participant_is_announced_by_webhooks_like_a_caller(
+    bridge_factory: Any, ports: PortAllocator, chromium: Any
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", ports.port()), _Hooks)
+    _Hooks.bodies = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+        bridge = bridge_factory(webhooks={"allow_networks": ["127.0.0.1/32"], "initial_backoff_s": 0.2,
+                                          "accounts": [{"account": "acct1", "url": url}]})
+        conf = _conference(bridge, "room1")
+        page = chromium.new_page()
+        _join(page, conf["join_url"], "Ada")
+        page.wait_for_selector("#call:not([hidden])", timeout=15000)
+        pid = _wait_listed(bridge, conf["id"], "Ada")["id"]
+        page.get_by_role("button", name="Leave").click()
+        page.wait_for_selector("#ended:not([hidden])", timeout=10000)
+        deadline = time.monotonic() + 15
+        names: list[str] = []
+        while time.monotonic() < deadline:
+            events = [json.loads(b) for b in list(_Hooks.bodies)]
+            names = [e["data"]["event_type"] for e in events if pid in json.dumps(e)]
+            if "conference.participant.left" in names:
+                break
+            time.sleep(0.1)
+        assert "conference.participant.joined" in names and "conference.participant.left" in names, names
+    finally:
+        server.shutdown()
+        server.server_close()
