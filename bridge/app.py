@@ -17,7 +17,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bridge.adapters.browser_routes import BrowserGateway, browser_routes
 from bridge.adapters.http_api import build_http_app
+from bridge.adapters.invite_routes import invite_routes
 from bridge.adapters.media_clock import MediaClock
 from bridge.adapters.resources import admission_limits, call_capacity, pin_limits, raise_fd_limit
 from bridge.adapters.rtp_transport import PortAllocator
@@ -77,6 +79,7 @@ class BridgeApp:
         self.load = load
         self.stopping = asyncio.Event()
         self.runner: web.AppRunner | None = None
+        self.browsers: BrowserGateway | None = None
         self.metrics = BridgeMetrics()
         self._tasks: set[asyncio.Task[object]] = set()
 
@@ -136,7 +139,10 @@ class BridgeApp:
         routes = [self.webhooks.add_routes, self.recordings.add_routes, self._ops_routes,
                   reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens()),
                   add_freeclimb_routes,                                  # /freeclimb/apiserver
-                  telnyx_routes(self.calls, lambda: self.recordings.service)]      # /telnyx/v2
+                  telnyx_routes(self.calls, lambda: self.recordings.service),      # /telnyx/v2
+                  invite_routes(self.service, lambda: self.service.config.smtp)]   # e-mail invitations
+        self.browsers = BrowserGateway(cfg, self.calls, self.service, self.pins, self.bus)
+        routes.append(browser_routes(self.browsers))                            # the join page, WebRTC
         if testhooks.enabled():
             routes.append(testhooks.test_routes(lambda: self.clock))
         http_app = build_http_app(self.service, config=cfg, extra_routes=routes)
@@ -246,6 +252,8 @@ class BridgeApp:
     async def shutdown(self) -> None:
         log.info("shutting down: sending BYE to %d call(s)", self.calls.calls)
         self.calls.hangup_all()
+        if self.browsers is not None:
+            await self.browsers.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
         # Keep the SIP adapter alive until our BYEs are answered or time out.

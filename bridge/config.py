@@ -373,6 +373,36 @@ class CallControlAppConfig(_Frozen):
         return v
 
 
+class WebrtcConfig(_Frozen):
+    """Browser participants (README "Joining from a browser")."""
+
+    enabled: bool = True
+    # The address browsers reach this host at, when 1:1 NAT hides it (ICE host candidates show it).
+    public_address: str | None = None
+    # ICE servers handed to aiortc and to the page: "stun:host:port", "turn:host:port".
+    ice_servers: tuple[str, ...] = ()
+    turn_username: str | None = None
+    turn_password_env: str | None = None   # the TURN password from this environment variable
+    # Browser participants on this node at once (each costs a decoder thread and Opus work).
+    max_participants: int = Field(default=50, ge=0, le=10000)
+
+
+class SmtpConfig(_Frozen):
+    """Where e-mail invitations go out (README "Inviting by e-mail"); no host: invites are refused."""
+
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password_env: str | None = None        # the SMTP password from this environment variable
+    sender: str = "tutti-bridge <bridge@localhost>"
+    timeout_s: float = Field(default=20.0, gt=0, le=300)
+    # Invitations per account: up to ``burst`` addresses at once, refilled at ``per_hour``.
+    per_hour: float = Field(default=100.0, gt=0, le=100000)
+    burst: int = Field(default=20, ge=1, le=10000)
+    access_number: str | None = None       # a PSTN number printed in invites (the SIP URI always is)
+
+
 class Config(_Frozen):
     sip: SipConfig = SipConfig()
     rtp: RtpConfig = RtpConfig()
@@ -390,6 +420,8 @@ class Config(_Frozen):
     dial_out: DialOutConfig = DialOutConfig()
     security: SecurityConfig = SecurityConfig()
     call_control: tuple[CallControlAppConfig, ...] = ()
+    webrtc: WebrtcConfig = WebrtcConfig()
+    smtp: SmtpConfig = SmtpConfig()
 
     def trunk_for(self, account_id: str | None) -> TrunkConfig | None:
         """The trunk an account dials out through: its own, else the default, else none."""

@@ -53,9 +53,17 @@ def _rate_for(canon: str, sample_rate: int | None) -> int | None:
     return sample_rate
 
 
+def _split_rate(name: str) -> tuple[str, int | None]:
+    """``L16/16000`` names L16 at that rate (a room seating PCM at its own rate needs it)."""
+    base, _, rate = name.partition("/")
+    return base, int(rate) if rate.isdigit() else None
+
+
 def make_encoder(name: str, sample_rate: int | None = None, **opts: Any) -> Encoder:
     """Encoder for ``name``. ``opts``: frame_ms for all; Opus also takes bitrate,
     complexity, fec, packet_loss, application, dtx."""
+    name, named_rate = _split_rate(name)
+    sample_rate = sample_rate or named_rate
     canon = canonical_name(name)
     rate = _rate_for(canon, sample_rate)
     if canon in ("PCMU", "PCMA"):
@@ -69,8 +77,9 @@ def make_encoder(name: str, sample_rate: int | None = None, **opts: Any) -> Enco
 
 def make_decoder(name: str, **opts: Any) -> Decoder:
     """Decoder for ``name``. ``opts``: frame_ms; sample_rate for L16 (and Opus output)."""
+    name, named_rate = _split_rate(name)
     canon = canonical_name(name)
-    rate = _rate_for(canon, opts.pop("sample_rate", None))
+    rate = _rate_for(canon, opts.pop("sample_rate", None) or named_rate)
     if canon in ("PCMU", "PCMA"):
         return G711Decoder(canon, **opts)
     if canon == "G722":

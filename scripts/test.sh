@@ -13,6 +13,8 @@ command -v sipp >/dev/null || need="$need sip-tester"
 command -v sox >/dev/null || need="$need sox"
 # The Opus decoder calls the system libopus for in-band FEC (codecs/libopus.py).
 ldconfig -p | grep -q "libopus\.so\.0" || need="$need libopus0"
+# The join page's tests: Debian's chromium, driven by Playwright (pip) through executable_path.
+[ -x /usr/bin/chromium ] || need="$need chromium"
 # pesq (the audio-quality test scores speech with it) is built from source: a C compiler and headers.
 command -v gcc >/dev/null || need="$need gcc"
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \

@@ -149,6 +149,10 @@ class CallAdapter:
             self.pump_sip()
         self._schedule_drain()
 
+    def after_control(self) -> None:
+        """A control path (browser signalling) changed the core: send SIP, deliver events."""
+        self._after_core()
+
     def _schedule_drain(self) -> None:
         # Subscribers run in their own loop callback, never inside the media tick.
         if self.bus.pending and not self._drain_scheduled:

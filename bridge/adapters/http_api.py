@@ -53,6 +53,8 @@ _HTTP_CODES = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The browser join page (bridge/adapters/browser_routes.py), served at join_url to Accept: text/html.
+JOIN_PAGE: web.AppKey[Handler] = web.AppKey("join_page")
 
 
 def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -143,6 +145,9 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+json_object = _json_object
+
+
 async def _data_object(request: web.Request) -> dict[str, Any]:
     """Account-scoped form bodies are wrapped: ``{"data": {...}}``."""
     body = await _json_object(request)
@@ -163,6 +168,9 @@ def _links(request: web.Request) -> Links:
     if not sip_host:
         sip_host = config.sip.host if config.sip.host not in ("0.0.0.0", "::", "") else (req_host or "127.0.0.1")
     return Links(base.rstrip("/"), sip_host, config.sip.port, config.sip.access_user)
+
+
+links_of = _links
 
 
 def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -241,7 +249,11 @@ class _Handlers:
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
 
-    async def join(self, request: web.Request) -> web.Response:
+    async def join(self, request: web.Request) -> web.StreamResponse:
+        page = request.app.get(JOIN_PAGE)
+        accept = request.headers.get("Accept", "")
+        if page is not None and "text/html" in accept.split(",")[0]:   # a browser; JSON clients get JSON
+            return await page(request)
         conf = self.service.get(request.match_info["conference_id"])
         if conf is None or conf.account_id is None:
             raise not_found()

@@ -23,6 +23,7 @@ from typing import Any
 
 from bridge_codecs import make_decoder
 
+from bridge.call.browser import BrowserSeats
 from bridge.call.callcontrol import CallControl
 from bridge.call.dialout import DialOut, DialOutError
 from bridge.call.leg import Leg, advertised_host, inband_digits, leg_housekeeping, parse_info_dtmf, rtp_remote
@@ -74,6 +75,7 @@ class CallCore:
         self.lobby = Lobby(prompts, self._join_by_id, self.hangup, self._leg_failed)
         self.dialout = DialOut(self)
         self.parked = CallControl(self)                 # Telnyx call control
+        self.browsers = BrowserSeats(self)              # WebRTC participants (no SIP leg)
         self._digits: list[tuple[Leg, str, str]] = []   # key presses read from RTP, not yet acted on
         self._ringing: dict[str, Leg] = {}              # answered after sip.answer_delay_ms
         self._unconfirmed: dict[str, Leg] = {}          # sending to an address not heard from yet
@@ -363,8 +365,7 @@ class CallCore:
 
     def _hangup_id(self, conf_id: str, pid: str, reason: ev.LeaveReason) -> None:
         leg = self._leg_of(conf_id, pid)
-        if leg is not None:
-            self.hangup(leg, reason)
+        self.hangup(leg, reason) if leg is not None else self.browsers.leave(pid, reason)  # no leg: a browser
 
     def _leg_of(self, conf_id: str, pid: str) -> Leg | None:
         # Legs by participant id, for the (rare) control paths; the hot paths hold the leg.
