@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.config import MediaConfig
 from bridge.media.room import Room
 from bridge.rtp.packet import build_rtp_header
 from bridge.rtp.session import RtpSession
@@ -41,7 +42,8 @@ def streams(frames: int = 50) -> tuple[list[list[bytes]], list[bytes]]:
 
 
 def run(rate: int, n: int, talkers: int | None, cap: int | None, ticks: int) -> float:
-    room = Room("bench", rate) if cap is None else Room("bench", rate, max_talkers=cap)
+    # cap None: the configuration's default talker cap (media.max_talkers)
+    room = Room("bench", rate, max_talkers=MediaConfig().max_talkers if cap is None else cap)
     voices, noise = streams()
     legs: list[tuple[RtpSession, list[bytes], tuple[str, int]]] = []
     for i in range(n):
@@ -84,7 +86,7 @@ def main() -> None:
     for rate, n, talkers in SCENARIOS:
         for cap in ((None, 0) if talkers is None else (None,)):
             ms = run(rate, n, talkers, cap, args.ticks)
-            label = "default" if cap is None else "off"
+            label = f"{MediaConfig().max_talkers} (dflt)" if cap is None else "off"
             print(f"{rate:>6} {n:>5} {str(talkers or 'all'):>8} {label:>8} {ms:>10.2f} {ms * 1000 / n:>7.1f}")
 
 

@@ -10,7 +10,10 @@ import pytest
 
 from bridge.media.room import Room
 from bridge.rtp.jitter import Frame, Missing
+from bridge.rtp.lanes import RxLane, TxLane
+from bridge.rtp.session import RtpSession
 from bridge_codecs import make_encoder
+from tests.unit.test_lanes import _Capture, _packet, _Reader
 from tests.unit.test_room import FakePort
 
 # Per leg and tick: F = frame, M = Missing (concealed), E = nothing, S = short frame.
@@ -74,3 +77,83 @@ def test_array_path_equals_per_leg_path_tick_for_tick(rate: int, max_talkers: in
         assert results[0].outgoing == results[1].outgoing, tick
         assert results[0].events == results[1].events, tick
         assert fast.participants_snapshot() == ref.participants_snapshot()
+
+
+# -- through the steady lanes ----------------------------------------------------------------------
+class _Port:
+    """A LegPort without sockets: datagrams from a queue (tests/unit/test_lanes.py's reader),
+    sends captured. ``lanes`` gives the class the rx_lane/tx_lane factories a room looks for."""
+
+    def __init__(self, session: RtpSession) -> None:
+        self.session = session
+        self.reader = _Reader(session)
+        self.sent = _Capture()
+
+    def pop_frame(self) -> Any:
+        return self.reader.pop()
+
+    def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
+        datagram = self.session.packetize(payload, ticks, marker)
+        assert self.session.remote_addr is not None
+        self.sent(datagram, self.session.remote_addr)
+        return datagram
+
+
+class _LanePort(_Port):
+    @staticmethod
+    def rx_lane(ports: list[_LanePort]) -> RxLane:
+        return RxLane([p.session for p in ports], [p.reader for p in ports],
+                      [p.pop_frame for p in ports], recheck=lambda: None)
+
+    @staticmethod
+    def tx_lane(ports: list[_LanePort]) -> TxLane:
+        return TxLane([p.session for p in ports], [p.sent for p in ports])
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_lanes_in_a_wideband_room_equal_the_per_leg_path(rate: int) -> None:
+    """Real RtpSessions fed the same datagrams (in order, a loss, a reorder, a late burst):
+    a room reading and sending through lanes and the per-leg reference room put the same
+    packets on the wire, tick for tick, and end with the same session counters."""
+    worlds = []
+    for lanes in (True, False):
+        room = Room("r", rate, max_talkers=3, bulk=lanes)
+        ports: list[_Port] = []
+        for j in range(12):
+            s = RtpSession(0x5000 + j, 0, 8000, 160, 101, 8000, ("127.0.0.1", 41000 + j),
+                           jitter_min_ms=20, jitter_max_ms=200, initial_seq=7, initial_ts=99)
+            port = _LanePort(s) if lanes else _Port(s)
+            ports.append(port)
+            room.add_leg(f"l{j}", port, "PCMU", "PCMU", payload_type=0)
+        worlds.append((room, ports))
+    enc = make_encoder("PCMU")
+    used_lane = 0
+    for tick in range(60):
+        now = 1.0 + 0.02 * tick
+        for j in range(12):
+            if (j, tick) in ((3, 20), (4, 30)):
+                continue                                   # lost (leg 4: sent late, below)
+            seq = tick if (j, tick) != (5, 40) else 41      # leg 5: 40 and 41 swapped
+            seq = 40 if (j, tick) == (5, 41) else seq
+            payload = enc.encode(voice(j, seq, loud=j < 4))
+            data = _packet(1000 + seq, 5000 + 160 * seq, payload, ssrc=0x100 + j)
+            for _, ports in worlds:
+                addr = ports[j].session.remote_addr
+                assert addr is not None
+                ports[j].reader.feed(data, addr, now)
+                if (j, tick) == (4, 33):
+                    late = _packet(1030, 5000 + 160 * 30, enc.encode(voice(j, 30, True)), ssrc=0x104)
+                    ports[j].reader.feed(late, addr, now)
+        for room, ports in worlds:
+            room.tick(now)
+            for p in ports:
+                p.reader.drain()
+        fast, ref = worlds
+        used_lane += sum(int(g.lane.member.sum()) for g in fast[0]._bulk if g.lane is not None)
+        assert all(g.lane is not None for g in fast[0]._common)
+        for pf, pr in zip(fast[1], ref[1]):
+            assert pf.sent.sent == pr.sent.sent, tick
+        np.testing.assert_array_equal(fast[0].mixer.inputs[:12], ref[0].mixer.inputs[:12], err_msg=str(tick))
+    assert used_lane > 0.8 * 12 * 60, used_lane      # most frames were played by the lane
+    for pf, pr in zip(worlds[0][1], worlds[1][1]):
+        assert pf.session.stats() == pr.session.stats()
