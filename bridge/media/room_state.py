@@ -19,7 +19,7 @@ from bridge.media.mixer import Mixer, db_to_gain
 from bridge.media.ports import AudioSink, AudioSource
 from bridge.media.room_events import LegFailed, RoomEvent, SinkFailed
 from bridge.media.room_plan import ROOM_RATES, BulkGroup, CommonGroup, Pcm, RoomLeg, Stream
-from bridge.media.row_resample import RowResampler
+from bridge.media.row_resample import RowDownsampler, RowResampler
 
 
 class RoomState:
@@ -33,8 +33,9 @@ class RoomState:
         self.room_id = room_id
         self.rate = rate
         self.share_encodes = share_encodes   # False: one stream per leg (benchmark baseline)
-        # False: every leg decoded and resampled on its own (the reference path the array
-        # paths are tested against, tests/unit/test_room_rates.py; and a benchmark baseline).
+        # False: every leg decoded and resampled on its own, every talker's stream rendered and
+        # encoded on its own (the reference path the array paths are tested against,
+        # tests/unit/test_room_rates.py; and a benchmark baseline).
         self.bulk = bulk
         self.frame_ms = frame_ms
         self.frame_samples = rate * frame_ms // 1000
@@ -62,6 +63,7 @@ class RoomState:
         # room, resample every row in one product (row_resample.py; history per slot).
         self.g711_samples = 8 * frame_ms
         self._rows = RowResampler(rate, self.g711_samples, cap) if rate != 8000 else None
+        self._down: RowDownsampler | None = None     # the talkers' streams to 8 kHz, made on use
         self._in_loss = np.zeros(cap, np.bool_)
         self._stale = np.zeros(cap, np.bool_)      # decoder missed payloads decoded in bulk
         self._hist = np.zeros((2, cap, self.g711_samples), np.uint8)

@@ -71,3 +71,45 @@ class RowResampler:
         np.rint(y, out=y)
         np.clip(y, -32768, 32767, out=y)
         out[slots] = y
+
+
+class RowDownsampler:
+    """Room-rate frames (16 or 48 kHz) -> 8 kHz for many streams at once, each keeping its own
+    ``bridge_codecs.Resampler`` (its ``history``): the talkers' private G.711 streams."""
+
+    def __init__(self, in_rate: int, in_samples: int) -> None:
+        m = self.m = in_rate // 8000
+        h = design_lowpass(in_rate, 8000)
+        taps = len(h)
+        self.keep = taps - 1
+        self.n = in_samples
+        out = in_samples // m
+        block = BLOCK if out % BLOCK == 0 else out
+        self.block = block
+        # y[k] = sum_i h[i] * buf[k*M + M + taps - 2 - i]; a block of outputs from kb reads
+        # buf[kb*M + M - 1 : ...], where output kk of the block meets h[kk*M + taps - 1 - j].
+        self.width = (block - 1) * m + taps
+        band = np.zeros((self.width, block))
+        for kk in range(block):
+            for j in range(self.width):
+                i = kk * m + taps - 1 - j
+                if 0 <= i < taps:
+                    band[j, kk] = h[i]
+        self.band = band
+
+    def process(self, histories: list[F64], frames: npt.NDArray[np.int16]) -> tuple[npt.NDArray[np.int16], F64]:
+        """(8 kHz frames, the new histories as rows); the caller hands each row back to its
+        stream's resampler."""
+        keep, n, m, block = self.keep, self.n, self.m, self.block
+        k = frames.shape[0]
+        buf = np.empty((k, keep + n))
+        buf[:, :keep] = histories
+        buf[:, keep:] = frames
+        out = n // m
+        y = np.empty((k, out))
+        for b in range(0, out, block):
+            start = b * m + m - 1
+            np.matmul(buf[:, start:start + self.width], self.band, out=y[:, b:b + block])
+        np.rint(y, out=y)
+        np.clip(y, -32768, 32767, out=y)
+        return y.astype(np.int16), buf[:, n:]
