@@ -30,9 +30,11 @@ groups (one encode, then one tight loop of ``packetize`` bound methods) and the 
 payloads, kept for concealment) lives in slot-indexed arrays, written with a few numpy calls.
 
 Steady lanes: when the ports offer them (the socket adapter's ``LegPort.rx_lane``/``tx_lane``;
-bridge/rtp/lanes.py), a bulk group at 8 kHz is read through a receive lane (every header checked
-and every jitter buffer advanced in numpy, frames handed over as one array) and a common group is
-sent through a send lane (every header built at once). Packets a send lane sent are not listed in
+bridge/rtp/lanes.py), a bulk group is read through a receive lane (every header checked and
+every jitter buffer advanced in numpy, frames handed over as one array) and a common group is
+sent through a send lane (every header built at once). In 16 and 48 kHz rooms a bulk group's
+8 kHz rows are resampled together (row_resample.py); G.711 talkers' private streams are made
+together too (talker_matrix.py). ``Room(bulk=False)`` is the per-leg reference path. Packets a send lane sent are not listed in
 ``TickResult.outgoing``; fakes and other ports keep the per-leg calls.
 
 Files: this one holds the control API, the plan and the tick; room_state.py the state they
