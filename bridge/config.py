@@ -78,8 +78,10 @@ class HttpConfig(_Frozen):
 class MediaConfig(_Frozen):
     default_rate: Literal[8000, 16000, 48000] = 16000
     codecs: tuple[CodecName, ...] = ALL_CODECS
-    # Mix only the K loudest talkers (0: everyone).
-    max_talkers: int = Field(default=0, ge=0, le=1000)
+    # Mix only the K loudest talkers (0: everyone). 4 by default: more simultaneous voices are
+    # not intelligible anyway, and a room full of open microphones then costs what a 4-talker
+    # room costs (README "Media plane").
+    max_talkers: int = Field(default=4, ge=0, le=1000)
     opus_bitrate: int = Field(default=32000, ge=6000, le=510000)
     opus_complexity: int = Field(default=5, ge=0, le=10)
     # Loss (%) our Opus encoders plan for: libopus adds in-band FEC only when this is high

@@ -91,3 +91,15 @@ class Resampler:
 
     def reset(self) -> None:
         self._history[:] = 0
+
+    @property
+    def history(self) -> npt.NDArray[np.float64]:
+        """The last input samples kept for the next frame: a room that resamples many streams
+        in one matrix product (bridge/media/row_resample.py) reads and writes them here."""
+        return self._history
+
+    @history.setter
+    def history(self, value: npt.NDArray[np.float64]) -> None:
+        if value.shape != self._history.shape:
+            raise ValueError(f"history of {value.shape}, expected {self._history.shape}")
+        self._history = value

@@ -210,6 +210,10 @@ class Mixer:
     def is_contributor(self, slot: int) -> bool:
         return bool(self._is_contrib[slot])
 
+    def own_rows(self, slots: npt.NDArray[np.intp]) -> I32:
+        """The gained contributions of these contributor slots this tick, one row each."""
+        return self._own[self._row[slots]]
+
     def own(self, slot: int) -> I32 | None:
         """The slot's gained contribution this tick, or None when it contributed nothing."""
         row = int(self._row[slot])

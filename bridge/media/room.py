@@ -30,9 +30,11 @@ groups (one encode, then one tight loop of ``packetize`` bound methods) and the 
 payloads, kept for concealment) lives in slot-indexed arrays, written with a few numpy calls.
 
 Steady lanes: when the ports offer them (the socket adapter's ``LegPort.rx_lane``/``tx_lane``;
-bridge/rtp/lanes.py), a bulk group at 8 kHz is read through a receive lane (every header checked
-and every jitter buffer advanced in numpy, frames handed over as one array) and a common group is
-sent through a send lane (every header built at once). Packets a send lane sent are not listed in
+bridge/rtp/lanes.py), a bulk group is read through a receive lane (every header checked and
+every jitter buffer advanced in numpy, frames handed over as one array) and a common group is
+sent through a send lane (every header built at once). In 16 and 48 kHz rooms a bulk group's
+8 kHz rows are resampled together (row_resample.py); G.711 talkers' private streams are made
+together too (talker_matrix.py). ``Room(bulk=False)`` is the per-leg reference path. Packets a send lane sent are not listed in
 ``TickResult.outgoing``; fakes and other ports keep the per-leg calls.
 
 Files: this one holds the control API, the plan and the tick; room_state.py the state they
@@ -62,7 +64,7 @@ from bridge.media.room_events import (
 from bridge.media.room_ingress import RoomIngress
 from bridge.media.room_plan import (
     BYTEWISE,
-    LANE_FRAME,
+    LANE_MS,
     ROOM_RATES,
     BulkGroup,
     CommonGroup,
@@ -252,7 +254,10 @@ class Room(RoomIngress, RoomEgress):
         leg.in_resampler = (Resampler(decoder.sample_rate, self.rate)
                             if decoder.sample_rate != self.rate else None)
         leg.bytewise = None
-        if decoder.name in BYTEWISE and decoder.sample_rate == self.rate:
+        if decoder.name in BYTEWISE and self.bulk:
+            # Bulk-decoded at any room rate: a 16/48 kHz room resamples the group's rows in one
+            # product (RowResampler), so the per-leg resampler is never used for this leg.
+            leg.in_resampler = None
             if decoder.name not in self._tables:
                 # The decoder's own mapping, so bulk decoding is byte-identical to decode().
                 table = make_decoder(decoder.name).decode(bytes(range(256))).copy()
@@ -286,8 +291,10 @@ class Room(RoomIngress, RoomEgress):
         # through a view instead of a scatter.  Bytewise codecs run at 8 kHz, so frames hold
         # whole sample pairs for the pair tables.
         fast.sort(key=slot_of)
-        lanes = self.frame_samples == LANE_FRAME and self._lanes_ok
-        self._bulk = [BulkGroup(group, self._pair_tables[name], port_lane(group, "rx_lane") if lanes else None)
+        lanes = self.frame_ms == LANE_MS and self._lanes_ok
+        staged = self.g711_samples if self._rows is not None else None
+        self._bulk = [BulkGroup(group, self._pair_tables[name], port_lane(group, "rx_lane") if lanes else None,
+                                staged)
                       for name, group in group_by(fast, [leg.bytewise for leg in fast]).items()]
         self._common = [CommonGroup(key, group, port_lane(group, "tx_lane") if self._lanes_ok else None)
                         for key, group in group_by(plain, [leg.common_key for leg in plain]).items()]

@@ -13,6 +13,8 @@ from bridge.media.mixer import limit
 from bridge.media.room_events import RoomEvent, SourceFinished
 from bridge.media.room_plan import SILENCE, CommonGroup, Pcm, RoomLeg, Stream, fit
 from bridge.media.room_state import RoomState
+from bridge.media.row_resample import RowDownsampler
+from bridge.media.talker_matrix import ENCODE_TABLES, encode_rows, render_talkers
 
 
 class RoomEgress(RoomState):
@@ -115,6 +117,8 @@ class RoomEgress(RoomState):
             for leg in [leg for leg in self._stray if leg in group_of and leg.slot not in contrib]:
                 leg.stream_key = leg.common_key
                 self._stray.discard(leg)
+        if len(talkers) > 1 and self.bulk:
+            self._talker_batch(talkers, signals)
         for leg in self._routes(talkers):
             found = self._route(leg, contrib, signals)
             self._stray.add(leg)
@@ -193,8 +197,8 @@ class RoomEgress(RoomState):
             stream = self._produce(key, sig, leg, signals)
         return key, stream
 
-    def _produce(self, key: tuple[Any, ...], sig: tuple[Any, ...], leg: RoomLeg,
-                 signals: dict[tuple[Any, ...], Pcm]) -> Stream:
+    def _stream(self, key: tuple[Any, ...], leg: RoomLeg) -> Stream:
+        """The stream of this key, made (and primed with what the leg heard) if new."""
         stream = self._streams.get(key)
         if stream is None:
             encoder = make_encoder(leg.enc_name, **leg.enc_opts)
@@ -202,12 +206,55 @@ class RoomEgress(RoomState):
             stream = Stream(encoder, resampler, leg.ticks)
             self._streams[key] = stream
             self._prime(stream, leg)
+        return stream
+
+    def _produce(self, key: tuple[Any, ...], sig: tuple[Any, ...], leg: RoomLeg,
+                 signals: dict[tuple[Any, ...], Pcm]) -> Stream:
+        stream = self._stream(key, leg)
         pcm = self._signal(sig, leg, signals)
         stream.prev_in, stream.last_in = stream.last_in, pcm
         stream.tick = self._tick_no
         out = stream.resampler.process(pcm) if stream.resampler is not None else pcm
         stream.payload = stream.encoder.encode(out)
         return stream
+
+    def _talker_batch(self, talkers: list[RoomLeg], signals: dict[tuple[Any, ...], Pcm]) -> None:
+        """The private streams of G.711 talkers, made for all of them as array operations
+        (talker_matrix.py); ``_route`` then finds them made this tick. Streams are made (and
+        primed) first, in room order, as ``_route`` would."""
+        groups: dict[str, list[tuple[RoomLeg, tuple[Any, ...], Stream]]] = {}
+        tick_no = self._tick_no
+        for leg in talkers:
+            if leg.enc_name not in ENCODE_TABLES or leg.enc_rate != 8000:
+                continue
+            sig = ("mix", leg.slot, leg.out_gain)
+            key = (sig, leg.enc_key) if self.share_encodes else (sig, leg.enc_key, leg.leg_id)
+            stream = self._streams.get(key)
+            if stream is not None and stream.tick == tick_no:
+                continue
+            groups.setdefault(leg.enc_name, []).append((leg, sig, self._stream(key, leg)))
+        for name, items in groups.items():
+            if len(items) < 2:
+                continue            # one talker: the per-leg path costs the same
+            slots = np.fromiter((leg.slot for leg, _, _ in items), np.intp, len(items))
+            gains = np.fromiter((leg.out_gain for leg, _, _ in items), np.float32, len(items))
+            pcm = render_talkers(self.mixer, slots, gains)
+            heard = pcm
+            if self.rate != 8000:
+                if self._down is None:
+                    self._down = RowDownsampler(self.rate, self.frame_samples)
+                resamplers = [stream.resampler for _, _, stream in items]
+                histories = [r.history for r in resamplers if r is not None]
+                heard, kept = self._down.process(histories, pcm)
+                for r, row in zip(resamplers, kept):
+                    if r is not None:
+                        r.history = row
+            payloads = encode_rows(name, heard)
+            for i, (_, sig, stream) in enumerate(items):
+                signals[sig] = row_pcm = pcm[i]
+                stream.prev_in, stream.last_in = stream.last_in, row_pcm
+                stream.tick = tick_no
+                stream.payload = payloads[i].tobytes()
 
     def _prime(self, stream: Stream, leg: RoomLeg) -> None:
         """Warm a new stream's resampler/encoder with what the leg heard last tick."""

@@ -1,4 +1,5 @@
-"""A room's tick, way in: pop every leg's frame, decode (in bulk for G.711), conceal losses."""
+"""A room's tick, way in: pop every leg's frame, decode (in bulk for G.711, resampled together
+in 16/48 kHz rooms), conceal losses."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bridge.media.room_events import RoomEvent, SourceFinished
-from bridge.media.room_plan import EMPTY, FRAME, I32, BulkGroup, LanePayload, RoomLeg, fit, kind_of
+from bridge.media.room_plan import EMPTY, FRAME, I32, BulkGroup, LanePayload, Pcm, RoomLeg, fit, kind_of
 from bridge.media.room_state import RoomState
 
 
@@ -27,6 +28,8 @@ class RoomIngress(RoomState):
                 self._read_lane(group, now, kinds, inputs, present)
             else:
                 self._read_bulk(group, kinds, inputs, present)
+            if group.stage is not None:
+                self._resample_group(group, inputs, present)
         if self._other:
             results = self._each(self._other_pops, self._other, "receive")
             # Classify by class in C-level passes: most of these are Empty (DTX listeners).
@@ -46,7 +49,7 @@ class RoomIngress(RoomState):
                    present: npt.NDArray[np.bool_]) -> None:
         """Pop every leg of a bulk group; frames of the right length from legs not recovering
         from a loss are decoded together, the rest go through their own decoder."""
-        samples = self.frame_samples
+        samples = self.g711_samples
         results = self._each(group.pops, group.legs, "receive")
         n = len(results)
         try:
@@ -70,14 +73,26 @@ class RoomIngress(RoomState):
             good = np.flatnonzero(ok)
             codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(n, samples)[good]
             self._decode_rows(group, good, codes, inputs, present)
-        self._decode_each(group.legs, bad, results, kinds, inputs, present)
+        self._decode_each(group, bad, results, kinds, inputs, present)
 
     def _decode_rows(self, group: BulkGroup, rows: npt.NDArray[np.intp] | None, codes: npt.NDArray[np.uint8],
                      inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
         """Decode payload rows of a bulk group through its pair table in one lookup: ``rows``
         are the group positions ``codes`` belong to (None: the whole group, in order)."""
-        in32 = inputs.view(np.int32)
         pairs = codes.view(np.uint16)
+        if group.stage is not None:
+            # 16/48 kHz room: 8 kHz rows, resampled together once the group is read.
+            if rows is None:
+                np.take(group.pairs, pairs, out=group.stage.view(np.int32), mode="clip")
+                group.got[:] = True
+                slots = group.idx
+            else:
+                group.stage.view(np.int32)[rows] = np.take(group.pairs, pairs, mode="clip")
+                group.got[rows] = True
+                slots = group.idx[rows]
+            self._remember(slots, codes)
+            return
+        in32 = inputs.view(np.int32)
         if rows is None and group.span is not None:
             np.take(group.pairs, pairs, out=in32[group.span], mode="clip")
             present[group.span] = True
@@ -88,17 +103,39 @@ class RoomIngress(RoomState):
             present[slots] = True
         self._remember(slots, codes)
 
-    def _decode_each(self, legs: list[RoomLeg], positions: Iterable[int], results: list[Any],
+    def _decode_each(self, group: BulkGroup, positions: Iterable[int], results: list[Any],
                      kinds: dict[type, int], inputs: npt.NDArray[np.int16],
                      present: npt.NDArray[np.bool_]) -> None:
         """The per-leg path for the items a bulk group could not decode together."""
+        legs, stage = group.legs, group.stage
         for i in positions:
             result = results[i]
             kind = kinds.get(result.__class__)
             if kind is None:
                 kind = kinds[result.__class__] = kind_of(result)
-            if kind != EMPTY:
+            if kind == EMPTY:
+                continue
+            if stage is None:
                 self._decode_one(legs[i], kind, result, inputs, present)
+            else:
+                pcm = self._decode_pcm(legs[i], kind, result)
+                if pcm is not None:
+                    stage[i] = fit(pcm, self.g711_samples)
+                    group.got[i] = True
+
+    def _resample_group(self, group: BulkGroup, inputs: npt.NDArray[np.int16],
+                        present: npt.NDArray[np.bool_]) -> None:
+        """Every row of the group that got a frame this tick, to the room rate in one product."""
+        assert self._rows is not None and group.stage is not None
+        got = group.got
+        if got.all():
+            self._rows.process(group.idx, group.stage, None, inputs)
+            present[group.idx] = True
+        elif got.any():
+            rows = np.flatnonzero(got)
+            self._rows.process(group.idx, group.stage, rows, inputs)
+            present[group.idx[rows]] = True
+        got[:] = False
 
     def _read_lane(self, group: BulkGroup, now: float, kinds: dict[type, int],
                    inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
@@ -123,7 +160,7 @@ class RoomIngress(RoomState):
             if results[i] is None:
                 # A lane frame of a leg still concealing goes through its decoder (it has state).
                 results[i] = LanePayload(payloads[i].tobytes())
-        self._decode_each(group.legs, rest, results, kinds, inputs, present)
+        self._decode_each(group, rest, results, kinds, inputs, present)
 
     def _remember(self, slots: npt.NDArray[np.intp], codes: npt.NDArray[np.uint8]) -> None:
         """Bulk-decoded payloads become each slot's newest history entry; the decoders missed them."""
@@ -133,25 +170,35 @@ class RoomIngress(RoomState):
         self._hist_new[slots] = older
         self._stale[slots] = True
 
-    def _decode_one(self, leg: RoomLeg, kind: int, result: Any, inputs: npt.NDArray[np.int16],
-                    present: npt.NDArray[np.bool_]) -> None:
+    def _decode_pcm(self, leg: RoomLeg, kind: int, result: Any) -> Pcm | None:
+        """One leg's frame or concealment at the decoder's rate; None when decoding raised
+        (a corrupt payload must cost this leg one frame, never the room's tick)."""
         slot = leg.slot
         try:
             if self._stale[slot]:
                 self._catch_up(leg)
             if kind == FRAME:
-                pcm = leg.decoder.decode(result.payload)
+                pcm: Pcm = leg.decoder.decode(result.payload)
                 self._in_loss[slot] = False
             else:
                 pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
                 self._in_loss[slot] = True
-            if leg.in_resampler is not None:
-                pcm = leg.in_resampler.process(fit(pcm, leg.dec_samples))
         except Exception:
-            # A corrupt payload must cost this leg one frame, never the room's tick.
+            return None
+        return pcm
+
+    def _decode_one(self, leg: RoomLeg, kind: int, result: Any, inputs: npt.NDArray[np.int16],
+                    present: npt.NDArray[np.bool_]) -> None:
+        pcm = self._decode_pcm(leg, kind, result)
+        if pcm is None:
             return
-        inputs[slot] = fit(pcm, self.frame_samples)
-        present[slot] = True
+        if leg.in_resampler is not None:
+            try:
+                pcm = leg.in_resampler.process(fit(pcm, leg.dec_samples))
+            except Exception:
+                return
+        inputs[leg.slot] = fit(pcm, self.frame_samples)
+        present[leg.slot] = True
 
     def _catch_up(self, leg: RoomLeg) -> None:
         """Feed the leg's decoder the payloads it missed while they were decoded in bulk (the

@@ -20,7 +20,7 @@ I32 = npt.NDArray[np.int32]
 ROOM_RATES = (8000, 16000, 48000)
 # Decoders that map each payload byte to one sample: decoded for all legs in one numpy call.
 BYTEWISE = ("PCMU", "PCMA")
-LANE_FRAME = 160     # receive lanes model G.711 at 20 ms: an 8 kHz room's frame
+LANE_MS = 20         # receive lanes model G.711 at 20 ms (160 samples a frame)
 
 FRAME, MISSING, EMPTY = 0, 1, 2
 
@@ -129,10 +129,14 @@ def port_lane(legs: list[RoomLeg], kind: str) -> Any:
 
 
 class BulkGroup:
-    """Legs decoded together through one G.711 table (bytewise codec, not held)."""
-    __slots__ = ("legs", "pops", "idx", "span", "pairs", "lane")
+    """Legs decoded together through one G.711 table (bytewise codec, not held).
 
-    def __init__(self, legs: list[RoomLeg], pairs: npt.NDArray[np.int32], lane: Any = None) -> None:
+    In a 16 or 48 kHz room (``g711_samples`` given) frames are decoded into ``stage`` (8 kHz,
+    one row per leg, ``got`` flags the rows filled this tick) and then resampled together."""
+    __slots__ = ("legs", "pops", "idx", "span", "pairs", "lane", "stage", "got")
+
+    def __init__(self, legs: list[RoomLeg], pairs: npt.NDArray[np.int32], lane: Any = None,
+                 g711_samples: int | None = None) -> None:
         self.legs = legs
         self.lane = lane      # RxLane: reads, checks and plays steady legs in numpy
         self.pops = [leg.pop for leg in legs]
@@ -141,6 +145,10 @@ class BulkGroup:
         # Slots in one run (the usual case): write into a view, no scatter.
         self.span = slice(slots[0], slots[-1] + 1) if slots[-1] - slots[0] == len(slots) - 1 else None
         self.pairs = pairs
+        self.stage: Pcm | None = None
+        self.got = np.zeros(len(legs), np.bool_)
+        if g711_samples is not None:
+            self.stage = np.zeros((len(legs), g711_samples), np.int16)
 
 
 class CommonGroup:

@@ -19,11 +19,13 @@ from bridge.media.mixer import Mixer, db_to_gain
 from bridge.media.ports import AudioSink, AudioSource
 from bridge.media.room_events import LegFailed, RoomEvent, SinkFailed
 from bridge.media.room_plan import ROOM_RATES, BulkGroup, CommonGroup, Pcm, RoomLeg, Stream
+from bridge.media.row_resample import RowDownsampler, RowResampler
 
 
 class RoomState:
     def __init__(self, room_id: str, rate: int, max_talkers: int = 0, frame_ms: int = 20,
-                 *, talk: TalkConfig | None = None, share_encodes: bool = True) -> None:
+                 *, talk: TalkConfig | None = None, share_encodes: bool = True,
+                 bulk: bool = True) -> None:
         if rate not in ROOM_RATES:
             raise ValueError(f"room rate must be one of {ROOM_RATES}, not {rate}")
         if frame_ms <= 0 or rate * frame_ms % 1000:
@@ -31,6 +33,10 @@ class RoomState:
         self.room_id = room_id
         self.rate = rate
         self.share_encodes = share_encodes   # False: one stream per leg (benchmark baseline)
+        # False: every leg decoded and resampled on its own, every talker's stream rendered and
+        # encoded on its own (the reference path the array paths are tested against,
+        # tests/unit/test_room_rates.py; and a benchmark baseline).
+        self.bulk = bulk
         self.frame_ms = frame_ms
         self.frame_samples = rate * frame_ms // 1000
         self.mixer = Mixer(rate, frame_ms, max_talkers, talk=talk)
@@ -53,9 +59,14 @@ class RoomState:
         # Per slot: decoder concealment state and, for bulk-decoded legs, the last two payloads
         # (replayed through the decoder on a loss, so its concealment has history).
         cap = self.mixer.capacity
+        # G.711 (8 kHz) samples per frame: bulk groups decode these, then, in a 16 or 48 kHz
+        # room, resample every row in one product (row_resample.py; history per slot).
+        self.g711_samples = 8 * frame_ms
+        self._rows = RowResampler(rate, self.g711_samples, cap) if rate != 8000 else None
+        self._down: RowDownsampler | None = None     # the talkers' streams to 8 kHz, made on use
         self._in_loss = np.zeros(cap, np.bool_)
         self._stale = np.zeros(cap, np.bool_)      # decoder missed payloads decoded in bulk
-        self._hist = np.zeros((2, cap, self.frame_samples), np.uint8)
+        self._hist = np.zeros((2, cap, self.g711_samples), np.uint8)
         self._hist_ok = np.zeros((2, cap), np.bool_)
         self._hist_new = np.zeros(cap, np.intp)    # row of _hist holding the newest payload
         # The plan (see module doc), rebuilt at tick start when _dirty.
@@ -97,9 +108,12 @@ class RoomState:
             self._in_loss = np.concatenate([self._in_loss, np.zeros(grow, np.bool_)])
             self._stale = np.concatenate([self._stale, np.zeros(grow, np.bool_)])
             self._hist = np.concatenate(
-                [self._hist, np.zeros((2, grow, self.frame_samples), np.uint8)], axis=1)
+                [self._hist, np.zeros((2, grow, self.g711_samples), np.uint8)], axis=1)
             self._hist_ok = np.concatenate([self._hist_ok, np.zeros((2, grow), np.bool_)], axis=1)
             self._hist_new = np.concatenate([self._hist_new, np.zeros(grow, np.intp)])
+        if self._rows is not None:
+            self._rows.grow(cap)
+            self._rows.reset(slot)
         self._in_loss[slot] = False
         self._stale[slot] = False
         self._hist_ok[:, slot] = False

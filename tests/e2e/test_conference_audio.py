@@ -58,6 +58,20 @@ def test_g711_callers_in_an_8khz_room_through_the_steady_lanes(
         assert_mix_minus(people, [500.0, 1000.0, 1500.0])
 
 
+@pytest.mark.parametrize("room", ["room1", "wide"])
+def test_g711_callers_in_16_and_48khz_rooms_through_the_steady_lanes(
+    bridge: BridgeProcess, ports: PortAllocator, tmp_path: Path, room: str
+) -> None:
+    """16 kHz (the default) and 48 kHz rooms read G.711 legs through the same lanes and
+    resample all of them in one product (bridge/media/row_resample.py)."""
+    specs = [("alice", "PCMU", 500.0), ("bob", "PCMA", 1000.0), ("carol", "PCMU", 1500.0)]
+    with participants(tmp_path, ports, specs) as people:
+        dial_all(bridge, people, room)
+        talk(4.0)
+        hang_up_all(people)
+        assert_mix_minus(people, [500.0, 1000.0, 1500.0])
+
+
 def test_transcoding_pcmu_pcma_g722_opus(bridge: BridgeProcess, ports: PortAllocator, tmp_path: Path) -> None:
     specs = [
         ("ulaw", "PCMU", 500.0),

@@ -1,0 +1,93 @@
+"""Room tick cost per room shape: G.711 callers in 8, 16 and 48 kHz rooms, 3 talkers or
+everyone talking, with the talker cap at its default and off.
+
+The issue-16 scenarios in process: real RtpSession/JitterBuffer ports (no sockets, no lanes),
+packets fed outside the timed region, so the figure is the room's tick (pop, decode, resample,
+mix, encode, packetise): median CPU time of the ticking thread. Run: python benchmarks/bench_room_shapes.py [--ticks 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+
+import numpy as np
+
+from bridge.config import MediaConfig
+from bridge.media.room import Room
+from bridge.rtp.packet import build_rtp_header
+from bridge.rtp.session import RtpSession
+from bridge_codecs import make_encoder
+
+SCENARIOS = [  # (room rate, N, talkers or None for everyone)
+    (8000, 400, 3), (16000, 400, 3), (48000, 400, 3),
+    (8000, 200, None), (16000, 200, None), (48000, 200, None),
+]
+
+
+def streams(frames: int = 50) -> tuple[list[list[bytes]], list[bytes]]:
+    """Eight different voices (tones with a syllable envelope) and low background noise."""
+    enc = make_encoder("PCMU")
+    t = np.arange(frames * 160) / 8000
+    voices = []
+    for v in range(8):
+        f = 180 + 37 * v
+        x = (5000 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * (2 + v) * t))).astype(np.int16)
+        voices.append([enc.encode(x[i * 160:(i + 1) * 160]) for i in range(frames)])
+    rng = np.random.default_rng(1)
+    noise = (rng.standard_normal(frames * 160) * 30).astype(np.int16)
+    return voices, [enc.encode(noise[i * 160:(i + 1) * 160]) for i in range(frames)]
+
+
+def run(rate: int, n: int, talkers: int | None, cap: int | None, ticks: int) -> float:
+    # cap None: the configuration's default talker cap (media.max_talkers)
+    room = Room("bench", rate, max_talkers=MediaConfig().max_talkers if cap is None else cap)
+    voices, noise = streams()
+    legs: list[tuple[RtpSession, list[bytes], tuple[str, int]]] = []
+    for i in range(n):
+        addr = ("10.0.0.1", 20000 + i)
+        s = RtpSession(0x9000 + i, 0, 8000, 160, None, None, addr)
+        talks = talkers is None or i < talkers
+        legs.append((s, voices[i % 8] if talks else noise, addr))
+        room.add_leg(f"leg{i}", s, "PCMU", "PCMU", payload_type=0)
+    now = 0.0
+    seq = 0
+
+    def feed() -> None:
+        for i, (s, stream, addr) in enumerate(legs):
+            data = build_rtp_header(0, seq & 0xFFFF, seq * 160, 0x1000 + i) + stream[seq % len(stream)]
+            s.receive(data, addr, now)
+
+    for _ in range(4):
+        feed()
+        seq += 1
+        now += 0.02
+    gc.collect()
+    gc.freeze()
+    times = []
+    for _ in range(ticks):
+        feed()
+        t0 = time.thread_time()      # CPU time: the 2-core machine is shared, wall time is noisy
+        room.tick(now)
+        times.append(time.thread_time() - t0)
+        seq += 1
+        now += 0.02
+    gc.unfreeze()
+    return float(np.median(times[10:])) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ticks", type=int, default=150)
+    args = ap.parse_args()
+    print(f"{'rate':>6} {'N':>5} {'talkers':>8} {'cap':>8} {'median ms':>10} {'us/leg':>7}")
+    for rate, n, talkers in SCENARIOS:
+        for cap in ((None, 0) if talkers is None else (None,)):
+            ms = run(rate, n, talkers, cap, args.ticks)
+            label = f"{MediaConfig().max_talkers} (dflt)" if cap is None else "off"
+            print(f"{rate:>6} {n:>5} {str(talkers or 'all'):>8} {label:>8} {ms:>10.2f} {ms * 1000 / n:>7.1f}")
+
+
+if __name__ == "__main__":
+    main()
