@@ -125,6 +125,7 @@ class BridgeApp:
         self.bus.subscribe("status", self.service.on_event)
         self.bus.subscribe("log", log_subscriber)
         self.bus.subscribe("metrics", self.metrics.events.on_event)
+        self.bus.subscribe("telnyx-dialed", self.calls.dialed.on_event)
         self.recordings.attach(self.service, self.calls.core.rooms.get)
         self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg,
                                              recording_urls=self.recordings.urls_for)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
+import time
 from time import perf_counter
 
 import aiohttp
@@ -25,6 +26,7 @@ from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocat
 from bridge.audio_assets import AudioAssets
 from bridge.call.callcontrol import CallInfo
 from bridge.call.core import CallCore
+from bridge.call.dialed_calls import DialedCall, DialedCalls
 from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
 from bridge.config import Config, TrunkConfig
@@ -111,6 +113,7 @@ class CallAdapter:
             bus, wall_clock=lambda: datetime.now(timezone.utc), recording=recording,
         )
         self._drain_scheduled = False
+        self.dialed = DialedCalls(bus.publish, time.time)   # call.* webhooks of POST /v2/calls legs
 
     # ------------------------------------------------------------------ driving the core
 
@@ -219,12 +222,15 @@ class CallAdapter:
         return person
 
     def dial_call(self, conf: Conference, number: str, role: str, muted: bool, trunk: TrunkConfig,
-                  timeout_s: float) -> ParticipantView:
-        """Telnyx ``POST /v2/calls``: ``number`` dialled into ``conf`` through ``trunk``."""
+                  timeout_s: float, watch: DialedCall | None = None) -> ParticipantView:
+        """Telnyx ``POST /v2/calls``: ``number`` dialled into ``conf`` through ``trunk``; ``watch``:
+        where its ``call.*`` webhooks go."""
         try:
             person = self.core.dial_out(conf, number, "", role, muted, self.loop.time(), timeout_s, trunk)
         except DialOutError as err:
             raise ControlError(503, err.code, str(err)) from None
+        if watch is not None:
+            self.dialed.watch(person.participant_id, watch)
         self._after_core()
         return person
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ....adapters.http_api import SERVICE, account_of
 from ....call.callcontrol import CallControlError, CallInfo
+from ....call.dialed_calls import DialedCall
 from ....config import TrunkConfig
 from ....control.errors import ControlError
 from ....control.model import OPEN_STATUSES, Action, Conference, ParticipantView
@@ -25,7 +26,7 @@ from .. import validation as v
 from .. import views
 from ....recording.service import RecordingService
 from ..commands import CommandLog
-from ..dial import parse_dial
+from ..dial import dial_webhooks, parse_dial
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class CallControlPort(Protocol):
     def call_info(self, ccid: str, account: str) -> CallInfo: ...
 
     def dial_call(self, conf: Conference, number: str, role: str, muted: bool, trunk: TrunkConfig,
-                  timeout_s: float) -> ParticipantView: ...
+                  timeout_s: float, watch: DialedCall | None = None) -> ParticipantView: ...
 
 
 _CALL_ERRORS = {"not_found": "10005", "already_answered": "90018", "not_answered": "90018",
@@ -213,7 +214,8 @@ class TelnyxRoutes:
         if spec.conference_id is None and not named:
             raise v.invalid("conference_config/conference_name", "no open conference with that name")
         conf = svc.get_owned(account, spec.conference_id) if spec.conference_id is not None else named[0]
-        person = self.calls.dial_call(conf, spec.to, spec.role, spec.muted, trunk, spec.timeout_s)
+        watch = dial_webhooks(spec, account, svc.config, time.time())
+        person = self.calls.dial_call(conf, spec.to, spec.role, spec.muted, trunk, spec.timeout_s, watch)
         self.commands.record(account, "dial", spec.command_id, time.monotonic(), person.participant_id)
         return web.json_response({"data": views.dialled_call(person.participant_id)})
 
