@@ -175,3 +175,31 @@ def test_the_seed_participant_examples_verbatim(
             body = last.json()
             assert body["error"] == "rate_limited" and "10" in body["message"], body
         uas.wait_for("INVITE")
+
+
+@pytest.mark.usefixtures("need_sipp")
+def test_a_tcp_trunk_with_a_digest_challenge_connects_and_hangs_up(
+    bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator, tmp_path: Path,
+) -> None:
+    trunk_ports = ports.sipp()
+    bridge = bridge_factory(trunks=[{"name": "tcp", "host": "127.0.0.1", "port": trunk_ports.sip,
+                                     "transport": "tcp", "username": "alice", "password": "secret"}],
+                            dial_out={"default_trunk": "tcp"})
+    sipp = SippProcess("trunk_digest_407", "", local_port=trunk_ports.sip, media_port=trunk_ports.media,
+                       timeout=25, workdir=tmp_path / "sipp", extra_args=["-t", "t1"])
+    try:
+        time.sleep(0.5)
+        code, body = bridge.api("POST", "/v2/conferences/conf_room2/participants",
+                                {"phone_number": "+12025550500"})
+        assert code == 200, body
+        wait_status(bridge, "conf_room2", body["id"], "connected")
+        code, _ = bridge.api("DELETE", f"/v2/conferences/conf_room2/participants/{body['id']}")
+        assert code == 204
+        result = sipp.wait(10)          # challenge, INVITE with credentials, 200, ACK, our BYE: all over TCP
+        assert result.returncode == 0, (result.stdout, result.stderr)
+    finally:
+        if sipp.running():
+            sipp.proc.kill()
+    trace = (tmp_path / "sipp").glob("*messages.log")
+    text = next(trace).read_text(errors="replace")
+    assert "SIP/2.0/TCP" in text and "Proxy-Authorization: Digest" in text
