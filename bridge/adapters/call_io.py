@@ -23,6 +23,7 @@ from time import perf_counter
 import aiohttp
 
 from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
+from bridge.adapters.media_fetch import MediaFetcher
 from bridge.audio_assets import AudioAssets
 from bridge.call.callcontrol import CallInfo
 from bridge.call.core import CallCore
@@ -30,6 +31,7 @@ from bridge.call.dialed_calls import DialedCall, DialedCalls
 from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
 from bridge.config import Config, TrunkConfig
+from bridge.media.playback import decode_file
 from bridge.control.errors import ControlError
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
@@ -82,6 +84,12 @@ class SocketMedia:
         return sockets
 
 
+def _check_audio(path: Path) -> None:
+    """Raises unless ``path`` decodes as audio (PyAV), as the rooms will decode it."""
+    if decode_file(str(path), 8000).pcm.size == 0:
+        raise ValueError("no audio samples")
+
+
 class CallAdapter:
     def __init__(
         self,
@@ -106,10 +114,11 @@ class CallAdapter:
         self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
         self.tick_stats = TickStats()
         self.on_tick_seconds = on_tick_seconds
+        self.fetcher = MediaFetcher(config.media_fetch, Path(config.data_dir) / "media-cache", _check_audio)
         self.core = CallCore(
             config, endpoint, directory,
             SocketMedia(allocator, self.rtp_receiver, loop, on_leg_closed),
-            AudioAssets(Path(config.data_dir) / "media-cache", loop),
+            AudioAssets(Path(config.data_dir) / "media-cache", loop, self.fetcher),
             bus, wall_clock=lambda: datetime.now(timezone.utc), recording=recording,
         )
         self._drain_scheduled = False
@@ -233,6 +242,10 @@ class CallAdapter:
             self.dialed.watch(person.participant_id, watch)
         self._after_core()
         return person
+
+    async def fetch_audio(self, url: str) -> None:
+        """Download ``url`` into the media cache under the media-fetch rules (MediaFetchError)."""
+        await self.fetcher.fetch(url)
 
     async def _send_sms(self, number: str, text: str) -> None:
         """POST the PIN text to the configured SMS gateway (never logged: it holds a PIN)."""

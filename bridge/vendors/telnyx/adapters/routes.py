@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ....adapters.http_api import SERVICE, account_of
+from ....adapters.media_fetch import MediaFetchError
 from ....call.callcontrol import CallControlError, CallInfo
 from ....call.dialed_calls import DialedCall
 from ....config import TrunkConfig
@@ -47,6 +48,8 @@ class CallControlPort(Protocol):
 
     def dial_call(self, conf: Conference, number: str, role: str, muted: bool, trunk: TrunkConfig,
                   timeout_s: float, watch: DialedCall | None = None) -> ParticipantView: ...
+
+    async def fetch_audio(self, url: str) -> None: ...
 
 
 _CALL_ERRORS = {"not_found": "10005", "already_answered": "90018", "not_answered": "90018",
@@ -183,6 +186,7 @@ class TelnyxRoutes:
                                 "call_control_id")
         if call.conference_id:
             raise v.TelnyxError(422, "90018", f"the call is already in {call.conference_id}", "call_control_id")
+        await self._prefetch(spec.settings.get("hold_audio_url"), "hold_audio_url")
         settings = {**spec.settings, "webhook_url": call.webhook_url}
         if call.webhook_failover_url:
             settings["webhook_failover_url"] = call.webhook_failover_url
@@ -299,10 +303,21 @@ class TelnyxRoutes:
         if self.commands.seen(account, conf.id, cid, time.monotonic()):
             log.info("%s: command_id %s repeated within 60 s; ignored", conf.id, cid)
             return web.json_response(views.command_ok())
+        await self._prefetch(body.get("audio_url"), "audio_url")
         run(account, conf, body)
         self.commands.record(account, conf.id, cid, time.monotonic())
         await _stored(self._svc(request))
         return web.json_response(views.command_ok())
+
+    async def _prefetch(self, url: object, field: str) -> None:
+        """Audio named by URL is fetched (and checked) before the command runs: what cannot be
+        fetched or decoded is a 422 now rather than silence later."""
+        if self.calls is None or not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return
+        try:
+            await self.calls.fetch_audio(url)
+        except MediaFetchError as err:
+            raise v.invalid(field, str(err)) from None
 
     def _act_all(self, request: web.Request, account: str, conf: Conference, ids: list[str], action: Action) -> None:
         for pid in ids:
