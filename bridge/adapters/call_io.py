@@ -211,6 +211,21 @@ class CallAdapter:
         self._after_core()
         return done
 
+    def whisper(self, conf_id: str, participant_id: str, targets: list[str] | None) -> bool:
+        """Telnyx supervisor ``whisper``: only ``targets`` hear the participant (None: everyone)."""
+        live = self.core.rooms.get(conf_id)
+        done = live is not None and live.set_whisper(participant_id, targets)
+        self._after_core()
+        return done
+
+    def whispers(self, conf_id: str) -> dict[str, list[str]]:
+        """Who whispers to whom in a live conference (present participants only)."""
+        live = self.core.rooms.get(conf_id)
+        if live is None:
+            return {}
+        return {sup: [t for t in heard if t in live.members]
+                for sup, heard in live.whispers.items() if sup in live.members}
+
     def end_conference(self, conf_id: str, reason: EndReason = "ended_via_api") -> None:
         self.core.end_conference(conf_id, reason, self.loop.time())
         self._after_core()

@@ -94,6 +94,7 @@ class LiveConference:
         self.prompts = prompts
         self.hangup = hangup
         self.members: dict[str, Member] = {}
+        self.whispers: dict[str, list[str]] = {}   # supervisor -> the legs that hear it (Telnyx whisper)
         self.join_order: list[str] = []
         self.locked = False
         self.listeners_muted = False
@@ -401,6 +402,18 @@ class LiveConference:
             self.set_deaf(pid, action == "deaf")
         elif action in ("hold", "unhold"):
             self.set_api_hold(pid, action == "hold", music)
+
+    def set_whisper(self, pid: str, targets: list[str] | None) -> bool:
+        """Only ``targets`` hear ``pid`` (who hears everyone); None or [] ends the whisper."""
+        if pid not in self.members:
+            return False
+        heard_by = [t for t in targets or () if t in self.members and t != pid]
+        if heard_by:
+            self.whispers[pid] = heard_by
+        else:
+            self.whispers.pop(pid, None)
+        self.room.set_whisper(pid, heard_by or None)
+        return True
 
     def _hold_media(self, music: str | None) -> str:
         """How hold audio is named in events: its URL, an uploaded file's id (never a path)."""

@@ -51,6 +51,10 @@ class CallControlPort(Protocol):
 
     async def fetch_audio(self, url: str) -> None: ...
 
+    def whisper(self, conf_id: str, participant_id: str, targets: list[str] | None) -> bool: ...
+
+    def whispers(self, conf_id: str) -> dict[str, list[str]]: ...
+
 
 _CALL_ERRORS = {"not_found": "10005", "already_answered": "90018", "not_answered": "90018",
                 "in_conference": "90018", "refused": "90018"}
@@ -263,12 +267,15 @@ class TelnyxRoutes:
         filters = v.parse_filters(request.query, ("muted", "on_hold", "whispering"))
         number, size = v.parse_page(request.query)
         conf = self._conf(request, account)
-        items = [views.participant(conf, p) for p in self._svc(request).participants(account, conf.id)]
+        whispers = self.calls.whispers(conf.id) if self.calls is not None else {}
+        items = [views.participant(conf, p, whispers.get(p.participant_id))
+                 for p in self._svc(request).participants(account, conf.id)]
         for key in ("muted", "on_hold"):
             want = v.bool_filter(key, filters.get(key))
             items = [i for i in items if want is None or i[key] == want]
-        if v.bool_filter("whispering", filters.get("whispering")) is True:
-            items = []  # nobody whispers on this bridge
+        whispering = v.bool_filter("whispering", filters.get("whispering"))
+        if whispering is not None:
+            items = [i for i in items if bool(i["whisper_call_control_ids"]) == whispering]
         return web.json_response(views.page(items, number, size))
 
     async def participant(self, request: web.Request) -> web.Response:
@@ -278,7 +285,8 @@ class TelnyxRoutes:
         found = next((p for p in self._svc(request).participants(account, conf.id) if p.participant_id == pid), None)
         if found is None:
             raise v.TelnyxError(404, "10005", "participant not found in this conference")
-        return web.json_response({"data": views.participant(conf, found)})
+        whispers = self.calls.whispers(conf.id) if self.calls is not None else {}
+        return web.json_response({"data": views.participant(conf, found, whispers.get(pid))})
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -319,6 +327,11 @@ class TelnyxRoutes:
         except MediaFetchError as err:
             raise v.invalid(field, str(err)) from None
 
+    def _whisper(self, conf: Conference, pid: str, targets: list[str] | None) -> None:
+        if self.calls is None or not self.calls.whisper(conf.id, pid, targets):
+            if targets:
+                raise v.TelnyxError(422, "90018", "whisper needs a live conference", "supervisor_role")
+
     def _act_all(self, request: web.Request, account: str, conf: Conference, ids: list[str], action: Action) -> None:
         for pid in ids:
             self._svc(request).act(account, conf.id, pid, action)
@@ -327,8 +340,13 @@ class TelnyxRoutes:
         def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
             spec = v.parse_join(body)
             self._call(spec.call_control_id, account, "call_control_id")
+            present = self._in_conference(request, account, conf)
+            if spec.whisper_to:
+                self._targets(present, spec.whisper_to, "whisper_call_control_ids")
             self._call_command("join", spec.call_control_id, account, "call_control_id", conf_id=conf.id,
                                role=spec.role, muted=spec.muted, client_state=spec.client_state)
+            if spec.whisper_to:
+                self._whisper(conf, spec.call_control_id, spec.whisper_to)
         return await self._command(request, run)
 
     async def mute(self, request: web.Request) -> web.Response:
@@ -361,8 +379,12 @@ class TelnyxRoutes:
     async def update(self, request: web.Request) -> web.Response:
         def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
             spec = v.parse_update(body)
-            self._targets(self._in_conference(request, account, conf), [spec.call_control_id], "call_control_id")
+            present = self._in_conference(request, account, conf)
+            self._targets(present, [spec.call_control_id], "call_control_id")
+            if spec.whisper_to:
+                self._targets(present, spec.whisper_to, "whisper_call_control_ids")
             self._act_all(request, account, conf, [spec.call_control_id], "mute" if spec.muted else "unmute")
+            self._whisper(conf, spec.call_control_id, spec.whisper_to)
         return await self._command(request, run)
 
     async def end(self, request: web.Request) -> web.Response:
