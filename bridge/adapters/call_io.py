@@ -26,6 +26,7 @@ from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocat
 from bridge.adapters.media_fetch import MediaFetcher
 from bridge.audio_assets import AudioAssets
 from bridge.call.callcontrol import CallInfo
+from bridge.call.conference_playback import ConferencePlayback
 from bridge.call.core import CallCore
 from bridge.call.dialed_calls import DialedCall, DialedCalls
 from bridge.call.dialout import DialOutError
@@ -122,7 +123,8 @@ class CallAdapter:
             bus, wall_clock=lambda: datetime.now(timezone.utc), recording=recording,
         )
         self._drain_scheduled = False
-        self.dialed = DialedCalls(bus.publish, time.time)   # call.* webhooks of POST /v2/calls legs
+        self.dialed = DialedCalls(bus.publish, time.time)
+        self.playback = ConferencePlayback(bus.publish)   # call.* webhooks of POST /v2/calls legs
 
     # ------------------------------------------------------------------ driving the core
 
@@ -257,6 +259,27 @@ class CallAdapter:
             self.dialed.watch(person.participant_id, watch)
         self._after_core()
         return person
+
+    async def play(self, conf_id: str, location: str, media: str, loops: int | None) -> bool:
+        """Telnyx ``play``: a URL (fetched under the media-fetch rules) or a file into the whole
+        conference, decoded off the media clock; False when nobody is in it."""
+        path = await self.fetcher.fetch(location) if location.startswith(("http://", "https://")) else Path(location)
+        live = self.core.rooms.get(conf_id)
+        if live is None:
+            return False
+        audio = await self.loop.run_in_executor(None, decode_file, str(path), live.conf.rate)
+        live = self.core.rooms.get(conf_id)     # it may have ended while we decoded
+        if live is None:
+            return False
+        self.playback.play(conf_id, live.room, audio, media, loops)
+        self._after_core()
+        return True
+
+    def stop_playback(self, conf_id: str) -> bool:
+        live = self.core.rooms.get(conf_id)
+        done = live is not None and self.playback.stop(conf_id, live.room)
+        self._after_core()
+        return done
 
     async def fetch_audio(self, url: str) -> None:
         """Download ``url`` into the media cache under the media-fetch rules (MediaFetchError)."""

@@ -149,10 +149,10 @@ class Room(RoomIngress, RoomEgress):
                     self._sync(leg)
             sup.whispering = bool(targets)
             for target in targets or ():
-                leg = self._legs.get(target)
-                if leg is not None and leg is not sup:
-                    leg.whisperers.append(sup)
-                    self._sync(leg)
+                heard_by = self._legs.get(target)     # may have left since
+                if heard_by is not None and heard_by is not sup:
+                    heard_by.whisperers.append(sup)
+                    self._sync(heard_by)
             self._sync(sup)
         self._ops.append(op)
 

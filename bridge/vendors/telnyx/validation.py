@@ -251,6 +251,43 @@ def parse_update(body: Mapping[str, object]) -> UpdateRequest:
     return UpdateRequest(_str("call_control_id", body["call_control_id"]), role == "monitor", whisper_to)
 
 
+@dataclass(frozen=True)
+class PlayRequest:
+    location: str          # audio_url, or the account's media_name
+    is_url: bool
+    loops: int | None      # None: "infinity"
+
+
+def _whole_conference(body: Mapping[str, object]) -> None:
+    if parse_ids(body, "call_control_ids") is not None:
+        raise invalid("call_control_ids", "play and stop reach the whole conference on this bridge; "
+                      "leave call_control_ids out")
+
+
+def parse_play(body: Mapping[str, object]) -> PlayRequest:
+    """``play``: ``audio_url`` or ``media_name`` into the conference, ``loop`` times (default 1)."""
+    _unknown(body, ("audio_url", "media_name", "loop", "call_control_ids", "command_id", "region"))
+    _no_region(body)
+    _whole_conference(body)
+    url, name = body.get("audio_url"), body.get("media_name")
+    if (url is None) == (name is None):
+        raise invalid("audio_url", "give exactly one of audio_url and media_name")
+    loop = body.get("loop", 1)
+    if loop == "infinity":
+        loops = None
+    else:
+        loops = _int("loop", loop, 1, 100)
+    if url is not None:
+        return PlayRequest(_url("audio_url", url), True, loops)
+    return PlayRequest(_str("media_name", name), False, loops)
+
+
+def parse_stop(body: Mapping[str, object]) -> None:
+    _unknown(body, ("call_control_ids", "command_id", "region"))
+    _no_region(body)
+    _whole_conference(body)
+
+
 def parse_page(query: Mapping[str, str]) -> tuple[int, int]:
     """``page[number]`` (from 1) and ``page[size]`` (1-250, default 20)."""
     def number(name: str, default: int, lo: int, hi: int) -> int:

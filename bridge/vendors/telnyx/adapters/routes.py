@@ -36,7 +36,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Our ControlError statuses -> (HTTP status, Telnyx code)
 _MAP = {400: (422, "10015"), 401: (401, "10009"), 403: (403, "10010"), 404: (404, "10005"),
         409: (422, "10015"), 413: (413, "10015"), 429: (429, "10011")}
-NOT_IN_BRIDGE = ("leave", "play", "stop", "speak", "send_dtmf", "gather_using_audio")
+NOT_IN_BRIDGE = ("leave", "speak", "send_dtmf", "gather_using_audio")
 
 
 class CallControlPort(Protocol):
@@ -52,6 +52,10 @@ class CallControlPort(Protocol):
     async def fetch_audio(self, url: str) -> None: ...
 
     def whisper(self, conf_id: str, participant_id: str, targets: list[str] | None) -> bool: ...
+
+    async def play(self, conf_id: str, location: str, media: str, loops: int | None) -> bool: ...
+
+    def stop_playback(self, conf_id: str) -> bool: ...
 
     def whispers(self, conf_id: str) -> dict[str, list[str]]: ...
 
@@ -139,7 +143,8 @@ class TelnyxRoutes:
         for name, handler in (("join", self.join), ("mute", self.mute), ("unmute", self.unmute), ("hold", self.hold),
                               ("unhold", self.unhold), ("update", self.update), ("end", self.end),
                               ("record_start", self.record_start), ("record_stop", self.record_stop),
-                              ("record_pause", self.record_pause), ("record_resume", self.record_resume)):
+                              ("record_pause", self.record_pause), ("record_resume", self.record_resume),
+                              ("play", self.play), ("stop", self.stop)):
             app.router.add_post(f"{one}/actions/{name}", w(handler))
         for name in NOT_IN_BRIDGE:
             app.router.add_post(f"{one}/actions/{name}", w(self.unsupported))
@@ -302,8 +307,10 @@ class TelnyxRoutes:
             raise v.TelnyxError(422, "10005", f"not in this conference: {', '.join(unknown[:5])}", field)
         return ids
 
-    async def _command(self, request: web.Request, run: Callable[[str, Conference, dict[str, Any]], None]) -> web.Response:
-        """Run an action once per ``command_id`` (60 s); a repeat answers ok and does nothing."""
+    async def _command(self, request: web.Request, run: Callable[[str, Conference, dict[str, Any]], None],
+                       audio: Callable[[dict[str, Any]], str | None] | None = None) -> web.Response:
+        """Run an action once per ``command_id`` (60 s); a repeat answers ok and does nothing.
+        ``audio(body)``: the body checked, the audio URL it names (fetched before ``run``)."""
         account = account_of(request)
         conf = self._conf(request, account)
         body = await _body(request)
@@ -311,7 +318,8 @@ class TelnyxRoutes:
         if self.commands.seen(account, conf.id, cid, time.monotonic()):
             log.info("%s: command_id %s repeated within 60 s; ignored", conf.id, cid)
             return web.json_response(views.command_ok())
-        await self._prefetch(body.get("audio_url"), "audio_url")
+        if audio is not None:
+            await self._prefetch(audio(body), "audio_url")
         run(account, conf, body)
         self.commands.record(account, conf.id, cid, time.monotonic())
         await _stored(self._svc(request))
@@ -367,7 +375,7 @@ class TelnyxRoutes:
             targets = self._targets(self._in_conference(request, account, conf), ids, "call_control_ids")
             for pid in targets:
                 self._svc(request).hold(account, conf.id, pid, True, music)
-        return await self._command(request, run)
+        return await self._command(request, run, lambda body: v.parse_hold(body)[1])
 
     async def unhold(self, request: web.Request) -> web.Response:
         def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
@@ -385,6 +393,39 @@ class TelnyxRoutes:
                 self._targets(present, spec.whisper_to, "whisper_call_control_ids")
             self._act_all(request, account, conf, [spec.call_control_id], "mute" if spec.muted else "unmute")
             self._whisper(conf, spec.call_control_id, spec.whisper_to)
+        return await self._command(request, run)
+
+    async def play(self, request: web.Request) -> web.Response:
+        """``play``: audio into the whole conference (see bridge/call/conference_playback.py)."""
+        account = account_of(request)
+        conf = self._conf(request, account)
+        body = await _body(request)
+        cid = v.command_id(body)
+        if self.commands.seen(account, conf.id, cid, time.monotonic()):
+            return web.json_response(views.command_ok())
+        spec = v.parse_play(body)
+        if self.calls is None:
+            raise v.TelnyxError(422, "90061", "playback is not available on this bridge")
+        location = spec.location
+        if not spec.is_url:
+            found = self._svc(request).media_path(account, spec.location)
+            if found is None:
+                raise v.invalid("media_name", f"no such media: {spec.location}")
+            location = found
+        try:
+            played = await self.calls.play(conf.id, location, spec.location, spec.loops)
+        except MediaFetchError as err:
+            raise v.invalid("audio_url", str(err)) from None
+        if not played:
+            raise v.TelnyxError(422, "90018", "nobody is in the conference to hear it")
+        self.commands.record(account, conf.id, cid, time.monotonic())
+        return web.json_response(views.command_ok())
+
+    async def stop(self, request: web.Request) -> web.Response:
+        def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
+            v.parse_stop(body)
+            if self.calls is None or not self.calls.stop_playback(conf.id):
+                raise v.TelnyxError(422, "90018", "nothing is playing in this conference")
         return await self._command(request, run)
 
     async def end(self, request: web.Request) -> web.Response:
