@@ -23,7 +23,7 @@ from time import perf_counter
 import aiohttp
 
 from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
-from bridge.adapters.media_fetch import MediaFetcher
+from bridge.adapters.media_fetch import MediaFetcher, MediaFetchError
 from bridge.audio_assets import AudioAssets
 from bridge.call.callcontrol import CallInfo
 from bridge.call.conference_playback import ConferencePlayback
@@ -234,6 +234,7 @@ class CallAdapter:
 
     def conference_changed(self, conf: Conference) -> None:
         self.core.conference_changed(conf)
+        self.prefetch_hold_music(conf)
         self._after_core()
 
     def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool,
@@ -280,6 +281,18 @@ class CallAdapter:
         done = live is not None and self.playback.stop(conf_id, live.room)
         self._after_core()
         return done
+
+    def prefetch_hold_music(self, conf: Conference | None) -> None:
+        """Start fetching a new conference's ``hold_audio_url`` now, so its first caller hears it
+        rather than the built-in tune (failures are logged; the built-in tune plays instead)."""
+        url = conf.hold_music_url if conf is not None else None
+        if url and url.startswith(("http://", "https://")) and self.fetcher.cached(url) is None:
+            async def fetch() -> None:
+                try:
+                    await self.fetcher.fetch(url)
+                except MediaFetchError as err:
+                    log.warning("%s: hold_audio_url not fetched: %s", conf.id if conf else "", err)
+            self.loop.create_task(fetch())
 
     async def fetch_audio(self, url: str) -> None:
         """Download ``url`` into the media cache under the media-fetch rules (MediaFetchError)."""
