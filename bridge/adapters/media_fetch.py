@@ -21,7 +21,13 @@ from bridge.config import MediaFetchConfig
 from bridge.control.errors import ControlError
 from bridge.media.playback import url_cache_name
 from bridge.webhooks.adapters.sender import GuardedResolver
-from bridge.webhooks.urls import AddressPolicy, ForbiddenDestination, check_address, literal_address, validate_url
+from bridge.webhooks.urls import (
+    AddressPolicy,
+    ForbiddenDestination,
+    check_address,
+    literal_address,
+    validate_url,
+)
 
 log = logging.getLogger("bridge.audio")
 
@@ -77,29 +83,29 @@ class MediaFetcher:
         cap = self.config.max_bytes
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.policy))
         try:
-            async with aiohttp.ClientSession(connector=connector, trust_env=False,
-                                             timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)) as session:
-                async with session.get(url, allow_redirects=False) as resp:
-                    if resp.status != 200:
-                        raise MediaFetchError(f"audio_url answered HTTP {resp.status}")
-                    if resp.content_length is not None and resp.content_length > cap:
-                        raise MediaFetchError(f"audio_url is larger than {cap} bytes")
-                    size = 0
-                    with tmp.open("wb") as out:
-                        async for chunk in resp.content.iter_chunked(64 * 1024):
-                            size += len(chunk)
-                            if size > cap:
-                                raise MediaFetchError(f"audio_url is larger than {cap} bytes")
-                            out.write(chunk)
+            limit = aiohttp.ClientTimeout(total=self.config.timeout_s)
+            async with aiohttp.ClientSession(connector=connector, trust_env=False, timeout=limit) as session, \
+                    session.get(url, allow_redirects=False) as resp:
+                if resp.status != 200:
+                    raise MediaFetchError(f"audio_url answered HTTP {resp.status}")
+                if resp.content_length is not None and resp.content_length > cap:
+                    raise MediaFetchError(f"audio_url is larger than {cap} bytes")
+                size = 0
+                with tmp.open("wb") as out:
+                    async for chunk in resp.content.iter_chunked(64 * 1024):
+                        size += len(chunk)
+                        if size > cap:
+                            raise MediaFetchError(f"audio_url is larger than {cap} bytes")
+                        out.write(chunk)
         except MediaFetchError:
             tmp.unlink(missing_ok=True)
             raise
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
             tmp.unlink(missing_ok=True)
             raise MediaFetchError(f"audio_url could not be fetched ({type(err).__name__}: {err})"[:300]) from None
         try:
             await asyncio.get_running_loop().run_in_executor(None, self.check_audio, tmp)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  (a decoder fails in many ways; all mean "not audio")
             tmp.unlink(missing_ok=True)
             raise MediaFetchError(f"audio_url is not audio we can decode ({type(err).__name__})") from None
         tmp.replace(target)

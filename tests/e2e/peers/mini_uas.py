@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 _HASHES: dict[str, Callable[[bytes], str]] = {
     "MD5": lambda b: hashlib.md5(b).hexdigest(),
@@ -58,7 +59,7 @@ class MiniUas:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> MiniUas:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -82,7 +83,7 @@ class MiniUas:
         while not self._stop.is_set():
             try:
                 data, peer = self._sock.recvfrom(65535)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
