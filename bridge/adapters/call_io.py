@@ -38,6 +38,7 @@ from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
 from bridge.recording.control import RecordingSetup
 from bridge.sip.endpoint import SipEndpoint
+from bridge.webhooks.routing import telnyx_destination
 
 log = logging.getLogger("bridge.calls")
 
@@ -243,10 +244,22 @@ class CallAdapter:
             person = self.core.dial_out(conf, number, name, role, muted, self.loop.time())
         except DialOutError as err:
             raise ControlError(409 if err.code == "dial_out_not_configured" else 503, err.code, str(err)) from None
+        self._watch_dialled(conf, person.participant_id, number)
         self._after_core()
         if sms_text is not None:
             self.loop.create_task(self._send_sms(number, sms_text))
         return person
+
+    def _watch_dialled(self, conf: Conference, pid: str, number: str) -> None:
+        """An Audian-API dial-out reports its progress as Telnyx ``call.*`` webhooks to the
+        conference's Telnyx-form destination, when it has one (with the conference's client_state)."""
+        config = self.core.config
+        trunk = config.trunk_for(conf.account_id)
+        dest = telnyx_destination(conf, {a.account: a for a in config.webhooks.accounts})
+        if dest is None or trunk is None or not config.webhooks.enabled:
+            return
+        self.dialed.watch(pid, DialedCall(conf.account_id or "", trunk.name, dest.url, dest.failover_url,
+                                          conf.client_state, trunk.from_user, number, time.time()))
 
     def dial_call(self, conf: Conference, number: str, role: str, muted: bool, trunk: TrunkConfig,
                   timeout_s: float, watch: DialedCall | None = None) -> ParticipantView:

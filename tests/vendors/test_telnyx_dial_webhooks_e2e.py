@@ -33,7 +33,8 @@ def calls_seen(receiver: ThreadedReceiver, ccid: str) -> list[dict]:
     out = []
     for r in receiver.receiver.accepted:
         data = json.loads(r.body)["data"]
-        if r.path == "/calls" and data["payload"].get("call_control_id") == ccid:
+        if (r.path == "/calls" and data["event_type"].startswith("call.")
+                and data["payload"].get("call_control_id") == ccid):
             out.append(data)
     return out
 
@@ -92,3 +93,35 @@ def test_dialled_legs_send_call_webhooks(
     for r in receiver.receiver.accepted:
         if r.path == "/calls":
             verify_webhook_signature(r.body.decode(), r.headers, keys["telnyx_public_key"])
+
+
+@pytest.mark.timeout(60)
+def test_audian_dial_outs_report_call_webhooks_to_the_conference(
+    bridge_factory: Callable[..., BridgeProcess], receiver: ThreadedReceiver, ports: PortAllocator,
+) -> None:
+    """A participant added by phone over the Audian API: its progress reaches the conference's
+    Telnyx-form webhook URL as call.* events (with the conference's client_state)."""
+    uas_port = ports.port()
+    bridge = bridge_factory(trunks=[{"name": "lab", "host": "127.0.0.1", "port": uas_port}],
+                            dial_out={"default_trunk": "lab"},
+                            webhooks={"allow_networks": ["127.0.0.1/32"], "initial_backoff_s": 0.2,
+                                      "max_backoff_s": 1})
+    status, made = bridge.api("POST", "/v2/conferences", {"name": "outbound", "client_state": "b3V0",
+                                                           "webhook_url": receiver.receiver.url + "/calls"})
+    assert status == 201, made
+    with MiniUas(uas_port, behaviour=lambda n: 486 if n == "+12025550999" else "answer"):
+        code, ok = bridge.api("POST", f"/v2/conferences/{made['id']}/participants", {"phone_number": "+12025550111"})
+        assert code == 200, ok
+        code, busy = bridge.api("POST", f"/v2/conferences/{made['id']}/participants",
+                                {"phone_number": "+12025550999"})
+        assert code == 200, busy
+        wait_kinds(receiver, ok["id"], ["call.initiated", "call.answered"])
+        got = wait_kinds(receiver, busy["id"], ["call.initiated", "call.hangup"])
+        code, _ = bridge.api("DELETE", f"/v2/conferences/{made['id']}/participants/{ok['id']}")
+        assert code == 204
+        done = wait_kinds(receiver, ok["id"], ["call.initiated", "call.answered", "call.hangup"])
+    initiated, hangup = (e["payload"] for e in got)
+    assert initiated["to"] == "+12025550999" and initiated["direction"] == "outgoing"
+    assert initiated["client_state"] == "b3V0" and initiated["connection_id"] == "lab"
+    assert hangup["hangup_cause"] == "user_busy" and hangup["sip_hangup_cause"] == "486"
+    assert done[2]["payload"]["hangup_cause"] == "normal_clearing"
