@@ -27,7 +27,7 @@ from bridge.adapters.sip_transport import SipTransport
 from bridge.adapters.storage import ConferenceStore
 from bridge.adapters.call_io import CallAdapter, TickStats
 from bridge.config import Config, ConfigError
-from bridge.control.events import EventBus, log_subscriber
+from bridge.control.events import ConferenceCreated, EventBus, log_subscriber
 from bridge.control.model import Conference
 from bridge.control.pin_guard import PinGuard
 from bridge.control.service import ConferenceService
@@ -128,6 +128,9 @@ class BridgeApp:
         self.bus.subscribe("status", self.service.on_event)
         self.bus.subscribe("log", log_subscriber)
         self.bus.subscribe("metrics", self.metrics.events.on_event)
+        self.bus.subscribe("telnyx-dialed", self.calls.dialed.on_event)
+        self.bus.subscribe("hold-prefetch", lambda e: self.calls.prefetch_hold_music(
+            self.service.get(e.conference_id) if isinstance(e, ConferenceCreated) else None))
         self.recordings.attach(self.service, self.calls.core.rooms.get)
         self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg,
                                              recording_urls=self.recordings.urls_for)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge_codecs.base import Pcm
 
@@ -19,6 +20,9 @@ from bridge.media.playback import DecodedAudio, DecodedAudioCache, FilePlayback,
 from bridge.media.ports import AudioSource
 from bridge.media.prompts import prompt_path
 from bridge.media.tones import ToneSource, tone_sequence
+
+if TYPE_CHECKING:
+    from bridge.adapters.media_fetch import MediaFetcher
 
 log = logging.getLogger("bridge.audio")
 
@@ -50,10 +54,14 @@ class _MusicWhenDecoded:
 
 
 class AudioAssets:
-    def __init__(self, cache_dir: Path, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, cache_dir: Path, loop: asyncio.AbstractEventLoop,
+                 fetcher: MediaFetcher | None = None) -> None:
+        """``fetcher``: downloads http(s) audio under the media-fetch rules; without one a URL
+        plays the built-in music."""
         self.cache = DecodedAudioCache()
         self.cache_dir = cache_dir
         self.loop = loop
+        self.fetcher = fetcher
         self._loading: set[tuple[str, int]] = set()
 
     def prompt(self, names: Sequence[str], rate: int) -> AudioSource:
@@ -80,6 +88,7 @@ class AudioAssets:
             cached = self.cache_dir / url_cache_name(location)
             if cached.exists():
                 return cached
+            # Until it is fetched (checked, capped, decoded once) the built-in music plays.
             self.loop.create_task(self._download(location, cached))
             return None
         path = Path(location)
@@ -102,23 +111,11 @@ class AudioAssets:
         future.add_done_callback(lambda _f: self._loading.discard(key))
 
     async def _download(self, url: str, target: Path) -> None:
-        import aiohttp
-
-        key = (url, 0)
-        if key in self._loading:
+        if self.fetcher is None:
             return
-        self._loading.add(key)
+        from bridge.adapters.media_fetch import MediaFetchError
+
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-                async with session.get(url) as resp:
-                    resp.raise_for_status()
-                    data = await resp.read()
-            tmp = target.with_suffix(target.suffix + ".part")
-            tmp.write_bytes(data)
-            tmp.replace(target)
-            log.info("cached hold music %s", url)
-        except Exception as exc:
-            log.warning("cannot fetch hold music %s: %s", url, exc)
-        finally:
-            self._loading.discard(key)
+            await self.fetcher.fetch(url)
+        except MediaFetchError as err:
+            log.warning("cannot fetch hold music %s: %s", url, err)

@@ -104,6 +104,26 @@ class WebhookAccountConfig(_Frozen):
     freeclimb_signing_secret_env: str | None = None
 
 
+class MediaFetchConfig(_Frozen):
+    """Audio the bridge downloads for an API request (hold_audio_url, hold/play audio_url)."""
+
+    # Largest file fetched, and how long a fetch may take in all.
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=500 * 1024 * 1024)
+    timeout_s: float = Field(default=15.0, gt=0, le=120)
+    # As for webhooks: non-public addresses are refused unless in one of these networks.
+    allow_networks: tuple[str, ...] = ()
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP network such as 127.0.0.1/32 or fd00::/8") from None
+        return v
+
+
 class WebhooksConfig(_Frozen):
     """Outbound webhooks and status callbacks (README "Webhooks")."""
 
@@ -419,6 +439,7 @@ class Config(_Frozen):
     rooms: tuple[RoomConfig, ...] = ()
     webhooks: WebhooksConfig = WebhooksConfig()
     trunks: tuple[TrunkConfig, ...] = ()
+    media_fetch: MediaFetchConfig = MediaFetchConfig()
     dial_out: DialOutConfig = DialOutConfig()
     security: SecurityConfig = SecurityConfig()
     call_control: tuple[CallControlAppConfig, ...] = ()

@@ -17,22 +17,28 @@ from dataclasses import dataclass
 from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
+import time
 from time import perf_counter
 
 import aiohttp
 
 from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
+from bridge.adapters.media_fetch import MediaFetcher, MediaFetchError
 from bridge.audio_assets import AudioAssets
 from bridge.call.callcontrol import CallInfo
+from bridge.call.conference_playback import ConferencePlayback
 from bridge.call.core import CallCore
+from bridge.call.dialed_calls import DialedCall, DialedCalls
 from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
 from bridge.config import Config, TrunkConfig
+from bridge.media.playback import decode_file
 from bridge.control.errors import ControlError
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
 from bridge.recording.control import RecordingSetup
 from bridge.sip.endpoint import SipEndpoint
+from bridge.webhooks.routing import telnyx_destination
 
 log = logging.getLogger("bridge.calls")
 
@@ -80,6 +86,12 @@ class SocketMedia:
         return sockets
 
 
+def _check_audio(path: Path) -> None:
+    """Raises unless ``path`` decodes as audio (PyAV), as the rooms will decode it."""
+    if decode_file(str(path), 8000).pcm.size == 0:
+        raise ValueError("no audio samples")
+
+
 class CallAdapter:
     def __init__(
         self,
@@ -104,13 +116,16 @@ class CallAdapter:
         self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
         self.tick_stats = TickStats()
         self.on_tick_seconds = on_tick_seconds
+        self.fetcher = MediaFetcher(config.media_fetch, Path(config.data_dir) / "media-cache", _check_audio)
         self.core = CallCore(
             config, endpoint, directory,
             SocketMedia(allocator, self.rtp_receiver, loop, on_leg_closed),
-            AudioAssets(Path(config.data_dir) / "media-cache", loop),
+            AudioAssets(Path(config.data_dir) / "media-cache", loop, self.fetcher),
             bus, wall_clock=lambda: datetime.now(timezone.utc), recording=recording,
         )
         self._drain_scheduled = False
+        self.dialed = DialedCalls(bus.publish, time.time)
+        self.playback = ConferencePlayback(bus.publish)   # call.* webhooks of POST /v2/calls legs
 
     # ------------------------------------------------------------------ driving the core
 
@@ -203,12 +218,28 @@ class CallAdapter:
         self._after_core()
         return done
 
+    def whisper(self, conf_id: str, participant_id: str, targets: list[str] | None) -> bool:
+        """Telnyx supervisor ``whisper``: only ``targets`` hear the participant (None: everyone)."""
+        live = self.core.rooms.get(conf_id)
+        done = live is not None and live.set_whisper(participant_id, targets)
+        self._after_core()
+        return done
+
+    def whispers(self, conf_id: str) -> dict[str, list[str]]:
+        """Who whispers to whom in a live conference (present participants only)."""
+        live = self.core.rooms.get(conf_id)
+        if live is None:
+            return {}
+        return {sup: [t for t in heard if t in live.members]
+                for sup, heard in live.whispers.items() if sup in live.members}
+
     def end_conference(self, conf_id: str, reason: EndReason = "ended_via_api") -> None:
         self.core.end_conference(conf_id, reason, self.loop.time())
         self._after_core()
 
     def conference_changed(self, conf: Conference) -> None:
         self.core.conference_changed(conf)
+        self.prefetch_hold_music(conf)
         self._after_core()
 
     def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool,
@@ -217,20 +248,72 @@ class CallAdapter:
             person = self.core.dial_out(conf, number, name, role, muted, self.loop.time())
         except DialOutError as err:
             raise ControlError(409 if err.code == "dial_out_not_configured" else 503, err.code, str(err)) from None
+        self._watch_dialled(conf, person.participant_id, number)
         self._after_core()
         if sms_text is not None:
             self.loop.create_task(self._send_sms(number, sms_text))
         return person
 
+    def _watch_dialled(self, conf: Conference, pid: str, number: str) -> None:
+        """An Audian-API dial-out reports its progress as Telnyx ``call.*`` webhooks to the
+        conference's Telnyx-form destination, when it has one (with the conference's client_state)."""
+        config = self.core.config
+        trunk = config.trunk_for(conf.account_id)
+        dest = telnyx_destination(conf, {a.account: a for a in config.webhooks.accounts})
+        if dest is None or trunk is None or not config.webhooks.enabled:
+            return
+        self.dialed.watch(pid, DialedCall(conf.account_id or "", trunk.name, dest.url, dest.failover_url,
+                                          conf.client_state, trunk.from_user, number, time.time()))
+
     def dial_call(self, conf: Conference, number: str, role: str, muted: bool, trunk: TrunkConfig,
-                  timeout_s: float) -> ParticipantView:
-        """Telnyx ``POST /v2/calls``: ``number`` dialled into ``conf`` through ``trunk``."""
+                  timeout_s: float, watch: DialedCall | None = None) -> ParticipantView:
+        """Telnyx ``POST /v2/calls``: ``number`` dialled into ``conf`` through ``trunk``; ``watch``:
+        where its ``call.*`` webhooks go."""
         try:
             person = self.core.dial_out(conf, number, "", role, muted, self.loop.time(), timeout_s, trunk)
         except DialOutError as err:
             raise ControlError(503, err.code, str(err)) from None
+        if watch is not None:
+            self.dialed.watch(person.participant_id, watch)
         self._after_core()
         return person
+
+    async def play(self, conf_id: str, location: str, media: str, loops: int | None) -> bool:
+        """Telnyx ``play``: a URL (fetched under the media-fetch rules) or a file into the whole
+        conference, decoded off the media clock; False when nobody is in it."""
+        path = await self.fetcher.fetch(location) if location.startswith(("http://", "https://")) else Path(location)
+        live = self.core.rooms.get(conf_id)
+        if live is None:
+            return False
+        audio = await self.loop.run_in_executor(None, decode_file, str(path), live.conf.rate)
+        live = self.core.rooms.get(conf_id)     # it may have ended while we decoded
+        if live is None:
+            return False
+        self.playback.play(conf_id, live.room, audio, media, loops)
+        self._after_core()
+        return True
+
+    def stop_playback(self, conf_id: str) -> bool:
+        live = self.core.rooms.get(conf_id)
+        done = live is not None and self.playback.stop(conf_id, live.room)
+        self._after_core()
+        return done
+
+    def prefetch_hold_music(self, conf: Conference | None) -> None:
+        """Start fetching a new conference's ``hold_audio_url`` now, so its first caller hears it
+        rather than the built-in tune (failures are logged; the built-in tune plays instead)."""
+        url = conf.hold_music_url if conf is not None else None
+        if url and url.startswith(("http://", "https://")) and self.fetcher.cached(url) is None:
+            async def fetch() -> None:
+                try:
+                    await self.fetcher.fetch(url)
+                except MediaFetchError as err:
+                    log.warning("%s: hold_audio_url not fetched: %s", conf.id if conf else "", err)
+            self.loop.create_task(fetch())
+
+    async def fetch_audio(self, url: str) -> None:
+        """Download ``url`` into the media cache under the media-fetch rules (MediaFetchError)."""
+        await self.fetcher.fetch(url)
 
     async def _send_sms(self, number: str, text: str) -> None:
         """POST the PIN text to the configured SMS gateway (never logged: it holds a PIN)."""

@@ -94,6 +94,7 @@ class LiveConference:
         self.prompts = prompts
         self.hangup = hangup
         self.members: dict[str, Member] = {}
+        self.whispers: dict[str, list[str]] = {}   # supervisor -> the legs that hear it (Telnyx whisper)
         self.join_order: list[str] = []
         self.locked = False
         self.listeners_muted = False
@@ -402,6 +403,25 @@ class LiveConference:
         elif action in ("hold", "unhold"):
             self.set_api_hold(pid, action == "hold", music)
 
+    def set_whisper(self, pid: str, targets: list[str] | None) -> bool:
+        """Only ``targets`` hear ``pid`` (who hears everyone); None or [] ends the whisper."""
+        if pid not in self.members:
+            return False
+        heard_by = [t for t in targets or () if t in self.members and t != pid]
+        if heard_by:
+            self.whispers[pid] = heard_by
+        else:
+            self.whispers.pop(pid, None)
+        self.room.set_whisper(pid, heard_by or None)
+        return True
+
+    def _hold_media(self, music: str | None) -> str:
+        """How hold audio is named in events: its URL, an uploaded file's id (never a path)."""
+        music = music or self.conf.hold_music_url
+        if music is None or music.startswith(("http://", "https://")):
+            return music or "hold_music"
+        return music.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
     def set_api_hold(self, pid: str, held: bool, music: str | None) -> None:
         """API hold: the participant hears hold music and is cut off from the room both ways."""
         m = self.members.get(pid)
@@ -409,6 +429,10 @@ class LiveConference:
             return
         p = m.participant
         was = p.on_hold or p.held_by_api
+        # What the hold plays is reported as the participant's playback (Telnyx's webhook for it).
+        if p.held_by_api and (not held or m.hold_music != music):
+            self._publish(ev.PlaybackEnded(self.conf.id, participant_id=pid, media=self._hold_media(m.hold_music)))
+        playing = self._hold_media(music)
         p.held_by_api, m.hold_music = held, music if held else None
         p.status = "held" if p.on_hold or held else "connected"
         self.room.set_isolated(pid, held or p.waiting)
@@ -417,6 +441,8 @@ class LiveConference:
             self.room.set_leg_source(pid, None)
         if was != (p.on_hold or held):
             self._publish(ev.ParticipantHoldChanged(self.conf.id, participant_id=pid, on_hold=held))
+        if held:
+            self._publish(ev.PlaybackStarted(self.conf.id, participant_id=pid, media=playing))
         self.refresh_backgrounds()
 
     def on_digit(self, pid: str, digit: str, source: str, now: float) -> None:

@@ -22,7 +22,8 @@ class CallEvent(DomainEvent):
     caller: str = ""              # from
     callee: str = ""              # to (the application's SIP user)
     caller_name: str = ""
-    started_at: float = 0.0       # unix seconds: when the INVITE came
+    started_at: float = 0.0       # unix seconds: when the INVITE came (or went, outgoing)
+    direction: str = "incoming"   # incoming (parked) | outgoing (POST /v2/calls)
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,10 @@ class Room(RoomIngress, RoomEgress):
         def op() -> None:
             leg = self._legs.pop(leg_id)
             del self._by_slot[leg.slot]
+            for other in self._legs.values():     # a supervisor who leaves stops whispering
+                if leg in other.whisperers:
+                    other.whisperers.remove(leg)
+                    self._sync(other)
             self._need_marker.discard(leg)
             self._stray.discard(leg)
             self._dirty = True
@@ -131,6 +135,28 @@ class Room(RoomIngress, RoomEgress):
 
     def set_isolated(self, leg_id: str, value: bool) -> None:
         self._set_flag(leg_id, "isolated", value)
+
+    def set_whisper(self, leg_id: str, targets: list[str] | None) -> None:
+        """Telnyx ``whisper``: ``leg_id`` leaves the common mix and only ``targets`` hear it (on
+        top of their mix; it still hears everyone). None or [] ends the whisper."""
+        self._require(leg_id)
+        for target in targets or ():
+            self._require(target)
+
+        def op() -> None:
+            sup = self._legs[leg_id]
+            for leg in self._legs.values():
+                if sup in leg.whisperers:
+                    leg.whisperers.remove(sup)
+                    self._sync(leg)
+            sup.whispering = bool(targets)
+            for target in targets or ():
+                heard_by = self._legs.get(target)     # may have left since
+                if heard_by is not None and heard_by is not sup:
+                    heard_by.whisperers.append(sup)
+                    self._sync(heard_by)
+            self._sync(sup)
+        self._ops.append(op)
 
     def set_input_gain(self, leg_id: str, db: float) -> None:
         self._set_flag(leg_id, "input_gain_db", float(db))

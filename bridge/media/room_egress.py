@@ -28,6 +28,9 @@ class RoomEgress(RoomState):
         mixer = self.mixer
         if kind == "mix":
             pcm = mixer.render(None if sig[1] < 0 else sig[1], sig[2])
+        elif kind == "whisper":
+            assert leg is not None
+            pcm = mixer.render(None if sig[1] < 0 else sig[1], sig[2], add=self._whispers(leg))
         elif kind == "silence":
             pcm = self._zeros
         else:
@@ -187,6 +190,8 @@ class RoomEgress(RoomState):
         hears = leg.hears_mix and not leg.deaf
         if leg.source is not None:
             sig: tuple[Any, ...] = (("srcmix" if hears and leg.source_mode == "mix" else "src"), leg.leg_id)
+        elif hears and leg.whisperers:
+            sig = ("whisper", leg.slot if leg.slot in contrib else -1, leg.out_gain, leg.leg_id)
         elif hears:
             sig = ("mix", leg.slot if leg.slot in contrib else -1, leg.out_gain)
         else:
@@ -196,6 +201,20 @@ class RoomEgress(RoomState):
         if stream is None or stream.tick != self._tick_no:
             stream = self._produce(key, sig, leg, signals)
         return key, stream
+
+    def _whispers(self, leg: RoomLeg) -> np.ndarray[Any, np.dtype[np.int32]] | None:
+        """What the leg's whisperers said this tick (their gained input), summed."""
+        mixer = self.mixer
+        out: np.ndarray[Any, np.dtype[np.int32]] | None = None
+        for sup in leg.whisperers:
+            if sup.failed or sup.muted or sup.on_hold or not mixer.present[sup.slot]:
+                continue
+            frame = mixer.inputs[sup.slot].astype(np.int32)
+            gain = float(mixer.in_gain[sup.slot])
+            if gain != 1.0:
+                frame = np.rint(frame * gain).astype(np.int32)
+            out = frame if out is None else out + frame
+        return out
 
     def _stream(self, key: tuple[Any, ...], leg: RoomLeg) -> Stream:
         """The stream of this key, made (and primed with what the leg heard) if new."""
@@ -225,8 +244,8 @@ class RoomEgress(RoomState):
         groups: dict[str, list[tuple[RoomLeg, tuple[Any, ...], Stream]]] = {}
         tick_no = self._tick_no
         for leg in talkers:
-            if leg.enc_name not in ENCODE_TABLES or leg.enc_rate != 8000:
-                continue
+            if leg.enc_name not in ENCODE_TABLES or leg.enc_rate != 8000 or leg.whisperers:
+                continue            # a whispered-to talker hears its own signal (_route)
             sig = ("mix", leg.slot, leg.out_gain)
             key = (sig, leg.enc_key) if self.share_encodes else (sig, leg.enc_key, leg.leg_id)
             stream = self._streams.get(key)

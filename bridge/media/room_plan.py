@@ -65,6 +65,8 @@ class RoomLeg:
         self.on_hold = False
         self.listen_only = False
         self.isolated = False
+        self.whispering = False       # a whisper supervisor: heard only by the legs it whispers to
+        self.whisperers: list[RoomLeg] = []   # supervisors this leg hears on top of its mix
         self.failed = False           # its port/source/sink raised: out of the plan (LegFailed)
         self.input_gain_db = 0.0
         self.output_gain_db = 0.0
@@ -98,7 +100,8 @@ class RoomLeg:
 
     @property
     def eligible(self) -> bool:
-        return not (self.muted or self.on_hold or self.listen_only or self.isolated or self.failed)
+        return not (self.muted or self.on_hold or self.listen_only or self.isolated or self.whispering
+                    or self.failed)
 
     @property
     def hears_mix(self) -> bool:

@@ -87,7 +87,8 @@ class RoomState:
         leg.out_gain = db_to_gain(leg.output_gain_db)
         path = (leg.fast_in, leg.plain, leg.common_key)
         leg.fast_in = leg.bytewise is not None and not leg.on_hold
-        leg.plain = leg.source is None and leg.hears_mix and not leg.deaf
+        # A leg that hears a whisper has a mix of its own: off the common stream.
+        leg.plain = leg.source is None and leg.hears_mix and not leg.deaf and not leg.whisperers
         sig = ("mix", -1, leg.out_gain)
         if self.share_encodes:
             key = (sig, leg.enc_key)

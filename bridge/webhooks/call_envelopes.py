@@ -2,7 +2,8 @@
 
 The envelope is the conference events' (``envelopes.telnyx_body``). Payload: ``call_control_id``,
 ``call_leg_id``, ``call_session_id`` (all the call's id), ``connection_id`` (the application's
-name), ``client_state``, ``from``, ``to``, ``direction`` (``incoming``), ``state``,
+name), ``client_state``, ``from``, ``to``, ``direction`` (``incoming``, or ``outgoing`` for
+``POST /v2/calls`` legs), ``state``,
 ``caller_id_name``, ``start_time``; ``call.hangup`` adds ``hangup_cause``, ``hangup_source``,
 ``sip_hangup_cause`` and ``end_time``.
 """
@@ -23,6 +24,13 @@ def _time(ts: float) -> str:
     return telnyx_time(datetime.fromtimestamp(ts, timezone.utc))
 
 
+def _state(event: CallEvent) -> str:
+    # An outgoing call is "bridging" while it rings (Telnyx's state for a dialled leg).
+    if isinstance(event, CallInitiated) and event.direction == "outgoing":
+        return "bridging"
+    return STATES.get(type(event), "parked")
+
+
 def call_payload(event: CallEvent) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "call_control_id": event.call_control_id,
@@ -32,8 +40,8 @@ def call_payload(event: CallEvent) -> dict[str, Any]:
         "client_state": event.client_state,
         "from": event.caller,
         "to": event.callee,
-        "direction": "incoming",
-        "state": STATES.get(type(event), "parked"),
+        "direction": event.direction,
+        "state": _state(event),
         "caller_id_name": event.caller_name,
         "start_time": _time(event.started_at),
     }

@@ -121,8 +121,15 @@ def test_telnyx_actions() -> None:
         txv.parse_unhold({})
     assert txv.parse_update({"call_control_id": "a", "supervisor_role": "monitor"}).muted is True
     assert txv.parse_update({"call_control_id": "a", "supervisor_role": "barge"}).muted is False
-    with pytest.raises(txv.TelnyxError):
+    with pytest.raises(txv.TelnyxError):     # whisper needs the legs that hear it
         txv.parse_update({"call_control_id": "a", "supervisor_role": "whisper"})
+    whisper = txv.parse_update({"call_control_id": "a", "supervisor_role": "whisper",
+                                "whisper_call_control_ids": ["b", "b"]})
+    assert (whisper.muted, whisper.whisper_to) == (False, ["b"])
+    with pytest.raises(txv.TelnyxError):     # ids without whisper
+        txv.parse_update({"call_control_id": "a", "supervisor_role": "barge", "whisper_call_control_ids": ["b"]})
+    assert txv.parse_join({"call_control_id": "a", "supervisor_role": "whisper",
+                           "whisper_call_control_ids": ["b"]}).whisper_to == ["b"]
     join = txv.parse_join({"call_control_id": "a", "start_conference_on_enter": True, "mute": True})
     assert (join.role, join.muted) == ("moderator", True)
     with pytest.raises(txv.TelnyxError):

@@ -87,7 +87,16 @@ def test_errors_are_telnyx_shaped(bridge: BridgeProcess) -> None:
     assert "filter[failed]" in str(_errors(info.value)[0]["detail"])
     status, made = bridge.api("POST", "/v2/conferences", {"name": "x"})
     with pytest.raises(telnyx.UnprocessableEntityError) as info:
-        client.conferences.actions.play(made["id"], audio_url="https://example.com/a.wav")
+        client.conferences.actions.play(made["id"], media_name="no-such-tune")
+    assert _errors(info.value)[0]["source"] == {"pointer": "/media_name"}
+    with pytest.raises(telnyx.UnprocessableEntityError) as info:     # play reaches everyone, or nobody
+        client.conferences.actions.play(made["id"], media_name="x", call_control_ids=["a"])
+    assert _errors(info.value)[0]["source"] == {"pointer": "/call_control_ids"}
+    with pytest.raises(telnyx.UnprocessableEntityError) as info:
+        client.conferences.actions.stop(made["id"])
+    assert "nothing is playing" in str(_errors(info.value)[0]["detail"])
+    with pytest.raises(telnyx.UnprocessableEntityError) as info:
+        client.conferences.actions.leave(made["id"], call_control_id="a")
     assert _errors(info.value)[0]["code"] == "90061"
     assert client.conferences.actions.hold(made["id"]).data.result == "ok"  # type: ignore[union-attr]
     with pytest.raises(telnyx.UnprocessableEntityError) as info:

@@ -195,24 +195,38 @@ class JoinRequest:
     role: str          # moderator when it starts the conference on entering
     muted: bool
     client_state: str | None
+    whisper_to: list[str] | None = None   # supervisor_role whisper: who hears this leg
+
+
+def _supervisor(body: Mapping[str, object]) -> tuple[str, list[str] | None]:
+    """``supervisor_role`` and, for ``whisper``, the non-empty ``whisper_call_control_ids``."""
+    role = body.get("supervisor_role") or "none"
+    if role not in SUPERVISOR_ROLES:
+        raise invalid("supervisor_role", f"supervisor_role must be one of: {', '.join(SUPERVISOR_ROLES)}")
+    ids = parse_ids(body, "whisper_call_control_ids")
+    if role == "whisper":
+        if not ids:
+            raise invalid("whisper_call_control_ids", "whisper needs the legs that hear the supervisor")
+        return str(role), ids
+    if ids:
+        raise invalid("whisper_call_control_ids", "whisper_call_control_ids goes with supervisor_role whisper")
+    return str(role), None
 
 
 def parse_join(body: Mapping[str, object]) -> JoinRequest:
     """``join``: a call under call control into the conference."""
     _unknown(body, ("call_control_id", "command_id", "client_state", "mute", "start_conference_on_enter",
-                    "supervisor_role", "region"))
+                    "supervisor_role", "whisper_call_control_ids", "region"))
     _no_region(body)
     if body.get("call_control_id") is None:
         raise missing("call_control_id")
-    role = body.get("supervisor_role")
-    if role is not None and role not in ("barge", "none", "monitor"):
-        raise invalid("supervisor_role", "supervisor_role must be barge, none or monitor (whisper is not supported)")
+    role, whisper_to = _supervisor(body)
     muted = _bool("mute", body["mute"]) if body.get("mute") is not None else False
     starts = body.get("start_conference_on_enter") is not None and _bool(
         "start_conference_on_enter", body["start_conference_on_enter"])
     state = None if body.get("client_state") is None else client_state(body["client_state"])
     return JoinRequest(_str("call_control_id", body["call_control_id"]), "moderator" if starts else "member",
-                       muted or role == "monitor", state)
+                       muted or role == "monitor", state, whisper_to)
 
 
 def parse_end(body: Mapping[str, object]) -> None:
@@ -222,7 +236,8 @@ def parse_end(body: Mapping[str, object]) -> None:
 @dataclass(frozen=True)
 class UpdateRequest:
     call_control_id: str
-    muted: bool   # monitor: heard by none; barge/none: an ordinary participant
+    muted: bool   # monitor: heard by none; barge/none/whisper: speaks (whisper: to some only)
+    whisper_to: list[str] | None = None
 
 
 def parse_update(body: Mapping[str, object]) -> UpdateRequest:
@@ -232,13 +247,45 @@ def parse_update(body: Mapping[str, object]) -> UpdateRequest:
     for field in ("call_control_id", "supervisor_role"):
         if body.get(field) is None:
             raise missing(field)
-    role = body["supervisor_role"]
-    if role not in SUPERVISOR_ROLES:
-        raise invalid("supervisor_role", f"supervisor_role must be one of: {', '.join(SUPERVISOR_ROLES)}")
-    if role == "whisper" or body.get("whisper_call_control_ids"):
-        raise invalid("supervisor_role", "whisper is not supported: the mixer cannot yet route one participant "
-                      "to only some listeners; use monitor (hears all, heard by none) or barge")
-    return UpdateRequest(_str("call_control_id", body["call_control_id"]), role == "monitor")
+    role, whisper_to = _supervisor(body)
+    return UpdateRequest(_str("call_control_id", body["call_control_id"]), role == "monitor", whisper_to)
+
+
+@dataclass(frozen=True)
+class PlayRequest:
+    location: str          # audio_url, or the account's media_name
+    is_url: bool
+    loops: int | None      # None: "infinity"
+
+
+def _whole_conference(body: Mapping[str, object]) -> None:
+    if parse_ids(body, "call_control_ids") is not None:
+        raise invalid("call_control_ids", "play and stop reach the whole conference on this bridge; "
+                      "leave call_control_ids out")
+
+
+def parse_play(body: Mapping[str, object]) -> PlayRequest:
+    """``play``: ``audio_url`` or ``media_name`` into the conference, ``loop`` times (default 1)."""
+    _unknown(body, ("audio_url", "media_name", "loop", "call_control_ids", "command_id", "region"))
+    _no_region(body)
+    _whole_conference(body)
+    url, name = body.get("audio_url"), body.get("media_name")
+    if (url is None) == (name is None):
+        raise invalid("audio_url", "give exactly one of audio_url and media_name")
+    loop = body.get("loop", 1)
+    if loop == "infinity":
+        loops = None
+    else:
+        loops = _int("loop", loop, 1, 100)
+    if url is not None:
+        return PlayRequest(_url("audio_url", url), True, loops)
+    return PlayRequest(_str("media_name", name), False, loops)
+
+
+def parse_stop(body: Mapping[str, object]) -> None:
+    _unknown(body, ("call_control_ids", "command_id", "region"))
+    _no_region(body)
+    _whole_conference(body)
 
 
 def parse_page(query: Mapping[str, str]) -> tuple[int, int]:

@@ -44,7 +44,7 @@ def conference(conf: Conference, now: datetime) -> dict[str, Any]:
     }
 
 
-def participant(conf: Conference, p: ParticipantView) -> dict[str, Any]:
+def participant(conf: Conference, p: ParticipantView, whisper_to: list[str] | None = None) -> dict[str, Any]:
     created = p.created_at or p.joined_at
     updated = p.left_at or p.joined_at or created
     return {
@@ -58,7 +58,7 @@ def participant(conf: Conference, p: ParticipantView) -> dict[str, Any]:
         "on_hold": p.on_hold,
         "end_conference_on_exit": False,
         "soft_end_conference_on_exit": False,
-        "whisper_call_control_ids": [],
+        "whisper_call_control_ids": whisper_to or [],
         "label": p.caller_id_name or None,
         "created_at": iso(created),
         "updated_at": iso(updated),

@@ -16,7 +16,9 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ....adapters.http_api import SERVICE, account_of
+from ....adapters.media_fetch import MediaFetchError
 from ....call.callcontrol import CallControlError, CallInfo
+from ....call.dialed_calls import DialedCall
 from ....config import TrunkConfig
 from ....control.errors import ControlError
 from ....control.model import OPEN_STATUSES, Action, Conference, ParticipantView
@@ -25,7 +27,7 @@ from .. import validation as v
 from .. import views
 from ....recording.service import RecordingService
 from ..commands import CommandLog
-from ..dial import parse_dial
+from ..dial import dial_webhooks, parse_dial
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Our ControlError statuses -> (HTTP status, Telnyx code)
 _MAP = {400: (422, "10015"), 401: (401, "10009"), 403: (403, "10010"), 404: (404, "10005"),
         409: (422, "10015"), 413: (413, "10015"), 429: (429, "10011")}
-NOT_IN_BRIDGE = ("leave", "play", "stop", "speak", "send_dtmf", "gather_using_audio")
+NOT_IN_BRIDGE = ("leave", "speak", "send_dtmf", "gather_using_audio")
 
 
 class CallControlPort(Protocol):
@@ -45,7 +47,17 @@ class CallControlPort(Protocol):
     def call_info(self, ccid: str, account: str) -> CallInfo: ...
 
     def dial_call(self, conf: Conference, number: str, role: str, muted: bool, trunk: TrunkConfig,
-                  timeout_s: float) -> ParticipantView: ...
+                  timeout_s: float, watch: DialedCall | None = None) -> ParticipantView: ...
+
+    async def fetch_audio(self, url: str) -> None: ...
+
+    def whisper(self, conf_id: str, participant_id: str, targets: list[str] | None) -> bool: ...
+
+    async def play(self, conf_id: str, location: str, media: str, loops: int | None) -> bool: ...
+
+    def stop_playback(self, conf_id: str) -> bool: ...
+
+    def whispers(self, conf_id: str) -> dict[str, list[str]]: ...
 
 
 _CALL_ERRORS = {"not_found": "10005", "already_answered": "90018", "not_answered": "90018",
@@ -131,7 +143,8 @@ class TelnyxRoutes:
         for name, handler in (("join", self.join), ("mute", self.mute), ("unmute", self.unmute), ("hold", self.hold),
                               ("unhold", self.unhold), ("update", self.update), ("end", self.end),
                               ("record_start", self.record_start), ("record_stop", self.record_stop),
-                              ("record_pause", self.record_pause), ("record_resume", self.record_resume)):
+                              ("record_pause", self.record_pause), ("record_resume", self.record_resume),
+                              ("play", self.play), ("stop", self.stop)):
             app.router.add_post(f"{one}/actions/{name}", w(handler))
         for name in NOT_IN_BRIDGE:
             app.router.add_post(f"{one}/actions/{name}", w(self.unsupported))
@@ -182,6 +195,7 @@ class TelnyxRoutes:
                                 "call_control_id")
         if call.conference_id:
             raise v.TelnyxError(422, "90018", f"the call is already in {call.conference_id}", "call_control_id")
+        await self._prefetch(spec.settings.get("hold_audio_url"), "hold_audio_url")
         settings = {**spec.settings, "webhook_url": call.webhook_url}
         if call.webhook_failover_url:
             settings["webhook_failover_url"] = call.webhook_failover_url
@@ -213,7 +227,8 @@ class TelnyxRoutes:
         if spec.conference_id is None and not named:
             raise v.invalid("conference_config/conference_name", "no open conference with that name")
         conf = svc.get_owned(account, spec.conference_id) if spec.conference_id is not None else named[0]
-        person = self.calls.dial_call(conf, spec.to, spec.role, spec.muted, trunk, spec.timeout_s)
+        watch = dial_webhooks(spec, account, svc.config, time.time())
+        person = self.calls.dial_call(conf, spec.to, spec.role, spec.muted, trunk, spec.timeout_s, watch)
         self.commands.record(account, "dial", spec.command_id, time.monotonic(), person.participant_id)
         return web.json_response({"data": views.dialled_call(person.participant_id)})
 
@@ -257,12 +272,15 @@ class TelnyxRoutes:
         filters = v.parse_filters(request.query, ("muted", "on_hold", "whispering"))
         number, size = v.parse_page(request.query)
         conf = self._conf(request, account)
-        items = [views.participant(conf, p) for p in self._svc(request).participants(account, conf.id)]
+        whispers = self.calls.whispers(conf.id) if self.calls is not None else {}
+        items = [views.participant(conf, p, whispers.get(p.participant_id))
+                 for p in self._svc(request).participants(account, conf.id)]
         for key in ("muted", "on_hold"):
             want = v.bool_filter(key, filters.get(key))
             items = [i for i in items if want is None or i[key] == want]
-        if v.bool_filter("whispering", filters.get("whispering")) is True:
-            items = []  # nobody whispers on this bridge
+        whispering = v.bool_filter("whispering", filters.get("whispering"))
+        if whispering is not None:
+            items = [i for i in items if bool(i["whisper_call_control_ids"]) == whispering]
         return web.json_response(views.page(items, number, size))
 
     async def participant(self, request: web.Request) -> web.Response:
@@ -272,7 +290,8 @@ class TelnyxRoutes:
         found = next((p for p in self._svc(request).participants(account, conf.id) if p.participant_id == pid), None)
         if found is None:
             raise v.TelnyxError(404, "10005", "participant not found in this conference")
-        return web.json_response({"data": views.participant(conf, found)})
+        whispers = self.calls.whispers(conf.id) if self.calls is not None else {}
+        return web.json_response({"data": views.participant(conf, found, whispers.get(pid))})
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -288,8 +307,10 @@ class TelnyxRoutes:
             raise v.TelnyxError(422, "10005", f"not in this conference: {', '.join(unknown[:5])}", field)
         return ids
 
-    async def _command(self, request: web.Request, run: Callable[[str, Conference, dict[str, Any]], None]) -> web.Response:
-        """Run an action once per ``command_id`` (60 s); a repeat answers ok and does nothing."""
+    async def _command(self, request: web.Request, run: Callable[[str, Conference, dict[str, Any]], None],
+                       audio: Callable[[dict[str, Any]], str | None] | None = None) -> web.Response:
+        """Run an action once per ``command_id`` (60 s); a repeat answers ok and does nothing.
+        ``audio(body)``: the body checked, the audio URL it names (fetched before ``run``)."""
         account = account_of(request)
         conf = self._conf(request, account)
         body = await _body(request)
@@ -297,10 +318,27 @@ class TelnyxRoutes:
         if self.commands.seen(account, conf.id, cid, time.monotonic()):
             log.info("%s: command_id %s repeated within 60 s; ignored", conf.id, cid)
             return web.json_response(views.command_ok())
+        if audio is not None:
+            await self._prefetch(audio(body), "audio_url")
         run(account, conf, body)
         self.commands.record(account, conf.id, cid, time.monotonic())
         await _stored(self._svc(request))
         return web.json_response(views.command_ok())
+
+    async def _prefetch(self, url: object, field: str) -> None:
+        """Audio named by URL is fetched (and checked) before the command runs: what cannot be
+        fetched or decoded is a 422 now rather than silence later."""
+        if self.calls is None or not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return
+        try:
+            await self.calls.fetch_audio(url)
+        except MediaFetchError as err:
+            raise v.invalid(field, str(err)) from None
+
+    def _whisper(self, conf: Conference, pid: str, targets: list[str] | None) -> None:
+        if self.calls is None or not self.calls.whisper(conf.id, pid, targets):
+            if targets:
+                raise v.TelnyxError(422, "90018", "whisper needs a live conference", "supervisor_role")
 
     def _act_all(self, request: web.Request, account: str, conf: Conference, ids: list[str], action: Action) -> None:
         for pid in ids:
@@ -310,8 +348,13 @@ class TelnyxRoutes:
         def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
             spec = v.parse_join(body)
             self._call(spec.call_control_id, account, "call_control_id")
+            present = self._in_conference(request, account, conf)
+            if spec.whisper_to:
+                self._targets(present, spec.whisper_to, "whisper_call_control_ids")
             self._call_command("join", spec.call_control_id, account, "call_control_id", conf_id=conf.id,
                                role=spec.role, muted=spec.muted, client_state=spec.client_state)
+            if spec.whisper_to:
+                self._whisper(conf, spec.call_control_id, spec.whisper_to)
         return await self._command(request, run)
 
     async def mute(self, request: web.Request) -> web.Response:
@@ -332,7 +375,7 @@ class TelnyxRoutes:
             targets = self._targets(self._in_conference(request, account, conf), ids, "call_control_ids")
             for pid in targets:
                 self._svc(request).hold(account, conf.id, pid, True, music)
-        return await self._command(request, run)
+        return await self._command(request, run, lambda body: v.parse_hold(body)[1])
 
     async def unhold(self, request: web.Request) -> web.Response:
         def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
@@ -344,8 +387,45 @@ class TelnyxRoutes:
     async def update(self, request: web.Request) -> web.Response:
         def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
             spec = v.parse_update(body)
-            self._targets(self._in_conference(request, account, conf), [spec.call_control_id], "call_control_id")
+            present = self._in_conference(request, account, conf)
+            self._targets(present, [spec.call_control_id], "call_control_id")
+            if spec.whisper_to:
+                self._targets(present, spec.whisper_to, "whisper_call_control_ids")
             self._act_all(request, account, conf, [spec.call_control_id], "mute" if spec.muted else "unmute")
+            self._whisper(conf, spec.call_control_id, spec.whisper_to)
+        return await self._command(request, run)
+
+    async def play(self, request: web.Request) -> web.Response:
+        """``play``: audio into the whole conference (see bridge/call/conference_playback.py)."""
+        account = account_of(request)
+        conf = self._conf(request, account)
+        body = await _body(request)
+        cid = v.command_id(body)
+        if self.commands.seen(account, conf.id, cid, time.monotonic()):
+            return web.json_response(views.command_ok())
+        spec = v.parse_play(body)
+        if self.calls is None:
+            raise v.TelnyxError(422, "90061", "playback is not available on this bridge")
+        location = spec.location
+        if not spec.is_url:
+            found = self._svc(request).media_path(account, spec.location)
+            if found is None:
+                raise v.invalid("media_name", f"no such media: {spec.location}")
+            location = found
+        try:
+            played = await self.calls.play(conf.id, location, spec.location, spec.loops)
+        except MediaFetchError as err:
+            raise v.invalid("audio_url", str(err)) from None
+        if not played:
+            raise v.TelnyxError(422, "90018", "nobody is in the conference to hear it")
+        self.commands.record(account, conf.id, cid, time.monotonic())
+        return web.json_response(views.command_ok())
+
+    async def stop(self, request: web.Request) -> web.Response:
+        def run(account: str, conf: Conference, body: dict[str, Any]) -> None:
+            v.parse_stop(body)
+            if self.calls is None or not self.calls.stop_playback(conf.id):
+                raise v.TelnyxError(422, "90018", "nothing is playing in this conference")
         return await self._command(request, run)
 
     async def end(self, request: web.Request) -> web.Response:
