@@ -90,7 +90,7 @@ class SrtpContext:
     Counters: ``rx_dropped`` (failed authentication, replay, too short), ``tx_errors``.
     """
 
-    __slots__ = ("_tx", "_rx", "rx_dropped", "tx_errors")
+    __slots__ = ("_rx", "_tx", "rx_dropped", "tx_errors")
 
     def __init__(self, keys: SrtpKeys) -> None:
         tx = pylibsrtp.Policy(key=keys.local_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)

@@ -24,7 +24,7 @@ def self_signed(directory: Path, ip: str = "127.0.0.1") -> CertFiles:
     """A self-signed certificate for ``ip`` (and localhost), valid for a day."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tutti-bridge test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())

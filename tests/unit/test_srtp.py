@@ -60,8 +60,8 @@ def test_crypto_line_parsing() -> None:
     line = parse_crypto(f"1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31")
     assert line.tag == 1 and len(line.key) == 30
     for bad in (f"1 AES_CM_128_HMAC_SHA1_32 inline:{key}", f"1 AES_CM_128_HMAC_SHA1_80 inline:{key[:-4]}",
-                f"1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|1:4", f"1 AES_CM_128_HMAC_SHA1_80 inline:{key} "
-                "UNENCRYPTED_SRTP", "x AES_CM_128_HMAC_SHA1_80 inline:abc", "1 AES_CM_128_HMAC_SHA1_80 inline:!!"):
+                f"1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|1:4",
+                f"1 AES_CM_128_HMAC_SHA1_80 inline:{key} UNENCRYPTED_SRTP", "x AES_CM_128_HMAC_SHA1_80 inline:abc", "1 AES_CM_128_HMAC_SHA1_80 inline:!!"):
         with pytest.raises(CryptoError):
             parse_crypto(bad)
 
