@@ -248,6 +248,7 @@ class LegSockets:
         self.srtp: SrtpContext | None = None
         self._rtcp_reader: SocketReader | None = None
         self._rtp_reader: SocketReader | None = None
+        self._srtp_session: Any = None      # whose ``foreign`` counter SRTP failures add to
 
     def bind(self, loop: asyncio.AbstractEventLoop, on_rtp: Callback, on_rtcp: Callback) -> int:
         """Take a port pair and start receiving; returns the RTP port. Synchronous, so the
@@ -317,12 +318,15 @@ class LegSockets:
             clear = ctx.unprotect_rtcp(data) if rtcp else ctx.unprotect(data)
             if clear is not None:
                 deliver(clear, addr)
+            elif self._srtp_session is not None:    # metrics: tutti_rtp_dropped_packets{reason="foreign"}
+                self._srtp_session.foreign += 1
         return receive
 
     def room_port(self, session: Any, steady_rx: bool, srtp: SrtpKeys | None = None) -> LegPort:
         """The port a room pops this leg's frames from and packetises into. An SRTP leg never
         joins a lane: lanes parse and build raw RTP headers straight at the socket."""
         self.set_srtp(srtp)
+        self._srtp_session = session if self.srtp is not None else None
         return LegPort(session, self, rx_lane=steady_rx and self.srtp is None)
 
     def rtp_sender(self) -> Callable[[bytes, tuple[str, int]], Any] | None:

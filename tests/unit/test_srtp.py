@@ -7,6 +7,7 @@ import base64
 import socket
 import struct
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -146,7 +147,8 @@ def test_leg_sockets_unprotect_before_delivery_and_protect_sends(ports: PeerPort
         port = legs.bind(loop, lambda data, addr: got.append(data), lambda data, addr: None)
         ours, theirs = new_key(), new_key()
         far = SrtpContext(SrtpKeys(1, theirs, ours))
-        room = legs.room_port(object(), steady_rx=True, srtp=SrtpKeys(1, ours, theirs))
+        session = SimpleNamespace(foreign=0)
+        room = legs.room_port(session, steady_rx=True, srtp=SrtpKeys(1, ours, theirs))
         assert room.srtp and not room.steady_rx and LegPort.rx_lane([room]) is None
         assert LegPort.tx_lane([room]) is None
         peer.bind(("127.0.0.1", 0))
@@ -162,7 +164,7 @@ def test_leg_sockets_unprotect_before_delivery_and_protect_sends(ports: PeerPort
             receiver.drain()
             time.sleep(0.01)
         assert got == [_rtp(1)]
-        assert legs.srtp is not None and legs.srtp.rx_dropped == 2
+        assert legs.srtp is not None and legs.srtp.rx_dropped == 2 and session.foreign == 2
         legs.send_rtp(_rtp(5), peer.getsockname())
         peer.settimeout(2)
         wire, _ = peer.recvfrom(2048)
