@@ -4,6 +4,8 @@ offers with 488 and a Warning that says why."""
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
 import ssl
 import time
@@ -37,12 +39,12 @@ def _tls_phone(name: str, tmp_path: Path, ports: PortAllocator, cert: CertFiles,
                    extra_account_params=f";mediaenc={mediaenc}" if mediaenc else "")
 
 
-def _invite(sip_port: int, proto: str, tls_port: int, cert: CertFiles) -> bytes:
+def _invite(proto: str, tls_port: int, cert: CertFiles, scheme: str = "sip", crypto: str = "") -> bytes:
     """One INVITE over TLS from a Python client that verifies the bridge's certificate."""
     sdp = (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-           f"m=audio 40000 {proto} 0\r\na=rtpmap:0 PCMU/8000\r\n").encode()
+           f"m=audio 40000 {proto} 0\r\na=rtpmap:0 PCMU/8000\r\n{crypto}").encode()
     call_id = uuid.uuid4().hex
-    head = (f"INVITE sip:room1@127.0.0.1:{tls_port};transport=tls SIP/2.0\r\n"
+    head = (f"INVITE {scheme}:room1@127.0.0.1:{tls_port};transport=tls SIP/2.0\r\n"
             f"Via: SIP/2.0/TLS 127.0.0.1:5099;branch=z9hG4bK{call_id[:12]};rport\r\n"
             f"Max-Forwards: 70\r\nFrom: <sip:py@127.0.0.1>;tag=a1\r\nTo: <sip:room1@127.0.0.1>\r\n"
             f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:py@127.0.0.1:5099;transport=tls>\r\n"
@@ -68,11 +70,18 @@ def test_srtp_required_refuses_plain_offers_with_488(
     cert = self_signed(tmp_path / "tls")
     bridge, tls_port = _bridge(bridge_factory, ports, cert, "required")
     # A Python TLS client that verifies the certificate: the plain offer's 488 says why.
-    reply = _invite(bridge.sip_port, "RTP/AVP", tls_port, cert)
+    reply = _invite("RTP/AVP", tls_port, cert)
     reply = reply[reply.index(b"SIP/2.0 4"):]
     assert reply.startswith(b"SIP/2.0 488"), reply[:200]
     assert b"Warning: 302" in reply and b"SRTP required" in reply, reply
     assert b"SIP/2.0/TLS" in reply
+    # The same client offering SRTP (sips: URI) is answered with RTP/SAVP and a key of our own.
+    key = "a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:" + base64.b64encode(os.urandom(30)).decode() + "\r\n"
+    ok = _invite("RTP/SAVP", tls_port, cert, scheme="sips", crypto=key)
+    ok = ok[ok.index(b"SIP/2.0 2"):]
+    assert b"m=audio" in ok and b" RTP/SAVP 0" in ok, ok
+    assert b"a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:" in ok and key.encode()[9:] not in ok, ok
+    assert f"127.0.0.1:{tls_port};transport=tls>".encode() in ok, ok     # Contact: the TLS listener
     # A real plain-RTP softphone over UDP is refused the same way.
     plain = Baresip("plain", tmp_path, ports.baresip())
     with plain:
