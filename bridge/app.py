@@ -23,7 +23,7 @@ from bridge.adapters.invite_routes import invite_routes
 from bridge.adapters.media_clock import MediaClock
 from bridge.adapters.resources import admission_limits, call_capacity, pin_limits, raise_fd_limit
 from bridge.adapters.rtp_transport import PortAllocator
-from bridge.adapters.sip_transport import SipTransport
+from bridge.adapters.sip_transport import SipTransport, server_tls_context
 from bridge.adapters.storage import ConferenceStore
 from bridge.adapters.call_io import CallAdapter, TickStats
 from bridge.config import Config, ConfigError
@@ -139,6 +139,10 @@ class BridgeApp:
         self._wire_ops(loop)
 
         await self.sip.start(cfg.sip.host, cfg.sip.port, cfg.sip.transports)
+        if cfg.sip.tls is not None:
+            self.endpoint.tls_port = cfg.sip.tls.port
+            await self.sip.start_tls(cfg.sip.host, cfg.sip.tls.port,
+                                     server_tls_context(cfg.sip.tls.cert, cfg.sip.tls.key))
         routes = [self.webhooks.add_routes, self.recordings.add_routes, self._ops_routes,
                   reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens()),
                   add_freeclimb_routes,                                  # /freeclimb/apiserver

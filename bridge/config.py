@@ -29,6 +29,12 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsConfig(_Frozen):
+    port: int = Field(default=5061, ge=1, le=65535)
+    cert: str            # PEM certificate chain
+    key: str             # PEM private key
+
+
 class SipConfig(_Frozen):
     host: str = "0.0.0.0"
     port: int = Field(default=5060, ge=1, le=65535)
@@ -42,6 +48,11 @@ class SipConfig(_Frozen):
     # Ring (180) for this long before answering: callers hear ringback, and a
     # caller who hangs up in that time never reaches the room (CANCEL -> 487).
     answer_delay_ms: int = Field(default=0, ge=0, le=30000)
+    # SRTP with SDES keys (README "Security") for calls in: off (RTP/SAVP offers get 488),
+    # optional (SRTP when the offer has a=crypto), required (a plain offer gets 488).
+    srtp: Literal["off", "optional", "required"] = "off"
+    # SIP over TLS listener (README "Security"): off unless cert and key are given.
+    tls: "TlsConfig | None" = None
 
 
 class RtpConfig(_Frozen):

@@ -37,6 +37,7 @@ from bridge.control.errors import ControlError
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
 from bridge.recording.control import RecordingSetup
+from bridge.rtp.srtp import SrtpKeys
 from bridge.sip.endpoint import SipEndpoint
 from bridge.webhooks.routing import telnyx_destination
 
@@ -52,9 +53,9 @@ class _CountedSockets(LegSockets):
         self._on_close = on_close
         self._session: Any = None
 
-    def room_port(self, session: Any, steady_rx: bool) -> Any:
+    def room_port(self, session: Any, steady_rx: bool, srtp: SrtpKeys | None = None) -> Any:
         self._session = session
-        return super().room_port(session, steady_rx)
+        return super().room_port(session, steady_rx, srtp)
 
     def close(self) -> None:
         session, self._session = self._session, None

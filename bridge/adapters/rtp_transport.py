@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridge.rtp.lanes import NOWHERE, RxLane, TxLane
+from bridge.rtp.srtp import SrtpContext, SrtpKeys
 
 log = logging.getLogger("bridge.rtp")
 
@@ -243,6 +244,11 @@ class LegSockets:
         self._send_rtp: Callable[[bytes, tuple[str, int]], Any] | None = None
         self._send_rtcp: Callable[[bytes, tuple[str, int]], Any] | None = None
         self._attaching: asyncio.Task[None] | None = None
+        # SRTP (bridge/rtp/srtp.py): unprotect wraps the receive callbacks, protect the sends.
+        self.srtp: SrtpContext | None = None
+        self._rtcp_reader: SocketReader | None = None
+        self._rtp_reader: SocketReader | None = None
+        self._srtp_session: Any = None      # whose ``foreign`` counter SRTP failures add to
 
     def bind(self, loop: asyncio.AbstractEventLoop, on_rtp: Callback, on_rtcp: Callback) -> int:
         """Take a port pair and start receiving; returns the RTP port. Synchronous, so the
@@ -253,8 +259,9 @@ class LegSockets:
         self._socks = (rtp_sock, rtcp_sock)
         self._send_rtp, self._send_rtcp = rtp_sock.sendto, rtcp_sock.sendto
         if RECV_MODE == "tick" and self.receiver is not None:
-            self.batched = self.receiver.add(rtp_sock, on_rtp)
-            loop.add_reader(rtcp_sock.fileno(), _reader(rtcp_sock, on_rtcp))
+            self.batched = self._rtp_reader = self.receiver.add(rtp_sock, on_rtp)
+            self._rtcp_reader = SocketReader(rtcp_sock, on_rtcp)
+            loop.add_reader(rtcp_sock.fileno(), self._rtcp_reader.read)
         elif RECV_MODE in ("reader", "drain", "tick"):
             make = _drainer if RECV_MODE == "drain" else _reader
             loop.add_reader(rtp_sock.fileno(), make(rtp_sock, on_rtp))
@@ -289,22 +296,66 @@ class LegSockets:
         if SEND_MODE == "transport":
             self._send_rtp, self._send_rtcp = rtp.sendto, rtcp.sendto
 
-    def room_port(self, session: Any, steady_rx: bool) -> LegPort:
-        """The port a room pops this leg's frames from and packetises into."""
-        return LegPort(session, self, rx_lane=steady_rx)
+    def set_srtp(self, keys: SrtpKeys | None) -> None:
+        """Make this an SRTP leg (new keys on a re-offer replace the old). Every datagram is
+        unprotected before anything parses it; one that fails is dropped and counted
+        (``srtp.rx_dropped``), like a stranger's packet. Only the tick receive mode."""
+        if keys is None:
+            return
+        if self._rtp_reader is None or self._rtcp_reader is None:
+            raise RuntimeError(f"SRTP needs TUTTI_RTP_RECV=tick, not {RECV_MODE!r}")
+        first = self.srtp is None
+        self.srtp = SrtpContext(keys)
+        if first:
+            self._rtp_reader.on_datagram = self._unprotecting(self._rtp_reader.on_datagram, rtcp=False)
+            self._rtcp_reader.on_datagram = self._unprotecting(self._rtcp_reader.on_datagram, rtcp=True)
+
+    def _unprotecting(self, deliver: Callback, rtcp: bool) -> Callback:
+        def receive(data: bytes, addr: tuple[Any, ...]) -> None:
+            ctx = self.srtp
+            if ctx is None:
+                return
+            clear = ctx.unprotect_rtcp(data) if rtcp else ctx.unprotect(data)
+            if clear is not None:
+                deliver(clear, addr)
+            elif self._srtp_session is not None:    # metrics: tutti_rtp_dropped_packets{reason="foreign"}
+                self._srtp_session.foreign += 1
+        return receive
+
+    def room_port(self, session: Any, steady_rx: bool, srtp: SrtpKeys | None = None) -> LegPort:
+        """The port a room pops this leg's frames from and packetises into. An SRTP leg never
+        joins a lane: lanes parse and build raw RTP headers straight at the socket."""
+        self.set_srtp(srtp)
+        self._srtp_session = session if self.srtp is not None else None
+        return LegPort(session, self, rx_lane=steady_rx and self.srtp is None)
 
     def rtp_sender(self) -> Callable[[bytes, tuple[str, int]], Any] | None:
-        """The RTP socket's send function (None before ``open``)."""
-        return self._send_rtp
+        """The RTP socket's send function (None before ``open``); SRTP legs protect first."""
+        send = self._send_rtp
+        if self.srtp is None or send is None:
+            return send
+
+        def protected(data: bytes, addr: tuple[str, int]) -> Any:
+            ctx = self.srtp
+            packet = ctx.protect(data) if ctx is not None else None
+            if packet is not None:
+                send(packet, addr)
+        return protected
 
     def send_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self._send_rtp is not None:
+        send = self.rtp_sender()
+        if send is not None:
             try:
-                self._send_rtp(data, addr)
+                send(data, addr)
             except OSError:  # kernel buffer full or the peer's ICMP error: drop, RTP is real-time
                 pass
 
     def send_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.srtp is not None:
+            protected = self.srtp.protect_rtcp(data)
+            if protected is None:
+                return
+            data = protected
         if self._send_rtcp is not None:
             try:
                 self._send_rtcp(data, addr)
@@ -345,11 +396,12 @@ class LegPort:
     every packet); ``TUTTI_RTP_LANES=0`` turns both lanes off.
     """
 
-    __slots__ = ("session", "steady_rx", "_rx", "_recheck", "_sendto")
+    __slots__ = ("session", "steady_rx", "srtp", "_rx", "_recheck", "_sendto")
 
     def __init__(self, session: Any, sockets: LegSockets, *, rx_lane: bool = True) -> None:
         self.session = session          # bridge.rtp.session.RtpSession
         self.steady_rx = rx_lane
+        self.srtp = sockets.srtp is not None     # never in a lane, either way
         self._rx = sockets.batched      # None outside the tick receive mode
         self._recheck = sockets.receiver.mark_ready if sockets.receiver is not None else None
         # The open socket's own send (a closed socket's raises EBADF, dropped like EAGAIN).
@@ -358,7 +410,8 @@ class LegPort:
     @staticmethod
     def rx_lane(ports: Sequence[LegPort]) -> RxLane | None:
         readers = [port._rx for port in ports]
-        if not LANES or not all(port.steady_rx for port in ports) or any(rx is None for rx in readers):
+        if (not LANES or not all(port.steady_rx and not port.srtp for port in ports)
+                or any(rx is None for rx in readers)):
             return None
         recheck = ports[0]._recheck if ports else None
         return RxLane([port.session for port in ports], readers,  # type: ignore[arg-type]
@@ -366,7 +419,7 @@ class LegPort:
 
     @staticmethod
     def tx_lane(ports: Sequence[LegPort]) -> TxLane | None:
-        if not LANES:
+        if not LANES or any(port.srtp for port in ports):   # lanes send raw RTP: no SRTP leg
             return None
         return TxLane([port.session for port in ports], [port._sendto for port in ports])
 

@@ -1,8 +1,11 @@
-"""asyncio adapter for the sans-IO SIP endpoint: UDP and TCP listeners.
+"""asyncio adapter for the sans-IO SIP endpoint: UDP, TCP and TLS listeners.
 
 The adapter only moves bytes: datagrams and framed TCP messages go into
 ``SipEndpoint.receive``; after every input it transmits what the endpoint
 queued and re-arms the single endpoint timer. Events are handed to a callback.
+SIP over TLS (RFC 3261 §26, ``sip.tls`` in config.yaml) is the TCP path with the
+stdlib's ``ssl`` underneath: same framing, flows marked ``tls`` so Via and Contact
+say so, and replies go back on the caller's connection.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bridge.sip.admission import Drop, SipGate
 from bridge.sip.endpoint import Flow, SipEndpoint
@@ -47,9 +51,19 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("SIP UDP error: %s", exc)
 
 
+def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """TLS 1.2+ server context from PEM files (the chain in ``cert``). Clients are not asked
+    for certificates: SIP callers authenticate by PIN, not by TLS."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 class _TcpProtocol(asyncio.Protocol):
-    def __init__(self, owner: "SipTransport") -> None:
+    def __init__(self, owner: "SipTransport", kind: Literal["tcp", "tls"] = "tcp") -> None:
         self.owner = owner
+        self.kind: Literal["tcp", "tls"] = kind
         self.framer = StreamFramer()
         self.conn_id = next(owner._conn_ids)
         self.transport: asyncio.Transport | None = None
@@ -70,7 +84,7 @@ class _TcpProtocol(asyncio.Protocol):
                 self.transport.close()
             return
         for message in messages:
-            self.owner.feed(message, Flow("tcp", self.peer, self.conn_id))
+            self.owner.feed(message, Flow(self.kind, self.peer, self.conn_id))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._tcp_conns.pop(self.conn_id, None)
@@ -96,6 +110,7 @@ class SipTransport:
         self.loop = loop or asyncio.get_event_loop()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.base_events.Server | None = None
+        self._tls_server: asyncio.base_events.Server | None = None
         self._tcp_conns: dict[int, _TcpProtocol] = {}
         self._conn_ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
@@ -111,6 +126,13 @@ class SipTransport:
             self._tcp_server = await self.loop.create_server(
                 lambda: _TcpProtocol(self), host=host, port=port, reuse_address=True
             )
+
+    async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> None:
+        """The TLS listener (off unless ``sip.tls`` is configured)."""
+        self._tls_server = await self.loop.create_server(
+            lambda: _TcpProtocol(self, "tls"), host=host, port=port, reuse_address=True, ssl=context,
+            ssl_handshake_timeout=10,
+        )
 
     def bound(self, transports: tuple[str, ...]) -> list[str]:
         """Which of ``transports`` are not listening (readiness); empty when all are."""
@@ -163,15 +185,18 @@ class SipTransport:
             if conn is not None and conn.transport is not None and not conn.transport.is_closing():
                 conn.transport.write(out.data)
             else:
-                # The caller's connection is gone; open a new one (RFC 3261 §18.2.2).
-                self.loop.create_task(self._send_new_tcp(out.data, flow.remote))
+                # The caller's connection is gone; open a new one (RFC 3261 §18.2.2). Over TLS the
+                # peer's certificate must verify against the system's CAs.
+                self.loop.create_task(self._send_new_tcp(out.data, flow.remote, flow.transport == "tls"))
 
-    async def _send_new_tcp(self, data: bytes, remote: tuple[str, int]) -> None:
+    async def _send_new_tcp(self, data: bytes, remote: tuple[str, int], tls: bool = False) -> None:
         try:
-            _, proto = await self.loop.create_connection(lambda: _TcpProtocol(self), remote[0], remote[1])
+            _, proto = await self.loop.create_connection(
+                lambda: _TcpProtocol(self, "tls" if tls else "tcp"), remote[0], remote[1],
+                ssl=ssl.create_default_context() if tls else None)
             assert proto.transport is not None
             proto.transport.write(data)
-        except OSError as exc:
+        except (OSError, ssl.SSLError) as exc:
             log.info("cannot open SIP TCP connection to %s: %s", remote, exc)
 
     def _arm(self) -> None:
@@ -196,8 +221,9 @@ class SipTransport:
             self._timer.cancel()
         if self._udp is not None:
             self._udp.close()
-        if self._tcp_server is not None:
-            self._tcp_server.close()
+        for server in (self._tcp_server, self._tls_server):
+            if server is not None:
+                server.close()
         for conn in list(self._tcp_conns.values()):
             if conn.transport is not None:
                 conn.transport.close()

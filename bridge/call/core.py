@@ -27,7 +27,7 @@ from bridge.call.browser import BrowserSeats
 from bridge.call.callcontrol import CallControl
 from bridge.call.dialout import DialOut, DialOutError
 from bridge.call.leg import Leg, advertised_host, inband_digits, leg_housekeeping, parse_info_dtmf, rtp_remote
-from bridge.call.leg import encoder_options, jitter_min_ms, usable, warning_header
+from bridge.call.leg import encoder_options, jitter_min_ms, negotiate, our_offer, usable, warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
@@ -40,7 +40,7 @@ from bridge.media.dtmf_detect import InbandDtmfDetector
 from bridge.media.room import LegFailed
 from bridge.recording.control import RecordingSetup
 from bridge.rtp.session import RtpSession
-from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer, answer_offer, build_offer
+from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer
 from bridge.sip import endpoint as sipev
 from bridge.sip.endpoint import Call, SipEndpoint
 from bridge.sip.events import CallAnswered, CallFailed, CallProgress
@@ -165,12 +165,11 @@ class CallCore:
 
     def _answer(self, leg: Leg) -> None:
         assert leg.transport is not None
-        call, port, host = leg.call, leg.transport.port, leg.advertised_host
+        call = leg.call
         leg.answer_due = None
         if leg.offer is not None:
             try:
-                media = usable(answer_offer(leg.offer, leg.codecs, host, port, leg.local_sdp_session,
-                                            leg.sdp_version))
+                media = negotiate(leg, leg.offer, leg.codecs, self.config.sip.srtp)
             except NegotiationError as err:
                 self._drop_leg(leg, "hangup")
                 self._reject(call, 488, "Not Acceptable Here", err.reason, err.warn_code)
@@ -178,7 +177,7 @@ class CallCore:
             self.endpoint.respond(call, 200, "OK", body=media.answer_sdp, now=self.now)
             self._start_media(leg, media, confirmed=False)
         else:
-            leg.pending_offer = build_offer(leg.codecs, host, port, leg.local_sdp_session, leg.sdp_version)
+            leg.pending_offer = our_offer(leg, leg.codecs, self.config.sip.srtp)
             self.endpoint.respond(call, 200, "OK", body=leg.pending_offer, now=self.now)
         leg.answered_at = self.now
 
@@ -227,7 +226,7 @@ class CallCore:
             leg.inband = InbandDtmfDetector(8000)
             leg.inband_decoder = make_decoder(media.codec)
         # In-band DTMF detection reads every packet in on_rtp, which a receive lane bypasses.
-        leg.room_port = leg.transport.room_port(leg.session, steady_rx=leg.inband is None)
+        leg.room_port = leg.transport.room_port(leg.session, steady_rx=leg.inband is None, srtp=media.srtp)
         log.info("%s answered (%s, codec %s/%d, rtp %s:%s)", leg.leg_id, leg.participant.caller_number,
                  media.codec, media.clock_rate, media.remote_host, media.remote_port, extra=leg.log_extra)
 
@@ -317,16 +316,15 @@ class CallCore:
             self.endpoint.respond(call, 481 if leg is None else 491, now=self.now)
             return
         live = self.rooms.get(leg.conf_id)
-        host, port = leg.advertised_host, leg.transport.port
         leg.sdp_version += 1
         codecs = self._codecs(live.conf if live else None)
         if offer is None:
             # Offer-less re-INVITE: we offer in the 200 and read the answer in the ACK.
-            leg.pending_offer = build_offer(codecs, host, port, leg.local_sdp_session, leg.sdp_version)
+            leg.pending_offer = our_offer(leg, codecs, self.config.sip.srtp)
             self.endpoint.respond(call, 200, "OK", body=leg.pending_offer, now=self.now)
             return
         try:
-            media = usable(answer_offer(offer, codecs, host, port, leg.local_sdp_session, leg.sdp_version))
+            media = negotiate(leg, offer, codecs, self.config.sip.srtp)
         except NegotiationError as err:
             self._reject(call, 488, "Not Acceptable Here", err.reason, err.warn_code)
             return
@@ -337,7 +335,8 @@ class CallCore:
     def _update_media(self, leg: Leg, media: NegotiatedMedia) -> None:
         old = leg.media
         leg.media = media
-        assert leg.session is not None
+        assert leg.session is not None and leg.transport is not None
+        leg.transport.set_srtp(media.srtp)      # a re-offer may bring new keys (RFC 4568 7.1.4)
         if leg.session.update_remote(**rtp_remote(media), now=self.now):
             self._allow_sending(leg)        # a new address: the reflection bound starts over
         room = self.lobby.room if leg.in_lobby else (

@@ -21,7 +21,7 @@ from bridge.control.participants import Participant
 from bridge.media.dtmf_detect import InbandDtmfDetector
 from bridge.rtp.packet import RtpError, RtpPacket
 from bridge.rtp.session import RtpSession
-from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError
+from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, answer_offer, build_offer
 from bridge.sip.endpoint import Call
 
 FRAME_MS = 20
@@ -84,6 +84,24 @@ def usable(media: NegotiatedMedia) -> NegotiatedMedia:
     if ":" in media.remote_host:
         raise NegotiationError("IPv6 media addresses are not supported by this bridge", 301)
     return media
+
+
+def negotiate(leg: Leg, offer: bytes, codecs: list[str], srtp: str) -> NegotiatedMedia:
+    """Our answer to an offer for this leg (its transport bound), under the SRTP policy."""
+    assert leg.transport is not None
+    media = usable(answer_offer(offer, codecs, leg.advertised_host, leg.transport.port, leg.local_sdp_session,
+                                leg.sdp_version, srtp=srtp))
+    if leg.media is not None and (media.srtp is None) != (leg.media.srtp is None):
+        # The room port was built for one or the other (an SRTP leg stays out of the lanes).
+        raise NegotiationError("switching SRTP on or off mid-call is not supported", 302)
+    return media
+
+
+def our_offer(leg: Leg, codecs: list[str], srtp: str) -> bytes:
+    """Our offer for this leg (late offer, offer-less re-INVITE) under the SRTP policy."""
+    assert leg.transport is not None
+    return build_offer(codecs, leg.advertised_host, leg.transport.port, leg.local_sdp_session, leg.sdp_version,
+                       srtp=srtp)
 
 
 def rtp_remote(media: NegotiatedMedia) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from bridge.control.model import Conference
 from bridge.media.ports import AudioSource
+from bridge.rtp.srtp import SrtpKeys
 
 Datagram = Callable[[bytes, tuple[Any, ...]], None]
 
@@ -26,8 +27,12 @@ class LegTransport(Protocol):
 
     def send_rtcp(self, data: bytes, addr: tuple[str, int]) -> None: ...
 
-    def room_port(self, session: Any, steady_rx: bool) -> Any:
-        """The port a room pops frames from and packetises into (``RtpPort``)."""
+    def set_srtp(self, keys: SrtpKeys | None) -> None:
+        """New SRTP keys for this leg after a re-offer (None: no change)."""
+
+    def room_port(self, session: Any, steady_rx: bool, srtp: SrtpKeys | None = None) -> Any:
+        """The port a room pops frames from and packetises into (``RtpPort``); with SRTP keys
+        its traffic is protected and it never joins a lane."""
 
     def close(self) -> None: ...
 

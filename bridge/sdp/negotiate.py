@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bridge.rtp import srtp as srtpmod
+
 from . import limits
 from .errors import NegotiationError
 from .model import (
@@ -33,7 +35,8 @@ _STATIC_PT = {"PCMU": 0, "PCMA": 8, "G722": 9}
 OPUS_OFFER_PT = 111
 # telephone-event PTs we offer, per clock rate.
 _DTMF_OFFER_PT = {8000: 101, 48000: 110}
-_AUDIO_PROTOS = ("RTP/AVP", "RTP/AVPF")
+_AUDIO_PROTOS = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
+_SECURE_PROTOS = ("RTP/SAVP", "RTP/SAVPF")
 _MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 # We mix and send mono; we also prefer to receive mono (stereo=0).
 OPUS_ANSWER_FMTP = "useinbandfec=1;stereo=0;sprop-stereo=0"
@@ -55,6 +58,7 @@ class NegotiatedMedia:
     on_hold: bool              # remote is sendonly/inactive or c=0.0.0.0: do not send
     answer_sdp: bytes          # our answer (b"" from accept_answer)
     remote_rtcp_port: int = 0  # a=rtcp if given, else remote_port + 1 (we never answer rtcp-mux)
+    srtp: srtpmod.SrtpKeys | None = None   # SDES keys when the stream is SRTP
 
 
 def _canonical(name: str) -> str | None:
@@ -121,6 +125,24 @@ def _usable_stream(m: MediaDescription) -> bool:
     return m.media == "audio" and m.port != 0 and m.proto.upper() in _AUDIO_PROTOS
 
 
+def _srtp_choice(m: MediaDescription, policy: str) -> tuple[srtpmod.CryptoLine | None, str | None]:
+    """(the offered crypto line we take, or None for plain RTP; reason the stream is refused).
+
+    RTP/SAVP needs a usable a=crypto; with ``required`` a plain RTP/AVP offer is refused;
+    with ``optional`` an RTP/AVP offer carrying a=crypto (RFC 8643 best effort) gets SRTP."""
+    secure = m.proto.upper() in _SECURE_PROTOS
+    crypto = srtpmod.pick_crypto([a.value or "" for a in m.attributes if a.name == "crypto"])
+    if secure and policy == "off":
+        return None, f"{m.proto} offered but SRTP is off here"
+    if secure and crypto is None:
+        return None, f"{m.proto} offered without a usable a=crypto ({srtpmod.SUITE} required)"
+    if not secure and policy == "required":
+        return None, f"SRTP required: offer is plain {m.proto} (offer RTP/SAVP with a=crypto {srtpmod.SUITE})"
+    if not secure and policy == "off":
+        return None, None
+    return crypto, None
+
+
 def _addrtype(host: str) -> str:
     return "IP6" if ":" in host else "IP4"
 
@@ -146,18 +168,22 @@ def _local_session(local_host: str, session_id: int, session_version: int) -> Se
 
 
 def answer_offer(offer: bytes, allowed: Sequence[str], local_host: str, local_port: int,
-                 session_id: int, session_version: int) -> NegotiatedMedia:
+                 session_id: int, session_version: int, srtp: str = "off") -> NegotiatedMedia:
     """Answer an offer. Raises NegotiationError (-> 488), or its subclass SdpError if the
     offer is not SDP at all (-> 400 if the caller wants to distinguish)."""
     sd = parse_sdp(offer)
     limits.check_session(sd)
     answer = _local_session(local_host, session_id, session_version)
     chosen: tuple[MediaDescription, str, int, RtpMap, tuple[int, int] | None] | None = None
+    keys: srtpmod.SrtpKeys | None = None
+    refused: str | None = None
     for m in sd.media:
         pick = None
+        crypto: srtpmod.CryptoLine | None = None
         if chosen is None and _usable_stream(m):
             limits.check_rtp_stream(m)
-            pick = _choose_codec(m, allowed)
+            crypto, refused = _srtp_choice(m, srtp)
+            pick = None if refused else _choose_codec(m, allowed)
         if pick is None:
             # RFC 3264 6: rejected streams keep their place, port 0, formats as offered.
             answer.media.append(MediaDescription(m.media, 0, m.proto, list(m.formats) or ["0"]))
@@ -169,7 +195,12 @@ def answer_offer(offer: bytes, allowed: Sequence[str], local_host: str, local_po
         formats = [str(pt)] + ([str(dtmf[0])] if dtmf else [])
         attrs = _audio_lines(codec, pt, dtmf)
         attrs += [Attribute("ptime", "20"), Attribute(direction)]
+        if crypto is not None:
+            keys = srtpmod.SrtpKeys(crypto.tag, srtpmod.new_key(), crypto.key)
+            attrs.append(Attribute("crypto", srtpmod.CryptoLine(crypto.tag, crypto.suite, keys.local_key).serialize()))
         answer.media.append(MediaDescription("audio", local_port, m.proto, formats, attributes=attrs))
+    if chosen is None and refused is not None:
+        raise NegotiationError(refused, 302)
     if chosen is None:
         offered = ", ".join(_offered_names(sd)) or "no audio stream"
         raise NegotiationError(f"no common codec: offered {offered[:200]}; allowed {', '.join(allowed)}", 305)
@@ -183,13 +214,14 @@ def answer_offer(offer: bytes, allowed: Sequence[str], local_host: str, local_po
         remote_host=host, remote_port=m.port, ptime=_ptime(sd, m, codec),
         offer_direction=direction,
         on_hold=direction in ("sendonly", "inactive") or null_hold,
-        answer_sdp=answer.serialize(), remote_rtcp_port=limits.rtcp_port(m),
+        answer_sdp=answer.serialize(), remote_rtcp_port=limits.rtcp_port(m), srtp=keys,
     )
 
 
 def build_offer(allowed: Sequence[str], local_host: str, local_port: int, session_id: int,
-                session_version: int, direction: str = "sendrecv") -> bytes:
-    """Our offer: allowed codecs in the room's order, telephone-event at 8000 (and 48000 for opus)."""
+                session_version: int, direction: str = "sendrecv", srtp: str = "off") -> bytes:
+    """Our offer: allowed codecs in the room's order, telephone-event at 8000 (and 48000 for opus).
+    SRTP ``required``: RTP/SAVP with our key; ``optional``: RTP/AVP with our key (RFC 8643)."""
     if direction not in _MIRROR:
         raise ValueError(f"bad direction {direction!r}")
     codecs = [c for c in (_canonical(a) for a in allowed) if c is not None]
@@ -208,8 +240,25 @@ def build_offer(allowed: Sequence[str], local_host: str, local_port: int, sessio
         formats.append(str(pt))
         attrs += [Attribute("rtpmap", f"{pt} telephone-event/{clock}"), Attribute("fmtp", f"{pt} 0-16")]
     attrs += [Attribute("ptime", "20"), Attribute(direction)]
-    sd.media.append(MediaDescription("audio", local_port, "RTP/AVP", formats, attributes=attrs))
+    if srtp != "off":
+        attrs.append(Attribute("crypto", srtpmod.CryptoLine(1, srtpmod.SUITE, srtpmod.new_key()).serialize()))
+    proto = "RTP/SAVP" if srtp == "required" else "RTP/AVP"
+    sd.media.append(MediaDescription("audio", local_port, proto, formats, attributes=attrs))
     return sd.serialize()
+
+
+def _answer_keys(offer_m: MediaDescription | None, m: MediaDescription) -> srtpmod.SrtpKeys | None:
+    """SRTP keys from our offer's a=crypto and the answer's (same tag). An offer with
+    RTP/SAVP needs a crypto answer; an RTP/AVP offer with crypto may be answered plain."""
+    ours = srtpmod.pick_crypto([a.value or "" for a in offer_m.attributes if a.name == "crypto"]) if offer_m else None
+    if ours is None:
+        return None
+    theirs = srtpmod.pick_crypto([a.value or "" for a in m.attributes if a.name == "crypto"])
+    if theirs is None or theirs.tag != ours.tag:
+        if offer_m is not None and offer_m.proto.upper() in _SECURE_PROTOS:
+            raise NegotiationError("answer to our RTP/SAVP offer has no usable a=crypto", 302)
+        return None
+    return srtpmod.SrtpKeys(ours.tag, ours.key, theirs.key)
 
 
 def accept_answer(our_offer: bytes, answer: bytes) -> NegotiatedMedia:
@@ -219,10 +268,12 @@ def accept_answer(our_offer: bytes, answer: bytes) -> NegotiatedMedia:
     limits.check_session(sd)
     offered = [c for m in offer_sd.media if m.media == "audio"
                for c in (_canonical(rm.encoding) for rm in m.rtpmaps().values()) if c is not None]
+    offer_audio = next((m for m in offer_sd.media if m.media == "audio"), None)
     for m in sd.media:
         if m.media != "audio" or m.port == 0:
             continue
         limits.check_rtp_stream(m)
+        keys = _answer_keys(offer_audio, m)
         pick = _choose_codec(m, offered)
         if pick is None:
             raise NegotiationError(
@@ -237,6 +288,6 @@ def accept_answer(our_offer: bytes, answer: bytes) -> NegotiatedMedia:
             dtmf_clock_rate=dtmf[1] if dtmf else None, remote_host=host, remote_port=m.port,
             ptime=_ptime(sd, m, codec), offer_direction=direction,
             on_hold=direction in ("sendonly", "inactive") or null_hold, answer_sdp=b"",
-            remote_rtcp_port=limits.rtcp_port(m),
+            remote_rtcp_port=limits.rtcp_port(m), srtp=keys,
         )
     raise NegotiationError("answer rejected the audio stream", 304)

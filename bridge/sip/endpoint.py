@@ -109,7 +109,7 @@ class SipEndpoint:
         rng: random.Random | None = None,
     ) -> None:
         self.contact_host = contact_host
-        self.contact_port = contact_port
+        self.contact_port, self.tls_port = contact_port, 0    # tls_port: the TLS listener's (app.py)
         self.user_agent = user_agent
         self.timers = TimerConfig(t1, t2, t4)
         self.supported = supported_extensions
@@ -260,16 +260,16 @@ class SipEndpoint:
 
     def _via_for(self, flow: Flow) -> tuple[str, str]:
         branch = "z9hG4bK" + self._new_token()
-        return branch, f"SIP/2.0/{flow.transport.upper()} {self._hostport()};branch={branch};rport"
+        return branch, f"SIP/2.0/{flow.transport.upper()} {self._hostport(flow.transport)};branch={branch};rport"
 
-    def _hostport(self) -> str:
+    def _hostport(self, transport: str = "udp") -> str:
         host = f"[{self.contact_host}]" if ":" in self.contact_host else self.contact_host
-        return f"{host}:{self.contact_port}"
+        return f"{host}:{self.tls_port if transport.lower() == 'tls' and self.tls_port else self.contact_port}"
 
     def _contact(self, via_transport: str) -> str:
         """Our Contact, naming the transport the peer used so it keeps using it in the dialog."""
         tp = via_transport.lower()
-        return f"<sip:{self._hostport()}{'' if tp == 'udp' else ';transport=' + tp}>"
+        return f"<sip:{self._hostport(tp)}{'' if tp == 'udp' else ';transport=' + tp}>"
 
     # ------------------------------------------------------------------ receive path
     def _receive(self, data: bytes, flow: Flow, now: float) -> None:

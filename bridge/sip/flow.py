@@ -13,7 +13,7 @@ Addr = tuple[str, int]
 
 @dataclass(frozen=True)
 class Flow:
-    transport: Literal["udp", "tcp"]
+    transport: Literal["udp", "tcp", "tls"]
     remote: Addr
     conn_id: int | None = None  # TCP connection id assigned by the adapter
 

@@ -92,7 +92,11 @@ class FakeTransport:
     def send_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
         pass
 
-    def room_port(self, session: Any, steady_rx: bool) -> FakePort:
+    def set_srtp(self, keys: Any) -> None:
+        self.srtp_keys = keys       # the SRTP itself is tested against real sockets
+
+    def room_port(self, session: Any, steady_rx: bool, srtp: Any = None) -> FakePort:
+        self.srtp_keys = srtp
         return FakePort(self, session)
 
     def close(self) -> None:

@@ -91,6 +91,8 @@ class Baresip:
         mic_seconds: float = 30.0,
         extra_config: dict[str, str] | None = None,
         extra_account_params: str = "",
+        extra_modules: tuple[str, ...] = (),
+        aor_params: str = "",
     ) -> None:
         self.name = name
         self.dir = Path(workdir) / f"baresip-{name}"
@@ -105,6 +107,8 @@ class Baresip:
         self._mic_seconds = mic_seconds
         self._extra_config = extra_config or {}
         self._extra_account = extra_account_params
+        self._extra_modules = extra_modules      # e.g. ("srtp",): SDES SRTP, account mediaenc=srtp-mand
+        self._aor_params = aor_params            # e.g. ";transport=tls": every request over TLS
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._reader: threading.Thread | None = None
@@ -150,7 +154,7 @@ class Baresip:
         }
         lines.update(self._extra_config)
         body = [f"{k:<20}{v}" for k, v in lines.items()]
-        for mod in ("g711", "g722", "opus", "aufile", "aubridge", "sndfile", "ctrl_tcp"):
+        for mod in ("g711", "g722", "opus", "aufile", "aubridge", "sndfile", "ctrl_tcp", *self._extra_modules):
             body.append(f"{'module':<20}{mod}.so")
         body += [f"{'module_tmp':<20}uuid.so", f"{'module_tmp':<20}account.so"]
         body.append(f"{'module_app':<20}menu.so")
@@ -159,7 +163,7 @@ class Baresip:
         if self.auto_answer:
             params += ";answermode=auto"
         params += self._extra_account
-        (self.dir / "accounts").write_text(f"<{self.aor}>{params}\n")
+        (self.dir / "accounts").write_text(f"<{self.aor}{self._aor_params}>{params}\n")
         (self.dir / "contacts").write_text("")
 
     def start(self, timeout: float = 5.0) -> Baresip:
