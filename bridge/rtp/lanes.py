@@ -20,13 +20,15 @@ the jitter buffer does in that state; the kernel socket queue is what holds it u
 
 The receive lane's effect is the object path's, field for field (tests/unit/test_lanes.py
 runs both side by side): same counters, same RFC 3550 jitter in the same float operations.
-Sockets are not touched here: the adapter passes in its readers and send functions.
+Sockets are not touched here: the adapter reads ahead into its readers before the tick and
+sends the queued ``SendGroup``s after it (bridge/adapters/rtp_transport.py).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -347,14 +349,40 @@ class RxLane:
 
 
 # -- send ---------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class SendGroup:
+    """One payload for many legs: the datagrams a send lane built (``rows[j]``, header and
+    payload) and where each goes (``targets``: row, address); ``deliver`` sends them."""
+    rows: list[memoryview]
+    senders: list[Sender | None]
+    targets: list[tuple[int, tuple[str, int]]]
+
+
+def deliver(group: SendGroup) -> int:
+    """Send every datagram of ``group`` through its leg's send function; the number sent."""
+    rows, senders = group.rows, group.senders
+    sent = 0
+    for j, addr in group.targets:
+        try:
+            senders[j](rows[j], addr)       # type: ignore[misc]  # targets have a sender
+            sent += 1
+        except OSError:     # kernel buffer full, the peer's ICMP error, or closed: RTP drops
+            pass
+    return sent
+
+
 class TxLane:
     """Outgoing RTP of a fixed list of sessions that send the same payload each tick (a room's
-    common stream): every header built at once, then one send call per leg."""
+    common stream): every header built at once. With an ``outbox`` (the socket adapter's) each
+    tick's ``SendGroup`` is queued there and sent by the adapter after the tick; without one,
+    ``send`` delivers it at once through the given send functions."""
 
-    def __init__(self, sessions: Sequence[RtpSession], senders: Sequence[Sender | None]) -> None:
+    def __init__(self, sessions: Sequence[RtpSession], senders: Sequence[Sender | None],
+                 outbox: list[SendGroup] | None = None) -> None:
         n = self.n = len(sessions)
         self.sessions = list(sessions)
         self.senders = list(senders)
+        self.outbox = outbox
         self.member = np.zeros(n, np.bool_)
         self.seq = np.zeros(n, np.uint16)
         self.ts = np.zeros(n, np.uint32)
@@ -432,13 +460,16 @@ class TxLane:
         self.ts[idx] += np.uint32(ticks & 0xFFFFFFFF)
         self.sent[idx] += 1
         self.octets[idx] += len(payload)
-        sessions, senders, rows = self.sessions, self.senders, self._rows
+        sessions, senders = self.sessions, self.senders
+        targets = []
         for j in (range(self.n) if not skip else idx.tolist()):
             addr = sessions[j].remote_addr
-            send = senders[j]
-            if addr is None or send is None or addr[0] in NOWHERE:
+            if addr is None or senders[j] is None or addr[0] in NOWHERE:
                 continue
-            try:
-                send(rows[j], addr)
-            except OSError:     # kernel buffer full, the peer's ICMP error, or closed: RTP drops
-                pass
+            targets.append((j, addr))
+        # A new buffer per layout only: the queued group is sent before the next tick builds.
+        group = SendGroup(self._rows, senders, targets)
+        if self.outbox is not None:
+            self.outbox.append(group)
+        else:
+            deliver(group)

@@ -161,8 +161,10 @@ class _Session:
         return b"H" + payload
 
 
-async def test_leg_port_pulls_its_datagram_when_popped_and_sends_what_it_packetises(
+async def test_leg_port_reads_before_the_tick_and_sends_after_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The room's tick touches no socket: ``receive`` reads one datagram per leg before it,
+    ``packetize`` only queues, ``transmit`` sends after it, ``drain`` reads the rest."""
     monkeypatch.setattr(rt, "RECV_MODE", "tick")
     loop = asyncio.get_running_loop()
     lo, hi = _free_range()
@@ -177,17 +179,23 @@ async def test_leg_port_pulls_its_datagram_when_popped_and_sends_what_it_packeti
         peer.sendto(b"one", ("127.0.0.1", port_no))
         peer.sendto(b"two", ("127.0.0.1", port_no))
         await asyncio.sleep(0.02)
-        assert port.pop_frame() is None            # not flagged yet: nothing read
-        assert receiver.mark_ready() == 1
-        assert port.pop_frame() == b"one"          # pulled exactly one datagram
-        assert port.pop_frame() == b"one"          # the flag is spent
+        assert port.pop_frame() is None            # popping reads nothing
+        assert receiver.receive() == 1
+        assert port.pop_frame() == b"one"          # exactly one datagram read before the tick
         assert receiver.drain() == 1 and session.received == [b"one", b"two"]
         assert port.packetize(b"audio", 160) == b"Haudio"
+        with pytest.raises(TimeoutError):          # queued, not sent, in the tick
+            peer.settimeout(0.05)
+            peer.recvfrom(100)
+        assert receiver.transmit() == 1
+        peer.settimeout(2)
         assert peer.recvfrom(100) == (b"Haudio", ("127.0.0.1", port_no))
         session.remote_addr = ("0.0.0.0", 9)       # c=0.0.0.0 hold: built, not sent
         assert port.packetize(b"held", 160) == b"Hheld"
+        assert receiver.transmit() == 0
         sockets.close()
         assert port.packetize(b"after close", 160) == b"Hafter close"   # dropped, no error
+        receiver.transmit()
         with pytest.raises(TimeoutError):
             peer.settimeout(0.05)
             peer.recvfrom(100)
