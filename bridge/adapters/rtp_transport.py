@@ -6,17 +6,18 @@ callbacks given to ``LegSockets.open`` (the leg's sans-IO ``RtpSession``).
 
 Receive path (chosen by benchmarks/bench_media_path.py, see the README table):
 the default ``tick`` mode keeps RTP sockets out of the event loop altogether.
-They sit in one ``BatchReceiver`` (its own epoll set). At the start of each 20 ms
-media tick one ``epoll_wait`` flags every socket with audio queued; each room then
-reads a leg's datagram as it pops that leg's jitter buffer (``LegPort``), and what
-no room read is drained after the rooms. The process is not woken 50 times a
-second per caller, and no event-loop callback runs per datagram. A packet waits at
-most one tick in the kernel, which costs no delay: the mixer would not have read
-it before that tick anyway. Its arrival time is the tick's time, so jitter is
-measured at the 20 ms resolution the playout actually has. RTCP (a packet every
-few seconds) stays on ``loop.add_reader``. Sockets of legs in a receive lane
-(bridge/rtp/lanes.py) are *held*: the drain skips them and the lane reads them at
-its next tick, up to two datagrams, checked together in numpy.
+They sit in one ``BatchReceiver`` (its own epoll set). Before each 20 ms media tick
+one ``epoll_wait`` finds every socket with audio queued and one datagram is read from
+each (``receive``); the rooms then tick without touching a socket, queueing what they
+send in the receiver's ``Outbox``, which ``transmit`` sends right after; what arrived
+meanwhile is drained last. The process is not woken 50 times a second per caller, and
+no event-loop callback runs per datagram. A packet waits at most one tick in the
+kernel, which costs no delay: the mixer would not have read it before that tick
+anyway. Its arrival time is the tick's time, so jitter is measured at the 20 ms
+resolution the playout actually has. RTCP (a packet every few seconds) stays on
+``loop.add_reader``. Sockets of legs in a receive lane (bridge/rtp/lanes.py) are
+*held*: their datagrams (up to two a tick) are read ahead into the leg's
+``SocketReader`` queue, which the lane copies into its rows and checks in numpy.
 
 Sending calls ``sock.sendto`` directly: a datagram that does not fit in the
 kernel buffer (EAGAIN) is dropped, as RTP should be, instead of being queued in
@@ -117,9 +118,9 @@ def _drainer(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
 
 
 class SocketReader:
-    """Hands one datagram from a socket to a callback per ``read``. The ``ready`` flag is
-    set by ``BatchReceiver.mark_ready``; as a plain readiness callback (``_reader``) it
-    goes unused (level-triggered epoll reports a socket again while more is queued).
+    """Hands one datagram from a socket to a callback per ``read``. As a plain readiness
+    callback (``_reader``) ``ready`` goes unused (level-triggered epoll reports a socket
+    again while more is queued); for a lane it says a datagram is queued here.
 
     For a receive lane (``held``) the adapter reads ahead instead: ``prefetch`` before the
     rooms' tick queues the datagram here, and the lane takes it with ``recvfrom_into``,
@@ -234,18 +235,6 @@ class BatchReceiver:
 
     def __len__(self) -> int:
         return len(self._sockets)
-
-    def mark_ready(self) -> int:
-        """Flag every socket with a datagram queued; returns how many."""
-        sockets = self._sockets
-        if not sockets:
-            return 0
-        ready = self._epoll.poll(0, len(sockets) + 1)   # default maxevents (1023) cuts short
-        for fd, _mask in ready:
-            entry = sockets.get(fd)
-            if entry is not None:
-                entry.ready = True
-        return len(ready)
 
     def receive(self) -> int:
         """Before the rooms' tick: one datagram per socket with audio queued, two for a leg
