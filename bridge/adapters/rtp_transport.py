@@ -249,13 +249,15 @@ class BatchReceiver:
             entry = sockets.get(fd)
             if entry is None:
                 continue
-            total += 1
-            if entry.held:
-                if not entry.queue:        # else listed already (kept from the last tick)
+            if not entry.held:
+                entry.read()
+            elif len(entry.queue) < 2:      # two a tick at most; the rest waits in the kernel
+                if not entry.queue:         # else listed already (kept from the last tick)
                     ahead.append(entry)
                 entry.prefetch()
             else:
-                entry.read()
+                continue
+            total += 1
         if ahead:
             for fd, _mask in self._epoll.poll(0, capacity):
                 entry = sockets.get(fd)

@@ -200,3 +200,33 @@ async def test_leg_port_reads_before_the_tick_and_sends_after_it(
             peer.settimeout(0.05)
             peer.recvfrom(100)
     receiver.close()
+
+
+async def test_held_sockets_are_read_ahead_for_the_lane_and_handed_back_when_it_lets_go(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rt, "RECV_MODE", "tick")
+    loop = asyncio.get_running_loop()
+    lo, hi = _free_range()
+    receiver = rt.BatchReceiver()
+    sockets = rt.LegSockets(rt.PortAllocator("127.0.0.1", lo, hi), receiver)
+    got: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        port_no = await sockets.open(loop, lambda d, a: got.append(d), lambda d, a: None)
+        reader = sockets.batched
+        assert reader is not None
+        reader.held = True                        # what RxLane.acquire does
+        for data in (b"one", b"two", b"three"):
+            peer.sendto(data, ("127.0.0.1", port_no))
+        await asyncio.sleep(0.02)
+        assert receiver.receive() == 2            # two a tick for a lane, none delivered
+        assert got == [] and reader.ready
+        buf = bytearray(16)
+        assert reader.recvfrom_into(buf)[0] == 3 and bytes(buf[:3]) == b"one"   # the lane's read
+        assert receiver.transmit() == 0 and got == []      # still held: kept for the lane
+        reader.held = False                       # RxLane.release
+        receiver.transmit()
+        assert got == [b"two"]                    # handed to the session, in order
+        assert receiver.drain() == 1 and got == [b"two", b"three"]
+        sockets.close()
+    receiver.close()
