@@ -325,7 +325,7 @@ def main() -> int:
             env["TUTTI_RTP_SEND"] = parts[2]
         variants.append(env)
     print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'%/participant':>13} {'b->c loss %':>11} "
-          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: socket IO':>20} "
+          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: IO':>20} "
           f"{'rooms':>5}")
     for env in variants:
         name = "/".join(env.values()) or "default"
