@@ -120,7 +120,7 @@ def stop(proc: "subprocess.Popen[Any] | None", sig: int = signal.SIGTERM, timeou
         proc.wait()
 
 
-_TICKS = re.compile(r"media ticks: (\d+) ticks, per tick receive (\d+) us, rooms (\d+) us")
+_TICKS = re.compile(r"media ticks: (\d+) ticks, per tick (?:receive|socket IO) (\d+) us, rooms (\d+) us")
 _CLOCK = re.compile(r"media clock: (\d+) ticks, (\d+) late, (\d+) skipped, longest tick ([\d.]+) ms")
 
 
@@ -325,7 +325,7 @@ def main() -> int:
             env["TUTTI_RTP_SEND"] = parts[2]
         variants.append(env)
     print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'%/participant':>13} {'b->c loss %':>11} "
-          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: receive':>20} "
+          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: IO':>20} "
           f"{'rooms':>5}")
     for env in variants:
         name = "/".join(env.values()) or "default"

@@ -136,15 +136,16 @@ class CallAdapter:
         self._schedule_drain()
 
     def tick(self, now: float) -> None:
-        """One media tick. Which legs have RTP queued is asked once; each room reads a leg's
-        datagram as it pops that leg's jitter buffer and sends each packet as it builds it;
-        what no room read (legs in no room, a second queued datagram) is read last."""
+        """One media tick. What arrived is read first (one ``epoll_wait``; legs in a receive
+        lane get theirs queued for the lane), the rooms tick without touching a socket, what
+        they queued is sent, and what arrived meanwhile is read last."""
         t0 = perf_counter()
         receiver = self.rtp_receiver
-        receiver.mark_ready()
+        receiver.receive()
         t1 = perf_counter()
         self.core.tick(now)
         t2 = perf_counter()
+        receiver.transmit()
         receiver.drain()
         self.tick_stats.add(receive_s=(t1 - t0) + (perf_counter() - t2), rooms_s=t2 - t1)
         self.core.after_tick(now)
@@ -337,8 +338,8 @@ class CallAdapter:
 class TickStats:
     """Where the media ticks' time went (logged every few seconds; read by the benchmarks)."""
     ticks: int = 0
-    receive_s: float = 0.0    # asking which sockets have RTP, reading what rooms did not pull
-    rooms_s: float = 0.0      # room ticks: pull + jitter pop, decode, mix, encode, packetise, send
+    receive_s: float = 0.0    # socket IO: reading before the rooms, sending and reading after them
+    rooms_s: float = 0.0      # room ticks (no IO): jitter pop, decode, mix, encode, packetise
 
     def add(self, receive_s: float, rooms_s: float) -> None:
         self.ticks += 1
@@ -347,5 +348,5 @@ class TickStats:
 
     def summary(self) -> str:
         per_tick = 1e6 / max(1, self.ticks)
-        return (f"media ticks: {self.ticks} ticks, per tick receive {self.receive_s * per_tick:.0f} us, "
+        return (f"media ticks: {self.ticks} ticks, per tick socket IO {self.receive_s * per_tick:.0f} us, "
                 f"rooms {self.rooms_s * per_tick:.0f} us")

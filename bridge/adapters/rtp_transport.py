@@ -6,17 +6,18 @@ callbacks given to ``LegSockets.open`` (the leg's sans-IO ``RtpSession``).
 
 Receive path (chosen by benchmarks/bench_media_path.py, see the README table):
 the default ``tick`` mode keeps RTP sockets out of the event loop altogether.
-They sit in one ``BatchReceiver`` (its own epoll set). At the start of each 20 ms
-media tick one ``epoll_wait`` flags every socket with audio queued; each room then
-reads a leg's datagram as it pops that leg's jitter buffer (``LegPort``), and what
-no room read is drained after the rooms. The process is not woken 50 times a
-second per caller, and no event-loop callback runs per datagram. A packet waits at
-most one tick in the kernel, which costs no delay: the mixer would not have read
-it before that tick anyway. Its arrival time is the tick's time, so jitter is
-measured at the 20 ms resolution the playout actually has. RTCP (a packet every
-few seconds) stays on ``loop.add_reader``. Sockets of legs in a receive lane
-(bridge/rtp/lanes.py) are *held*: the drain skips them and the lane reads them at
-its next tick, up to two datagrams, checked together in numpy.
+They sit in one ``BatchReceiver`` (its own epoll set). Before each 20 ms media tick
+one ``epoll_wait`` finds every socket with audio queued and one datagram is read from
+each (``receive``); the rooms then tick without touching a socket, queueing what they
+send in the receiver's ``Outbox``, which ``transmit`` sends right after; what arrived
+meanwhile is drained last. The process is not woken 50 times a second per caller, and
+no event-loop callback runs per datagram. A packet waits at most one tick in the
+kernel, which costs no delay: the mixer would not have read it before that tick
+anyway. Its arrival time is the tick's time, so jitter is measured at the 20 ms
+resolution the playout actually has. RTCP (a packet every few seconds) stays on
+``loop.add_reader``. Sockets of legs in a receive lane (bridge/rtp/lanes.py) are
+*held*: their datagrams (up to two a tick) are read ahead into the leg's
+``SocketReader`` queue, which the lane copies into its rows and checks in numpy.
 
 Sending calls ``sock.sendto`` directly: a datagram that does not fit in the
 kernel buffer (EAGAIN) is dropped, as RTP should be, instead of being queued in
@@ -38,10 +39,11 @@ import os
 import random
 import select
 import socket
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge.rtp.lanes import NOWHERE, RxLane, TxLane
+from bridge.rtp.lanes import NOWHERE, RxLane, SendGroup, TxLane, deliver
 from bridge.rtp.srtp import SrtpContext, SrtpKeys
 
 log = logging.getLogger("bridge.rtp")
@@ -117,18 +119,22 @@ def _drainer(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
 
 
 class SocketReader:
-    """Hands one datagram from a socket to a callback per ``read``. The ``ready`` flag is
-    set by ``BatchReceiver.mark_ready``; as a plain readiness callback (``_reader``) it
-    goes unused (level-triggered epoll reports a socket again while more is queued)."""
+    """Hands one datagram from a socket to a callback per ``read``. As a plain readiness
+    callback (``_reader``) ``ready`` goes unused (level-triggered epoll reports a socket
+    again while more is queued); for a lane it says a datagram is queued here.
 
-    __slots__ = ("recvfrom", "recvfrom_into", "on_datagram", "ready", "held")
+    For a receive lane (``held``) the adapter reads ahead instead: ``prefetch`` before the
+    rooms' tick queues the datagram here, and the lane takes it with ``recvfrom_into``,
+    which copies from that queue and never touches the socket (the tick does no IO)."""
+
+    __slots__ = ("recvfrom", "on_datagram", "ready", "held", "queue")
 
     def __init__(self, sock: socket.socket, on_datagram: Callback) -> None:
         self.recvfrom = sock.recvfrom
-        self.recvfrom_into = sock.recvfrom_into     # a receive lane reads into its own buffer
         self.on_datagram = on_datagram
         self.ready = False
-        self.held = False       # a receive lane reads this socket in its own tick (lanes.py)
+        self.held = False       # a receive lane takes this leg's datagrams in its tick (lanes.py)
+        self.queue: deque[tuple[bytes, Any]] = deque()     # read ahead for the lane
 
     def read(self) -> None:
         self.ready = False
@@ -137,6 +143,54 @@ class SocketReader:
         except OSError:  # EAGAIN (spurious wake-up) or an ICMP error queued on the socket
             return
         self.on_datagram(data, addr)
+
+    def prefetch(self) -> None:
+        """Before the tick: one datagram from the socket into the lane's queue."""
+        try:
+            self.queue.append(self.recvfrom(RTP_MAX_DATAGRAM))
+        except OSError:
+            pass
+        self.ready = bool(self.queue)
+
+    def recvfrom_into(self, buf: Any) -> tuple[int, Any]:
+        """The lane's read (LaneReader): the oldest datagram read ahead, copied into ``buf``."""
+        data, addr = self.queue.popleft()
+        size = min(len(data), len(buf))
+        buf[:size] = data[:size]
+        self.ready = bool(self.queue)
+        return size, addr
+
+    def hand_back(self) -> None:
+        """After the tick: what was read ahead for a leg that left its lane goes the general way."""
+        queue = self.queue
+        while queue:
+            self.on_datagram(*queue.popleft())
+        self.ready = False
+
+
+class Outbox:
+    """What the rooms' tick sends, transmitted by the adapter after it: per-leg packets
+    and send groups (one payload for many legs, headers built by a send lane)."""
+
+    __slots__ = ("packets", "groups")
+
+    def __init__(self) -> None:
+        self.packets: list[tuple[Callable[[bytes, tuple[str, int]], Any], bytes, tuple[str, int]]] = []
+        self.groups: list[SendGroup] = []
+
+    def flush(self) -> int:
+        packets, groups = self.packets, self.groups
+        sent = len(packets)
+        for sendto, data, addr in packets:
+            try:
+                sendto(data, addr)
+            except OSError:   # kernel buffer full, the peer's ICMP error, or closed: RTP drops
+                pass
+        packets.clear()
+        for group in groups:
+            sent += deliver(group)
+        groups.clear()
+        return sent
 
 
 def _reader(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
@@ -147,13 +201,16 @@ def _reader(sock: socket.socket, on_datagram: Callback) -> Callable[[], None]:
 class BatchReceiver:
     """RTP sockets read together, once per media tick, instead of one loop callback each.
 
-    A tick first calls ``mark_ready`` (one ``epoll_wait``: which sockets have audio).
-    Rooms then pull each leg's datagram as they pop its jitter buffer (``LegPort``),
-    so reading and playing out touch that leg's state back to back. ``drain`` then
-    reads whatever is left (legs in no room, a second queued datagram), one datagram
-    per ready socket per epoll round (level-triggered: a socket with more queued is
-    reported again). Rounds are bounded, so a flooded socket costs at most
-    ``MAX_ROUNDS`` reads per tick and the kernel drops the rest once its buffer is full.
+    Before the rooms' tick, ``receive`` reads one datagram per socket with audio queued
+    (one ``epoll_wait``): a leg in no receive lane gets it through its session's
+    ``receive``, a leg in a lane (``held``) has it queued for the lane, plus a second one
+    if already there (bursty senders; the lane puts it after its pop, as the jitter buffer
+    would). The rooms then tick without touching a socket and queue what they send in
+    ``outbox``; ``transmit`` sends it. ``drain`` then reads whatever is left (a second
+    queued datagram), one datagram per ready socket per epoll round (level-triggered: a
+    socket with more queued is reported again). Rounds are bounded, so a flooded socket
+    costs at most ``MAX_ROUNDS`` reads per tick and the kernel drops the rest once its
+    buffer is full.
     """
 
     MAX_ROUNDS = 8   # 8 datagrams per socket per 20 ms tick: 2.5 ms ptime still keeps up
@@ -161,6 +218,8 @@ class BatchReceiver:
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._sockets: dict[int, SocketReader] = {}
+        self._ahead: list[SocketReader] = []      # lane readers with datagrams read ahead
+        self.outbox = Outbox()
 
     def add(self, sock: socket.socket, on_datagram: Callback) -> SocketReader:
         fd = sock.fileno()
@@ -178,17 +237,50 @@ class BatchReceiver:
     def __len__(self) -> int:
         return len(self._sockets)
 
-    def mark_ready(self) -> int:
-        """Flag every socket with a datagram queued; returns how many."""
+    def receive(self) -> int:
+        """Before the rooms' tick: one datagram per socket with audio queued, two for a leg
+        in a receive lane that already has both (see the class doc); returns how many."""
         sockets = self._sockets
         if not sockets:
             return 0
-        ready = self._epoll.poll(0, len(sockets) + 1)   # default maxevents (1023) cuts short
-        for fd, _mask in ready:
+        capacity = len(sockets) + 1
+        ahead = self._ahead
+        total = 0
+        for fd, _mask in self._epoll.poll(0, capacity):
             entry = sockets.get(fd)
-            if entry is not None:
-                entry.ready = True
-        return len(ready)
+            if entry is None:
+                continue
+            if not entry.held:
+                entry.read()
+            elif len(entry.queue) < 2:      # two a tick at most; the rest waits in the kernel
+                if not entry.queue:         # else listed already (kept from the last tick)
+                    ahead.append(entry)
+                entry.prefetch()
+            else:
+                continue
+            total += 1
+        if ahead:
+            for fd, _mask in self._epoll.poll(0, capacity):
+                entry = sockets.get(fd)
+                if entry is not None and entry.held and len(entry.queue) == 1:
+                    entry.prefetch()
+                    total += 1
+        return total
+
+    def transmit(self) -> int:
+        """After the rooms' tick: send what they queued, then hand back what was read ahead
+        for legs that left their lane meanwhile. Returns the number of datagrams sent."""
+        sent = self.outbox.flush()
+        if self._ahead:
+            keep = []
+            for entry in self._ahead:
+                if entry.held:
+                    if entry.queue:
+                        keep.append(entry)
+                else:
+                    entry.hand_back()
+            self._ahead = keep
+        return sent
 
     def drain(self) -> int:
         """Read what has arrived and was not pulled yet; returns the number of datagrams."""
@@ -382,28 +474,32 @@ class LegSockets:
             self.port = 0
 
 
+def _nothing() -> None:
+    """The lanes' recheck: the adapter read ahead already (``BatchReceiver.receive``)."""
+
+
 class LegPort:
     """The ``RtpPort`` a room sees for one leg: the leg's RTP session plus its socket.
 
-    ``pop_frame`` first reads the datagram the tick's ``BatchReceiver.mark_ready``
-    found for this leg, and ``packetize`` sends the packet it builds straight away,
-    so each leg's state is visited once on the way in and once on the way out
-    instead of in separate receive, mix and send passes over 1,000 legs.
+    No socket is touched in the room's tick: ``BatchReceiver.receive`` has delivered the
+    leg's datagram before it (``pop_frame`` pops the jitter buffer), and ``packetize``
+    queues the packet it builds in the receiver's ``Outbox``, sent after the tick.
 
     ``rx_lane`` / ``tx_lane`` give a room the steady lanes (bridge/rtp/lanes.py) for a
     group of ports: the same reads and sends, with the per-leg RTP work done in numpy.
     ``rx_lane=False`` keeps a leg out of receive lanes (in-band DTMF detection must see
-    every packet); ``TUTTI_RTP_LANES=0`` turns both lanes off.
+    every packet); ``TUTTI_RTP_LANES=0`` turns both lanes off. Outside the ``tick`` receive
+    mode (benchmarks only) there is no outbox and ``packetize`` sends at once.
     """
 
-    __slots__ = ("session", "steady_rx", "srtp", "_rx", "_recheck", "_sendto")
+    __slots__ = ("session", "steady_rx", "srtp", "_rx", "_outbox", "_sendto")
 
     def __init__(self, session: Any, sockets: LegSockets, *, rx_lane: bool = True) -> None:
         self.session = session          # bridge.rtp.session.RtpSession
         self.steady_rx = rx_lane
         self.srtp = sockets.srtp is not None     # never in a lane, either way
         self._rx = sockets.batched      # None outside the tick receive mode
-        self._recheck = sockets.receiver.mark_ready if sockets.receiver is not None else None
+        self._outbox = sockets.receiver.outbox if sockets.batched is not None and sockets.receiver else None
         # The open socket's own send (a closed socket's raises EBADF, dropped like EAGAIN).
         self._sendto = sockets.rtp_sender()
 
@@ -413,23 +509,23 @@ class LegPort:
         if (not LANES or not all(port.steady_rx and not port.srtp for port in ports)
                 or any(rx is None for rx in readers)):
             return None
-        recheck = ports[0]._recheck if ports else None
         return RxLane([port.session for port in ports], readers,  # type: ignore[arg-type]
-                      [port.pop_frame for port in ports], recheck)
+                      [port.pop_frame for port in ports], _nothing)
 
     @staticmethod
     def tx_lane(ports: Sequence[LegPort]) -> TxLane | None:
         if not LANES or any(port.srtp for port in ports):   # lanes send raw RTP: no SRTP leg
             return None
-        return TxLane([port.session for port in ports], [port._sendto for port in ports])
+        outbox = ports[0]._outbox if ports else None
+        if any(port._outbox is not outbox for port in ports):
+            return None
+        return TxLane([port.session for port in ports], [port._sendto for port in ports],
+                      outbox.groups if outbox is not None else None)
 
     def pop_frame(self) -> Any:
-        rx = self._rx
         session = self.session
         if session._rx_lane is not None:
             session._rx_lane.release(session)
-        if rx is not None and rx.ready:
-            rx.read()
         return session.jitter.pop()     # RtpSession.pop_frame, one call less per leg
 
     def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
@@ -437,6 +533,9 @@ class LegPort:
         datagram: bytes = session.packetize(payload, ticks, marker)
         addr = session.remote_addr
         if addr is not None and addr[0] not in NOWHERE and self._sendto is not None:
+            if self._outbox is not None:
+                self._outbox.packets.append((self._sendto, datagram, addr))
+                return datagram
             try:
                 self._sendto(datagram, addr)
             except OSError:   # kernel buffer full, the peer's ICMP error, or closed: RTP drops

@@ -108,6 +108,21 @@ def _whole_slot(start: int, payload: bytes, frame_ticks: int) -> _Slot:
     return slot
 
 
+@dataclass(slots=True)
+class SteadyJitter:
+    """What a receive lane (lanes.py) takes from a ``JitterBuffer`` playing whole frames back
+    to back (``steady``): the queued frames from ``play`` up to ``end`` and the measurements."""
+    play: int            # timestamp of the next frame to play
+    end: int             # timestamp after the newest frame
+    frames: list[bytes]  # (end - play) // frame queued frames, oldest first
+    prev_seq: int        # extended sequence number of the newest packet
+    jitter: float
+    last_transit: float
+    resync_ticks: float
+    window_pops: int
+    window_min: int | None
+
+
 class JitterBuffer:
     # Hot per-packet state: fixed slots keep it compact (fewer cache lines per leg per tick).
     __slots__ = (
@@ -166,6 +181,53 @@ class JitterBuffer:
         """No fast paths and no bytes slots: the reference behaviour for differential tests."""
         self._frame_bytes = -1
         self._compact = False
+
+    # -- steady lanes (lanes.py): the state a lane advances in arrays, out and back in ------
+    def steady(self, frame: int, max_depth: int) -> SteadyJitter | None:
+        """The state a lane models, or None: playing, whole ``frame``-tick frames of ``frame``
+        bytes queued back to back from the playout point to the newest packet (fewer than
+        ``max_depth``), no stall, no loss being concealed, not about to close a shrink window."""
+        play, end = self._play, self._end_ts
+        if play is None or end is None or not self._compact or self._frame_bytes != frame \
+                or self._stall or self._missing_run or self._last_played != play - frame \
+                or self._last_transit is None or self._pkt_ticks != frame \
+                or self._window_pops >= _SHRINK_WINDOW - 1 or self._prev_seq != self._seen_top:
+            return None
+        depth = (end - play) // frame
+        if end != play + depth * frame or not 0 <= depth < max_depth or len(self._slots) != depth \
+                or self._prev_ts != end - frame:
+            return None
+        frames = [self._slots.get(play + i * frame) for i in range(depth)]
+        if not all(isinstance(f, bytes) and len(f) == frame for f in frames):
+            return None
+        return SteadyJitter(play, end, frames, self._prev_seq, self._jitter,  # type: ignore[arg-type]
+                            self._last_transit, self._resync_ticks, self._window_pops, self._window_min)
+
+    def hand_over(self) -> None:
+        """A lane holds the queued frames now (after ``steady``)."""
+        self._slots.clear()
+
+    def restore_steady(self, frame: int, play: int, end: int, frames: list[bytes], jitter: float,
+                       last_transit: float, window_pops: int, window_min: int | None,
+                       received: int, top_seq: int) -> None:
+        """Take back what a lane did: frames queued from ``play`` to ``end``, ``received``
+        packets in order (the newest with extended sequence number ``top_seq``), each
+        frame played counted in the shrink window (a lane leaves before it closes)."""
+        for i, data in enumerate(frames):
+            self._slots[play + i * frame] = data
+        self._jitter, self._last_transit = jitter, last_transit
+        self._play = play
+        self._last_played = play - frame
+        self._window_pops = window_pops
+        self._window_min = window_min
+        if not received:
+            return
+        self.received += received
+        self._seen_bits = (((self._seen_bits << received) | ((1 << received) - 1)) & _SEEN_MASK
+                           if received < SEEN_WINDOW else _SEEN_MASK)
+        self._seen_top = self._prev_seq = top_seq
+        self._prev_ts = end - frame
+        self._end_ts = end
 
     # -- measurements ------------------------------------------------------
     @property

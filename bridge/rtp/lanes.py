@@ -20,19 +20,22 @@ the jitter buffer does in that state; the kernel socket queue is what holds it u
 
 The receive lane's effect is the object path's, field for field (tests/unit/test_lanes.py
 runs both side by side): same counters, same RFC 3550 jitter in the same float operations.
-Sockets are not touched here: the adapter passes in its readers and send functions.
+Sockets are not touched here: the adapter reads ahead into its readers before the tick and
+sends the queued ``SendGroup``s after it (bridge/adapters/rtp_transport.py).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from .jitter import _SHRINK_WINDOW, SEEN_WINDOW, Frame
+from .jitter import _SHRINK_WINDOW, Frame, SteadyJitter
+from .sequence import SteadySource
 
 if TYPE_CHECKING:
     from .session import RtpSession
@@ -40,7 +43,6 @@ if TYPE_CHECKING:
 U8 = npt.NDArray[np.uint8]
 Sender = Callable[[Any, tuple[str, int]], Any]
 NOWHERE = ("0.0.0.0", "::")       # c=0.0.0.0 hold (RFC 2543 style): nowhere to send
-_SEEN_MASK = (1 << SEEN_WINDOW) - 1
 _SEQ_TS_SSRC = struct.Struct("!HII").unpack_from
 
 LANE_CLOCK = 8000               # G.711 at 20 ms: 160 one-byte samples per packet
@@ -63,34 +65,31 @@ RING = 16                       # frames a lane can hold per leg (the jitter buf
 _NO_MIN = 1 << 62               # window_min of a shrink window with no pop yet
 
 
-def _buffered(s: RtpSession) -> list[bytes] | None:
-    """The frames the session's jitter buffer holds in the state a receive lane models, oldest
-    first (often none), or None when it is in any other state. The modelled state: playing,
-    whole 20 ms frames queued back to back from the playout point up to the newest packet
-    received, no stall, no key down, nothing held on probation."""
-    src, jb = s._source, s.jitter
-    if src is None or s._general or s._fast_pt != s._codec_pt or s._codec_pt not in LANE_PTS:
-        return None
-    if s.codec_clock != LANE_CLOCK or s.frame_ticks != LANE_FRAME or not s._latched \
-            or s.remote_addr is None or s._pending or s.dtmf.current is not None:
-        return None
-    if src.probation or src._ts_high is None or src._transit is None or src.max_seq >= 0xFFFF:
-        return None
-    play, end = jb._play, jb._end_ts
-    if play is None or end is None or not jb._compact or jb._frame_bytes != LANE_FRAME \
-            or jb._stall or jb._missing_run or jb._last_played != play - LANE_FRAME \
-            or jb._last_transit is None or jb._pkt_ticks != LANE_FRAME \
-            or jb._window_pops >= _SHRINK_WINDOW - 1:
-        return None
-    depth = (end - play) // LANE_FRAME
-    if end != play + depth * LANE_FRAME or not 0 <= depth < RING or len(jb._slots) != depth \
-            or jb._prev_ts != end - LANE_FRAME or src._ts_high != jb._prev_ts \
-            or not jb._prev_seq == src.cycles + src.max_seq == jb._seen_top:
-        return None
-    frames = [jb._slots.get(play + i * LANE_FRAME) for i in range(depth)]
-    if not all(isinstance(f, bytes) and len(f) == LANE_FRAME for f in frames):
-        return None
-    return frames      # type: ignore[return-value]
+@dataclass(slots=True)
+class SteadyRx:
+    """A session's receive state as a receive lane takes it over (``RtpSession.steady_rx``)."""
+    pt: int
+    addr: tuple[str, int]
+    source: SteadySource
+    jitter: SteadyJitter
+
+
+@dataclass(slots=True)
+class SteadyTx:
+    """A session's send state as a send lane takes it over (``RtpSession.steady_tx``)."""
+    pt: int
+    ssrc: int
+    seq: int
+    ts: int
+    sent: int
+    octets: int
+
+
+def _steady(s: RtpSession) -> SteadyRx | None:
+    """The session's receive state if it is the one a receive lane models: playing, whole
+    20 ms frames queued back to back from the playout point up to the newest packet received,
+    no stall, no key down, nothing held on probation (see ``RtpSession.steady_rx``)."""
+    return s.steady_rx(LANE_CLOCK, LANE_FRAME, LANE_PTS, RING)
 
 
 class RxLane:
@@ -145,74 +144,47 @@ class RxLane:
         self._got = np.zeros(n, np.int64)
 
     # membership
-    def acquire(self, j: int, frames: list[bytes]) -> None:
-        """Take over session j, whose jitter buffer holds ``frames`` (see _buffered)."""
+    def acquire(self, j: int, state: SteadyRx) -> None:
+        """Take over session j, whose receive state is ``state`` (see _steady)."""
         s = self.sessions[j]
-        if s._rx_lane is not None:
-            s._rx_lane.release(s)
-        src, jb = s._source, s.jitter
-        assert src is not None and src._transit is not None and jb._last_transit is not None
-        assert jb._play is not None and jb._end_ts is not None
-        self.pt[j] = s._codec_pt
+        src, jb = state.source, state.jitter
+        self.pt[j] = state.pt
         self.ssrc[j] = src.ssrc
-        self.addr[j] = s.remote_addr
+        self.addr[j] = state.addr
         self.next_seq[j] = self.first_seq[j] = src.max_seq + 1
-        self.next_ts[j] = jb._end_ts
-        self.depth[j] = len(frames)
-        for i, frame in enumerate(frames):
-            self.ring[(jb._play // LANE_FRAME + i) % RING, j] = np.frombuffer(frame, np.uint8)
-        jb._slots.clear()
-        self.window_pops[j] = jb._window_pops
-        self.window_min[j] = _NO_MIN if jb._window_min is None else jb._window_min
-        self.src_jitter[j], self.src_transit[j] = src.jitter, src._transit
-        self.jb_jitter[j], self.jb_transit[j] = jb._jitter, jb._last_transit
-        self.resync[j] = jb._resync_ticks
+        self.next_ts[j] = jb.end
+        self.depth[j] = len(jb.frames)
+        for i, frame in enumerate(jb.frames):
+            self.ring[(jb.play // LANE_FRAME + i) % RING, j] = np.frombuffer(frame, np.uint8)
+        s.jitter.hand_over()
+        self.window_pops[j] = jb.window_pops
+        self.window_min[j] = _NO_MIN if jb.window_min is None else jb.window_min
+        self.src_jitter[j], self.src_transit[j] = src.jitter, src.transit
+        self.jb_jitter[j], self.jb_transit[j] = jb.jitter, jb.last_transit
+        self.resync[j] = jb.resync_ticks
         self.member[j] = True
         self._changed = True
         self.readers[j].held = True
-        s._rx_lane, s._rx_at = self, j
+        s.enter_rx_lane(self, j)
 
     def release(self, s: RtpSession) -> None:
         """Write the lane's state of ``s`` back into its objects; the session leaves."""
-        j = s._rx_at
-        s._rx_lane = None
+        j = s.leave_rx_lane()
         if not self.member[j] or self.sessions[j] is not s:
             return
         self.member[j] = False
         self._changed = True
         self.readers[j].held = False
-        src, jb = s._source, s.jitter
-        assert src is not None and jb._play is not None
         end = int(self.next_ts[j])
         depth = int(self.depth[j])
         play = end - depth * LANE_FRAME
-        for i in range(depth):
-            ts = play + i * LANE_FRAME
-            jb._slots[ts] = self.ring[(ts // LANE_FRAME) % RING, j].tobytes()
-        src.jitter, src._transit = float(self.src_jitter[j]), float(self.src_transit[j])
-        jb._jitter, jb._last_transit = float(self.jb_jitter[j]), float(self.jb_transit[j])
-        jb._play = play
-        jb._last_played = play - LANE_FRAME
-        jb._window_pops = int(self.window_pops[j])       # the lane leaves before a window closes
+        frames = [self.ring[((play + i * LANE_FRAME) // LANE_FRAME) % RING, j].tobytes() for i in range(depth)]
         wmin = int(self.window_min[j])
-        jb._window_min = None if wmin == _NO_MIN else wmin
-        m = int(self.next_seq[j] - self.first_seq[j])
-        if m == 0:
-            return
-        last_seq = int(self.next_seq[j]) - 1
-        src.max_seq = last_seq
-        src.received += m
-        src._ts_high = end - LANE_FRAME
-        last = float(self.last_rx[j])
-        s.last_received = last if s.last_received is None else max(last, s.last_received)
-        s._candidate = None
-        s.packets_received += m
-        s.octets_received += m * LANE_FRAME
-        jb.received += m
-        jb._seen_bits = ((jb._seen_bits << m) | ((1 << m) - 1)) & _SEEN_MASK if m < SEEN_WINDOW else _SEEN_MASK
-        jb._seen_top = jb._prev_seq = src.cycles + last_seq
-        jb._prev_ts = end - LANE_FRAME
-        jb._end_ts = end
+        s.restore_steady_rx(LANE_FRAME, play, end, frames, float(self.src_jitter[j]), float(self.src_transit[j]),
+                            float(self.jb_jitter[j]), float(self.jb_transit[j]),
+                            int(self.window_pops[j]),       # the lane leaves before a window closes
+                            None if wmin == _NO_MIN else wmin, int(self.next_seq[j] - self.first_seq[j]),
+                            int(self.next_seq[j]) - 1, float(self.last_rx[j]))
 
     def close(self) -> None:
         for j in np.flatnonzero(self.member).tolist():
@@ -243,7 +215,7 @@ class RxLane:
         (the socket adapter's drain skips held sockets, so only a reader that does not honour
         ``held`` delivers one): queued in the lane if it is the next packet, as the jitter
         buffer would; else False and the caller releases the session and takes the general path."""
-        j = s._rx_at
+        j = self.sessions.index(s)      # rare: only a reader that does not honour ``held``
         if len(data) != LANE_PACKET or data[0] != 0x80 or data[1] != self.pt[j] \
                 or addr != self.addr[j] or self.depth[j] >= RING:
             return False
@@ -340,21 +312,47 @@ class RxLane:
                 item = self.pops[j]()
             results[j] = item
             if item.__class__ is Frame:
-                frames = _buffered(s)
-                if frames is not None:
-                    self.acquire(j, frames)
+                state = _steady(s)
+                if state is not None:
+                    self.acquire(j, state)
         return self.out, ok, results
 
 
 # -- send ---------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class SendGroup:
+    """One payload for many legs: the datagrams a send lane built (``rows[j]``, header and
+    payload) and where each goes (``targets``: row, address); ``deliver`` sends them."""
+    rows: list[memoryview]
+    senders: list[Sender | None]
+    targets: list[tuple[int, tuple[str, int]]]
+
+
+def deliver(group: SendGroup) -> int:
+    """Send every datagram of ``group`` through its leg's send function; the number sent."""
+    rows, senders = group.rows, group.senders
+    sent = 0
+    for j, addr in group.targets:
+        try:
+            senders[j](rows[j], addr)       # type: ignore[misc]  # targets have a sender
+            sent += 1
+        except OSError:     # kernel buffer full, the peer's ICMP error, or closed: RTP drops
+            pass
+    return sent
+
+
 class TxLane:
     """Outgoing RTP of a fixed list of sessions that send the same payload each tick (a room's
-    common stream): every header built at once, then one send call per leg."""
+    common stream): every header built at once. With an ``outbox`` (the socket adapter's) each
+    tick's ``SendGroup`` is queued there and sent by the adapter after the tick; without one,
+    ``send`` delivers it at once through the given send functions."""
 
-    def __init__(self, sessions: Sequence[RtpSession], senders: Sequence[Sender | None]) -> None:
+    def __init__(self, sessions: Sequence[RtpSession], senders: Sequence[Sender | None],
+                 outbox: list[SendGroup] | None = None) -> None:
         n = self.n = len(sessions)
         self.sessions = list(sessions)
         self.senders = list(senders)
+        self.outbox = outbox
         self.member = np.zeros(n, np.bool_)
         self.seq = np.zeros(n, np.uint16)
         self.ts = np.zeros(n, np.uint32)
@@ -370,26 +368,21 @@ class TxLane:
 
     def acquire(self, j: int) -> None:
         s = self.sessions[j]
-        if s._tx_lane is not None:
-            s._tx_lane.release(s)
-        self.seq[j], self.ts[j] = s._seq, s._ts
-        self.sent[j], self.octets[j] = s.packets_sent, s.octets_sent
-        self.header[j, 1] = s._codec_pt
-        self.header[j, 8:12] = np.frombuffer(s.local_ssrc.to_bytes(4, "big"), np.uint8)
+        state = s.steady_tx()
+        self.seq[j], self.ts[j] = state.seq, state.ts
+        self.sent[j], self.octets[j] = state.sent, state.octets
+        self.header[j, 1] = state.pt
+        self.header[j, 8:12] = np.frombuffer(state.ssrc.to_bytes(4, "big"), np.uint8)
         self.packets[j, :12] = self.header[j]
         self.member[j] = True
-        s._tx_lane, s._tx_at = self, j
+        s.enter_tx_lane(self, j)
 
     def release(self, s: RtpSession) -> None:
-        j = s._tx_at
-        s._tx_lane = None
+        j = s.leave_tx_lane()
         if not self.member[j] or self.sessions[j] is not s:
             return
         self.member[j] = False
-        s._seq, s._ts = int(self.seq[j]), int(self.ts[j])
-        if int(self.sent[j]) != s.packets_sent:
-            s._sent_since_report = True
-        s.packets_sent, s.octets_sent = int(self.sent[j]), int(self.octets[j])
+        s.restore_steady_tx(int(self.seq[j]), int(self.ts[j]), int(self.sent[j]), int(self.octets[j]))
 
     def close(self) -> None:
         for j in np.flatnonzero(self.member).tolist():
@@ -432,13 +425,16 @@ class TxLane:
         self.ts[idx] += np.uint32(ticks & 0xFFFFFFFF)
         self.sent[idx] += 1
         self.octets[idx] += len(payload)
-        sessions, senders, rows = self.sessions, self.senders, self._rows
+        sessions, senders = self.sessions, self.senders
+        targets = []
         for j in (range(self.n) if not skip else idx.tolist()):
             addr = sessions[j].remote_addr
-            send = senders[j]
-            if addr is None or send is None or addr[0] in NOWHERE:
+            if addr is None or senders[j] is None or addr[0] in NOWHERE:
                 continue
-            try:
-                send(rows[j], addr)
-            except OSError:     # kernel buffer full, the peer's ICMP error, or closed: RTP drops
-                pass
+            targets.append((j, addr))
+        # A new buffer per layout only: the queued group is sent before the next tick builds.
+        group = SendGroup(self._rows, senders, targets)
+        if self.outbox is not None:
+            self.outbox.append(group)
+        else:
+            deliver(group)

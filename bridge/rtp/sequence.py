@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 MAX_DROPOUT = 3000
@@ -12,6 +14,17 @@ MIN_SEQUENTIAL = 2
 def _signed(delta: int, mod: int) -> int:
     delta %= mod
     return delta - mod if delta >= mod // 2 else delta
+
+
+@dataclass(slots=True)
+class SteadySource:
+    """What a receive lane (lanes.py) takes from a ``SourceState`` in order (``steady``)."""
+    ssrc: int
+    cycles: int
+    max_seq: int         # below 0xFFFF: a wrap is not modelled by lanes
+    ts_high: int         # extended timestamp of the newest packet
+    jitter: float
+    transit: float
 
 
 class SourceState:
@@ -39,6 +52,23 @@ class SourceState:
         self.jitter = 0.0             # timestamp units (RFC 3550 A.8)
         self._transit: float | None = None
         self._ts_high: int | None = None
+
+    # -- steady lanes (lanes.py): the state a lane advances in arrays, out and back in --------
+    def steady(self) -> SteadySource | None:
+        """The state a lane needs, or None while on probation, before a first packet's
+        timing or right before a sequence wrap."""
+        if self.probation or self._ts_high is None or self._transit is None or self.max_seq >= 0xFFFF:
+            return None
+        return SteadySource(self.ssrc, self.cycles, self.max_seq, self._ts_high, self.jitter, self._transit)
+
+    def restore_steady(self, jitter: float, transit: float, received: int, max_seq: int, ts_high: int) -> None:
+        """Take back what a lane did: ``received`` packets in order, the newest ``max_seq``
+        (no wrap) with extended timestamp ``ts_high``, the RFC 3550 jitter and transit."""
+        self.jitter, self._transit = jitter, transit
+        if received:
+            self.max_seq = max_seq
+            self.received += received
+            self._ts_high = ts_high
 
     def _init_seq(self, seq: int) -> None:
         self.base_seq = seq

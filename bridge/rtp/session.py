@@ -45,7 +45,7 @@ from typing import Any
 
 from .dtmf4733 import DtmfEvent, DtmfReceiver
 from .jitter import JitterBuffer, PlayoutItem
-from .lanes import RxLane, TxLane
+from .lanes import RxLane, SteadyRx, SteadyTx, TxLane
 from .packet import RTP_HEADER_SIZE, RtpError, RtpPacket, is_rtcp, unpack_seq_ts_ssrc
 from .rtcp import (
     Bye,
@@ -196,6 +196,68 @@ class RtpSession:
             self._rx_lane.release(self)
         if self._tx_lane is not None:
             self._tx_lane.release(self)
+
+    # -- steady lanes (lanes.py): explicit snapshots out, results back in ------------------
+    def enter_rx_lane(self, lane: RxLane, row: int) -> None:
+        """Taken over by ``lane`` (after ``steady_rx``, nothing changed in between)."""
+        self._rx_lane, self._rx_at = lane, row
+
+    def leave_rx_lane(self) -> int:
+        """Out of the receive lane (which restores the state); the row it had."""
+        self._rx_lane = None
+        return self._rx_at
+
+    def steady_rx(self, clock: int, frame: int, pts: tuple[int, ...], max_depth: int) -> SteadyRx | None:
+        """The receive state a lane can take over, or None when anything is unusual: one of
+        ``pts`` at ``clock`` and ``frame`` ticks a packet, in order from the latched address,
+        nothing pending, no key down, source and jitter buffer agreeing on the newest packet."""
+        if self._rx_lane is not None:       # another lane's state goes back into the objects first
+            self._rx_lane.release(self)
+        src, addr = self._source, self.remote_addr
+        if src is None or self._general or self._fast_pt != self._codec_pt or self._codec_pt not in pts \
+                or self.codec_clock != clock or self.frame_ticks != frame or not self._latched \
+                or addr is None or self._pending or self.dtmf.current is not None:
+            return None
+        source, jb = src.steady(), self.jitter.steady(frame, max_depth)
+        if source is None or jb is None or source.ts_high != jb.end - frame \
+                or jb.prev_seq != source.cycles + source.max_seq:
+            return None
+        return SteadyRx(self._codec_pt, addr, source, jb)
+
+    def restore_steady_rx(self, frame: int, play: int, end: int, frames: list[bytes], src_jitter: float,
+                          src_transit: float, jb_jitter: float, jb_transit: float, window_pops: int,
+                          window_min: int | None, received: int, last_seq: int, last_rx: float) -> None:
+        """Take back what a receive lane did (see ``steady_rx``): ``received`` packets of
+        ``frame`` bytes in order, the newest ``last_seq`` (16 bits) at ``last_rx``."""
+        src = self._source
+        assert src is not None
+        src.restore_steady(src_jitter, src_transit, received, last_seq, end - frame)
+        self.jitter.restore_steady(frame, play, end, frames, jb_jitter, jb_transit, window_pops,
+                                   window_min, received, src.cycles + last_seq)
+        if received:
+            self.last_received = last_rx if self.last_received is None else max(last_rx, self.last_received)
+            self._candidate = None
+            self.packets_received += received
+            self.octets_received += received * frame
+
+    def enter_tx_lane(self, lane: TxLane, row: int) -> None:
+        self._tx_lane, self._tx_at = lane, row
+
+    def leave_tx_lane(self) -> int:
+        self._tx_lane = None
+        return self._tx_at
+
+    def steady_tx(self) -> SteadyTx:
+        if self._tx_lane is not None:
+            self._tx_lane.release(self)
+        return SteadyTx(self._codec_pt, self.local_ssrc, self._seq, self._ts, self.packets_sent, self.octets_sent)
+
+    def restore_steady_tx(self, seq: int, ts: int, sent: int, octets: int) -> None:
+        """Take back what a send lane did: next sequence number and timestamp, counters."""
+        self._seq, self._ts = seq, ts
+        if sent != self.packets_sent:
+            self._sent_since_report = True
+        self.packets_sent, self.octets_sent = sent, octets
 
     # -- receive -----------------------------------------------------------
     def receive(self, data: bytes, addr: tuple[str, int], now: float) -> list[DtmfEvent]:

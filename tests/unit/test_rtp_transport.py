@@ -161,8 +161,10 @@ class _Session:
         return b"H" + payload
 
 
-async def test_leg_port_pulls_its_datagram_when_popped_and_sends_what_it_packetises(
+async def test_leg_port_reads_before_the_tick_and_sends_after_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The room's tick touches no socket: ``receive`` reads one datagram per leg before it,
+    ``packetize`` only queues, ``transmit`` sends after it, ``drain`` reads the rest."""
     monkeypatch.setattr(rt, "RECV_MODE", "tick")
     loop = asyncio.get_running_loop()
     lo, hi = _free_range()
@@ -177,18 +179,54 @@ async def test_leg_port_pulls_its_datagram_when_popped_and_sends_what_it_packeti
         peer.sendto(b"one", ("127.0.0.1", port_no))
         peer.sendto(b"two", ("127.0.0.1", port_no))
         await asyncio.sleep(0.02)
-        assert port.pop_frame() is None            # not flagged yet: nothing read
-        assert receiver.mark_ready() == 1
-        assert port.pop_frame() == b"one"          # pulled exactly one datagram
-        assert port.pop_frame() == b"one"          # the flag is spent
+        assert port.pop_frame() is None            # popping reads nothing
+        assert receiver.receive() == 1
+        assert port.pop_frame() == b"one"          # exactly one datagram read before the tick
         assert receiver.drain() == 1 and session.received == [b"one", b"two"]
         assert port.packetize(b"audio", 160) == b"Haudio"
+        with pytest.raises(TimeoutError):          # queued, not sent, in the tick
+            peer.settimeout(0.05)
+            peer.recvfrom(100)
+        assert receiver.transmit() == 1
+        peer.settimeout(2)
         assert peer.recvfrom(100) == (b"Haudio", ("127.0.0.1", port_no))
         session.remote_addr = ("0.0.0.0", 9)       # c=0.0.0.0 hold: built, not sent
         assert port.packetize(b"held", 160) == b"Hheld"
+        assert receiver.transmit() == 0
         sockets.close()
         assert port.packetize(b"after close", 160) == b"Hafter close"   # dropped, no error
+        receiver.transmit()
         with pytest.raises(TimeoutError):
             peer.settimeout(0.05)
             peer.recvfrom(100)
+    receiver.close()
+
+
+async def test_held_sockets_are_read_ahead_for_the_lane_and_handed_back_when_it_lets_go(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rt, "RECV_MODE", "tick")
+    loop = asyncio.get_running_loop()
+    lo, hi = _free_range()
+    receiver = rt.BatchReceiver()
+    sockets = rt.LegSockets(rt.PortAllocator("127.0.0.1", lo, hi), receiver)
+    got: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        port_no = await sockets.open(loop, lambda d, a: got.append(d), lambda d, a: None)
+        reader = sockets.batched
+        assert reader is not None
+        reader.held = True                        # what RxLane.acquire does
+        for data in (b"one", b"two", b"three"):
+            peer.sendto(data, ("127.0.0.1", port_no))
+        await asyncio.sleep(0.02)
+        assert receiver.receive() == 2            # two a tick for a lane, none delivered
+        assert got == [] and reader.ready
+        buf = bytearray(16)
+        assert reader.recvfrom_into(buf)[0] == 3 and bytes(buf[:3]) == b"one"   # the lane's read
+        assert receiver.transmit() == 0 and got == []      # still held: kept for the lane
+        reader.held = False                       # RxLane.release
+        receiver.transmit()
+        assert got == [b"two"]                    # handed to the session, in order
+        assert receiver.drain() == 1 and got == [b"two", b"three"]
+        sockets.close()
     receiver.close()
