@@ -160,7 +160,7 @@ def test_leg_sockets_unprotect_before_delivery_and_protect_sends(ports: PeerPort
             peer.sendto(datagram, ("127.0.0.1", port))
         deadline = time.monotonic() + 2
         while len(got) < 1 and time.monotonic() < deadline:
-            receiver.mark_ready()
+            receiver.receive()      # what the adapter does before each tick
             receiver.drain()
             time.sleep(0.01)
         assert got == [_rtp(1)]
