@@ -87,9 +87,9 @@ class SocketMedia:
         return sockets
 
 
-def _check_audio(path: Path) -> None:
-    """Raises unless ``path`` decodes as audio (PyAV), as the rooms will decode it."""
-    if decode_file(str(path), 8000).pcm.size == 0:
+def _check_audio(path: Path, max_seconds: float) -> None:
+    """Raises unless ``path`` decodes as audio (PyAV) within ``max_seconds``, as the rooms will decode it."""
+    if decode_file(str(path), 8000, max_seconds).pcm.size == 0:
         raise ValueError("no audio samples")
 
 
@@ -117,11 +117,13 @@ class CallAdapter:
         self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
         self.tick_stats = TickStats()
         self.on_tick_seconds = on_tick_seconds
-        self.fetcher = MediaFetcher(config.media_fetch, Path(config.data_dir) / "media-cache", _check_audio)
+        cap = config.media.decode_max_seconds
+        self.fetcher = MediaFetcher(config.media_fetch, Path(config.data_dir) / "media-cache",
+                                    lambda path: _check_audio(path, cap))
         self.core = CallCore(
             config, endpoint, directory,
             SocketMedia(allocator, self.rtp_receiver, loop, on_leg_closed),
-            AudioAssets(Path(config.data_dir) / "media-cache", loop, self.fetcher),
+            AudioAssets(Path(config.data_dir) / "media-cache", loop, self.fetcher, decode_max_seconds=cap),
             bus, wall_clock=lambda: datetime.now(timezone.utc), recording=recording,
         )
         self._drain_scheduled = False
