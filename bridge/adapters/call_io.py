@@ -32,7 +32,7 @@ from bridge.call.dialed_calls import DialedCall, DialedCalls
 from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
 from bridge.config import Config, TrunkConfig
-from bridge.media.playback import decode_file
+from bridge.media.playback import DECODE_MAX_SECONDS, decode_file
 from bridge.control.errors import ControlError
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
@@ -87,7 +87,7 @@ class SocketMedia:
         return sockets
 
 
-def _check_audio(path: Path, max_seconds: float) -> None:
+def _check_audio(path: Path, max_seconds: float = DECODE_MAX_SECONDS) -> None:
     """Raises unless ``path`` decodes as audio (PyAV) within ``max_seconds``, as the rooms will decode it."""
     if decode_file(str(path), 8000, max_seconds).pcm.size == 0:
         raise ValueError("no audio samples")
