@@ -101,7 +101,9 @@ class BridgeApp:
         gate = SipGate(self.admission, user_agent=cfg.sip.user_agent,
                        contact_uri=f"<sip:{contact_host}:{cfg.sip.port}>")
         self.sip = SipTransport(self.endpoint, self._drain_sip, loop, observer=self.metrics.sip, gate=gate,
-                                calls_in_progress=lambda: len(self.calls.core.legs_by_call))
+                                calls_in_progress=lambda: len(self.calls.core.legs_by_call),
+                                idle_timeout_s=cfg.sip.tcp_idle_timeout_s,
+                                max_connections=cfg.sip.max_tcp_connections)
         self.store = ConferenceStore(data_dir / "bridge.sqlite3")
         for db_file in data_dir.glob("bridge.sqlite3*"):
             db_file.chmod(0o600)       # a database made by an older version was world-readable

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 from bridge_codecs.base import Pcm
 
 from bridge.media.comfort import COMFORT_NOISE_DBOV, comfort_noise
-from bridge.media.playback import DecodedAudio, DecodedAudioCache, FilePlayback, PromptSequence, url_cache_name
+from bridge.media.playback import (
+    DECODE_MAX_SECONDS,
+    DecodedAudio,
+    DecodedAudioCache,
+    FilePlayback,
+    PromptSequence,
+    url_cache_name,
+)
 from bridge.media.ports import AudioSource
 from bridge.media.prompts import prompt_path
 from bridge.media.tones import ToneSource, tone_sequence
@@ -55,10 +62,10 @@ class _MusicWhenDecoded:
 
 class AudioAssets:
     def __init__(self, cache_dir: Path, loop: asyncio.AbstractEventLoop,
-                 fetcher: MediaFetcher | None = None) -> None:
+                 fetcher: MediaFetcher | None = None, decode_max_seconds: float = DECODE_MAX_SECONDS) -> None:
         """``fetcher``: downloads http(s) audio under the media-fetch rules; without one a URL
-        plays the built-in music."""
-        self.cache = DecodedAudioCache()
+        plays the built-in music. Files longer than ``decode_max_seconds`` are refused."""
+        self.cache = DecodedAudioCache(max_seconds=decode_max_seconds)
         self.cache_dir = cache_dir
         self.loop = loop
         self.fetcher = fetcher

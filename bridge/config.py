@@ -53,6 +53,11 @@ class SipConfig(_Frozen):
     srtp: Literal["off", "optional", "required"] = "off"
     # SIP over TLS listener (README "Security"): off unless cert and key are given.
     tls: "TlsConfig | None" = None
+    # Slowloris bound: a TCP/TLS connection that completes no SIP message (or no TLS
+    # handshake) for this long is closed.
+    tcp_idle_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # At most this many SIP TCP/TLS connections at once; further ones are closed at accept.
+    max_tcp_connections: int = Field(default=1000, ge=1, le=100000)
 
 
 class RtpConfig(_Frozen):
@@ -101,6 +106,9 @@ class MediaConfig(_Frozen):
     # Extra jitter-buffer depth for Opus callers so a lost packet's successor is already
     # here and its FEC can rebuild it; 0: FEC only when network jitter holds packets anyway.
     opus_fec_lookahead_ms: Literal[0, 20] = 0
+    # Decoding an audio file (upload, fetched URL, hold music) stops and refuses it past this much
+    # audio: a small file that expands to hours (a decompression bomb) cannot exhaust memory.
+    decode_max_seconds: float = Field(default=900.0, gt=0, le=86400)
 
 
 class WebhookAccountConfig(_Frozen):

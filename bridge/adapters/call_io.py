@@ -32,7 +32,7 @@ from bridge.call.dialed_calls import DialedCall, DialedCalls
 from bridge.call.dialout import DialOutError
 from bridge.call.ports import Datagram, Directory, NoMediaPorts
 from bridge.config import Config, TrunkConfig
-from bridge.media.playback import decode_file
+from bridge.media.playback import DECODE_MAX_SECONDS, decode_file
 from bridge.control.errors import ControlError
 from bridge.control.events import EndReason, EventBus
 from bridge.control.model import Action, Conference, ParticipantView
@@ -87,9 +87,9 @@ class SocketMedia:
         return sockets
 
 
-def _check_audio(path: Path) -> None:
-    """Raises unless ``path`` decodes as audio (PyAV), as the rooms will decode it."""
-    if decode_file(str(path), 8000).pcm.size == 0:
+def _check_audio(path: Path, max_seconds: float = DECODE_MAX_SECONDS) -> None:
+    """Raises unless ``path`` decodes as audio (PyAV) within ``max_seconds``, as the rooms will decode it."""
+    if decode_file(str(path), 8000, max_seconds).pcm.size == 0:
         raise ValueError("no audio samples")
 
 
@@ -117,11 +117,13 @@ class CallAdapter:
         self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
         self.tick_stats = TickStats()
         self.on_tick_seconds = on_tick_seconds
-        self.fetcher = MediaFetcher(config.media_fetch, Path(config.data_dir) / "media-cache", _check_audio)
+        cap = config.media.decode_max_seconds
+        self.fetcher = MediaFetcher(config.media_fetch, Path(config.data_dir) / "media-cache",
+                                    lambda path: _check_audio(path, cap))
         self.core = CallCore(
             config, endpoint, directory,
             SocketMedia(allocator, self.rtp_receiver, loop, on_leg_closed),
-            AudioAssets(Path(config.data_dir) / "media-cache", loop, self.fetcher),
+            AudioAssets(Path(config.data_dir) / "media-cache", loop, self.fetcher, decode_max_seconds=cap),
             bus, wall_clock=lambda: datetime.now(timezone.utc), recording=recording,
         )
         self._drain_scheduled = False

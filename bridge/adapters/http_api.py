@@ -273,7 +273,8 @@ class _Handlers:
         media_id = self.service.new_media_id()
         media_dir = self.service.media_dir()
         async with self._decoding:
-            duration = await asyncio.to_thread(store_file, media_dir, media_id, ext, upload.data)
+            duration = await asyncio.to_thread(store_file, media_dir, media_id, ext, upload.data,
+                                               self.service.config.media.decode_max_seconds)
         try:
             media = self.service.add_media(
                 account, media_id, upload.media_name, content_type, len(upload.data), duration, media_id + ext

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import BodyPartReader, web
 
 from ..control.errors import ControlError, bad_request
-from ..media.playback import decode_file
+from ..media.playback import DECODE_MAX_SECONDS, decode_file
 
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
 MAX_FIELD_BYTES = 4096  # media_name and other small form fields
@@ -118,7 +118,8 @@ async def _read_multipart(request: web.Request, query_name: str | None) -> Uploa
     return Upload(data, name if name is not None else query_name)
 
 
-def store_file(media_dir: str, media_id: str, ext: str, data: bytes) -> float:
+def store_file(media_dir: str, media_id: str, ext: str, data: bytes,
+               max_seconds: float = DECODE_MAX_SECONDS) -> float:
     """Blocking (run it in a thread): write, decode to prove it is audio, rename; the duration in s.
 
     Raises ``ControlError`` 400 ``invalid_media`` when PyAV cannot decode any audio from it.
@@ -130,7 +131,7 @@ def store_file(media_dir: str, media_id: str, ext: str, data: bytes) -> float:
         with open(temp, "wb") as f:
             f.write(data)
         try:
-            audio = decode_file(temp, DECODE_RATE)
+            audio = decode_file(temp, DECODE_RATE, max_seconds)
         except Exception as err:  # noqa: BLE001 -- PyAV/FFmpeg errors, ValueError (no audio stream), ...
             raise bad_request("invalid_media", f"the file is not decodable audio: {str(err)[:200]}") from None
         if len(audio.pcm) == 0:

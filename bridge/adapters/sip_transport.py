@@ -61,6 +61,8 @@ def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 class _TcpProtocol(asyncio.Protocol):
+    """One SIP stream connection, plain TCP or TLS (asyncio's ssl layer sits below us)."""
+
     def __init__(self, owner: "SipTransport", kind: Literal["tcp", "tls"] = "tcp") -> None:
         self.owner = owner
         self.kind: Literal["tcp", "tls"] = kind
@@ -68,12 +70,35 @@ class _TcpProtocol(asyncio.Protocol):
         self.conn_id = next(owner._conn_ids)
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
+        self._idle: asyncio.TimerHandle | None = None
+        self._seen = False          # a whole message has arrived on this connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is not a subclass
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
+        if len(self.owner._tcp_conns) >= self.owner.max_connections:
+            log.warning("SIP connection from %s refused: %d open", self.peer, len(self.owner._tcp_conns))
+            transport.close()
+            return
         self.owner._tcp_conns[self.conn_id] = self
+        self._start_clock()
+
+    def _start_clock(self) -> None:
+        if self._idle is None:
+            self._idle = self.owner.loop.call_later(self.owner.idle_timeout_s, self._expire)
+
+    def _stop_clock(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _expire(self) -> None:
+        self._idle = None
+        log.info("SIP connection from %s completed no message in %.0f s: closed",
+                 self.peer, self.owner.idle_timeout_s)
+        if self.transport is not None:
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -83,10 +108,20 @@ class _TcpProtocol(asyncio.Protocol):
             if self.transport:
                 self.transport.close()
             return
+        # Slowloris bound: the clock runs from the connect until the first whole message, and
+        # from the first byte of any later message until it is whole, so dripping bytes never
+        # keeps a connection. A connection quiet between messages stays open (an established
+        # call's dialog is silent for its whole length): sip.max_tcp_connections bounds those.
+        if messages:
+            self._seen = True
+            self._stop_clock()
+        if self.framer.pending or not self._seen:
+            self._start_clock()
         for message in messages:
             self.owner.feed(message, Flow(self.kind, self.peer, self.conn_id))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_clock()
         self.owner._tcp_conns.pop(self.conn_id, None)
 
 
@@ -101,7 +136,11 @@ class SipTransport:
         observer: MessageObserver | None = None,
         gate: SipGate | None = None,
         calls_in_progress: Callable[[], int] = lambda: 0,
+        idle_timeout_s: float = 60.0,
+        max_connections: int = 1000,
     ) -> None:
+        self.idle_timeout_s = idle_timeout_s        # sip.tcp_idle_timeout_s
+        self.max_connections = max_connections      # sip.max_tcp_connections (TCP and TLS together)
         self.endpoint = endpoint
         self.gate = gate
         self.calls_in_progress = calls_in_progress
@@ -128,10 +167,11 @@ class SipTransport:
             )
 
     async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> None:
-        """The TLS listener (off unless ``sip.tls`` is configured)."""
+        """The TLS listener (off unless ``sip.tls`` is configured); a peer that does not finish
+        the handshake within the idle timeout is closed (slowloris bound)."""
         self._tls_server = await self.loop.create_server(
             lambda: _TcpProtocol(self, "tls"), host=host, port=port, reuse_address=True, ssl=context,
-            ssl_handshake_timeout=10,
+            ssl_handshake_timeout=self.idle_timeout_s,
         )
 
     def bound(self, transports: tuple[str, ...]) -> list[str]:

@@ -61,14 +61,26 @@ class DecodedAudio:
         return DecodedAudio(np.ascontiguousarray(out[lag:lag + want]), rate)
 
 
-def decode_file(path: str | os.PathLike[str], rate: int) -> DecodedAudio:
-    """Decode the first audio stream of ``path`` (WAV, MP3, Ogg/Opus, ...) to mono int16 at ``rate``."""
+# Default for media.decode_max_seconds: 15 minutes is 28.8 MB of PCM at 16 kHz.
+DECODE_MAX_SECONDS = 900.0
+
+
+def decode_file(path: str | os.PathLike[str], rate: int,
+                max_seconds: float = DECODE_MAX_SECONDS) -> DecodedAudio:
+    """Decode the first audio stream of ``path`` (WAV, MP3, Ogg/Opus, ...) to mono int16 at ``rate``.
+
+    Refused (ValueError) as soon as the output passes ``max_seconds`` (``media.decode_max_seconds``):
+    a small file that expands to hours (a decompression bomb) costs at most that much memory,
+    and the container's declared duration is never trusted. Only local files are opened, so no
+    protocol or playlist demuxer can reach the network."""
     import av  # imported here: only file decoding needs it, the rest of the module stays light
 
     if rate not in SUPPORTED_RATES:
         raise ValueError(f"unsupported rate {rate}")
     chunks: list[Pcm] = []
-    with av.open(os.fspath(path)) as container:
+    limit = int(max_seconds * rate)
+    total = 0
+    with av.open(os.fspath(path), options={"protocol_whitelist": "file"}) as container:
         if not container.streams.audio:
             raise ValueError(f"{path}: no audio stream")
         stream = container.streams.audio[0]
@@ -76,6 +88,9 @@ def decode_file(path: str | os.PathLike[str], rate: int) -> DecodedAudio:
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
+                total += len(chunks[-1])
+            if total > limit:
+                raise ValueError(f"{path}: longer than {max_seconds:g} s (media.decode_max_seconds)")
         for out in resampler.resample(None):          # flush what the resampler holds
             chunks.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
@@ -86,8 +101,9 @@ def decode_file(path: str | os.PathLike[str], rate: int) -> DecodedAudio:
 class DecodedAudioCache:
     """Decoded PCM keyed by (path, rate), least recently used dropped beyond ``max_bytes``."""
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, max_seconds: float = DECODE_MAX_SECONDS) -> None:
         self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
         self._items: OrderedDict[tuple[str, int], DecodedAudio] = OrderedDict()
         self._bytes = 0
 
@@ -97,7 +113,7 @@ class DecodedAudioCache:
         if hit is not None:
             self._items.move_to_end(key)
             return hit
-        audio = decode_file(key[0], rate)
+        audio = decode_file(key[0], rate, self.max_seconds)
         self._items[key] = audio
         self._bytes += audio.pcm.nbytes
         while self._bytes > self.max_bytes and len(self._items) > 1:

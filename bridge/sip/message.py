@@ -395,6 +395,11 @@ class StreamFramer:
         self._buf = bytearray()
         self._max = max_size
 
+    @property
+    def pending(self) -> bool:
+        """True while part of a message is buffered (keep-alive CRLFs are never kept)."""
+        return bool(self._buf)
+
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data
         out: list[bytes] = []

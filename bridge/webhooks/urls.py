@@ -27,6 +27,18 @@ _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loop
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
 # Addresses that are "global" to ipaddress but still no place for a webhook.
 _EXTRA_FORBIDDEN = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")      # RFC 6052 well-known prefix
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64), which is where it leads."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 @dataclass(frozen=True)
@@ -40,8 +52,10 @@ class AddressPolicy:
         return cls(tuple(ipaddress.ip_network(n, strict=False) for n in networks))
 
     def allows(self, address: IPAddress) -> bool:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        if any(address in net for net in self.allow):
+            return True
+        if isinstance(address, ipaddress.IPv6Address) and (v4 := _embedded_ipv4(address)) is not None:
+            address = v4
         if any(address in net for net in self.allow):
             return True
         if any(address in net for net in _EXTRA_FORBIDDEN):

@@ -311,10 +311,10 @@ async def test_decoding_runs_off_the_event_loop_and_a_name_race_keeps_one_file(
     threads: list[threading.Thread] = []
     both_decoding = threading.Barrier(2, timeout=10)
 
-    def decode(path: str, rate: int) -> Any:
+    def decode(path: str, rate: int, max_seconds: float) -> Any:
         threads.append(threading.current_thread())
         both_decoding.wait()  # both uploads passed the name check before either is recorded
-        return real(path, rate)
+        return real(path, rate, max_seconds)
 
     monkeypatch.setattr(media_upload, "decode_file", decode)
     results = await asyncio.gather(*(upload(env, wav_bytes(0.1), media_name="race") for _ in range(2)))

@@ -211,3 +211,30 @@ def test_missing_file_and_unsupported_rate(tmp_path: Path) -> None:
         decode_file(tmp_path / "nope.wav", 16000)
     with pytest.raises(ValueError):
         decode_file(tmp_path / "x.wav", 12345)
+
+
+def test_decode_cap_refuses_long_audio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """media.decode_max_seconds: audio past the cap is refused, and decoding stops at the cap
+    rather than after the whole file (a decompression bomb never expands in memory)."""
+    path = write_wav(tmp_path / "long.wav", sine(440, 8000, 60 * 8000), 8000)
+    assert len(decode_file(path, 8000, max_seconds=61).pcm) == 60 * 8000
+    resampled = [0]
+    real = av.AudioResampler
+
+    class Counting:
+        def __init__(self, **kw: object) -> None:
+            self._inner = real(**kw)
+
+        def resample(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+            if frame is not None:
+                resampled[0] += frame.samples
+            return self._inner.resample(frame)
+
+    monkeypatch.setattr(av, "AudioResampler", Counting)
+    with pytest.raises(ValueError, match="longer than 5 s"):
+        decode_file(path, 8000, max_seconds=5)
+    assert 5 * 8000 < resampled[0] < 10 * 8000      # stopped just past 5 s of 60
+    cache = DecodedAudioCache(max_seconds=5)
+    with pytest.raises(ValueError, match="longer than 5 s"):
+        cache.get(path, 8000)
+    assert len(cache) == 0

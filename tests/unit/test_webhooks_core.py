@@ -288,6 +288,12 @@ def test_allowed_urls_and_allow_list() -> None:
         check_address("127.0.0.2", loop)
     with pytest.raises(ForbiddenDestination):
         check_address("100.64.1.1", AddressPolicy())
+    # IPv6 that carries an IPv4 address (mapped, 6to4, NAT64) is judged by where it leads.
+    for public in ("::ffff:8.8.8.8", "2002:808:808::1", "64:ff9b::808:808"):
+        check_address(public, AddressPolicy())
+    for inward in ("::ffff:127.0.0.1", "2002:7f00:1::1", "64:ff9b::a9fe:a9fe", "2002:a00:1::"):
+        with pytest.raises(ForbiddenDestination):
+            check_address(inward, AddressPolicy())
 
 
 # -- routing ----------------------------------------------------------------------------------
