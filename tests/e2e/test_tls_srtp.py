@@ -84,8 +84,7 @@ def test_srtp_required_refuses_plain_offers_with_488(
     assert f"127.0.0.1:{tls_port};transport=tls>".encode() in ok, ok     # Contact: the TLS listener
     # A real plain-RTP softphone over UDP is refused the same way.
     plain = Baresip("plain", tmp_path, ports.baresip())
-    with plain:
-        plain.start()
+    with plain:                 # entering starts it
         plain.dial(f"sip:room1@127.0.0.1:{bridge.sip_port}")
         closed = plain.wait_event("CALL_CLOSED", timeout=10)
         assert "488" in str(closed.get("param")), closed
@@ -103,9 +102,7 @@ def test_srtp_over_tls_and_plain_rtp_callers_hear_each_other(
     plain_mic = audio.tone_wav(tmp_path / "plain.wav", 1300.0, 20, 8000, 1)
     secure = _tls_phone("secure", tmp_path, ports, cert, secure_mic)
     plain = Baresip("plain", tmp_path, ports.baresip(), mic_wav=plain_mic, mic_seconds=20)
-    with secure, plain:
-        secure.start()
-        plain.start()
+    with secure, plain:         # entering starts them
         calls = [(secure, f"sip:room2@127.0.0.1:{tls_port}"), (plain, f"sip:room2@127.0.0.1:{bridge.sip_port}")]
         for phone, uri in calls if srtp_first else calls[::-1]:
             phone.dial(uri)

@@ -167,6 +167,9 @@ class Baresip:
         (self.dir / "contacts").write_text("")
 
     def start(self, timeout: float = 5.0) -> Baresip:
+        if self._proc is not None and self._proc.poll() is None:
+            # A second process would orphan the first (the context manager starts it too).
+            raise RuntimeError(f"{self.name}: baresip is already running")
         self._write_config()
         log = self.log_path.open("wb")
         try:
