@@ -98,6 +98,17 @@ def test_port_allocator_blocks_do_not_overlap() -> None:
         assert port_is_free(b.sip) and port_is_free(b.ctrl)
 
 
+def test_port_allocator_recycles_the_oldest_blocks_when_the_range_is_full() -> None:
+    # A whole-suite run takes more 40-port blocks than 20000-32000 holds.
+    base = PortAllocator(seed=3).block(100)
+    alloc = PortAllocator(base, base + 100, seed=3)
+    # attempts=0: no random picks, the scan from the bottom (what a fragmented range gets).
+    first, second = alloc.block(40, attempts=0), alloc.block(40, attempts=0)
+    assert (first, second) == (base, base + 40)
+    third = alloc.block(40, attempts=0)     # 20 ports left: the oldest block is reused
+    assert third == first
+
+
 def test_dtmf_pcap_writer_roundtrip(tmp_path: Path) -> None:
     path = write_dtmf_pcap(tmp_path / "d.pcap", "19#", payload_type=96)
     packets = read_rtp_pcap(path)

@@ -82,9 +82,11 @@ class SippPorts:
 class PortAllocator:
     """Hands out non-overlapping, bind-tested contiguous port blocks.
 
-    One allocator per test (or per session): ports it handed out are never handed
-    out again by it, even after the process that used them has exited, so a late
-    packet cannot reach the next peer.
+    One allocator per test (or per session): ports it handed out are not handed out
+    again while the range has others, so a late packet cannot reach the next peer. A
+    whole-suite run takes more ports than the range holds (every bridge takes a block
+    of 40), so when no block is left the oldest half of the handed-out ports, from tests
+    long finished, become available again (still bind-tested first).
     """
 
     def __init__(self, low: int = _LOW, high: int = _HIGH, seed: int | None = None) -> None:
@@ -93,6 +95,7 @@ class PortAllocator:
         self._low, self._high = low, high
         self._rng = random.Random(seed)
         self._taken: set[int] = set()
+        self._order: list[range] = []      # blocks in the order handed out (for recycling)
         self._lock = threading.Lock()
 
     def block(self, size: int, *, attempts: int = 200) -> int:
@@ -103,13 +106,30 @@ class PortAllocator:
             for _ in range(attempts):
                 # Even base: RTP conventionally sits on even ports, RTCP on odd.
                 base = self._rng.randrange(self._low, self._high - size) & ~1
-                ports = range(base, base + size)
-                if any(p in self._taken for p in ports):
-                    continue
-                if all(port_is_free(p) for p in ports):
-                    self._taken.update(ports)
+                if self._try(base, size):
                     return base
+            # Random picks fragment the range: look at every base before recycling.
+            for recycle in (False, True):
+                if recycle:
+                    self._recycle_oldest_half()
+                for base in range(self._low & ~1, self._high - size, 2):
+                    if self._try(base, size):
+                        return base
         raise RuntimeError(f"no block of {size} free ports in {self._low}-{self._high}")
+
+    def _try(self, base: int, size: int) -> bool:
+        ports = range(base, base + size)
+        if any(p in self._taken for p in ports) or not all(port_is_free(p) for p in ports):
+            return False
+        self._taken.update(ports)
+        self._order.append(ports)
+        return True
+
+    def _recycle_oldest_half(self) -> None:
+        half = max(1, len(self._order) // 2)
+        for ports in self._order[:half]:
+            self._taken.difference_update(ports)
+        del self._order[:half]
 
     def port(self) -> int:
         return self.block(1)
