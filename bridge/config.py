@@ -10,16 +10,29 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CodecName = Literal["PCMU", "PCMA", "G722", "opus"]
 ALL_CODECS: tuple[CodecName, ...] = ("opus", "G722", "PCMU", "PCMA")
 _PIN = re.compile(r"^\d{4,6}$")
 _ROOM_NAME = re.compile(r"^[A-Za-z0-9._~\-]{1,64}$")
 
+
+
+def _ip_networks(v: tuple[str, ...]) -> tuple[str, ...]:
+    for net in v:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ValueError(f"{net!r} is not an IP network such as 127.0.0.1/32 or fd00::/8") from None
+    return v
+
+
+# Networks a non-public destination may be in (webhooks, audio fetched by URL).
+IpNetworks = Annotated[tuple[str, ...], AfterValidator(_ip_networks)]
 
 class ConfigError(Exception):
     """The configuration file is unusable; the message says where and why."""
@@ -130,17 +143,7 @@ class MediaFetchConfig(_Frozen):
     max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=500 * 1024 * 1024)
     timeout_s: float = Field(default=15.0, gt=0, le=120)
     # As for webhooks: non-public addresses are refused unless in one of these networks.
-    allow_networks: tuple[str, ...] = ()
-
-    @field_validator("allow_networks")
-    @classmethod
-    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for net in v:
-            try:
-                ipaddress.ip_network(net, strict=False)
-            except ValueError:
-                raise ValueError(f"{net!r} is not an IP network such as 127.0.0.1/32 or fd00::/8") from None
-        return v
+    allow_networks: IpNetworks = ()
 
 
 class WebhooksConfig(_Frozen):
@@ -165,19 +168,9 @@ class WebhooksConfig(_Frozen):
     retention_hours: float = Field(default=72.0, gt=0, le=24 * 365)
     # Destinations on loopback, private, link-local (cloud metadata) and other non-public
     # addresses are refused unless they fall in one of these networks, e.g. "127.0.0.1/32".
-    allow_networks: tuple[str, ...] = ()
+    allow_networks: IpNetworks = ()
     stats_interval_s: float = Field(default=60.0, gt=0, le=86400)
     accounts: tuple[WebhookAccountConfig, ...] = ()
-
-    @field_validator("allow_networks")
-    @classmethod
-    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for net in v:
-            try:
-                ipaddress.ip_network(net, strict=False)
-            except ValueError:
-                raise ValueError(f"{net!r} is not an IP network such as 127.0.0.1/32 or fd00::/8") from None
-        return v
 
     @model_validator(mode="after")
     def _checks(self) -> "WebhooksConfig":

@@ -38,6 +38,7 @@ from ..control.views import (
 )
 from .auth_limit import BadTokenLimiter
 from .media_upload import read_upload, remove_file, sniff, store_file
+from .storage import stored
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +197,6 @@ def _bool_query(request: web.Request, name: str, default: bool) -> bool:
     raise bad_request(f"invalid_{name}", f"{name} must be true or false")
 
 
-async def _stored(service: ConferenceService) -> None:
-    """Wait until the change just made is committed to SQLite (off the event loop)."""
-    drained = getattr(service.store, "drained", None)
-    if drained is None:
-        return
-    try:
-        await drained()
-    except Exception:
-        log.exception("storage write failed")
-        raise ControlError(503, "storage_unavailable", "the change could not be saved; try again") from None
-
 
 def _envelope(data: object, status: int = 200, extra: Mapping[str, object] | None = None) -> web.Response:
     body: dict[str, object] = {"data": data, "request_id": f"req_{secrets.token_hex(8)}", "status": "success"}
@@ -282,7 +272,7 @@ class _Handlers:
         except ControlError:  # the name was taken while this upload was decoding
             await asyncio.to_thread(remove_file, os.path.join(media_dir, media_id + ext))
             raise
-        await _stored(self.service)
+        await stored(self.service)
         return web.json_response(_media_view(media), status=201)
 
     async def media_list(self, request: web.Request) -> web.Response:
@@ -295,7 +285,7 @@ class _Handlers:
 
     async def media_delete(self, request: web.Request) -> web.Response:
         media = self.service.delete_media(_account(request), request.match_info["media_id"])
-        await _stored(self.service)
+        await stored(self.service)
         await asyncio.to_thread(remove_file, os.path.join(self.service.media_dir(), media.filename))
         return web.Response(status=204)
 
@@ -316,7 +306,7 @@ class _Handlers:
     async def flat_create(self, request: web.Request) -> web.Response:
         account = _account(request)
         conf = self.service.create(account, await _json_object(request))
-        await _stored(self.service)
+        await stored(self.service)
         return web.json_response(self._flat(request, conf.id), status=201)
 
     async def flat_get(self, request: web.Request) -> web.Response:
@@ -328,12 +318,12 @@ class _Handlers:
         conf_id = request.match_info["conference_id"]
         self.service.get_owned(account, conf_id)  # 404 before looking at the body
         conf = self.service.update(account, conf_id, await _json_object(request))
-        await _stored(self.service)
+        await stored(self.service)
         return web.json_response(self._flat(request, conf.id))
 
     async def flat_delete(self, request: web.Request) -> web.Response:
         conf = self.service.delete(_account(request), request.match_info["conference_id"])
-        await _stored(self.service)
+        await stored(self.service)
         return web.json_response(self._flat(request, conf.id))
 
     async def flat_participants(self, request: web.Request) -> web.Response:
@@ -377,7 +367,7 @@ class _Handlers:
     async def acct_create(self, request: web.Request) -> web.Response:
         account = _scoped_account(request)
         conf = self.service.create(account, await _data_object(request))
-        await _stored(self.service)
+        await stored(self.service)
         return _envelope(self._acct(request, conf.id), status=201)
 
     async def acct_get(self, request: web.Request) -> web.Response:
@@ -389,12 +379,12 @@ class _Handlers:
         conf_id = request.match_info["conference_id"]
         self.service.get_owned(account, conf_id)
         conf = self.service.update(account, conf_id, await _data_object(request))
-        await _stored(self.service)
+        await stored(self.service)
         return _envelope(self._acct(request, conf.id))
 
     async def acct_delete(self, request: web.Request) -> web.Response:
         conf = self.service.delete(_scoped_account(request), request.match_info["conference_id"])
-        await _stored(self.service)
+        await stored(self.service)
         return _envelope(self._acct(request, conf.id))
 
     async def acct_participants(self, request: web.Request) -> web.Response:

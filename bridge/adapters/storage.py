@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..control.errors import ControlError
 from ..control.model import Conference, Media
+
+if TYPE_CHECKING:
+    from ..control.service import ConferenceService
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: media table
 _SCHEMA = """
@@ -36,6 +44,19 @@ CREATE TABLE IF NOT EXISTS media (
 -- NULL names are distinct in SQLite, so only given names must be unique per account.
 CREATE UNIQUE INDEX IF NOT EXISTS media_account_name ON media(account_id, media_name);
 """
+
+
+async def stored(service: ConferenceService) -> None:
+    """Wait until the change just made is committed to SQLite (off the event loop); a failed
+    write answers 503 in every API, so a client never believes an unsaved change."""
+    drained = getattr(service.store, "drained", None)
+    if drained is None:
+        return
+    try:
+        await drained()
+    except Exception:
+        log.exception("storage write failed")
+        raise ControlError(503, "storage_unavailable", "the change could not be saved; try again") from None
 
 
 def database_path(config: Config) -> Path:

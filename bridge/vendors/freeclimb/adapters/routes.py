@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from ....adapters.http_api import CONFIG, SERVICE
+from ....adapters.storage import stored
 from ....control.errors import ControlError, bad_request, not_found
 from ....control.model import ParticipantView
 from ....control.service import ConferenceService
@@ -88,16 +89,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def _stored(service: ConferenceService) -> None:
-    drained = getattr(service.store, "drained", None)
-    if drained is None:
-        return
-    try:
-        await drained()
-    except Exception:
-        log.exception("storage write failed")
-        raise ControlError(503, "storage_unavailable", "the change could not be saved; try again") from None
-
 
 class FreeClimbRoutes:
     def add_routes(self, app: web.Application) -> None:
@@ -131,7 +122,7 @@ class FreeClimbRoutes:
         account = _account(request)
         svc = self._svc(request)
         conf = svc.create(account, v.parse_create(await _body(request)), name_required=False)
-        await _stored(svc)
+        await stored(svc)
         return web.json_response(self._view(request, account, conf.id), status=202)
 
     async def list_conferences(self, request: web.Request) -> web.Response:
@@ -183,7 +174,7 @@ class FreeClimbRoutes:
             for p in svc.participants(account, conf_id):
                 if p.status in views.IN_CONFERENCE:
                     svc.act(account, conf_id, p.participant_id, "kick")
-        await _stored(svc)
+        await stored(svc)
         return web.Response(status=204)
 
     def _in_conference(self, request: web.Request, account: str) -> tuple[Any, list[ParticipantView]]:

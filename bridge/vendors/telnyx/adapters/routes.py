@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ....adapters.http_api import SERVICE, account_of
 from ....adapters.media_fetch import MediaFetchError
+from ....adapters.storage import stored
 from ....call.callcontrol import CallControlError, CallInfo
 from ....call.dialed_calls import DialedCall
 from ....config import TrunkConfig
@@ -110,16 +111,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def _stored(service: ConferenceService) -> None:
-    drained = getattr(service.store, "drained", None)
-    if drained is None:
-        return
-    try:
-        await drained()
-    except Exception:
-        log.exception("storage write failed")
-        raise ControlError(503, "storage_unavailable", "the change could not be saved; try again") from None
-
 
 class TelnyxRoutes:
     def __init__(self, calls: CallControlPort | None = None,
@@ -206,7 +197,7 @@ class TelnyxRoutes:
             svc.end(conf.id)
             raise
         self.commands.record(account, "create", spec.command_id, time.monotonic(), conf.id)
-        await _stored(svc)
+        await stored(svc)
         return web.json_response({"data": views.conference(svc.get_owned(account, conf.id), svc.clock())})
 
     async def dial(self, request: web.Request) -> web.Response:
@@ -322,7 +313,7 @@ class TelnyxRoutes:
             await self._prefetch(audio(body), "audio_url")
         run(account, conf, body)
         self.commands.record(account, conf.id, cid, time.monotonic())
-        await _stored(self._svc(request))
+        await stored(self._svc(request))
         return web.json_response(views.command_ok())
 
     async def _prefetch(self, url: object, field: str) -> None:
