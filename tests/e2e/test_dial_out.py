@@ -154,7 +154,7 @@ def test_a_digest_challenge_is_answered_with_the_trunk_credentials(
 def test_send_pin_via_sms_posts_the_pin_to_the_gateway(
     bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator, tmp_path: Path,
 ) -> None:
-    from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
+    from tests.support.webhook_receiver import ThreadedReceiver
 
     gateway = ThreadedReceiver()
     try:

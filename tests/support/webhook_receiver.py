@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -87,3 +88,24 @@ class Receiver:
             except asyncio.TimeoutError:
                 pass
         return True
+
+
+class ThreadedReceiver:
+    """A ``Receiver`` on its own event loop in a thread, for synchronous e2e tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.receiver: Receiver = asyncio.run_coroutine_threadsafe(self._make(), self.loop).result(10)
+
+    async def _make(self) -> Receiver:
+        return await Receiver().up()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        return asyncio.run_coroutine_threadsafe(self.receiver.wait_for(count, timeout), self.loop).result(timeout + 5)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.receiver.down(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,20 +21,9 @@ from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
 from tests.vendors.test_freeclimb_api import create, freeclimb_api
-from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
+from tests.support.webhook_receiver import ThreadedReceiver
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def receiver() -> Iterator[ThreadedReceiver]:
-    r = ThreadedReceiver()
-    yield r
-    r.close()
-
-
-def presence(samples: audio.Samples, rate: int, freq: float, start: float, end: float) -> float:
-    return audio.tone_presence(audio.segment(samples, rate, start, end), rate, freq, min_rel_db=-15)
 
 
 @pytest.mark.usefixtures("need_baresip")
@@ -81,10 +70,10 @@ def test_freeclimb_sdk_conference_with_callers(
         assert [p.call_id for p in api.list_participants(cid).participants or []] == [ids["speaker"]]
         hang_up_all([speaker])
         samples, rate = listener.heard()
-    assert presence(samples, rate, 500.0, 0.5, t_mute - 0.3) > 0.8
-    assert presence(samples, rate, 500.0, t_mute + 0.3, t_unmute - 0.2) == 0.0, "talk=false: still heard"
-    assert presence(samples, rate, 500.0, t_unmute + 0.4, t_deaf - 0.2) > 0.5, "talk=true did not bring it back"
-    assert presence(samples, rate, 500.0, t_deaf + 0.3, t_deaf + 1.7) == 0.0, "listen=false: still hears"
+    assert audio.tone_seconds(samples, rate, 500.0, 0.5, t_mute - 0.3) > 0.8
+    assert audio.tone_seconds(samples, rate, 500.0, t_mute + 0.3, t_unmute - 0.2) == 0.0, "talk=false: still heard"
+    assert audio.tone_seconds(samples, rate, 500.0, t_unmute + 0.4, t_deaf - 0.2) > 0.5, "talk=true did not bring it back"
+    assert audio.tone_seconds(samples, rate, 500.0, t_deaf + 0.3, t_deaf + 1.7) == 0.0, "listen=false: still hears"
     time.sleep(0.5)
     assert api.get_a_conference(cid).status.value == "empty"  # type: ignore[union-attr]
     api.update_a_conference(cid, UpdateConferenceRequest(status=UpdateConferenceRequestStatus.TERMINATED))

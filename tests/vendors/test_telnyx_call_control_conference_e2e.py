@@ -28,16 +28,9 @@ from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
 from tests.vendors.test_telnyx_api import telnyx_client
 from tests.vendors.test_telnyx_call_control_e2e import events, wait_events
-from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
+from tests.support.webhook_receiver import ThreadedReceiver
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def receiver() -> Iterator[ThreadedReceiver]:
-    r = ThreadedReceiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture
@@ -57,10 +50,6 @@ def audio_server(tmp_path: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     thread.join(5)
-
-
-def presence(samples: audio.Samples, rate: int, freq: float, start: float, end: float) -> float:
-    return audio.tone_presence(audio.segment(samples, rate, start, end), rate, freq, min_rel_db=-15)
 
 
 @pytest.mark.usefixtures("need_baresip")
@@ -143,21 +132,21 @@ def test_call_control_conference_mute_hold_with_audio_url_and_end(
         b_heard, b_rate = bob.heard()
         c_heard, c_rate = carol.heard()
     # They hear each other; mute silences alice for bob; the repeated command_id did not mute again.
-    assert presence(b_heard, b_rate, 500.0, 0.5, t_mute - 0.3) > 1.0, "bob does not hear alice"
-    assert presence(a_heard, a_rate, 1000.0, 0.5, t_mute - 0.3) > 1.0, "alice does not hear bob"
-    assert presence(b_heard, b_rate, 500.0, t_mute + 0.4, t_unmute - 0.3) == 0.0, "muted alice still heard"
-    assert presence(b_heard, b_rate, 500.0, t_unmute + 0.5, t_hold - 0.2) > 0.8, "repeated command_id muted again"
+    assert audio.tone_seconds(b_heard, b_rate, 500.0, 0.5, t_mute - 0.3) > 1.0, "bob does not hear alice"
+    assert audio.tone_seconds(a_heard, a_rate, 1000.0, 0.5, t_mute - 0.3) > 1.0, "alice does not hear bob"
+    assert audio.tone_seconds(b_heard, b_rate, 500.0, t_mute + 0.4, t_unmute - 0.3) == 0.0, "muted alice still heard"
+    assert audio.tone_seconds(b_heard, b_rate, 500.0, t_unmute + 0.5, t_hold - 0.2) > 0.8, "repeated command_id muted again"
     # Whisper: alice hears carol, bob does not; carol hears both; monitor: nobody hears carol.
-    assert presence(a_heard, a_rate, 1500.0, t_whisper + 0.5, t_monitor - 0.2) > 1.2, "alice misses the whisper"
-    assert presence(b_heard, b_rate, 1500.0, t_whisper, t_monitor) == 0.0, "bob hears the whisper"
-    assert presence(b_heard, b_rate, 500.0, t_whisper + 0.5, t_monitor - 0.2) > 1.2, "whisper cut alice off"
-    assert presence(a_heard, a_rate, 1500.0, t_monitor + 0.4, t_hold) == 0.0, "monitor still heard"
-    assert presence(c_heard, c_rate, 500.0, 0.5, 2.0) > 0.8 and presence(c_heard, c_rate, 1000.0, 0.5, 2.0) > 0.8
+    assert audio.tone_seconds(a_heard, a_rate, 1500.0, t_whisper + 0.5, t_monitor - 0.2) > 1.2, "alice misses the whisper"
+    assert audio.tone_seconds(b_heard, b_rate, 1500.0, t_whisper, t_monitor) == 0.0, "bob hears the whisper"
+    assert audio.tone_seconds(b_heard, b_rate, 500.0, t_whisper + 0.5, t_monitor - 0.2) > 1.2, "whisper cut alice off"
+    assert audio.tone_seconds(a_heard, a_rate, 1500.0, t_monitor + 0.4, t_hold) == 0.0, "monitor still heard"
+    assert audio.tone_seconds(c_heard, c_rate, 500.0, 0.5, 2.0) > 0.8 and audio.tone_seconds(c_heard, c_rate, 1000.0, 0.5, 2.0) > 0.8
     # Hold: bob hears the fetched tune, alice no longer hears bob; unhold brings him back.
-    assert presence(b_heard, b_rate, 750.0, t_hold + 0.7, t_unhold - 0.2) > 1.5, "no hold audio from audio_url"
-    assert presence(a_heard, a_rate, 1000.0, t_hold + 0.5, t_unhold - 0.2) == 0.0, "held bob still heard"
-    assert presence(a_heard, a_rate, 1000.0, t_unhold + 0.5, t_unhold + 1.5) > 0.5, "unhold did not bring bob back"
-    assert presence(b_heard, b_rate, 750.0, t_unhold + 0.5, t_unhold + 1.5) == 0.0, "hold audio after unhold"
+    assert audio.tone_seconds(b_heard, b_rate, 750.0, t_hold + 0.7, t_unhold - 0.2) > 1.5, "no hold audio from audio_url"
+    assert audio.tone_seconds(a_heard, a_rate, 1000.0, t_hold + 0.5, t_unhold - 0.2) == 0.0, "held bob still heard"
+    assert audio.tone_seconds(a_heard, a_rate, 1000.0, t_unhold + 0.5, t_unhold + 1.5) > 0.5, "unhold did not bring bob back"
+    assert audio.tone_seconds(b_heard, b_rate, 750.0, t_unhold + 0.5, t_unhold + 1.5) == 0.0, "hold audio after unhold"
     # Webhooks.
     started = wait_events(receiver, "conference.participant.playback.started", 1)
     ended = wait_events(receiver, "conference.participant.playback.ended", 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,16 +19,9 @@ from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
 from tests.vendors.test_telnyx_api import telnyx_client
-from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
+from tests.support.webhook_receiver import ThreadedReceiver
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def receiver() -> Iterator[ThreadedReceiver]:
-    r = ThreadedReceiver()
-    yield r
-    r.close()
 
 
 def events(receiver: ThreadedReceiver, path: str = "/cc") -> list[dict[str, object]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import telnyx
@@ -17,16 +17,9 @@ from tests.e2e.peers.mini_uas import MiniUas
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
 from tests.vendors.test_telnyx_api import telnyx_client
-from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
+from tests.support.webhook_receiver import ThreadedReceiver
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def receiver() -> Iterator[ThreadedReceiver]:
-    r = ThreadedReceiver()
-    yield r
-    r.close()
 
 
 def calls_seen(receiver: ThreadedReceiver, ccid: str) -> list[dict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +20,10 @@ from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import DEMO_TOKEN, BridgeProcess
 from tests.vendors.test_telnyx_api import telnyx_client
-from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
+from tests.support.webhook_receiver import ThreadedReceiver
 
 pytestmark = pytest.mark.e2e
 STATE = "dGVsbnl4LWUyZQ=="
-
-
-@pytest.fixture
-def receiver() -> Iterator[ThreadedReceiver]:
-    r = ThreadedReceiver()
-    yield r
-    r.close()
-
-
-def presence(samples: audio.Samples, rate: int, freq: float, start: float, end: float) -> float:
-    return audio.tone_presence(audio.segment(samples, rate, start, end), rate, freq, min_rel_db=-15)
 
 
 @pytest.mark.usefixtures("need_baresip")
@@ -94,14 +83,14 @@ def test_telnyx_sdk_mutes_and_ends_a_live_conference(
         listener.phone.wait_event("CALL_CLOSED", timeout=10)
         samples, rate = listener.heard()
         spk_samples, spk_rate = speaker.heard()
-    assert presence(samples, rate, 500.0, 0.5, t_mute - 0.3) > 0.8
-    assert presence(samples, rate, 500.0, t_mute + 0.3, t_unmute - 0.2) == 0.0, "muted speaker still heard"
-    assert presence(samples, rate, 500.0, t_unmute + 0.4, t_repeat) > 0.5, "unmute (everyone) did not work"
-    assert presence(samples, rate, 500.0, t_repeat + 0.3, t_hold - 0.2) > 0.5, "repeated command_id muted again"
-    assert presence(samples, rate, 500.0, t_hold + 0.3, t_unhold - 0.2) == 0.0, "held speaker still heard"
-    assert presence(spk_samples, spk_rate, 750.0, t_hold + 0.5, t_unhold - 0.2) > 1.0, "no hold audio"
-    assert presence(spk_samples, spk_rate, 750.0, t_unhold + 0.5, t_unhold + 1.8) == 0.0, "hold audio after unhold"
-    assert presence(samples, rate, 500.0, t_unhold + 0.5, t_unhold + 1.8) > 0.5, "unhold did not bring it back"
+    assert audio.tone_seconds(samples, rate, 500.0, 0.5, t_mute - 0.3) > 0.8
+    assert audio.tone_seconds(samples, rate, 500.0, t_mute + 0.3, t_unmute - 0.2) == 0.0, "muted speaker still heard"
+    assert audio.tone_seconds(samples, rate, 500.0, t_unmute + 0.4, t_repeat) > 0.5, "unmute (everyone) did not work"
+    assert audio.tone_seconds(samples, rate, 500.0, t_repeat + 0.3, t_hold - 0.2) > 0.5, "repeated command_id muted again"
+    assert audio.tone_seconds(samples, rate, 500.0, t_hold + 0.3, t_unhold - 0.2) == 0.0, "held speaker still heard"
+    assert audio.tone_seconds(spk_samples, spk_rate, 750.0, t_hold + 0.5, t_unhold - 0.2) > 1.0, "no hold audio"
+    assert audio.tone_seconds(spk_samples, spk_rate, 750.0, t_unhold + 0.5, t_unhold + 1.8) == 0.0, "hold audio after unhold"
+    assert audio.tone_seconds(samples, rate, 500.0, t_unhold + 0.5, t_unhold + 1.8) > 0.5, "unhold did not bring it back"
     left = client.conferences.list_participants(cid).data
     assert [p.status for p in left] == ["left", "left"]
     assert client.conferences.retrieve(cid).data.status == "completed"  # type: ignore[union-attr]

@@ -7,27 +7,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.calls import dial_all, hang_up_all, participants, talk
+from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
 from tests.vendors.test_telnyx_api import telnyx_client
-from tests.vendors.test_telnyx_call_control_conference_e2e import audio_server, presence
-from tests.webhooks.test_conference_events_e2e import ThreadedReceiver
+from tests.vendors.test_telnyx_call_control_conference_e2e import audio_server
+from tests.support.webhook_receiver import ThreadedReceiver
 
 pytestmark = pytest.mark.e2e
 __all__ = ["audio_server"]      # the fixture, shared
-
-
-@pytest.fixture
-def receiver() -> Iterator[ThreadedReceiver]:
-    r = ThreadedReceiver()
-    yield r
-    r.close()
 
 
 def playback_events(receiver: ThreadedReceiver) -> list[dict]:
@@ -73,12 +67,12 @@ def test_play_into_the_conference_then_stop(
         a_heard, a_rate = a.heard()
         b_heard, b_rate = b.heard()
     for heard, rate in ((a_heard, a_rate), (b_heard, b_rate)):
-        assert presence(heard, rate, 750.0, t_play - 1.0, t_play - 0.1) == 0.0
-        assert presence(heard, rate, 750.0, t_play + 0.5, t_stop - 0.2) > 3.0, "play (looping) not heard"
-        assert presence(heard, rate, 750.0, t_stop + 0.4, t_once - 0.1) == 0.0, "stop did not stop"
-        assert presence(heard, rate, 750.0, t_once + 0.5, t_once + 2.5) > 1.5, "loop=1 not heard"
-        assert presence(heard, rate, 750.0, t_after - 0.8, t_after) == 0.0, "loop=1 did not end"
-    assert presence(b_heard, b_rate, 500.0, t_play + 0.5, t_stop - 0.2) > 3.0, "play drowned the talker"
+        assert audio.tone_seconds(heard, rate, 750.0, t_play - 1.0, t_play - 0.1) == 0.0
+        assert audio.tone_seconds(heard, rate, 750.0, t_play + 0.5, t_stop - 0.2) > 3.0, "play (looping) not heard"
+        assert audio.tone_seconds(heard, rate, 750.0, t_stop + 0.4, t_once - 0.1) == 0.0, "stop did not stop"
+        assert audio.tone_seconds(heard, rate, 750.0, t_once + 0.5, t_once + 2.5) > 1.5, "loop=1 not heard"
+        assert audio.tone_seconds(heard, rate, 750.0, t_after - 0.8, t_after) == 0.0, "loop=1 did not end"
+    assert audio.tone_seconds(b_heard, b_rate, 500.0, t_play + 0.5, t_stop - 0.2) > 3.0, "play drowned the talker"
     deadline = time.monotonic() + 10
     while len(playback_events(receiver)) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -4,9 +4,7 @@ DELETE after it terminates the FreeClimb one (and sends no second ``conference.e
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,30 +16,9 @@ from telnyx.lib.webhook_verification import verify_webhook_signature
 from tests.e2e.calls import dial_all, hang_up_all, participants, talk
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
-from tests.support.webhook_receiver import Receiver
+from tests.support.webhook_receiver import ThreadedReceiver
 
 pytestmark = pytest.mark.e2e
-
-
-class ThreadedReceiver:
-    """A ``Receiver`` on its own event loop in a thread, for synchronous e2e tests."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.receiver: Receiver = asyncio.run_coroutine_threadsafe(self._make(), self.loop).result(10)
-
-    async def _make(self) -> Receiver:
-        return await Receiver().up()
-
-    def wait_for(self, count: int, timeout: float) -> bool:
-        return asyncio.run_coroutine_threadsafe(self.receiver.wait_for(count, timeout), self.loop).result(timeout + 5)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.receiver.down(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture

@@ -240,6 +240,11 @@ def tone_presence(
     return float(hits) * max(16, int(round(window * rate))) / rate
 
 
+def tone_seconds(samples: Samples, rate: int, freq: float, start_s: float, end_s: float) -> float:
+    """Seconds within [start_s, end_s) of a recording where ``freq`` is clearly present."""
+    return tone_presence(segment(samples, rate, start_s, end_s), rate, freq, min_rel_db=-15)
+
+
 def has_tone(
     samples: Samples,
     rate: int,
