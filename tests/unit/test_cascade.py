@@ -27,6 +27,7 @@ from bridge.rtp.packet import RtpPacket
 from bridge.sip import parse_message
 from bridge.sip.message import SipRequest
 from tests.unit.call_harness import BRIDGE_HOST, Bridge, Phone
+from tests.unit.test_call_dialout import TRUNK_ADDR, Trunk
 
 # --------------------------------------------------------------------------- pure decisions
 
@@ -235,3 +236,55 @@ def test_owner_room_lives_while_the_trunk_does(tmp_path: Path) -> None:
     trunk.bye()
     b.run(0.2)
     assert "room1" not in b.core.rooms and b.names("room1").count("conference.ended") == 1
+
+
+# --------------------------------------------------------------------------- part node, no sockets
+
+
+class OwnerNode(Trunk):
+    """The owner node as a scripted far end: answers the trunk, records what it was sent."""
+
+    def __init__(self, bridge: Bridge, answer: list[int]) -> None:
+        super().__init__(bridge, answer)
+        self.methods: list[str] = []
+
+    def on_request(self, req: SipRequest) -> None:
+        self.methods.append(req.method)
+        super().on_request(req)
+
+
+def test_part_node_dials_one_trunk_and_hangs_it_up_with_its_last_caller(tmp_path: Path) -> None:
+    b = Bridge(tmp_path, security={"trusted_proxies": ["10.0.0.0/24"]})
+    b.directory.add("room1")
+    owner = OwnerNode(b, [100, 200])             # node A, as far as this node can tell
+    b.phones[TRUNK_ADDR] = owner
+    param = f";tutti-owner={TRUNK_ADDR[0]}:{TRUNK_ADDR[1]}"
+    first, second = _node_phone(b, uri_params=param), _node_phone(b, uri_params=param)
+    first.call("1234")
+    b.run(0.2)
+    assert len(owner.invites) == 1
+    invite = owner.invites[0]
+    assert invite.uri.user_text == "1234" and (invite.uri.host, invite.uri.port) == TRUNK_ADDR
+    assert invite.headers.get(HEADER) == "part;node=192.0.2.1:5060"
+    assert b"PCMU" in invite.body and b"G722" not in invite.body      # an 8 kHz room: PCMU
+    owner.transport = b.media.by_port[Phone._answer_port_of(invite)]
+    second.call("1234")
+    b.run(1.0, speak={first: 500.0, second: 1000.0, owner: 1500.0})
+    assert len(owner.invites) == 1                                      # one trunk per part
+    live = b.core.rooms["room1"]
+    assert len(live.trunks) == 1 and len(live.members) == 2
+    # A's voices reach B's callers; B's callers reach A, minus A's own.
+    assert _level(first, 1500.0) > 30 * _level(first, 500.0) and _level(first, 1000.0) > 30 * _level(first, 500.0)
+    assert _level(owner, 500.0) > 30 * _level(owner, 1500.0) and _level(owner, 1000.0) > 30 * _level(owner, 1500.0)
+    assert "alone" not in b.prompts.played                  # the trunk was on its way from the start
+    tid = next(iter(live.trunks))
+    assert all(getattr(e, "participant_id", None) != tid for e in b.events)
+    assert len(b.core.book.listing("room1")) == 2
+    first.bye()
+    b.run(0.2)
+    assert "BYE" not in owner.methods and b.core.cascade.trunks
+    second.bye()
+    b.run(0.2)
+    assert owner.methods.count("BYE") == 1
+    assert not b.core.cascade.trunks and "room1" not in b.core.rooms
+    assert not b.core.legs_by_call
