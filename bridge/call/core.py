@@ -25,9 +25,11 @@ from bridge_codecs import make_decoder
 
 from bridge.call.browser import BrowserSeats
 from bridge.call.callcontrol import CallControl
+from bridge.call.cascade import Cascade
 from bridge.call.dialout import DialOut, DialOutError
 from bridge.call.leg import Leg, advertised_host, inband_digits, leg_housekeeping, parse_info_dtmf, rtp_remote
-from bridge.call.leg import encoder_options, jitter_min_ms, negotiate, our_offer, usable, warning_header
+from bridge.call.leg import check_unconfirmed, encoder_options, jitter_min_ms, negotiate, our_offer, usable
+from bridge.call.leg import warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
@@ -76,6 +78,7 @@ class CallCore:
         self.dialout = DialOut(self)
         self.parked = CallControl(self)                 # Telnyx call control
         self.browsers = BrowserSeats(self)              # WebRTC participants (no SIP leg)
+        self.cascade = Cascade(self)                    # one room across nodes
         self._digits: list[tuple[Leg, str, str]] = []   # key presses read from RTP, not yet acted on
         self._ringing: dict[str, Leg] = {}              # answered after sip.answer_delay_ms
         self._unconfirmed: dict[str, Leg] = {}          # sending to an address not heard from yet
@@ -95,7 +98,7 @@ class CallCore:
 
     def _dispatch(self, event: Any) -> None:
         if isinstance(event, sipev.IncomingCall):
-            self._on_invite(event.call, event.request.uri.host, event.offer)
+            self._on_invite(event.call, event.request, event.offer)
         elif isinstance(event, sipev.CallConfirmed):
             self._on_ack(event.call, event.answer, event.initial)
         elif isinstance(event, (sipev.ReInvite, sipev.Update)):
@@ -126,26 +129,27 @@ class CallCore:
     def _codecs(self, conf: Conference | None) -> list[str]:
         return list((conf.codecs if conf else None) or self.config.media.codecs)
 
-    def _on_invite(self, call: Call, request_host: str, offer: bytes | None) -> None:
-        user = call.room or ""
+    def _on_invite(self, call: Call, request: sipev.SipRequest, offer: bytes | None) -> None:
+        user, request_host = call.room or "", request.uri.host
         access = bool(user) and user == self.config.sip.access_user
         app = None if access else self.parked.app_for(user)
         conf = None if access or app else self.directory.resolve_dial(user)
         if conf is None and not access and app is None:
             self._reject(call, 404, "Not Found", f"no conference {user!r}")
             return
-        if conf is not None:
+        kind = self.cascade.admit(call, request, conf.id) if conf is not None else "plain"
+        if kind is None:      # answered: 302 to a part node, 403 to an untrusted one
+            return
+        if conf is not None and kind != "trunk":
             live = self.rooms.get(conf.id)
             # Refuse before answering what we already know; a PIN-protected room checks again at join.
             if live is not None and live.refuses("member") == "room_full" and not conf.moderator_pins:
                 self._reject(call, 486, "Busy Here", "conference is full")
                 return
-        participant = Participant(
-            "part_" + secrets.token_hex(8), "sip_inbound", call.caller_user or "", call.caller_display or "",
-            created_at=self.wall(), conference_id=conf.id if conf else "",
-        )
+        participant = Participant("part_" + secrets.token_hex(8), "sip_inbound", call.caller_user or "",
+                                  call.caller_display or "", self.wall(), conf.id if conf else "")
         leg = Leg(participant, call, advertised_host(self.config, request_host), self._codecs(conf), offer=offer,
-                  access=access)
+                  access=access, trunk=kind == "trunk")
         try:
             leg.transport = self.media.open(leg.leg_id, self._rtp_receiver_for(leg),
                                             lambda data, addr: self._on_rtcp(leg, data, addr))
@@ -233,6 +237,8 @@ class CallCore:
     def _start_media(self, leg: Leg, media: NegotiatedMedia, confirmed: bool = True) -> None:
         """An incoming call's media is up: the IVR, or straight into its conference."""
         self._setup_media(leg, media, confirmed)
+        if leg.trunk:
+            return self.cascade.seat(leg)
         if self.parked.holds(leg):      # answered over the API: waits for a conference
             return
         if leg.access:
@@ -248,7 +254,7 @@ class CallCore:
     def start_answered(self, leg: Leg, media: NegotiatedMedia, role: str) -> None:
         """A dialled participant answered: media, then their conference (no IVR)."""
         self._setup_media(leg, media, confirmed=True)
-        self._join_by_id(leg, leg.conf_id, role)
+        self.cascade.seat(leg) if leg.trunk else self._join_by_id(leg, leg.conf_id, role)
 
     def rtp_handlers(self, leg: Leg) -> tuple[Datagram, Datagram]:
         return self._rtp_receiver_for(leg), lambda data, addr: self._on_rtcp(leg, data, addr)
@@ -294,16 +300,18 @@ class CallCore:
             self.lobby.refuse(leg, refusal)
             return
         self.lobby.leave(leg)
-        if live is None:
-            live = self.rooms[conf.id] = LiveConference(
-                conf, self._max_talkers, self.prompts, self.bus,
-                lambda pid, reason: self._hangup_id(conf.id, pid, reason),
-                lambda pid, event: self._leg_failed_id(conf.id, pid, event),
-                recording=self.recording, wall=self.wall)
+        live = live or self.open_room(conf)
+        self.cascade.joining(live)
         leg.participant.conference_id = conf.id
         self.book.seat(leg.participant)
         live.join(leg.participant, leg, role, self.wall())
         leg.in_room = True
+
+    def open_room(self, conf: Conference) -> LiveConference:
+        live = self.rooms[conf.id] = LiveConference(
+            conf, self._max_talkers, self.prompts, self.bus, lambda pid, why: self._hangup_id(conf.id, pid, why),
+            lambda pid, e: self._leg_failed_id(conf.id, pid, e), recording=self.recording, wall=self.wall)
+        return live
 
     def _max_talkers(self, conf: Conference) -> int:
         return conf.max_talkers if conf.max_talkers is not None else self.config.media.max_talkers
@@ -384,11 +392,11 @@ class CallCore:
         live = self.rooms.get(leg.conf_id)
         if live is not None and leg.in_room:
             leg.in_room = False
-            live.leave(leg.leg_id, reason, self.wall())
+            live.leave(leg.leg_id, reason, self.wall())     # a cascade trunk: out of the mix, no event
             self.book.left(leg.participant)
-            if not live.members:
-                del self.rooms[leg.conf_id]
+            if not live.members and not live.trunks and self.rooms.pop(leg.conf_id, None) is live:
                 self.bus.publish(ev.ConferenceEnded(leg.conf_id, reason=live.end_reason))
+        self.cascade.dropped(leg, live)    # a part node's last caller takes the trunk along
         if leg.transport is not None:
             leg.transport.close()
 
@@ -476,15 +484,6 @@ class CallCore:
         if not leg.session.confirmed:
             self._unconfirmed[leg.leg_id] = leg
 
-    def _check_unconfirmed(self, now: float) -> None:
-        for leg in list(self._unconfirmed.values()):
-            session = leg.session
-            if session is None or session.confirmed or session.check_unconfirmed(now):
-                self._unconfirmed.pop(leg.leg_id, None)
-                if session is not None and not session.confirmed:
-                    log.info("%s: nothing received from %s; RTP paused until it answers", leg.leg_id,
-                             session.remote_addr, extra=leg.log_extra)
-
     # ------------------------------------------------------------------ clock
 
     def tick(self, now: float) -> None:
@@ -513,7 +512,7 @@ class CallCore:
                     self.on_digit(leg, digit, source)
         self._ticks += 1
         if self._unconfirmed:     # the reflection bound, to the tick (usually an empty dict)
-            self._check_unconfirmed(now)
+            check_unconfirmed(self._unconfirmed, now)
         if self.dialout.ringing:
             self.dialout.timers(now)
         if self._ringing:

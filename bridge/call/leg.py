@@ -8,6 +8,7 @@ negotiated SDP, the RTP session and the transport. Helpers here are pure functio
 from __future__ import annotations
 
 import ipaddress
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, answer_offer
 from bridge.sip.endpoint import Call
 
 FRAME_MS = 20
+log = logging.getLogger("bridge.calls")
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Leg:
     lobby_then_hangup: bool = False     # a refusal prompt is playing in the lobby
     inband: InbandDtmfDetector | None = None    # G.711 callers without telephone-event
     inband_decoder: Decoder | None = None
+    trunk: bool = False     # a cascade trunk between two nodes' parts of a room (cascade.py)
 
     @property
     def leg_id(self) -> str:
@@ -202,3 +205,15 @@ def leg_housekeeping(leg: Leg, now: float, inactivity_timeout_s: float) -> bool:
             leg.transport.send_rtcp(report, (host, leg.media.remote_rtcp_port if leg.media else port + 1))
     last = session.last_received if session.last_received is not None else leg.answered_at
     return not leg.participant.on_hold and now - last > inactivity_timeout_s
+
+
+def check_unconfirmed(unconfirmed: dict[str, Leg], now: float) -> None:
+    """The reflection bound, each tick: legs whose far end answered, or whose unconfirmed sending
+    time ran out (their RTP pauses until the far end is heard), leave ``unconfirmed``."""
+    for leg in list(unconfirmed.values()):
+        session = leg.session
+        if session is None or session.confirmed or session.check_unconfirmed(now):
+            unconfirmed.pop(leg.leg_id, None)
+            if session is not None and not session.confirmed:
+                log.info("%s: nothing received from %s; RTP paused until it answers", leg.leg_id,
+                         session.remote_addr, extra=leg.log_extra)

@@ -96,6 +96,10 @@ class LiveConference:
         self.members: dict[str, Member] = {}
         self.whispers: dict[str, list[str]] = {}   # supervisor -> the legs that hear it (Telnyx whisper)
         self.join_order: list[str] = []
+        # Cascade trunks (bridge/call/cascade.py): in the mix, never members; and on a part node a
+        # trunk on its way, so the first local caller does not hear the "alone" prompt.
+        self.trunks: set[str] = set()
+        self.trunk_expected = False
         self.locked = False
         self.listeners_muted = False
         self._beeps = 0
@@ -197,6 +201,9 @@ class LiveConference:
                 self._auto_record()
 
     def leave(self, pid: str, reason: ev.LeaveReason, when: datetime) -> Participant | None:
+        if pid in self.trunks:
+            self.remove_trunk(pid)
+            return None
         member = self.members.pop(pid, None)
         if member is None:
             return None
@@ -225,6 +232,21 @@ class LiveConference:
         self.refresh_backgrounds()
         return p
 
+    def add_trunk(self, pid: str, conn: RoomConnection) -> None:
+        """A cascade trunk: mixed both ways and never evicted by the talker cap, but no member (no
+        events, prompts, beeps, keypad, cap or recording track: README "One room across nodes")."""
+        self.room.add_leg(pid, conn.room_port, conn.codec, conn.codec, payload_type=conn.payload_type,
+                          encoder_opts=conn.encoder_opts)
+        self.room.set_always_mixed(pid)
+        self.trunks.add(pid)
+        self.refresh_backgrounds()
+
+    def remove_trunk(self, pid: str) -> None:
+        if pid in self.trunks:
+            self.trunks.discard(pid)
+            self.room.remove_leg(pid)
+            self.refresh_backgrounds()
+
     def _release_waiting(self) -> None:
         for m in self.members.values():
             if m.participant.waiting:
@@ -246,7 +268,7 @@ class LiveConference:
             return "waiting"
         # A participant on hold is still in the conference: the other one is not "alone".
         present = [x for x in self.members.values() if not x.participant.waiting]
-        if len(present) == 1 and present[0] is m:
+        if len(present) == 1 and present[0] is m and not self.trunks and not self.trunk_expected:
             return "alone"
         return "none"
 

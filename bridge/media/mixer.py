@@ -85,6 +85,7 @@ class Mixer:
         self.inputs = np.zeros((capacity, s), np.int16)
         self.present = np.zeros(capacity, np.bool_)
         self.eligible = np.zeros(capacity, np.bool_)
+        self.pinned = np.zeros(capacity, np.bool_)   # exempt from the max_talkers selection
         self.in_gain = np.ones(capacity, np.float32)
         self.detector = TalkDetector(capacity, talk)
         self.dominant = DominantSpeaker(self.detector.config)
@@ -122,6 +123,7 @@ class Mixer:
         self.inputs[slot] = 0
         self.present[slot] = False
         self.eligible[slot] = eligible
+        self.pinned[slot] = False
         self.in_gain[slot] = db_to_gain(in_gain_db)
         self.detector.reset(slot)
         return slot
@@ -133,6 +135,7 @@ class Mixer:
         self._used[slot] = False
         self.present[slot] = False
         self.eligible[slot] = False
+        self.pinned[slot] = False
         self._is_contrib[slot] = False
         self._row[slot] = -1
         self.detector.reset(slot)
@@ -155,7 +158,7 @@ class Mixer:
         inputs = np.zeros((capacity, self.frame_samples), np.int16)
         inputs[:old] = self.inputs
         self.inputs = inputs
-        for name, fill in (("present", False), ("eligible", False), ("in_gain", 1.0),
+        for name, fill in (("present", False), ("eligible", False), ("pinned", False), ("in_gain", 1.0),
                            ("_used", False), ("_is_contrib", False), ("_row", -1)):
             arr = getattr(self, name)
             new = np.full(capacity, fill, arr.dtype)
@@ -177,11 +180,19 @@ class Mixer:
         cand = np.flatnonzero(present & self.eligible[:n] & self.detector.gate_open[:n])
         k_max = self.max_talkers
         if k_max and cand.size > k_max:
-            # Rank by the louder of instant and smoothed level (a loud onset wins at once, a
-            # brief dip does not drop a talker), with a bonus for current contributors.
-            score = np.maximum(lev[cand], self.detector.smoothed[cand])
-            score = score + self.sticky_db * self._is_contrib[cand]
-            cand = np.sort(cand[np.argpartition(-score, k_max - 1)[:k_max]])
+            # Pinned slots (a cascade trunk: already a mix of up to K voices) are never evicted.
+            pin = self.pinned[cand]
+            fixed = cand[pin] if pin.any() else None
+            if fixed is not None:
+                cand = cand[~pin]
+            if cand.size > k_max:
+                # Rank by the louder of instant and smoothed level (a loud onset wins at once, a
+                # brief dip does not drop a talker), with a bonus for current contributors.
+                score = np.maximum(lev[cand], self.detector.smoothed[cand])
+                score = score + self.sticky_db * self._is_contrib[cand]
+                cand = np.sort(cand[np.argpartition(-score, k_max - 1)[:k_max]])
+            if fixed is not None:
+                cand = np.sort(np.concatenate((fixed, cand)))
         self._is_contrib[:n] = False
         self._is_contrib[cand] = True
         self._row[:n] = -1

@@ -133,6 +133,14 @@ class Room(RoomIngress, RoomEgress):
     def set_listen_only(self, leg_id: str, value: bool) -> None:
         self._set_flag(leg_id, "listen_only", value)
 
+    def set_always_mixed(self, leg_id: str, value: bool = True) -> None:
+        """Exempt the leg from the talker cap (a cascade trunk carries a mix of up to K voices)."""
+        self._require(leg_id)
+
+        def op() -> None:
+            self.mixer.pinned[self._legs[leg_id].slot] = value
+        self._ops.append(op)
+
     def set_isolated(self, leg_id: str, value: bool) -> None:
         self._set_flag(leg_id, "isolated", value)
 

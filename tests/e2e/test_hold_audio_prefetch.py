@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.calls import dial_all, hang_up_all, participants, talk
+from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
-from tests.vendors.test_telnyx_call_control_conference_e2e import audio_server, presence
+from tests.vendors.test_telnyx_call_control_conference_e2e import audio_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
 __all__ = ["audio_server"]      # the fixture, shared
@@ -35,4 +36,4 @@ def test_the_first_caller_hears_the_hold_audio_url(
         hang_up_all(people)
         heard, rate = people[0].heard()
     # After the "you are alone" prompt, the fetched 750 Hz tune (the built-in music avoids 750 Hz).
-    assert presence(heard, rate, 750.0, 3.5, 6.5) > 1.5, "the first caller did not hear hold_audio_url"
+    assert audio.tone_seconds(heard, rate, 750.0, 3.5, 6.5) > 1.5, "the first caller did not hear hold_audio_url"
