@@ -11,6 +11,7 @@ import ssl
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from typing import cast
 
 HEAD = b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris\r\nX-Padding: " + b"a" * 4000
 
@@ -64,8 +65,7 @@ def attack(port: int, connections: int, seconds: float, *, source: str = "127.0.
     end = start + seconds
     while time.monotonic() < end:
         for key, _ in sel.select(timeout=0.05):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            sock = cast(socket.socket, key.fileobj)
             try:
                 data = sock.recv(4096)
             except BlockingIOError:

@@ -10,7 +10,7 @@ from bridge.adapters.http_bounds import HttpGuard, HttpLimits, RequestFraming
 
 
 def feed_bytewise(framing: RequestFraming, data: bytes) -> list[str]:
-    phases = []
+    phases: list[str] = []
     for i in range(len(data)):
         framing.feed(data[i:i + 1])
         phases.append(framing.phase)
