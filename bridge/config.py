@@ -302,6 +302,7 @@ class RoomConfig(_Frozen):
     hold_music: str | None = None
     comfort_noise: bool = False
     max_talkers: int | None = Field(default=None, ge=0, le=1000)
+    srtp: Literal["off", "optional", "required"] | None = None   # None: sip.srtp (README "Security")
 
     @field_validator("name")
     @classmethod
