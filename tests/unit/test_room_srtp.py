@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import types
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,7 @@ def test_rooms_srtp_in_config_and_the_api_field(tmp_path: Path) -> None:
     assert "srtp" in KNOWN_FIELDS
     from bridge.control.validation import _SIMPLE
     attr, parse = _SIMPLE["srtp"]
-    assert attr == "srtp" and parse("required", None) == "required" and parse(None, None) is None
+    now = datetime.now(UTC)
+    assert attr == "srtp" and parse("required", now) == "required" and parse(None, now) is None
     with pytest.raises(ControlError):
-        parse("sometimes", None)
+        parse("sometimes", now)
