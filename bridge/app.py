@@ -191,7 +191,8 @@ class BridgeApp:
             leg_faults=lambda: core.leg_faults, security=lambda: self._security_stats(loop.time()),
         ))
         readiness = Readiness(HealthSources(
-            sip_down=lambda: self.sip.bound(self.config.sip.transports), db_path=self.store.path,
+            sip_down=lambda: self.sip.bound(self.config.sip.transports + (("tls",) if self.config.sip.tls else ())),
+            db_path=self.store.path,
             clock=self.clock, now=loop.time, sender_alive=webhooks.alive,
         ))
         self._ops_routes = lambda app: add_ops_routes(app, readiness, self.metrics)

@@ -115,7 +115,7 @@ class HttpConfig(_Frozen):
     body_min_rate: int = Field(default=1000, ge=0, le=10**9)
     keepalive_timeout_s: float = Field(default=15.0, gt=0, le=3600)
     max_connections: int = Field(default=1000, ge=0, le=10**6)
-    max_connections_per_source: int = Field(default=50, ge=0, le=10**6)
+    max_connections_per_source: int = Field(default=100, ge=0, le=10**6)
 
 
 class MediaConfig(_Frozen):

@@ -128,7 +128,7 @@ class HttpLimits:
     body_timeout_s: float = 30.0       # 0: no limit
     body_min_rate: int = 1000          # bytes a second that extend the body deadline by a second
     max_connections: int = 1000        # 0: no cap
-    max_connections_per_source: int = 50   # 0: no cap
+    max_connections_per_source: int = 100  # 0: no cap
     exempt: tuple[str, ...] = ()       # networks without the per-source cap (trusted proxies)
 
 

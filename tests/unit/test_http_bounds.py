@@ -173,3 +173,4 @@ def test_body_deadline_grows_with_honest_progress() -> None:
         assert not transport.aborted
 
     asyncio.run(run())
+
