@@ -290,4 +290,4 @@ class GuardedSite(web.BaseSite):
         handshake = self.guard.limits.header_timeout_s or 60.0
         self._server = await asyncio.get_running_loop().create_server(
             self.guard.protocol_factory(server), self._host, self._port, ssl=self._ssl_context,
-            ssl_handshake_timeout=handshake if self._ssl_context else None, reuse_address=True)
+            ssl_handshake_timeout=handshake if self._ssl_context else None, reuse_address=True, backlog=128)
