@@ -10,8 +10,10 @@ authenticated REST request every half second. "before" runs with every HTTP boun
 
     python benchmarks/http_slowloris.py [--connections 500] [--seconds 20] [--nofile 400]
 
-Prints one row per mode: connections the attacker holds open (median and maximum of one-a-second samples), connections the
-bridge closed or refused, and the normal client's successes, failures and median/max latency.
+Prints one row per mode: connections the attacker holds open (median and maximum of one-a-second
+samples; the maximum includes refusals not yet read), connections the bridge closed or refused, and
+the normal client's successes, failures and median/max latency. Out of descriptors, uvloop (libuv)
+accepts and closes new connections at once, which is why "before" shows many "closed" and failures.
 """
 
 from __future__ import annotations
