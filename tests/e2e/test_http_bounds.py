@@ -39,7 +39,7 @@ def test_slowloris_connections_are_closed_and_the_api_stays_responsive(
     assert len(result.closed_at) == 40
     assert min(result.closed_at) >= HEADER_TIMEOUT_S - 0.3, result.closed_at
     # (b) meanwhile the normal client's requests all succeeded
-    assert result.request_failures == 0 and len(result.request_latencies) >= 5, result
+    assert result.request_failures == 0 and len(result.request_latencies) >= 3, result
     assert _metric(bridge, 'tutti_http_timeouts_total{phase="header"}') == 40
     assert normal_request(bridge.base_url + "/v2/conferences", DEMO_TOKEN, 5) is not None
 
