@@ -55,19 +55,22 @@ class RequestFraming:
     def _head_bytes(self, view: memoryview) -> memoryview:
         before = len(self._head)
         self._head += view[: max(0, HEAD_MAX - before)]   # past HEAD_MAX only the clock matters
-        end = self._head.find(b"\r\n\r\n", max(0, before - 3))
-        if end < 0:
+        # CRLF CRLF ends a header block; a bare LF LF too, as lenient parsers take it
+        found = [(i, n) for i, n in ((self._head.find(b"\r\n\r\n", max(0, before - 3)), 4),
+                                     (self._head.find(b"\n\n", max(0, before - 1)), 2)) if i >= 0]
+        if not found:
             return view[len(view):]
-        head = bytes(self._head[: end + 4])
+        end, size = min(found)
+        head = bytes(self._head[: end + size])
         self._head.clear()
         self.requests += 1
         self._start_body(head)
-        return view[end + 4 - before:]
+        return view[end + size - before:]
 
     def _start_body(self, head: bytes) -> None:
         length: int | None = None
         chunked = upgrade = False
-        for line in head.split(b"\r\n")[1:]:
+        for line in head.split(b"\n")[1:]:
             name, _, value = line.partition(b":")
             key = name.strip().lower()
             if key == b"content-length":

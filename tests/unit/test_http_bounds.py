@@ -174,3 +174,9 @@ def test_body_deadline_grows_with_honest_progress() -> None:
 
     asyncio.run(run())
 
+
+
+def test_bare_lf_header_block_ends_the_head() -> None:
+    framing = RequestFraming()
+    framing.feed(b"POST / HTTP/1.1\nContent-Length: 2\n\nok")
+    assert framing.phase == "idle" and framing.requests == 1
