@@ -105,3 +105,26 @@ def test_browser_joins_from_the_join_page_over_https(
             assert "Ada" in names
         finally:
             browser.close()
+
+
+def test_a_tls_handshake_that_never_comes_is_closed_at_the_header_timeout(
+    bridge_factory: Callable[..., BridgeProcess], tmp_path: Path,
+) -> None:
+    cert = self_signed(tmp_path / "tls")
+    bridge = bridge_factory(http={"header_timeout_s": 1.5, "tls": {"cert": str(cert.cert), "key": str(cert.key)}})
+    with socket.create_connection(("127.0.0.1", bridge.http_port), timeout=5) as silent:
+        silent.settimeout(0.2)
+        start = time.monotonic()
+        closed_after = None
+        while time.monotonic() - start < 8:             # bounded: the timeout is 1.5 s
+            try:
+                if silent.recv(1024) == b"":
+                    closed_after = time.monotonic() - start
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - start
+                break
+    assert closed_after is not None and closed_after >= 1.2, closed_after
+    assert bridge.api("GET", "/v2/conferences")[0] == 200
