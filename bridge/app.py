@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bridge.adapters.browser_routes import BrowserGateway, browser_routes
 from bridge.adapters.http_api import build_http_app
+from bridge.adapters.http_bounds import GuardedSite, HttpGuard, HttpLimits
 from bridge.adapters.invite_routes import invite_routes
 from bridge.adapters.media_clock import MediaClock
 from bridge.adapters.resources import admission_limits, call_capacity, pin_limits, raise_fd_limit
@@ -72,6 +73,12 @@ def api_host(cfg: Config) -> str:
     return cfg.http.host
 
 
+def http_limits(cfg: Config) -> HttpLimits:
+    h = cfg.http
+    return HttpLimits(h.header_timeout_s, h.body_timeout_s, h.body_min_rate, h.max_connections,
+                      h.max_connections_per_source, exempt=cfg.security.trusted_proxies)
+
+
 class BridgeApp:
     def __init__(self, config: Config, load: Callable[[], Config] | None = None) -> None:
         """``load``: reads the configuration file again for a reload (None: reload unavailable)."""
@@ -81,6 +88,7 @@ class BridgeApp:
         self.runner: web.AppRunner | None = None
         self.browsers: BrowserGateway | None = None
         self.metrics = BridgeMetrics()
+        self.http_guard = HttpGuard(http_limits(config))
         self._tasks: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
@@ -155,16 +163,18 @@ class BridgeApp:
         if testhooks.enabled():
             routes.append(testhooks.test_routes(lambda: self.clock))
         http_app = build_http_app(self.service, config=cfg, extra_routes=routes)
-        self.runner = web.AppRunner(http_app, access_log=None)
+        self.runner = web.AppRunner(http_app, access_log=None, keepalive_timeout=cfg.http.keepalive_timeout_s)
         await self.runner.setup()
         http_host = api_host(cfg)
-        await web.TCPSite(self.runner, http_host, cfg.http.port).start()
+        https = server_tls_context(cfg.http.tls.cert, cfg.http.tls.key) if cfg.http.tls else None
+        await GuardedSite(self.runner, http_host, cfg.http.port, self.http_guard, https).start()
 
         self.clock.start()
         self._housekeeping = loop.create_task(self._housekeep())
         log.info(
-            "bridge up: SIP %s:%d (%s), HTTP %s:%d, RTP %d-%d, rooms: %s; open files %d, up to %d calls",
-            cfg.sip.host, cfg.sip.port, "/".join(cfg.sip.transports), http_host, cfg.http.port,
+            "bridge up: SIP %s:%d (%s), HTTP%s %s:%d, RTP %d-%d, rooms: %s; open files %d, up to %d calls",
+            cfg.sip.host, cfg.sip.port, "/".join(cfg.sip.transports), "S" if https else "", http_host,
+            cfg.http.port,
             cfg.rtp.port_min, cfg.rtp.port_max, ", ".join(r.name for r in cfg.rooms) or "(none)",
             self.fd_limit, self.max_calls,
         )
@@ -181,7 +191,8 @@ class BridgeApp:
             leg_faults=lambda: core.leg_faults, security=lambda: self._security_stats(loop.time()),
         ))
         readiness = Readiness(HealthSources(
-            sip_down=lambda: self.sip.bound(self.config.sip.transports), db_path=self.store.path,
+            sip_down=lambda: self.sip.bound(self.config.sip.transports + (("tls",) if self.config.sip.tls else ())),
+            db_path=self.store.path,
             clock=self.clock, now=loop.time, sender_alive=webhooks.alive,
         ))
         self._ops_routes = lambda app: add_ops_routes(app, readiness, self.metrics)
@@ -196,7 +207,8 @@ class BridgeApp:
         counts = {k: v for k, v in adm.counts.items() if k not in ("bans",)}
         return {"admission": counts, "bans": adm.counts.get("bans", 0), "banned": adm.banned(now),
                 "unconfirmed": adm.unconfirmed, "max_calls": self.max_calls, "fd_limit": self.fd_limit,
-                "pin": dict(self.pins.counts), "pin_locked": self.pins.locked(now)}
+                "pin": dict(self.pins.counts), "pin_locked": self.pins.locked(now),
+                "http": self.http_guard.stats()}
 
     def _leg_ids(self, participant_id: str) -> tuple[str, str] | None:
         for leg in self.calls.core.legs_by_call.values():

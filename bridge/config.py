@@ -99,11 +99,25 @@ class RtpConfig(_Frozen):
         return self
 
 
+class HttpTlsConfig(_Frozen):
+    cert: str            # PEM certificate chain (may be the same files as sip.tls)
+    key: str             # PEM private key
+
+
 class HttpConfig(_Frozen):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
-    # Base URL used in join_url and recording links; None: http://<advertised host>:<port>.
+    # Base URL used in join_url and recording links; None: http(s)://<host the client used>.
     public_url: str | None = None
+    tls: HttpTlsConfig | None = None     # HTTPS on http.port instead of plain HTTP
+    # Slowloris bounds (README "Security"); 0 turns a bound off. The body deadline grows by a
+    # second per body_min_rate bytes received, so honest slow uploads finish.
+    header_timeout_s: float = Field(default=10.0, ge=0, le=3600)
+    body_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    body_min_rate: int = Field(default=1000, ge=0, le=10**9)
+    keepalive_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=0, le=10**6)
+    max_connections_per_source: int = Field(default=100, ge=0, le=10**6)
 
 
 class MediaConfig(_Frozen):
@@ -290,6 +304,7 @@ class RoomConfig(_Frozen):
     hold_music: str | None = None
     comfort_noise: bool = False
     max_talkers: int | None = Field(default=None, ge=0, le=1000)
+    srtp: Literal["off", "optional", "required"] | None = None   # None: sip.srtp (README "Security")
 
     @field_validator("name")
     @classmethod

@@ -164,7 +164,7 @@ def _links(request: web.Request) -> Links:
         req_host = request.url.host or ""
         base = config.http.public_url or f"{request.scheme}://{request.host}"
     except ValueError:  # a Host header yarl cannot parse
-        req_host, base = "", f"http://127.0.0.1:{config.http.port}"
+        req_host, base = "", f"{request.scheme}://127.0.0.1:{config.http.port}"
     sip_host = config.sip.advertise_host
     if not sip_host:
         sip_host = config.sip.host if config.sip.host not in ("0.0.0.0", "::", "") else (req_host or "127.0.0.1")

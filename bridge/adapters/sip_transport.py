@@ -181,6 +181,8 @@ class SipTransport:
             down.append("udp")
         if "tcp" in transports and (self._tcp_server is None or not self._tcp_server.is_serving()):
             down.append("tcp")
+        if "tls" in transports and (self._tls_server is None or not self._tls_server.is_serving()):
+            down.append("tls")
         return down
 
     def now(self) -> float:

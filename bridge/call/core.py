@@ -149,7 +149,7 @@ class CallCore:
         participant = Participant("part_" + secrets.token_hex(8), "sip_inbound", call.caller_user or "",
                                   call.caller_display or "", self.wall(), conf.id if conf else "")
         leg = Leg(participant, call, advertised_host(self.config, request_host), self._codecs(conf), offer=offer,
-                  access=access, trunk=kind == "trunk")
+                  access=access, trunk=kind == "trunk", srtp=conf.srtp if conf else None)
         try:
             leg.transport = self.media.open(leg.leg_id, self._rtp_receiver_for(leg),
                                             lambda data, addr: self._on_rtcp(leg, data, addr))
@@ -173,7 +173,7 @@ class CallCore:
         leg.answer_due = None
         if leg.offer is not None:
             try:
-                media = negotiate(leg, leg.offer, leg.codecs, self.config.sip.srtp)
+                media = negotiate(leg, leg.offer, leg.codecs, leg.srtp or self.config.sip.srtp)
             except NegotiationError as err:
                 self._drop_leg(leg, "hangup")
                 self._reject(call, 488, "Not Acceptable Here", err.reason, err.warn_code)
@@ -181,7 +181,7 @@ class CallCore:
             self.endpoint.respond(call, 200, "OK", body=media.answer_sdp, now=self.now)
             self._start_media(leg, media, confirmed=False)
         else:
-            leg.pending_offer = our_offer(leg, leg.codecs, self.config.sip.srtp)
+            leg.pending_offer = our_offer(leg, leg.codecs, leg.srtp or self.config.sip.srtp)
             self.endpoint.respond(call, 200, "OK", body=leg.pending_offer, now=self.now)
         leg.answered_at = self.now
 
@@ -290,7 +290,7 @@ class CallCore:
 
     def _join_by_id(self, leg: Leg, conf_id: str, role: str) -> None:
         conf = self.directory.resolve_dial(conf_id)
-        refusal = self._not_open(conf)
+        refusal = self._not_open(conf) or leg.srtp_refusal(conf)
         if refusal is not None or conf is None:
             self.lobby.refuse(leg, refusal or "ended")
             return
@@ -328,11 +328,11 @@ class CallCore:
         codecs = self._codecs(live.conf if live else None)
         if offer is None:
             # Offer-less re-INVITE: we offer in the 200 and read the answer in the ACK.
-            leg.pending_offer = our_offer(leg, codecs, self.config.sip.srtp)
+            leg.pending_offer = our_offer(leg, codecs, leg.srtp or self.config.sip.srtp)
             self.endpoint.respond(call, 200, "OK", body=leg.pending_offer, now=self.now)
             return
         try:
-            media = negotiate(leg, offer, codecs, self.config.sip.srtp)
+            media = negotiate(leg, offer, codecs, leg.srtp or self.config.sip.srtp)
         except NegotiationError as err:
             self._reject(call, 488, "Not Acceptable Here", err.reason, err.warn_code)
             return

@@ -18,6 +18,7 @@ from bridge_codecs.base import Decoder
 from bridge.call.ports import LegTransport
 from bridge.config import Config
 from bridge.control import ivr as ivrmod
+from bridge.control.model import Conference
 from bridge.control.participants import Participant
 from bridge.media.dtmf_detect import InbandDtmfDetector
 from bridge.rtp.packet import RtpError, RtpPacket
@@ -56,6 +57,15 @@ class Leg:
     inband: InbandDtmfDetector | None = None    # G.711 callers without telephone-event
     inband_decoder: Decoder | None = None
     trunk: bool = False     # a cascade trunk between two nodes' parts of a room (cascade.py)
+    srtp: str | None = None             # the SRTP policy of the room the R-URI named; None: sip.srtp
+
+    def srtp_refusal(self, conf: Conference | None) -> str | None:
+        """The prompt for a SIP caller whose media falls short of ``conf``'s SRTP policy, else None.
+        Only reachable through the access number (a direct call is judged by its offer, and gets
+        488); only ``required`` is enforced here, since an encrypted call is never downgraded."""
+        if conf is None or conf.srtp != "required" or self.participant.kind != "sip_inbound":
+            return None
+        return "encryption_required" if self.media is not None and self.media.srtp is None else None
 
     @property
     def leg_id(self) -> str:

@@ -68,6 +68,7 @@ class Conference:
     rate: int = 16000
     codecs: tuple[str, ...] = ()
     max_talkers: int | None = None
+    srtp: str | None = None     # off | optional | required for calls in; None: sip.srtp
     wait_url: str | None = None
     status_callback_url: str | None = None
     # Telnyx: where this conference's webhooks go instead of the account's webhooks.accounts URL,

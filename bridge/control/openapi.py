@@ -51,6 +51,8 @@ _SETTINGS: dict[str, Any] = {
         "description": "Codecs offered to callers, in preference order (default: media.codecs).",
     },
     "max_talkers": {"type": ["integer", "null"], "minimum": 0, "maximum": 1000},
+    "srtp": {"type": ["string", "null"], "enum": ["off", "optional", "required", None],
+             "description": "SRTP policy for SIP calls in (default: sip.srtp); see README Security."},
 }
 
 _FLAT_IN: dict[str, Any] = {

@@ -143,6 +143,7 @@ class ConferenceService:
             rate=room.rate or self.config.media.default_rate,
             codecs=tuple(room.codecs) if room.codecs else (),
             max_talkers=room.max_talkers,
+            srtp=room.srtp,
         )
 
     def reload_rooms(self, config: Config) -> RoomChanges:

@@ -168,6 +168,7 @@ def _codecs(value: object) -> tuple[str, ...]:
 
 # Fields whose value maps one-to-one onto a Conference attribute: name -> (attribute, parser).
 _Parser = Callable[[object, datetime], object]
+SRTP_POLICIES = ("off", "optional", "required")
 _SIMPLE: dict[str, tuple[str, _Parser]] = {
     "name": ("name", lambda v, now: _text("name", v, MAX_NAME)),
     "alias": ("name", lambda v, now: _text("alias", v, MAX_ALIAS)),
@@ -205,6 +206,7 @@ _SIMPLE: dict[str, tuple[str, _Parser]] = {
     "rate": ("rate", lambda v, now: _int_choice("rate", v, RATES)),
     "codecs": ("codecs", lambda v, now: _codecs(v)),
     "max_talkers": ("max_talkers", lambda v, now: None if v is None else _int("max_talkers", v, 0, 1000)),
+    "srtp": ("srtp", lambda v, now: None if v is None else _choice("srtp", v, SRTP_POLICIES)),
 }
 
 _BEEP_FIELDS = ("beep_enabled", "playBeep", "member_notification", "play_entry_tone", "play_exit_tone")

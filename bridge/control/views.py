@@ -38,6 +38,7 @@ def _common(conf: Conference, links: Links, now: datetime, current: int) -> dict
         "hold_music_id": conf.hold_music_id,
         "wait_for_moderator": conf.wait_for_moderator,
         "rate": conf.rate,
+        "srtp": conf.srtp,
         "read_only": conf.read_only,
         "created_at": iso(conf.created_at),
         "updated_at": iso(conf.updated_at),

@@ -32,6 +32,7 @@ PROMPT_TEXT: dict[str, str] = {
     "locked": "The conference is locked.",
     "unlocked": "The conference is unlocked.",
     "room_locked": "This conference is locked. Goodbye.",
+    "encryption_required": "Encrypted calls only. Goodbye.",
     "listeners_muted": "All listeners are muted.",
     "listeners_unmuted": "All listeners are unmuted.",
     "joined": "A participant has joined.",

@@ -302,6 +302,20 @@ def security_families(stats: Mapping[str, Any]) -> Iterator[Metric]:
                             value=stats.get("pin_locked", 0))
     yield GaugeMetricFamily("tutti_open_files_limit", "The process's open-file limit after raising it",
                             value=stats.get("fd_limit", 0))
+    http = stats.get("http", {})
+    yield GaugeMetricFamily("tutti_http_connections", "HTTP API connections open now", value=http.get("open", 0))
+    yield CounterMetricFamily("tutti_http_connections_accepted", "HTTP API connections accepted",
+                              value=http.get("accepted", 0))
+    refused = CounterMetricFamily("tutti_http_connections_refused", "HTTP API connections refused (503) by cap",
+                                  labels=["cap"])
+    refused.add_metric(["total"], http.get("refused_total", 0))
+    refused.add_metric(["per_source"], http.get("refused_source", 0))
+    yield refused
+    timeouts = CounterMetricFamily("tutti_http_timeouts", "HTTP API connections closed for a slow request",
+                                   labels=["phase"])
+    timeouts.add_metric(["header"], http.get("header_timeout", 0))
+    timeouts.add_metric(["body"], http.get("body_timeout", 0))
+    yield timeouts
 
 
 def _gauge(name: str, doc: str, label: str, values: Mapping[str, int]) -> GaugeMetricFamily:

@@ -96,18 +96,9 @@ _Timed = _ServerEntry | _ClientEntry | _Session | OutgoingInvite
 
 class SipEndpoint:
     ack_wait_s = 32.0  # how long a 2xx waits for its ACK; the app may shorten 64*T1 (security.ack_timeout_s)
-    def __init__(
-        self,
-        *,
-        contact_host: str,
-        contact_port: int,
-        user_agent: str = "tutti-bridge",
-        t1: float = 0.5,
-        t2: float = 4.0,
-        t4: float = 5.0,
-        supported_extensions: frozenset[str] = frozenset(),
-        rng: random.Random | None = None,
-    ) -> None:
+    def __init__(self, *, contact_host: str, contact_port: int, user_agent: str = "tutti-bridge",
+                 t1: float = 0.5, t2: float = 4.0, t4: float = 5.0,
+                 supported_extensions: frozenset[str] = frozenset(), rng: random.Random | None = None) -> None:
         self.contact_host = contact_host
         self.contact_port, self.tls_port = contact_port, 0    # tls_port: the TLS listener's (app.py)
         self.user_agent = user_agent
@@ -266,9 +257,11 @@ class SipEndpoint:
         host = f"[{self.contact_host}]" if ":" in self.contact_host else self.contact_host
         return f"{host}:{self.tls_port if transport.lower() == 'tls' and self.tls_port else self.contact_port}"
 
-    def _contact(self, via_transport: str) -> str:
+    def _contact(self, via_transport: str, sips: bool = False) -> str:
         """Our Contact, naming the transport the peer used so it keeps using it in the dialog."""
         tp = via_transport.lower()
+        if tp == "tls" and sips:    # a sips: request (RFC 3261 §12.1.1); sips: has no transport=tls (RFC 5630)
+            return f"<sips:{self._hostport(tp)}>"
         return f"<sip:{self._hostport(tp)}{'' if tp == 'udp' else ';transport=' + tp}>"
 
     # ------------------------------------------------------------------ receive path
@@ -552,7 +545,8 @@ class SipEndpoint:
                         headers: list[tuple[str, str]] | None = None, body: bytes = b"",
                         content_type: str = SDP, contact: bool = False, record_route: bool = False,
                         allow: bool = False) -> bytes:
-        return build_response(req, status, reason, to_tag=to_tag, contact_uri=self._contact(req.top_via.transport),
+        contact_uri = self._contact(req.top_via.transport, sips=req.uri.scheme == "sips")
+        return build_response(req, status, reason, to_tag=to_tag, contact_uri=contact_uri,
                               supported=self.supported, user_agent=self.user_agent, headers=headers, body=body,
                               content_type=content_type, contact=contact, record_route=record_route, allow=allow)
 

@@ -51,6 +51,7 @@ def _is_error(body: Any, code: str) -> None:
     ({"name": "ok", "profile": "huge"}, "invalid_profile", "webinar"),
     ({"name": "ok", "rate": 44100}, "invalid_rate", "16000"),
     ({"name": "ok", "codecs": ["GSM"]}, "invalid_codecs", "PCMU"),
+    ({"name": "ok", "srtp": "sometimes"}, "invalid_srtp", "required"),
     ({"alias": "a" * 65}, "invalid_alias", "64"),
     ({"name": "ok", "mute_on_entr": True}, "unknown_field", "mute_on_entr"),
     ({"name": "ok", "member_pins": ["1234"], "moderator_pins": ["1234"]}, "invalid_pin", "both"),

@@ -15,6 +15,7 @@ async def test_conference_survives_restart(tmp_path: Path) -> None:
             "name": "Client Quarterly Review", "scheduled_for": "2030-02-15T14:00:00Z", "max_participants": 25,
             "pin": "5678", "record": True, "mute_on_entry": True, "beep_enabled": "on_exit",
             "hold_audio_url": "https://example.com/hold.wav", "codecs": ["PCMU"], "rate": 8000,
+            "srtp": "required",
         })
         assert status == 201
         _, ended = await first.call("PUT", "/v2/accounts/acct_a/conferences", json={"data": {
@@ -33,6 +34,7 @@ async def test_conference_survives_restart(tmp_path: Path) -> None:
         conf = second.service.get(created["id"])
         assert conf is not None
         assert conf.codecs == ("PCMU",) and conf.rate == 8000 and conf.hold_music_url == "https://example.com/hold.wav"
+        assert conf.srtp == "required" and again["srtp"] == "required"
         assert second.service.resolve_dial(created["dial_in_code"]).id == created["id"]  # type: ignore[union-attr]
         status, old = await second.call("GET", f"/v2/accounts/acct_a/conferences/{ended['data']['id']}")
         assert status == 200 and old["data"]["status"] == "ended" and old["data"]["moderator_pins"] == ["1111"]

@@ -81,7 +81,7 @@ def test_srtp_required_refuses_plain_offers_with_488(
     ok = ok[ok.index(b"SIP/2.0 2"):]
     assert b"m=audio" in ok and b" RTP/SAVP 0" in ok, ok
     assert b"a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:" in ok and key.encode()[9:] not in ok, ok
-    assert f"127.0.0.1:{tls_port};transport=tls>".encode() in ok, ok     # Contact: the TLS listener
+    assert f"Contact: <sips:127.0.0.1:{tls_port}>".encode() in ok, ok     # the TLS listener, sips: (RFC 5630)
     # A real plain-RTP softphone over UDP is refused the same way.
     plain = Baresip("plain", tmp_path, ports.baresip())
     with plain:                 # entering starts it

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -36,6 +38,7 @@ class BridgeProcess:
     rooms: list[dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    nofile: int | None = None       # the bridge's open-file limit (soft = hard), e.g. for benchmarks
 
     @property
     def log_path(self) -> Path:
@@ -43,7 +46,16 @@ class BridgeProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.http_port}"
+
+    @property
+    def tls_ca(self) -> str | None:
+        """With ``http.tls`` configured: the certificate clients verify the API against."""
+        tls = self.extra.get("http", {}).get("tls") if isinstance(self.extra.get("http"), dict) else None
+        return str(tls["cert"]) if tls else None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=self.tls_ca) if self.tls_ca else None
 
     def write_config(self) -> Path:
         cfg: dict[str, Any] = {
@@ -75,13 +87,16 @@ class BridgeProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile)))
+            if self.nofile else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"bridge exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.base_url + "/openapi.json", timeout=1) as resp:
+                with urllib.request.urlopen(self.base_url + "/openapi.json", timeout=1,
+                                            context=self.ssl_context()) as resp:
                     if resp.status == 200:
                         return self
             except OSError:
@@ -118,7 +133,7 @@ class BridgeProcess:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()) as resp:
                 raw = resp.read()
                 return resp.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as err:

@@ -533,3 +533,19 @@ def test_in_dialog_request_on_new_tcp_connection_moves_the_flow() -> None:
     h.ep.hangup(call, now=1)
     (out,) = h.raw_out()
     assert out.flow == newer
+
+
+@pytest.mark.parametrize(("uri", "transport", "contact"), [
+    ("sips:room1@127.0.0.1", "TLS", "<sips:127.0.0.1:5061>"),          # RFC 3261 §12.1.1, RFC 5630
+    ("sip:room1@127.0.0.1;transport=tls", "TLS", "<sip:127.0.0.1:5061;transport=tls>"),
+    ("sip:room1@127.0.0.1", "TCP", "<sip:127.0.0.1:5060;transport=tcp>"),
+])
+def test_contact_is_sips_for_a_sips_request_over_tls(uri: str, transport: str, contact: str) -> None:
+    h = Harness()
+    h.ep.tls_port = 5061
+    flow = Flow("tls" if transport == "TLS" else "tcp", ("10.0.0.1", 40000), conn_id=9)
+    h.incoming(req(body=SDP, uri=uri, transport=transport), flow)
+    call = h.ep.active_calls()[0]
+    h.ep.respond(call, 200, body=SDP, now=0.0)
+    (ok,) = h.out()
+    assert ok.headers.get("Contact") == contact

@@ -31,7 +31,7 @@ def base_url(config: Config) -> str:
     if config.http.public_url:
         return config.http.public_url.rstrip("/")
     host = config.http.host if config.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    return f"http://{host}:{config.http.port}"
+    return f"{'https' if config.http.tls else 'http'}://{host}:{config.http.port}"
 
 
 class RecordingRoutes:
