@@ -9,12 +9,15 @@ the media tick or in an HTTP handler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
 from ..control import events as ev
 from ..control.model import Conference, LiveRooms
@@ -49,6 +52,7 @@ class ClusterNode:
         self.remote: dict[str, RemoteRoom] = {}
         self.alive: dict[str, NodeInfo] = {}
         self.on_conf_change: Callable[[str], Awaitable[None]] | None = None   # the repository's
+        self.on_resync: Callable[[], Awaitable[None]] | None = None   # after missed messages
         self._claims: set[str] = set()        # went live here, not claimed yet
         self._releases: list[tuple[str, tuple[str, ...]]] = []
         self._dirty: set[str] = set()         # rooms whose snapshot must be published
@@ -62,8 +66,7 @@ class ClusterNode:
         await self.registry.beat()
         await self._reap(self.me.node_id, announce_only_if_left=True)   # leftovers of our own crash
         await self._load_remote()
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.keys.room_changes, self.keys.node_cmd(self.me.node_id), self.keys.conf_changes)
+        pubsub = await self._subscribe()
         self._tasks = [asyncio.create_task(self._listen(pubsub)), asyncio.create_task(self._work())]
         log.info("cluster: node %s up (SIP %s, HTTP %s), %d other node(s) alive",
                  self.me.node_id, self.me.sip, self.me.http, len(self.alive) - 1)
@@ -95,14 +98,17 @@ class ClusterNode:
 
     def send(self, node_id: str, command: dict[str, object]) -> None:
         """Fire a command at the node that mixes a room (it applies it at its next tick)."""
-        self._spawn(self.redis.publish(self.keys.node_cmd(node_id), json.dumps(command)))
+        async def publish() -> None:
+            if not await self.redis.publish(self.keys.node_cmd(node_id), json.dumps(command)):
+                log.warning("cluster: node %s did not receive %s (gone?); the command is lost", node_id, command)
+        self._spawn(publish())
 
     def _spawn(self, coro: Awaitable[object]) -> None:
         async def run() -> None:
             try:
                 await coro
-            except Exception:
-                log.exception("cluster: Redis request failed")
+            except (RedisError, OSError) as err:
+                log.warning("cluster: command not sent (%s: %s)", type(err).__name__, err)
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
@@ -143,8 +149,11 @@ class ClusterNode:
                     await self._heartbeat()
             except asyncio.CancelledError:
                 raise
+            except (RedisError, OSError) as err:   # Redis away: the media goes on, retry next heartbeat
+                log.warning("cluster: Redis request failed (%s: %s); retrying at the next heartbeat",
+                            type(err).__name__, err)
             except Exception:
-                log.exception("cluster: Redis unreachable? retrying at the next heartbeat")
+                log.exception("cluster: heartbeat failed")
 
     async def _flush(self) -> None:
         while self._releases:
@@ -225,18 +234,38 @@ class ClusterNode:
                 views = tuple(view_from_json(text(v)) for v in raw.values())
                 self.remote[conf_id] = RemoteRoom(conf_id, node_id, info.sip, views)
 
-    async def _listen(self, pubsub: object) -> None:
-        from redis.asyncio.client import PubSub
+    async def _subscribe(self) -> PubSub:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.keys.room_changes, self.keys.node_cmd(self.me.node_id), self.keys.conf_changes)
+        return pubsub
 
-        assert isinstance(pubsub, PubSub)
-        try:
-            async for message in pubsub.listen():
-                try:
-                    await self._on_message(str(message["channel"]), str(message["data"]))
-                except Exception:
-                    log.exception("cluster: bad message on %s", message.get("channel"))
-        finally:
-            await pubsub.aclose()
+    async def _listen(self, pubsub: PubSub | None) -> None:
+        """Messages of the other nodes; after a lost connection, subscribe again and re-read what
+        may have been missed meanwhile (pub/sub does not queue for absent subscribers)."""
+        while True:
+            try:
+                if pubsub is None:
+                    pubsub = await self._subscribe()
+                    await self._load_remote()
+                    if self.on_resync is not None:
+                        await self.on_resync()
+                    log.info("cluster: subscribed again after a lost Redis connection")
+                async for message in pubsub.listen():
+                    try:
+                        await self._on_message(str(message["channel"]), str(message["data"]))
+                    except (ValueError, KeyError, TypeError):
+                        log.exception("cluster: bad message on %s", message.get("channel"))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as err:
+                log.warning("cluster: pub/sub connection lost (%s: %s)", type(err).__name__, err)
+            except Exception:
+                log.exception("cluster: pub/sub listener failed")
+            if pubsub is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            pubsub = None
+            await asyncio.sleep(self.cfg.heartbeat_s)
 
     async def _on_message(self, channel: str, data: str) -> None:
         if channel == self.keys.room_changes:

@@ -38,6 +38,13 @@ class RedisConferenceStore:
         confs = [Conference.from_record(json.loads(v)) for v in raw.values()]
         self._loaded = sorted(confs, key=lambda c: (c.created_at, c.id))
 
+    async def resync(self) -> None:
+        """Re-read every conference (after a lost subscription: changes may have been missed)."""
+        await self.preload()
+        if self.on_remote is not None:
+            for conf in self._loaded:
+                self.on_remote(conf)
+
     def load_all(self) -> list[Conference]:
         return list(self._loaded)
 

@@ -46,6 +46,7 @@ class Cluster:
         self.service = service
         self.store.on_remote = self._absorb
         self.node.on_conf_change = self.store.changed
+        self.node.on_resync = self.store.resync
         bus.subscribe("cluster", self.node.on_event)
         await self.node.start()
 

@@ -113,3 +113,27 @@ def test_mute_through_node_a_is_heard_on_node_b(node_factory: Callable[..., Brid
     assert wait_for(lambda: node_a.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")[1]["data"]["name"]
                     == "renamed", 3)
     assert json.loads(r.hget(f"{PREFIX}conferences", conf_id))["name"] == "renamed"
+
+
+def test_kick_and_end_through_node_a_reach_callers_on_node_b(node_factory: Callable[..., BridgeProcess],
+                                                             redis_server: RedisServer, ports: PortAllocator,
+                                                             tmp_path: Path) -> None:
+    node_a = node_factory("node-a")
+    node_b = node_factory("node-b")
+    status, made = node_a.api("PUT", "/v2/accounts/acct1/conferences", {"data": {"name": "ending"}})
+    assert status == 201, made
+    conf_id = made["data"]["id"]
+    base = f"/v2/accounts/acct1/conferences/{conf_id}/participants"
+    assert wait_for(lambda: node_b.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")[0] == 200, 3)
+    with participants(tmp_path, ports, [("one", "PCMU", None), ("two", "PCMU", None)]) as people:
+        dial_all(node_b, people, conf_id)
+        listing = wait_for(lambda: len(node_a.api("GET", base)[1]["data"]) == 2 and node_a.api("GET", base)[1]["data"])
+        one = next(p for p in listing if p["caller_id_number"] == "one")
+        status, _ = node_a.api("DELETE", f"{base}/{one['participant_id']}")
+        assert status in (200, 204)
+        people[0].phone.wait_event("CALL_CLOSED", timeout=5)        # B sent the BYE
+        status, body = node_a.api("DELETE", f"/v2/accounts/acct1/conferences/{conf_id}")
+        assert status == 200, body
+        people[1].phone.wait_event("CALL_CLOSED", timeout=10)       # after the closing prompt
+    status, body = node_b.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")
+    assert body["data"]["status"] == "ended"
