@@ -162,7 +162,8 @@ class BridgeApp:
         routes = [self.webhooks.add_routes, self.recordings.add_routes, self._ops_routes,
                   reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens()),
                   add_freeclimb_routes,                                  # /freeclimb/apiserver
-                  telnyx_routes(self.calls, lambda: self.recordings.service),      # /telnyx/v2
+                  telnyx_routes(self.cluster.call_control(self.calls) if self.cluster else self.calls,
+                                lambda: self.recordings.service),                     # /telnyx/v2
                   invite_routes(self.service, lambda: self.service.config.smtp)]   # e-mail invitations
         self.browsers = BrowserGateway(cfg, self.calls, self.service, self.pins, self.bus)
         routes.append(browser_routes(self.browsers))                            # the join page, WebRTC

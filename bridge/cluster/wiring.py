@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -17,7 +18,7 @@ from .keys import Keys
 from .mirror import redirect_contact
 from .node import ClusterNode
 from .repository import RedisConferenceStore
-from .rooms import ClusterRooms
+from .rooms import ClusterCallControl, ClusterRooms
 
 log = logging.getLogger("bridge.cluster")
 
@@ -55,6 +56,10 @@ class Cluster:
         assert self.service is not None
         if self.service.absorb(conf) and self.node.live_here(conf.id) and conf.status in OPEN_STATUSES:
             self.rooms.local.conference_changed(conf)
+
+    def call_control(self, local: Any) -> Any:
+        """The Telnyx routes' call side, refusing room commands for rooms mixed elsewhere."""
+        return ClusterCallControl(local, self.rooms)
 
     def redirect(self, conf_id: str, user: str) -> str | None:
         """The 302 Contact for a caller of a room another live node mixes (None: mix it here)."""

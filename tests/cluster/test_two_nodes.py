@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ from tests.cluster.helpers import PREFIX, client, wait_for
 from tests.e2e.calls import dial_all, hang_up_all, participants, talk
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
-from tests.support.bridge_proc import BridgeProcess
+from tests.support.bridge_proc import DEMO_TOKEN, BridgeProcess
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
@@ -56,6 +58,16 @@ def invite_status(port: int, user: str, local_port: int) -> tuple[int, str]:
                                 if line.lower().startswith(("contact:", "m:"))), "")
                 return status, contact
     raise AssertionError("no final response to the INVITE")
+
+
+def telnyx(node: BridgeProcess, path: str, body: dict[str, object]) -> tuple[int, object]:
+    req = urllib.request.Request(node.base_url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {DEMO_TOKEN}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def test_mute_through_node_a_is_heard_on_node_b(node_factory: Callable[..., BridgeProcess],
@@ -129,6 +141,11 @@ def test_kick_and_end_through_node_a_reach_callers_on_node_b(node_factory: Calla
         dial_all(node_b, people, conf_id)
         listing = wait_for(lambda: len(node_a.api("GET", base)[1]["data"]) == 2 and node_a.api("GET", base)[1]["data"])
         one = next(p for p in listing if p["caller_id_number"] == "one")
+        # Only the owner can dial into the room or play into it: A says so and names B.
+        status, body = node_a.api("POST", f"/v2/conferences/{conf_id}/participants", {"phone_number": "+15550100"})
+        assert status == 409 and node_b.base_url in json.dumps(body), body
+        status, body = telnyx(node_a, f"/telnyx/v2/conferences/{conf_id}/actions/stop", {})
+        assert status == 422 and node_b.base_url in json.dumps(body), body     # Telnyx's shape of a 409
         status, _ = node_a.api("DELETE", f"{base}/{one['participant_id']}")
         assert status in (200, 204)
         people[0].phone.wait_event("CALL_CLOSED", timeout=5)        # B sent the BYE
