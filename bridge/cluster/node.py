@@ -55,6 +55,7 @@ class ClusterNode:
         self._last_cmd: asyncio.Task[None] | None = None
         self.on_conf_change: Callable[[str], Awaitable[None]] | None = None   # the repository's
         self.on_resync: Callable[[], Awaitable[None]] | None = None   # after missed messages
+        self.on_media_change: Callable[[str], Awaitable[None]] | None = None
         self._claims: set[str] = set()        # went live here, not claimed yet
         self._releases: list[tuple[str, tuple[str, ...]]] = []
         self._dirty: set[str] = set()         # rooms whose snapshot must be published
@@ -246,7 +247,8 @@ class ClusterNode:
 
     async def _subscribe(self) -> PubSub:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.keys.room_changes, self.keys.node_cmd(self.me.node_id), self.keys.conf_changes)
+        await pubsub.subscribe(self.keys.room_changes, self.keys.node_cmd(self.me.node_id), self.keys.conf_changes,
+                               self.keys.media_changes)
         return pubsub
 
     async def _listen(self, pubsub: PubSub | None) -> None:
@@ -292,6 +294,9 @@ class ClusterNode:
         elif channel == self.keys.conf_changes:
             if self.on_conf_change is not None:
                 await self.on_conf_change(data)
+        elif channel == self.keys.media_changes:
+            if self.on_media_change is not None:
+                await self.on_media_change(data)
         else:
             self._apply_command(json.loads(data))
 

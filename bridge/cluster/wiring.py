@@ -3,7 +3,9 @@ cluster part and the ``LiveRooms`` wrapper, attached to the app's service and bu
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ from redis.exceptions import RedisError
 
 from ..config import Config, ConfigError
 from ..control.events import EventBus
-from ..control.model import OPEN_STATUSES, Conference, LiveRooms
+from ..control.model import OPEN_STATUSES, Conference, LiveRooms, Media
 from ..control.service import ConferenceService
 from .keys import Keys
 from .mirror import redirect_contact
@@ -38,7 +40,8 @@ class Cluster:
         except (RedisError, OSError) as err:
             await redis.aclose()
             raise ConfigError(f"cluster.redis_url: cannot reach Redis at {cfg.cluster.redis_url}: {err}") from None
-        store = RedisConferenceStore(redis, Keys(cfg.cluster.key_prefix))
+        media_dir = os.path.abspath(os.path.join(cfg.data_dir, "media"))   # as ConferenceService.media_dir
+        store = RedisConferenceStore(redis, Keys(cfg.cluster.key_prefix), media_dir)
         await store.preload()
         node = ClusterNode(cfg.cluster, redis, local, resolve, bus)
         return cls(store, node, ClusterRooms(local, node))
@@ -48,6 +51,8 @@ class Cluster:
         self.store.on_remote = self._absorb
         self.node.on_conf_change = self.store.changed
         self.node.on_resync = self.store.resync
+        self.node.on_media_change = self.store.media_changed
+        self.store.on_media = self._media_changed
         bus.subscribe("cluster", self.node.on_event)
         await self.node.start()
 
@@ -56,6 +61,13 @@ class Cluster:
         assert self.service is not None
         if self.service.absorb(conf) and self.node.live_here(conf.id) and conf.status in OPEN_STATUSES:
             self.rooms.local.conference_changed(conf)
+
+    def _media_changed(self, media_id: str, media: Media | None) -> None:
+        assert self.service is not None
+        old = self.service.absorb_media(media_id, media)
+        if media is None and old is not None:     # deleted through another node: our copy goes too
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.store.media_dir, old.filename))
 
     def call_control(self, local: Any) -> Any:
         """The Telnyx routes' call side, refusing room commands for rooms mixed elsewhere."""
