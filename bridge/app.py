@@ -27,6 +27,7 @@ from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport, server_tls_context
 from bridge.adapters.storage import ConferenceStore
 from bridge.adapters.call_io import CallAdapter, TickStats
+from bridge.call.live import LiveConference
 from bridge.config import Config, ConfigError
 from bridge.control.events import ConferenceCreated, EventBus, log_subscriber
 from bridge.control.model import Conference, ConferenceRepository, LiveRooms
@@ -147,7 +148,7 @@ class BridgeApp:
         self.bus.subscribe("telnyx-dialed", self.calls.dialed.on_event)
         self.bus.subscribe("hold-prefetch", lambda e: self.calls.prefetch_hold_music(
             self.service.get(e.conference_id) if isinstance(e, ConferenceCreated) else None))
-        self.recordings.attach(self.service, self.calls.core.rooms.get)
+        self.recordings.attach(self.service, self._recording_room)
         self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg,
                                              recording_urls=self.recordings.urls_for)
         await self.recordings.start()      # after the webhooks: recovered recordings are announced
@@ -252,6 +253,12 @@ class BridgeApp:
     def resolve_dial(self, user: str) -> Conference | None:
         """The core's conference directory (the service is built after the core)."""
         return self.service.resolve_dial(user)
+
+    def _recording_room(self, conf_id: str) -> LiveConference | None:
+        """The live room the recording API acts on; a room mixed on another node answers 409 naming it."""
+        if self.cluster is not None:
+            self.cluster.rooms.here_only(conf_id, "record")
+        return self.calls.core.rooms.get(conf_id)
 
     def redirect(self, conf_id: str, user: str) -> str | None:
         return None if self.cluster is None else self.cluster.redirect(conf_id, user)

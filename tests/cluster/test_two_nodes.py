@@ -146,6 +146,8 @@ def test_kick_and_end_through_node_a_reach_callers_on_node_b(node_factory: Calla
         assert status == 409 and node_b.base_url in json.dumps(body), body
         status, body = telnyx(node_a, f"/telnyx/v2/conferences/{conf_id}/actions/stop", {})
         assert status == 422 and node_b.base_url in json.dumps(body), body     # Telnyx's shape of a 409
+        status, body = node_a.api("POST", f"/v2/conferences/{conf_id}/recordings", {})
+        assert status == 409 and node_b.base_url in json.dumps(body), body
         status, _ = node_a.api("DELETE", f"{base}/{one['participant_id']}")
         assert status in (200, 204)
         people[0].phone.wait_event("CALL_CLOSED", timeout=5)        # B sent the BYE
