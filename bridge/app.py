@@ -138,7 +138,7 @@ class BridgeApp:
             conferences, cfg, live, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
         if self.cluster is not None:
-            await self.cluster.start(self.service, self.bus)
+            await self.cluster.start(self.service, self.bus, self.calls.prefetch_hold_music)
         self.pins = PinGuard(pin_limits(cfg.security))
         self.calls.core.lobby.pin_guard = self.pins
         self.calls.core.lobby.publish = self.bus.publish

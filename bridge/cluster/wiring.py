@@ -29,6 +29,7 @@ class Cluster:
     def __init__(self, store: RedisConferenceStore, node: ClusterNode, rooms: ClusterRooms) -> None:
         self.store, self.node, self.rooms = store, node, rooms
         self.service: ConferenceService | None = None
+        self._prefetch: Callable[[Conference], None] | None = None
 
     @classmethod
     async def connect(cls, cfg: Config, bus: EventBus, local: LiveRooms,
@@ -46,8 +47,11 @@ class Cluster:
         node = ClusterNode(cfg.cluster, redis, local, resolve, bus)
         return cls(store, node, ClusterRooms(local, node))
 
-    async def start(self, service: ConferenceService, bus: EventBus) -> None:
+    async def start(self, service: ConferenceService, bus: EventBus,
+                    prefetch: Callable[[Conference], None] | None = None) -> None:
+        """``prefetch``: start fetching a conference's hold music URL (as its creating node did)."""
         self.service = service
+        self._prefetch = prefetch
         self.store.on_remote = self._absorb
         self.node.on_conf_change = self.store.changed
         self.node.on_resync = self.store.resync
@@ -59,7 +63,11 @@ class Cluster:
     def _absorb(self, conf: Conference) -> None:
         """Another node (or this one) stored ``conf``: take it; a live part here applies it."""
         assert self.service is not None
-        if self.service.absorb(conf) and self.node.live_here(conf.id) and conf.status in OPEN_STATUSES:
+        if not self.service.absorb(conf) or conf.status not in OPEN_STATUSES:
+            return
+        if self._prefetch is not None:
+            self._prefetch(conf)
+        if self.node.live_here(conf.id):
             self.rooms.local.conference_changed(conf)
 
     def _media_changed(self, media_id: str, media: Media | None) -> None:

@@ -54,3 +54,24 @@ def test_survivor_announces_node_lost_and_takes_the_room(node_factory: Callable[
     status, body = node_a.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")
     assert status == 200 and body["data"]["name"] == "survives"
     assert json.loads(r.hget(f"{PREFIX}conferences", conf_id))["name"] == "survives"
+
+
+def test_restarted_node_announces_what_its_crash_left(node_factory: Callable[..., BridgeProcess],
+                                                       redis_server: RedisServer, ports: PortAllocator,
+                                                       tmp_path: Path) -> None:
+    """A lone node killed with a caller in and started again (no survivor noticed): at start it
+    announces its previous run's participants as left (node_lost) and frees its old lease."""
+    node = node_factory("node-a", lease_ttl_s=30)
+    r = client(redis_server)
+    with participants(tmp_path, ports, [("alice", "PCMU", None)]) as people:
+        dial_all(node, people, "room1")
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner")) == "node-a"
+        pid = wait_for(lambda: r.hkeys(f"{PREFIX}node:node-a:participants:conf_room1"))[0]
+        assert node.proc is not None
+        node.proc.kill()
+        node.proc.wait()
+        node.start()
+        departure = f"participant.left participant_id={pid} reason=node_lost"
+        assert wait_for(lambda: departure in node.log_path.read_text(errors="replace"), 3), node.log_tail()
+        assert r.get(f"{PREFIX}conf:conf_room1:owner") is None
+        assert not r.exists(f"{PREFIX}node:node-a:participants:conf_room1")
