@@ -279,7 +279,10 @@ class BridgeApp:
                     log.warning("!!! the published demo token is still active: replace accounts[].tokens !!!")
                     next_demo_warning = loop.time() + 600
                 for conf in self.service.expire_due(datetime.now(timezone.utc)):
-                    self.calls.end_conference(conf.id, "time_exceeded")
+                    if self.cluster is None:
+                        self.calls.end_conference(conf.id, "time_exceeded")
+                    else:
+                        await self.cluster.end_expired(conf.id)
             except Exception:
                 log.exception("housekeeping failed")
 

@@ -56,6 +56,10 @@ class Keys:
         """SET NX by the one survivor that announces a lost node's departures."""
         return f"{self.prefix}reap:{node_id}"
 
+    def once(self, what: str, conf_id: str) -> str:
+        """SET NX by the one node that does ``what`` for a conference (e.g. end it when it expires)."""
+        return f"{self.prefix}once:{what}:{conf_id}"
+
     @property
     def nodes(self) -> str:
         """Set of every node id that registered (a member whose registry key expired is dead)."""

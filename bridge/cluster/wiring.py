@@ -23,6 +23,7 @@ from .repository import RedisConferenceStore
 from .rooms import ClusterCallControl, ClusterRooms
 
 log = logging.getLogger("bridge.cluster")
+ONCE_MS = 600_000
 
 
 class Cluster:
@@ -80,6 +81,18 @@ class Cluster:
     def call_control(self, local: Any) -> Any:
         """The Telnyx routes' call side, refusing room commands for rooms mixed elsewhere."""
         return ClusterCallControl(local, self.rooms)
+
+    async def end_expired(self, conf_id: str) -> None:
+        """Every node's sweep finds an expired conference; one of them ends it (its owner's room,
+        over a command if need be), so ``conference.ended`` is announced once in the cluster."""
+        node = self.node
+        try:
+            first = await node.redis.set(node.keys.once("expire", conf_id), node.me.node_id, nx=True, px=ONCE_MS)
+        except (RedisError, OSError) as err:     # ended twice rather than never (at least once)
+            log.warning("cluster: expiry of %s not coordinated (%s); ending it from here", conf_id, err)
+            first = True
+        if first:
+            self.rooms.end_conference(conf_id, "time_exceeded")
 
     def redirect(self, conf_id: str, user: str) -> str | None:
         """The 302 Contact for a caller of a room another live node mixes (None: mix it here)."""

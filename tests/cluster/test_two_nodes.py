@@ -156,3 +156,35 @@ def test_kick_and_end_through_node_a_reach_callers_on_node_b(node_factory: Calla
         people[1].phone.wait_event("CALL_CLOSED", timeout=10)       # after the closing prompt
     status, body = node_b.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")
     assert body["data"]["status"] == "ended"
+
+
+def test_an_expiring_conference_is_ended_once_by_its_owner(node_factory: Callable[..., BridgeProcess],
+                                                           redis_server: RedisServer, ports: PortAllocator,
+                                                           tmp_path: Path) -> None:
+    """Both nodes' sweeps find the conference expired; one of them ends it, through the owner when
+    that is the other node: the caller on B gets the BYE, and conference.ended is announced once."""
+    from datetime import datetime, timedelta, timezone
+
+    from bridge.control.model import Conference
+
+    node_a = node_factory("node-a")
+    node_b = node_factory("node-b")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    conf = Conference(id="conf_short", account_id="acct1", name="short", dial_in_code="55501234", created_at=now,
+                      expires_at=now + timedelta(seconds=6))
+    r = client(redis_server)
+    r.hset(f"{PREFIX}conferences", conf.id, json.dumps(conf.to_record()))   # as a node's API write does
+    r.publish(f"{PREFIX}conf-changes", conf.id)
+    assert wait_for(lambda: node_b.api("GET", f"/v2/conferences/{conf.id}")[0] == 200, 3)
+
+    def ended() -> list[str]:
+        return [n.workdir.name for n in (node_a, node_b)
+                for line in n.log_path.read_text(errors="replace").splitlines()
+                if "conf_short #" in line and "conference.ended" in line]
+    with participants(tmp_path, ports, [("late", "PCMU", None)]) as people:
+        dial_all(node_b, people, conf.id)
+        people[0].phone.wait_event("CALL_CLOSED", timeout=15)     # expired: closing prompt, then BYE
+    assert wait_for(ended, 3)
+    time.sleep(1.5)     # both sweeps have run again since
+    assert ended() == ["node-b"], ended()
+    assert node_a.api("GET", f"/v2/conferences/{conf.id}")[1]["status"] == "expired"
