@@ -3,8 +3,10 @@
 ``P conferences`` is a hash: conference id -> the same JSON record SQLite keeps. The service
 still reads from memory (SIP routing never waits on Redis): ``preload`` reads the hash once at
 start, each write is an HSET followed by a PUBLISH of the id on ``P conf-changes``, and every
-node re-reads the changed conference and takes it into its memory. Concurrent changes of one
-conference on two nodes: the last write wins (as two API calls racing on one node do).
+node re-reads the changed conference and takes it into its memory. A write carries only the
+fields this node changed (compared with the version it last read or wrote) and merges them into
+the stored record (WATCH/MULTI), so an owner marking a conference active does not undo a setting
+another node changed a moment before; the same field changed on two nodes at once: the last wins.
 
 Uploaded media (hold music files): the metadata in the hash ``P media``, the bytes (base64) in
 ``P media:<id>:bytes``; each node keeps a copy of every file in its own ``<data_dir>/media``
@@ -22,11 +24,13 @@ import os
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError, WatchError
 
 from ..control.model import Conference, Media
-from .keys import Keys
+from .keys import Keys, text
 
 log = logging.getLogger("bridge.cluster")
+MERGE_ATTEMPTS = 50
 
 
 class RedisConferenceStore:
@@ -35,6 +39,7 @@ class RedisConferenceStore:
         self.keys = keys
         self.media_dir = media_dir          # this node's copies of the uploaded files
         self._loaded: list[Conference] = []
+        self._base: dict[str, dict[str, object]] = {}   # each record as last read from or written to Redis
         self._media: dict[str, Media] = {}    # as this node last knew them
         self._last: asyncio.Task[None] | None = None
         self.on_remote: Callable[[Conference], None] | None = None   # ConferenceService.absorb
@@ -42,7 +47,8 @@ class RedisConferenceStore:
 
     async def preload(self) -> None:
         raw = await self.redis.hgetall(self.keys.conferences)  # type: ignore[misc]
-        confs = [Conference.from_record(json.loads(v)) for v in raw.values()]
+        self._base = {text(k): json.loads(v) for k, v in raw.items()}
+        confs = [Conference.from_record(dict(rec)) for rec in self._base.values()]
         self._loaded = sorted(confs, key=lambda c: (c.created_at, c.id))
         raw = await self.redis.hgetall(self.keys.media)  # type: ignore[misc]
         listed = sorted((Media.from_record(json.loads(v)) for v in raw.values()), key=lambda m: (m.created_at, m.id))
@@ -67,12 +73,34 @@ class RedisConferenceStore:
         return list(self._loaded)
 
     def put(self, conf: Conference) -> None:
+        record = conf.to_record()
+        base = self._base.get(conf.id)
+        changes = record if base is None else {k: v for k, v in record.items() if base.get(k) != v}
+        if not changes:
+            return
+        self._base[conf.id] = {**(base or {}), **changes}
+
         async def write() -> None:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(self.keys.conferences, conf.id, json.dumps(conf.to_record()))
-            pipe.publish(self.keys.conf_changes, conf.id)
-            await pipe.execute()
+            self._base[conf.id] = await self._merge(conf.id, changes)
         self._chain(write)
+
+    async def _merge(self, conf_id: str, changes: dict[str, object]) -> dict[str, object]:
+        """Apply ``changes`` to the stored record atomically (retried if another write came between)."""
+        key = self.keys.conferences
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(MERGE_ATTEMPTS):
+                try:
+                    await pipe.watch(key)
+                    current = await pipe.hget(key, conf_id)  # type: ignore[misc]
+                    merged = {**json.loads(current), **changes} if current is not None else dict(changes)
+                    pipe.multi()
+                    pipe.hset(key, conf_id, json.dumps(merged))
+                    pipe.publish(self.keys.conf_changes, conf_id)
+                    await pipe.execute()
+                    return merged
+                except WatchError:
+                    continue
+        raise RedisError(f"conference {conf_id}: {MERGE_ATTEMPTS} concurrent writes in a row; not saved")
 
     def _chain(self, write: Callable[[], Awaitable[None]]) -> None:
         """Writes reach Redis in the order the service made them."""
@@ -112,8 +140,8 @@ class RedisConferenceStore:
 
     async def media_changed(self, media_id: str) -> None:
         """``P media-changes`` named ``media_id``: copy a new file here, or forget a deleted one."""
-        text = await self.redis.hget(self.keys.media, media_id)  # type: ignore[misc]
-        media = None if text is None else Media.from_record(json.loads(text))
+        raw = await self.redis.hget(self.keys.media, media_id)  # type: ignore[misc]
+        media = None if raw is None else Media.from_record(json.loads(raw))
         if media is not None and not await self._copy_here(media):
             return
         if media is None:
@@ -143,9 +171,13 @@ class RedisConferenceStore:
 
     async def changed(self, conf_id: str) -> None:
         """``P conf-changes`` said ``conf_id`` changed: read it and hand it to the service."""
-        text = await self.redis.hget(self.keys.conferences, conf_id)  # type: ignore[misc]
-        if text is not None and self.on_remote is not None:
-            self.on_remote(Conference.from_record(json.loads(text)))
+        raw = await self.redis.hget(self.keys.conferences, conf_id)  # type: ignore[misc]
+        if raw is None:
+            return
+        record = json.loads(raw)
+        self._base[conf_id] = record
+        if self.on_remote is not None:
+            self.on_remote(Conference.from_record(dict(record)))
 
 
 def _read(path: str) -> bytes:
