@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.peers.fixtures import *  # noqa: F403  (baresip_factory, tone_factory, ...)
 from tests.cluster.helpers import PREFIX
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess, default_rooms
