@@ -168,6 +168,8 @@ class BridgeApp:
                   invite_routes(self.service, lambda: self.service.config.smtp)]   # e-mail invitations
         self.browsers = BrowserGateway(cfg, self.calls, self.service, self.pins, self.bus)
         routes.append(browser_routes(self.browsers))                            # the join page, WebRTC
+        if self.cluster is not None:
+            routes.append(self.cluster.add_http_routes)     # join pages of rooms live on other nodes
         if testhooks.enabled():
             routes.append(testhooks.test_routes(lambda: self.clock))
         http_app = build_http_app(self.service, config=cfg, extra_routes=routes)

@@ -43,15 +43,17 @@ class RemoteRoom:
     node_id: str
     sip: str                  # the owner's advertise_sip (where a 302 sends callers)
     participants: tuple[ParticipantView, ...] = ()
+    http: str = ""            # the owner's advertise_http (named in a 409 or a join-page redirect)
 
     def has(self, participant_id: str) -> bool:
         return any(p.participant_id == participant_id and p.status in ("connected", "held")
                    for p in self.participants)
 
 
-def snapshot_message(conf_id: str, node_id: str, sip: str, views: list[ParticipantView] | None) -> str:
+def snapshot_message(conf_id: str, node_id: str, sip: str, views: list[ParticipantView] | None,
+                     http: str = "") -> str:
     """``views`` None: the room is no longer live on ``node_id``."""
-    return json.dumps({"conf": conf_id, "node": node_id, "sip": sip, "live": views is not None,
+    return json.dumps({"conf": conf_id, "node": node_id, "sip": sip, "http": http, "live": views is not None,
                        "participants": [json.loads(view_to_json(v)) for v in views or []]})
 
 
@@ -61,7 +63,7 @@ def parse_snapshot(text: str) -> RemoteRoom | tuple[str, str]:
     if not data.get("live"):
         return str(data["conf"]), str(data["node"])
     views = tuple(view_from_json(json.dumps(v)) for v in data.get("participants", []))
-    return RemoteRoom(str(data["conf"]), str(data["node"]), str(data["sip"]), views)
+    return RemoteRoom(str(data["conf"]), str(data["node"]), str(data["sip"]), views, str(data.get("http", "")))
 
 
 def redirect_contact(user: str, owner_sip: str) -> str:

@@ -184,7 +184,8 @@ class ClusterNode:
         pipe.delete(key)
         if views:
             pipe.hset(key, mapping={v.participant_id: view_to_json(v) for v in views})
-        pipe.publish(self.keys.room_changes, snapshot_message(conf_id, self.me.node_id, self.me.sip, views))
+        pipe.publish(self.keys.room_changes,
+                     snapshot_message(conf_id, self.me.node_id, self.me.sip, views, self.me.http))
         await pipe.execute()
 
     async def _heartbeat(self) -> None:
@@ -243,7 +244,7 @@ class ClusterNode:
                 conf_id = text(member)
                 raw = await self.redis.hgetall(self.keys.participants(node_id, conf_id))  # type: ignore[misc]
                 views = tuple(view_from_json(text(v)) for v in raw.values())
-                self.remote[conf_id] = RemoteRoom(conf_id, node_id, info.sip, views)
+                self.remote[conf_id] = RemoteRoom(conf_id, node_id, info.sip, views, info.http)
 
     async def _subscribe(self) -> PubSub:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -286,7 +287,7 @@ class ClusterNode:
                 if parsed.node_id != self.me.node_id:
                     self.remote[parsed.conf_id] = parsed
                     self.sips[parsed.node_id] = parsed.sip
-                    self.alive.setdefault(parsed.node_id, NodeInfo(parsed.node_id, parsed.sip, "", 0.0))
+                    self.alive.setdefault(parsed.node_id, NodeInfo(parsed.node_id, parsed.sip, parsed.http, 0.0))
             else:
                 conf_id, node_id = parsed
                 if (room := self.remote.get(conf_id)) is not None and room.node_id == node_id:

@@ -66,8 +66,7 @@ class ClusterRooms:
         room = self.node.remote_room(conf_id)
         if room is None:
             return
-        info = self.node.alive.get(room.node_id)
-        where = f" ({info.http})" if info is not None and info.http else ""
+        where = f" ({room.http})" if room.http else ""
         raise ControlError(409, "conference_on_other_node",
                            f"conference {conf_id} is live on node {room.node_id}{where}; {what} through that node's API")
 

@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -93,6 +95,21 @@ class Cluster:
             first = True
         if first:
             self.rooms.end_conference(conf_id, "time_exceeded")
+
+    def add_http_routes(self, app: web.Application) -> None:
+        """The join page of a room live on another node is served by that node: a browser that asks
+        here is redirected (307) there, and a session started here for it is refused (409)."""
+        @web.middleware
+        async def to_owner(request: web.Request, handler: Handler) -> web.StreamResponse:
+            parts = request.path.split("/")
+            if len(parts) >= 4 and parts[1] == "conferences" and parts[3] == "join":
+                room = self.node.remote_room(parts[2])
+                if room is not None:
+                    if request.method == "GET" and len(parts) == 4 and room.http:
+                        raise web.HTTPTemporaryRedirect(room.http.rstrip("/") + request.path_qs)
+                    self.rooms.here_only(parts[2], "join")
+            return await handler(request)
+        app.middlewares.append(to_owner)
 
     def redirect(self, conf_id: str, user: str) -> str | None:
         """The 302 Contact for a caller of a room another live node mixes (None: mix it here)."""

@@ -70,6 +70,22 @@ def telnyx(node: BridgeProcess, path: str, body: dict[str, object]) -> tuple[int
         return err.code, json.loads(err.read())
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def join_page_redirect(node: BridgeProcess, conf_id: str) -> str:
+    opener = urllib.request.build_opener(_NoRedirect)
+    req = urllib.request.Request(f"{node.base_url}/conferences/{conf_id}/join?x=1", headers={"Accept": "text/html"})
+    try:
+        opener.open(req, timeout=10)
+    except urllib.error.HTTPError as err:
+        assert err.code == 307, err.code
+        return str(err.headers["Location"])
+    raise AssertionError("no redirect")
+
+
 def test_mute_through_node_a_is_heard_on_node_b(node_factory: Callable[..., BridgeProcess],
                                                 redis_server: RedisServer, ports: PortAllocator,
                                                 tmp_path: Path) -> None:
@@ -147,6 +163,10 @@ def test_kick_and_end_through_node_a_reach_callers_on_node_b(node_factory: Calla
         status, body = telnyx(node_a, f"/telnyx/v2/conferences/{conf_id}/actions/stop", {})
         assert status == 422 and node_b.base_url in json.dumps(body), body     # Telnyx's shape of a 409
         status, body = node_a.api("POST", f"/v2/conferences/{conf_id}/recordings", {})
+        assert status == 409 and node_b.base_url in json.dumps(body), body
+        # The join page (WebRTC) of the room is B's: A redirects browsers there.
+        assert join_page_redirect(node_a, conf_id) == f"{node_b.base_url}/conferences/{conf_id}/join?x=1"
+        status, body = node_a.api("POST", f"/conferences/{conf_id}/join/session", {})
         assert status == 409 and node_b.base_url in json.dumps(body), body
         status, _ = node_a.api("DELETE", f"{base}/{one['participant_id']}")
         assert status in (200, 204)
