@@ -159,17 +159,22 @@ class ClusterNode:
 
     async def _flush(self) -> None:
         while self._releases:
-            conf_id, users = self._releases.pop(0)
-            await self._release(conf_id, users)
-        for conf_id in sorted(self._claims):
-            self._claims.discard(conf_id)
+            conf_id, users = self._releases[0]
+            await self._release(conf_id, users)     # raises while Redis is away: retried next time
+            self._releases.pop(0)
+        for conf_id in sorted(self._claims):     # each one forgotten only once done (Redis may be away)
             wanted = self.book.wanted.get(conf_id)
             if wanted is not None and await self.leases.claim(conf_id, wanted) == "held":
                 self._dirty.add(conf_id)
+            self._claims.discard(conf_id)
         for conf_id in sorted(self._dirty):
-            self._dirty.discard(conf_id)
+            self._dirty.discard(conf_id)     # before the snapshot: a change during the await marks it again
             if conf_id in self.book.held:
-                await self._publish_room(conf_id)
+                try:
+                    await self._publish_room(conf_id)
+                except Exception:
+                    self._dirty.add(conf_id)
+                    raise
 
     async def _release(self, conf_id: str, users: tuple[str, ...]) -> None:
         if users:
