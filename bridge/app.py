@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -27,9 +28,10 @@ from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport, server_tls_context
 from bridge.adapters.storage import ConferenceStore
 from bridge.adapters.call_io import CallAdapter, TickStats
+from bridge.call.live import LiveConference
 from bridge.config import Config, ConfigError
 from bridge.control.events import ConferenceCreated, EventBus, log_subscriber
-from bridge.control.model import Conference
+from bridge.control.model import Conference, ConferenceRepository, LiveRooms
 from bridge.control.pin_guard import PinGuard
 from bridge.control.service import ConferenceService
 from bridge.ops import metrics as metrics_mod
@@ -44,6 +46,9 @@ from bridge.sip.admission import Admission, SipGate
 from bridge.sip.endpoint import SipEndpoint
 from bridge.vendors.freeclimb.adapters.routes import add_freeclimb_routes
 from bridge.vendors.telnyx.adapters.routes import telnyx_routes
+
+if TYPE_CHECKING:
+    from bridge.cluster.wiring import Cluster
 
 log = logging.getLogger("bridge")
 
@@ -90,6 +95,7 @@ class BridgeApp:
         self.metrics = BridgeMetrics()
         self.http_guard = HttpGuard(http_limits(config))
         self._tasks: set[asyncio.Task[object]] = set()
+        self.cluster: Cluster | None = None     # cluster mode (README "Running several nodes")
 
     async def start(self) -> None:
         cfg = self.config
@@ -129,9 +135,18 @@ class BridgeApp:
             on_tick_seconds=self.metrics.tick_seconds.observe,
             recording=self.recordings.setup,
         )
+        conferences: ConferenceRepository = self.store
+        live: LiveRooms = self.calls
+        if cfg.cluster.enabled:
+            from bridge.cluster.wiring import Cluster   # the Redis client loads in cluster mode only
+
+            self.cluster = await Cluster.connect(cfg, self.bus, self.calls, lambda cid: self.service.get(cid))
+            conferences, live = self.cluster.store, self.cluster.rooms
         self.service = ConferenceService(
-            self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc), bus=self.bus
+            conferences, cfg, live, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
+        if self.cluster is not None:
+            await self.cluster.start(self.service, self.bus, self.calls.prefetch_hold_music)
         self.pins = PinGuard(pin_limits(cfg.security))
         self.calls.core.lobby.pin_guard = self.pins
         self.calls.core.lobby.publish = self.bus.publish
@@ -141,7 +156,7 @@ class BridgeApp:
         self.bus.subscribe("telnyx-dialed", self.calls.dialed.on_event)
         self.bus.subscribe("hold-prefetch", lambda e: self.calls.prefetch_hold_music(
             self.service.get(e.conference_id) if isinstance(e, ConferenceCreated) else None))
-        self.recordings.attach(self.service, self.calls.core.rooms.get)
+        self.recordings.attach(self.service, self._recording_room)
         self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg,
                                              recording_urls=self.recordings.urls_for)
         await self.recordings.start()      # after the webhooks: recovered recordings are announced
@@ -156,10 +171,13 @@ class BridgeApp:
         routes = [self.webhooks.add_routes, self.recordings.add_routes, self._ops_routes,
                   reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens()),
                   add_freeclimb_routes,                                  # /freeclimb/apiserver
-                  telnyx_routes(self.calls, lambda: self.recordings.service),      # /telnyx/v2
+                  telnyx_routes(self.cluster.call_control(self.calls) if self.cluster else self.calls,
+                                lambda: self.recordings.service),                     # /telnyx/v2
                   invite_routes(self.service, lambda: self.service.config.smtp)]   # e-mail invitations
         self.browsers = BrowserGateway(cfg, self.calls, self.service, self.pins, self.bus)
         routes.append(browser_routes(self.browsers))                            # the join page, WebRTC
+        if self.cluster is not None:
+            routes.append(self.cluster.add_http_routes)     # join pages of rooms live on other nodes
         if testhooks.enabled():
             routes.append(testhooks.test_routes(lambda: self.clock))
         http_app = build_http_app(self.service, config=cfg, extra_routes=routes)
@@ -250,6 +268,15 @@ class BridgeApp:
         """The core's conference directory (the service is built after the core)."""
         return self.service.resolve_dial(user)
 
+    def _recording_room(self, conf_id: str) -> LiveConference | None:
+        """The live room the recording API acts on; a room mixed on another node answers 409 naming it."""
+        if self.cluster is not None:
+            self.cluster.rooms.here_only(conf_id, "record")
+        return self.calls.core.rooms.get(conf_id)
+
+    def redirect(self, conf_id: str, user: str) -> str | None:
+        return None if self.cluster is None else self.cluster.redirect(conf_id, user)
+
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
         next_stats = loop.time() + STATS_INTERVAL
@@ -266,7 +293,10 @@ class BridgeApp:
                     log.warning("!!! the published demo token is still active: replace accounts[].tokens !!!")
                     next_demo_warning = loop.time() + 600
                 for conf in self.service.expire_due(datetime.now(timezone.utc)):
-                    self.calls.end_conference(conf.id, "time_exceeded")
+                    if self.cluster is None:
+                        self.calls.end_conference(conf.id, "time_exceeded")
+                    else:
+                        await self.cluster.end_expired(conf.id)
             except Exception:
                 log.exception("housekeeping failed")
 
@@ -288,6 +318,8 @@ class BridgeApp:
         if self.runner is not None:
             await self.runner.cleanup()
         self.bus.drain()
+        if self.cluster is not None:
+            await self.cluster.close()      # our leases released, out of the registry
         await self.webhooks.close()
         self.store.close()
 

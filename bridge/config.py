@@ -16,6 +16,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bridge.config_cascade import CascadeConfig
+from .cluster.settings import ClusterConfig
 
 CodecName = Literal["PCMU", "PCMA", "G722", "opus"]
 ALL_CODECS: tuple[CodecName, ...] = ("opus", "G722", "PCMU", "PCMA")
@@ -475,6 +476,8 @@ class Config(_Frozen):
     webrtc: WebrtcConfig = WebrtcConfig()
     smtp: SmtpConfig = SmtpConfig()
     cascade: CascadeConfig = CascadeConfig()   # README "One room across nodes"
+    # Several nodes sharing state in Redis (README "Running several nodes"); off by default.
+    cluster: ClusterConfig = ClusterConfig()
 
     def trunk_for(self, account_id: str | None) -> TrunkConfig | None:
         """The trunk an account dials out through: its own, else the default, else none."""

@@ -11,6 +11,8 @@ need=""
 command -v baresip >/dev/null || need="$need baresip-core"
 command -v sipp >/dev/null || need="$need sip-tester"
 command -v sox >/dev/null || need="$need sox"
+# Cluster mode's tests start their own redis-server (tests/support/redis_server.py).
+command -v redis-server >/dev/null || need="$need redis-server"
 # The Opus decoder calls the system libopus for in-band FEC (codecs/libopus.py).
 ldconfig -p | grep -q "libopus\.so\.0" || need="$need libopus0"
 # The join page's tests: Debian's chromium, driven by Playwright (pip) through executable_path.

@@ -121,6 +121,8 @@ class ConferenceService:
             if conf.dial_in_code:
                 self._codes[conf.dial_in_code] = cid
         self._media: dict[str, Media] = {m.id: m for m in media_store.load_media()}
+        if config.cluster.enabled:   # definitions from Redis name another node's copy of the file
+            self._confs = {cid: self._local_music(c) for cid, c in self._confs.items()}
 
     def _room_conference(self, room: RoomConfig, started: datetime) -> Conference:
         return Conference(
@@ -232,6 +234,34 @@ class ConferenceService:
         if conf is None or conf.status not in OPEN_STATUSES:
             return None
         return conf
+
+    def absorb(self, conf: Conference) -> bool:
+        """Cluster mode: a conference as another node stored it (``P conf-changes``) becomes ours.
+        True when its settings (more than its status) changed, so a live part here applies them."""
+        if conf.id in self._rooms:
+            return False        # config.yaml rooms are each node's own
+        conf = self._local_music(conf)
+        old = self._confs.get(conf.id)
+        if old is not None and self._codes.get(old.dial_in_code) == conf.id:
+            del self._codes[old.dial_in_code]
+        self._confs[conf.id] = conf
+        self._codes[conf.dial_in_code] = conf.id
+        return old is None or dataclasses.replace(old, status=conf.status) != conf
+
+    def _local_music(self, conf: Conference) -> Conference:
+        """``hold_music_path`` pointing at this node's copy of the uploaded file."""
+        if conf.hold_music_id is None or conf.account_id is None:
+            return conf
+        path = self.media_path(conf.account_id, conf.hold_music_id)
+        return conf if path in (None, conf.hold_music_path) else dataclasses.replace(conf, hold_music_path=path)
+
+    def absorb_media(self, media_id: str, media: Media | None) -> Media | None:
+        """Cluster mode: media uploaded (``media``) or deleted (None) through another node; returns
+        what was known before (the caller removes a deleted one's file)."""
+        old = self._media.pop(media_id, None)
+        if media is not None:
+            self._media[media_id] = media
+        return old
 
     # -- writes -------------------------------------------------------------------------------
 
