@@ -105,21 +105,25 @@ def frames_of(pcm: Pcm, size: int) -> list[Pcm]:
 
 def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[np.bool_]],
                  tail_frames: int = 10, lookahead_ms: int = 0,
-                 opts: dict[str, int] | None = None) -> tuple[Pcm, int]:
+                 opts: dict[str, int] | None = None, talker_opts: dict[str, int] | None = None,
+                 loss_depth: bool | None = None) -> tuple[Pcm, int]:
     """The listener's decoded audio (at the codec's PCM rate) and that rate; ``lookahead_ms``
     deepens the talker's jitter buffer (media.opus_fec_lookahead_ms); ``opts``: encoder options
-    of the talker and the bridge (e.g. Opus bitrate)."""
+    of the talker and the bridge (e.g. Opus bitrate), ``talker_opts`` the talker's on top;
+    ``loss_depth``: the talker's buffer holds a frame more while it sees losses (default: as
+    media.opus_loss_depth does, for Opus)."""
     room_rate, pt, clock, pcm_rate, _ = CODECS[codec]
     pcm = resample(speech16k, 16000, pcm_rate)
     size = pcm_rate // 50
     ticks = clock // 50
     frames = frames_of(np.concatenate((pcm, np.zeros(size * tail_frames, np.int16))), size)
     lost = drop(len(frames))
-    enc = make_encoder(codec, **(opts or {}))
+    enc = make_encoder(codec, **{**(opts or {}), **(talker_opts or {})})
     room = Room("quality", room_rate)
     addr_talk, addr_listen = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
     talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0,
-                      jitter_min_ms=20 + lookahead_ms)
+                      jitter_min_ms=20 + lookahead_ms,
+                      loss_depth=codec == "opus" if loss_depth is None else loss_depth)
     listen = RtpSession(0x2222, pt, clock, ticks, None, None, addr_listen, initial_seq=1, initial_ts=0)
     room.add_leg("talker", talk, codec, codec, payload_type=pt, encoder_opts=opts)
     room.add_leg("listener", listen, codec, codec, payload_type=pt, encoder_opts=opts)
