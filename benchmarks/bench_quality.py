@@ -45,6 +45,9 @@ SENTENCES = (
     "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
     "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
 )
+# The Opus talker sends what a browser sends (WebRTC's desktop defaults): complexity 9, in-band
+# FEC for the loss it expects (Chrome follows the receiver's reports; 10 % here).
+BROWSER_OPUS = {"complexity": 9, "fec": 1, "packet_loss": 10}
 PAUSE_S = 0.8
 LEVEL_DBOV = -26.0
 FRAME_S = 0.02
@@ -173,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--codecs", default="PCMU,G722,opus")
     ap.add_argument("--opus-bitrate", type=int, default=None,
                     help="Opus bitrate of the talker and the bridge (default: media.opus_bitrate's)")
+    ap.add_argument("--bridge-opus", default="",
+                    help="the bridge's Opus encoder options, e.g. bitrate=48000,complexity=10,packet_loss=0")
     args = ap.parse_args(argv)
     speech = read_wav(args.wav) if args.wav else espeak_speech()
     names = [c for c in args.codecs.split(",") if c]
@@ -181,18 +186,25 @@ def main(argv: list[str] | None = None) -> None:
     head = ["codec", "mode", "ceiling"] + [c for c, _ in CONDITIONS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    # Arrivals here have no jitter, so the talker's buffer plays each packet at once (1 frame);
-    # the real bridge on loopback holds one frame more (README "Latency"), so the next packet is
-    # usually buffered for FEC (Opus) and two-sided concealment (G.711): both are shown.
+    # Arrivals here have no jitter, so the talker's buffer plays each packet at once (1 frame), as
+    # the real bridge does on a clean network (README "Latency"); an Opus talker's buffer holds a
+    # frame more while it sees losses (media.opus_loss_depth). The "+20 ms" rows: a network whose
+    # jitter keeps one frame more buffered, so the next packet is usually there.
     rows = [(c, 0) for c in names] + [(c, 20) for c in names]
+    bridge_opus = {k: int(v) for k, v in (kv.split("=") for kv in args.bridge_opus.split(",") if kv)}
     for codec, lookahead in rows:
         opts = {"bitrate": args.opus_bitrate} if codec == "opus" and args.opus_bitrate else None
-        ceiling = score(codec, speech, *tandem(codec, speech, opts))
-        label = codec + (f" {args.opus_bitrate // 1000}k" if opts else "")
+        if codec == "opus" and bridge_opus:
+            opts = {**(opts or {}), **bridge_opus}
+        talker = {**(opts or {}), **BROWSER_OPUS} if codec == "opus" else opts
+        ceiling = score(codec, speech, *tandem(codec, speech, talker))   # the talker's own encode
+        label = codec + (f" {args.opus_bitrate // 1000}k" if opts and args.opus_bitrate else "")
+        label += f" (bridge {args.bridge_opus})" if codec == "opus" and bridge_opus else ""
         label += f", +{lookahead} ms jitter depth" if lookahead else ""
         cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]
         for _, drop in CONDITIONS:
-            got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts)
+            got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts,
+                               talker_opts=BROWSER_OPUS if codec == "opus" else None)
             cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()

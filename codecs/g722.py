@@ -84,7 +84,7 @@ class G722Decoder:
             ctx.layout = "mono"
             ctx.open()
             self._ctx = ctx
-        self._plc = Concealer(self.sample_rate)
+        self._plc = Concealer(self.sample_rate, window_ms=12, xfade_ms=2)   # see plc.py
         self._last: Pcm | None = None     # the last frame out, what the state walk starts from
 
     @property
