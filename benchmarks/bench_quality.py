@@ -196,15 +196,15 @@ def main(argv: list[str] | None = None) -> None:
         opts = {"bitrate": args.opus_bitrate} if codec == "opus" and args.opus_bitrate else None
         if codec == "opus" and bridge_opus:
             opts = {**(opts or {}), **bridge_opus}
-        talker = {**(opts or {}), **BROWSER_OPUS} if codec == "opus" else opts
-        ceiling = score(codec, speech, *tandem(codec, speech, talker))   # the talker's own encode
+        talker = {"bitrate": args.opus_bitrate or 32000, **BROWSER_OPUS} if codec == "opus" else None
+        ceiling = score(codec, speech, *tandem(codec, speech, talker or opts))   # the talker's own encode
         label = codec + (f" {args.opus_bitrate // 1000}k" if opts and args.opus_bitrate else "")
         label += f" (bridge {args.bridge_opus})" if codec == "opus" and bridge_opus else ""
         label += f", +{lookahead} ms jitter depth" if lookahead else ""
         cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]
         for _, drop in CONDITIONS:
             got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts,
-                               talker_opts=BROWSER_OPUS if codec == "opus" else None)
+                               talker_opts=talker)
             cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()
