@@ -151,6 +151,13 @@ def tandem(codec: str, speech16k: Pcm, opts: dict[str, int] | None = None) -> tu
     return np.concatenate([dec.decode(enc.encode(f)) for f in frames_of(pcm, pcm_rate // 50)]), pcm_rate
 
 
+def double_tandem(codec: str, speech16k: Pcm) -> tuple[Pcm, int]:
+    """Encode -> decode -> encode -> decode with no bridge: what a listener of a mixing bridge
+    (decode, mix, re-encode) can get at best, loss-free."""
+    once, rate = tandem(codec, speech16k)
+    return tandem(codec, resample(once, rate, 16000))
+
+
 def score(codec: str, speech16k: Pcm, degraded: Pcm, rate: int) -> float:
     from pesq import pesq   # the bench extra; imported here so the module imports without it
 
@@ -208,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
             cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()
+    for codec in names:
+        print(f"# {codec}: the codec twice, no bridge: {score(codec, speech, *double_tandem(codec, speech)):.2f}")
 
 
 if __name__ == "__main__":
