@@ -409,6 +409,7 @@ class JitterBuffer:
         self._play = None
         self._end_ts = None
         self._wait = self._stall = self._missing_run = 0
+        self._planned = False
         self._last_whole_ts = None
         self._window_min = None
         self._window_pops = 0
@@ -563,6 +564,7 @@ class JitterBuffer:
         Returns the (new) playout point."""
         assert self._window_min is not None
         self._delay.window_end(int(3 * self._jitter // self.frame_ticks))
+        self._grow = min(self._grow, self._delay.learned)   # a pending wait decays with the delay
         if self._window_min >= (self.target_frames + 1) * self.frame_ticks:
             self._slots.pop(play, None)
             play = self._play = play + self.frame_ticks

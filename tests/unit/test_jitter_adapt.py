@@ -85,3 +85,15 @@ def test_opus_leg_holds_a_frame_while_it_sees_losses_so_fec_is_there() -> None:
     plain, items = _opus_run(lost, 700, False)
     assert all(it.next_payload is None for it in items if isinstance(it, Missing))
     assert plain.target_delay_ms == 20 and plain.dropped == 0
+
+
+def test_a_pending_wait_decays_with_the_learned_delay() -> None:
+    """Reordering once, then ten clean seconds: a later plain loss is skipped, not waited for."""
+    jb = JitterBuffer(8000, FRAME)
+    pkts = [p for p in stream(700, delay=[0.002] * 700) if p[0] != 600]
+    pkts[40] = (40, 40 * FRAME, payload(40), pkts[40][3] + 0.035)
+    sim = Sim(jb)
+    sim.add(pkts)
+    items = [sim.tick() for _ in range(700)]
+    assert jb.late == 1 and jb.target_delay_ms == 20
+    assert items[600] == Missing(None) and _played_at(items)[601] == 601   # no frame added
