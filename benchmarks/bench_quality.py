@@ -45,6 +45,9 @@ SENTENCES = (
     "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
     "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
 )
+# The Opus talker sends what a browser sends (WebRTC's desktop defaults): complexity 9, in-band
+# FEC for the loss it expects (Chrome follows the receiver's reports; 10 % here).
+BROWSER_OPUS = {"complexity": 9, "fec": 1, "packet_loss": 10}
 PAUSE_S = 0.8
 LEVEL_DBOV = -26.0
 FRAME_S = 0.02
@@ -105,21 +108,25 @@ def frames_of(pcm: Pcm, size: int) -> list[Pcm]:
 
 def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[np.bool_]],
                  tail_frames: int = 10, lookahead_ms: int = 0,
-                 opts: dict[str, int] | None = None) -> tuple[Pcm, int]:
+                 opts: dict[str, int] | None = None, talker_opts: dict[str, int] | None = None,
+                 loss_depth: bool | None = None) -> tuple[Pcm, int]:
     """The listener's decoded audio (at the codec's PCM rate) and that rate; ``lookahead_ms``
     deepens the talker's jitter buffer (media.opus_fec_lookahead_ms); ``opts``: encoder options
-    of the talker and the bridge (e.g. Opus bitrate)."""
+    of the talker and the bridge (e.g. Opus bitrate), ``talker_opts`` the talker's on top;
+    ``loss_depth``: the talker's buffer holds a frame more while it sees losses (default: as
+    media.opus_loss_depth does, for Opus)."""
     room_rate, pt, clock, pcm_rate, _ = CODECS[codec]
     pcm = resample(speech16k, 16000, pcm_rate)
     size = pcm_rate // 50
     ticks = clock // 50
     frames = frames_of(np.concatenate((pcm, np.zeros(size * tail_frames, np.int16))), size)
     lost = drop(len(frames))
-    enc = make_encoder(codec, **(opts or {}))
+    enc = make_encoder(codec, **{**(opts or {}), **(talker_opts or {})})
     room = Room("quality", room_rate)
     addr_talk, addr_listen = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
     talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0,
-                      jitter_min_ms=20 + lookahead_ms)
+                      jitter_min_ms=20 + lookahead_ms,
+                      loss_depth=codec == "opus" if loss_depth is None else loss_depth)
     listen = RtpSession(0x2222, pt, clock, ticks, None, None, addr_listen, initial_seq=1, initial_ts=0)
     room.add_leg("talker", talk, codec, codec, payload_type=pt, encoder_opts=opts)
     room.add_leg("listener", listen, codec, codec, payload_type=pt, encoder_opts=opts)
@@ -142,6 +149,13 @@ def tandem(codec: str, speech16k: Pcm, opts: dict[str, int] | None = None) -> tu
     pcm = resample(speech16k, 16000, pcm_rate)
     enc, dec = make_encoder(codec, **(opts or {})), make_decoder(codec)
     return np.concatenate([dec.decode(enc.encode(f)) for f in frames_of(pcm, pcm_rate // 50)]), pcm_rate
+
+
+def double_tandem(codec: str, speech16k: Pcm) -> tuple[Pcm, int]:
+    """Encode -> decode -> encode -> decode with no bridge: what a listener of a mixing bridge
+    (decode, mix, re-encode) can get at best, loss-free."""
+    once, rate = tandem(codec, speech16k)
+    return tandem(codec, resample(once, rate, 16000))
 
 
 def score(codec: str, speech16k: Pcm, degraded: Pcm, rate: int) -> float:
@@ -169,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--codecs", default="PCMU,G722,opus")
     ap.add_argument("--opus-bitrate", type=int, default=None,
                     help="Opus bitrate of the talker and the bridge (default: media.opus_bitrate's)")
+    ap.add_argument("--bridge-opus", default="",
+                    help="the bridge's Opus encoder options, e.g. bitrate=48000,complexity=10,packet_loss=0")
     args = ap.parse_args(argv)
     speech = read_wav(args.wav) if args.wav else espeak_speech()
     names = [c for c in args.codecs.split(",") if c]
@@ -177,21 +193,30 @@ def main(argv: list[str] | None = None) -> None:
     head = ["codec", "mode", "ceiling"] + [c for c, _ in CONDITIONS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    # Arrivals here have no jitter, so the talker's buffer plays each packet at once (1 frame);
-    # the real bridge on loopback holds one frame more (README "Latency"), so the next packet is
-    # usually buffered for FEC (Opus) and two-sided concealment (G.711): both are shown.
+    # Arrivals here have no jitter, so the talker's buffer plays each packet at once (1 frame), as
+    # the real bridge does on a clean network (README "Latency"); an Opus talker's buffer holds a
+    # frame more while it sees losses (media.opus_loss_depth). The "+20 ms" rows: a network whose
+    # jitter keeps one frame more buffered, so the next packet is usually there.
     rows = [(c, 0) for c in names] + [(c, 20) for c in names]
+    bridge_opus = {k: int(v) for k, v in (kv.split("=") for kv in args.bridge_opus.split(",") if kv)}
     for codec, lookahead in rows:
         opts = {"bitrate": args.opus_bitrate} if codec == "opus" and args.opus_bitrate else None
-        ceiling = score(codec, speech, *tandem(codec, speech, opts))
-        label = codec + (f" {args.opus_bitrate // 1000}k" if opts else "")
+        if codec == "opus" and bridge_opus:
+            opts = {**(opts or {}), **bridge_opus}
+        talker = {"bitrate": args.opus_bitrate or 32000, **BROWSER_OPUS} if codec == "opus" else None
+        ceiling = score(codec, speech, *tandem(codec, speech, talker or opts))   # the talker's own encode
+        label = codec + (f" {args.opus_bitrate // 1000}k" if opts and args.opus_bitrate else "")
+        label += f" (bridge {args.bridge_opus})" if codec == "opus" and bridge_opus else ""
         label += f", +{lookahead} ms jitter depth" if lookahead else ""
         cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]
         for _, drop in CONDITIONS:
-            got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts)
+            got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts,
+                               talker_opts=talker)
             cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()
+    for codec in names:
+        print(f"# {codec}: the codec twice, no bridge: {score(codec, speech, *double_tandem(codec, speech)):.2f}")
 
 
 if __name__ == "__main__":

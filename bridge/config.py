@@ -136,6 +136,10 @@ class MediaConfig(_Frozen):
     # Extra jitter-buffer depth for Opus callers so a lost packet's successor is already
     # here and its FEC can rebuild it; 0: FEC only when network jitter holds packets anyway.
     opus_fec_lookahead_ms: Literal[0, 20] = 0
+    # Opus callers' jitter buffer grows by one frame while it observes losses (so the next
+    # packet, carrying the lost one's FEC, is here when the gap is due) and drops it again
+    # after 3 s without a loss; false: FEC only when jitter holds packets anyway.
+    opus_loss_depth: bool = True
     # Decoding an audio file (upload, fetched URL, hold music) stops and refuses it past this much
     # audio: a small file that expands to hours (a decompression bomb) cannot exhaust memory.
     decode_max_seconds: float = Field(default=900.0, gt=0, le=86400)

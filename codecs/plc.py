@@ -23,6 +23,8 @@ and that guess is ~50 % off in RMS, which scored lower than the continuation alo
 Appendix I's steps are 10 ms; with 20 ms packets, holding the full level for the whole
 first lost packet scored better (PESQ, benchmarks/bench_quality.py: +0.05 at 10 % loss,
 +0.1 with 3-packet bursts), and so did a fixed 4 ms cross-fade over Appendix I's growing one.
+Wideband (G.722) scores better with a 12 ms pitch window and a 2 ms cross-fade (codec alone,
+PESQ-WB, 10 % random loss 1.93 -> 1.99, 10 % in 3-packet bursts 1.99 -> 2.03).
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ def _noise(rate: int) -> _F64:
 class Concealer:
     """Streaming concealment state for one decoder at ``sample_rate``."""
 
-    def __init__(self, sample_rate: int) -> None:
+    def __init__(self, sample_rate: int, window_ms: int = _WINDOW_MS, xfade_ms: int = _XFADE_MS) -> None:
         self.sample_rate = sample_rate
         ms = sample_rate // 1000
         self._min_lag = sample_rate // _MAX_PITCH_HZ
         self._max_lag = sample_rate // _MIN_PITCH_HZ
-        self._window = _WINDOW_MS * ms
+        self._window = window_ms * ms
         # The correlation window plus the longest lag (35 ms): shorter than two 20 ms frames,
         # so the room's bulk G.711 path, which replays a leg's last two payloads into its
         # decoder before a loss, leaves exactly the state a decoder fed every frame would have.
@@ -81,7 +83,7 @@ class Concealer:
         self._history = np.zeros(self._window + self._max_lag, dtype=np.float64)
         self._floor_block = _FLOOR_BLOCK_MS * ms
         self._step = _STEP_MS * ms
-        self._xfade = _XFADE_MS * ms
+        self._xfade = xfade_ms * ms
         self._silent = self._step * (1 + round(1 / _FADE_PER_STEP))
         self._floor = 0.0
         self._noise_pos = 0

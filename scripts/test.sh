@@ -15,6 +15,8 @@ command -v sox >/dev/null || need="$need sox"
 command -v redis-server >/dev/null || need="$need redis-server"
 # The Opus decoder calls the system libopus for in-band FEC (codecs/libopus.py).
 ldconfig -p | grep -q "libopus\.so\.0" || need="$need libopus0"
+# G.722 decoding with a state we own (codecs/libspandsp.py); baresip-core brings it too.
+ldconfig -p | grep -q "libspandsp\.so\.2" || need="$need libspandsp2"
 # The join page's tests: Debian's chromium, driven by Playwright (pip) through executable_path.
 [ -x /usr/bin/chromium ] || need="$need chromium"
 # pesq (the audio-quality test scores speech with it) is built from source: a C compiler and headers.

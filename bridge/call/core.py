@@ -27,8 +27,8 @@ from bridge.call.callcontrol import CallControl
 from bridge.call.cascade import Cascade
 from bridge.call.dialout import DialOut, DialOutError
 from bridge.call.leg import Leg, advertised_host, inband_digits, leg_housekeeping, parse_info_dtmf, rtp_remote
-from bridge.call.leg import check_unconfirmed, encoder_options, jitter_min_ms, negotiate, our_offer, usable
-from bridge.call.leg import warning_header
+from bridge.call.leg import check_unconfirmed, encoder_options, jitter_min_ms, loss_depth, negotiate, our_offer
+from bridge.call.leg import usable, warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
@@ -223,7 +223,7 @@ class CallCore:
         leg.session = RtpSession(local_ssrc=random.getrandbits(32),
                                  jitter_min_ms=jitter_min_ms(self.config, media.codec),
                                  jitter_max_ms=rtp.jitter_max_ms, learning_s=rtp.learning_window_s,
-                                 **rtp_remote(media))
+                                 loss_depth=loss_depth(self.config, media.codec), **rtp_remote(media))
         leg.session.open_learning(self.now)
         if confirmed:
             self._allow_sending(leg)
@@ -348,7 +348,8 @@ class CallCore:
         leg.media = media
         assert leg.session is not None and leg.transport is not None
         leg.transport.set_srtp(media.srtp)      # a re-offer may bring new keys (RFC 4568 7.1.4)
-        if leg.session.update_remote(**rtp_remote(media), now=self.now):
+        if leg.session.update_remote(**rtp_remote(media), now=self.now,
+                                     loss_depth=loss_depth(self.config, media.codec)):
             self._allow_sending(leg)        # a new address: the reflection bound starts over
         room = self.lobby.room if leg.in_lobby else (
             self.rooms[leg.conf_id].room if leg.in_room and leg.conf_id in self.rooms else None)

@@ -193,6 +193,12 @@ def jitter_min_ms(config: Config, codec: str) -> int:
     return max(config.rtp.jitter_min_ms, 20) + lookahead if lookahead else config.rtp.jitter_min_ms
 
 
+def loss_depth(config: Config, codec: str) -> bool:
+    """Does this leg's jitter buffer hold a frame more while it sees losses (media.opus_loss_depth:
+    Opus callers, whose next packet carries the lost one's in-band FEC)?"""
+    return codec == "opus" and config.media.opus_loss_depth
+
+
 def encoder_options(config: Config, codec: str) -> dict[str, Any]:
     """Encoder settings a leg's codec gets from config.yaml (Opus bitrate and complexity)."""
     if codec == "opus":

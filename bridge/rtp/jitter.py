@@ -15,13 +15,11 @@ Adaptation (no clock in pop(): one pop == one frame period).
   then arrives it plays next, so the delay grew by one frame. If a later packet
   arrives instead, the concealed slots are skipped (they were already covered
   by concealment), so a plain loss does not add delay.
-- Shrink: if the smallest buffered depth over one second exceeds the target
+- Target: the start-up prebuffer and the depth the delay is shrunk back to;
+  one frame on a clean network, learned from late packets and decayed slowly,
+  plus one frame for an Opus leg while it sees losses (playout_delay.py).
+- Shrink: if the smallest buffered depth over one window exceeds the target
   by a frame, one frame is dropped.
-- Target = frame + 3 * J (J: RFC 3550 interarrival jitter of the arrivals),
-  in whole frames, clamped to [min_delay_ms, max_delay_ms]. It is the
-  start-up prebuffer and the ceiling the delay is shrunk back to; within it
-  the delay only grows when packets are actually late, so a network with
-  rare spikes keeps a lower delay than its J suggests.
 
 Packet durations other than ``frame_ticks``:
 - With ``bytes_per_tick`` (G.711 and G.722: 1 byte per RTP tick) packets are
@@ -48,6 +46,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from .playout_delay import PlayoutDelay
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +126,16 @@ class SteadyJitter:
 class JitterBuffer:
     # Hot per-packet state: fixed slots keep it compact (fewer cache lines per leg per tick).
     __slots__ = (
-        "_compact", "_end_ts", "_frame_bytes", "_grid", "_jitter", "_last_played", "_last_transit",
-        "_last_whole_ts", "_max_frames", "_min_frames", "_missing_run", "_pkt_ticks", "_play",
-        "_prev_seq", "_prev_ts", "_resync_ticks", "_seen_bits", "_seen_top", "_slots", "_stall", "_wait",
-        "_window_min", "_window_pops", "bytes_per_tick", "clock_rate", "concealed", "dropped",
-        "duplicates", "frame_ticks", "late", "lost", "max_missing", "received", "resyncs",
+        "_compact", "_delay", "_end_ts", "_frame_bytes", "_grid", "_grow", "_jitter", "_last_played",
+        "_last_transit", "_last_whole_ts", "_max_frames", "_min_frames", "_missing_run", "_pkt_ticks",
+        "_planned", "_play", "_prev_seq", "_prev_ts", "_resync_ticks", "_seen_bits", "_seen_top",
+        "_slots", "_stall", "_wait", "_window_min", "_window_pops", "bytes_per_tick", "clock_rate",
+        "concealed", "dropped", "duplicates", "frame_ticks", "late", "lost", "max_missing",
+        "received", "resyncs",
     )
     def __init__(self, clock_rate: int, frame_ticks: int, min_delay_ms: int = 20,
                  max_delay_ms: int = 200, *, bytes_per_tick: int | None = None,
-                 max_missing: int = 5) -> None:
+                 max_missing: int = 5, loss_depth: bool = False) -> None:
         if clock_rate <= 0 or frame_ticks <= 0:
             raise ValueError("clock_rate and frame_ticks must be positive")
         self.clock_rate = clock_rate
@@ -169,6 +170,9 @@ class JitterBuffer:
         self._seen_top: int | None = None
         self._window_min: int | None = None
         self._window_pops = 0
+        self._delay = PlayoutDelay(self._max_frames - self._min_frames, loss_depth)
+        self._grow = 0                      # gaps that should wait a frame instead of being skipped
+        self._planned = False               # the current stall is such a wait, not a late packet
         self.received = 0
         self.late = 0
         self.lost = 0
@@ -232,8 +236,7 @@ class JitterBuffer:
     # -- measurements ------------------------------------------------------
     @property
     def target_frames(self) -> int:
-        want = math.ceil((self.frame_ticks + 3 * self._jitter) / self.frame_ticks - 1e-9)
-        return min(self._max_frames, max(self._min_frames, want))
+        return min(self._max_frames, self._min_frames + self._delay.frames)
 
     @property
     def target_delay_ms(self) -> int:
@@ -320,6 +323,7 @@ class JitterBuffer:
             self._resync(ts_ext)
         elif self._play is not None and ts_ext < self._play and not self._splittable(payload):
             self.late += 1
+            self._on_late(True)
             return
         elif self._play is None and self._grid is None and self._last_played is not None \
                 and 0 <= self._last_played - ts_ext <= self._resync_ticks:
@@ -331,6 +335,13 @@ class JitterBuffer:
             self._insert_split(seq_ext, ts_ext, payload)
         else:
             self._insert_whole(seq_ext, ts_ext, payload)
+
+    def _on_late(self, reordered: bool) -> None:
+        """A packet came after its playout point: the delay is too short by a frame. A
+        reordered packet (its slot was concealed and skipped) did not grow the delay itself,
+        so the next gap waits a frame (``_grow``); a stall the late packet resolved did."""
+        if self._delay.late() and reordered:
+            self._grow += 1
 
     def _splittable(self, payload: bytes) -> bool:
         return self.bytes_per_tick is not None and len(payload) % self.bytes_per_tick == 0
@@ -383,6 +394,7 @@ class JitterBuffer:
             self._extend(ts + ticks)
         else:
             self.late += 1
+            self._on_late(True)
 
     def _grid_or(self, ts: int) -> int:
         return self._grid if self._grid is not None else ts
@@ -397,6 +409,7 @@ class JitterBuffer:
         self._play = None
         self._end_ts = None
         self._wait = self._stall = self._missing_run = 0
+        self._planned = False
         self._last_whole_ts = None
         self._window_min = None
         self._window_pops = 0
@@ -427,6 +440,9 @@ class JitterBuffer:
         slot = slots.get(play)
         if isinstance(slot, bytes):
             # Fast path: exactly one whole frame is due (what _emit does for it).
+            if self._stall and not self._planned:
+                self._on_late(False)           # the stall waited for this packet
+            self._planned = False
             del slots[play]
             self._last_played = play
             self._play = play + self.frame_ticks
@@ -437,15 +453,26 @@ class JitterBuffer:
             _set_timestamp(frame, play)
             return frame
         if slot is not None and slot.filled >= self.frame_ticks:
+            if self._stall and not self._planned:
+                self._on_late(False)
             return self._emit(play, slot)
         ahead = self._first_after(play)
         if self._stall and ahead is not None:
+            if self._grow and slot is None and not self._planned:
+                # Reordering was seen: wait one frame more for this one (the delay grows).
+                return self._wait_frame()
             # Slots concealed while stalled were covered already: skip them, no second Missing.
             skip = min(self._stall, (ahead - play) // self.frame_ticks)
+            if skip and not self._planned and not self._covered(play + (skip - 1) * self.frame_ticks) \
+                    and self._delay.loss():
+                # First loss seen by an Opus leg: the last stalled slot is concealed again,
+                # now from its successor's FEC, and the delay stays one frame longer.
+                skip -= 1
             for k in range(skip):
                 self._slots.pop(play + k * self.frame_ticks, None)
                 if not self._covered(play + k * self.frame_ticks):
                     self.lost += 1
+                    self._delay.loss_seen = True
             play = self._play = play + skip * self.frame_ticks
             self._stall = 0
             slot = self._slots.get(play)
@@ -456,7 +483,10 @@ class JitterBuffer:
             self._advance(play)        # still inside a long packet already emitted
             return _EMPTY
         if ahead is not None:
+            if self._grow and not self._stall and slot is None:
+                return self._wait_frame()      # as above
             # Lost (or only partly received) while later media is here: conceal, move on.
+            self._delay.loss()
             self._slots.pop(play, None)
             self._advance(play)
             self.lost += 1
@@ -469,6 +499,14 @@ class JitterBuffer:
             self._last_played = play - self.frame_ticks
             self._clear(None)
             return _EMPTY
+        self._stall += 1
+        self.concealed += 1
+        return _MISSING_NONE
+
+    def _wait_frame(self) -> Missing:
+        """A gap that waits a frame for its packet instead of being skipped: the delay grows."""
+        self._grow -= 1
+        self._planned = True
         self._stall += 1
         self.concealed += 1
         return _MISSING_NONE
@@ -499,6 +537,7 @@ class JitterBuffer:
         self._last_played = play
         self._play = play + self.frame_ticks
         self._stall = 0
+        self._planned = False
 
     def _payload_at(self, start: int) -> bytes | None:
         slot = self._slots.get(start)
@@ -524,6 +563,8 @@ class JitterBuffer:
         """End of a window: drop one frame if the buffered depth never fell to target + 1.
         Returns the (new) playout point."""
         assert self._window_min is not None
+        self._delay.window_end(int(3 * self._jitter // self.frame_ticks))
+        self._grow = min(self._grow, self._delay.learned)   # a pending wait decays with the delay
         if self._window_min >= (self.target_frames + 1) * self.frame_ticks:
             self._slots.pop(play, None)
             play = self._play = play + self.frame_ticks

@@ -76,7 +76,7 @@ class RtpSession:
     __slots__ = (
         "_candidate", "_candidate_count", "_candidate_seq", "_codec_pt", "_dtmf_pt", "_fast_pt", "_general",
         "_learn_until", "_learning_s", "_send_until", "confirmed", "rtcp_foreign", "send_pauses",
-        "_jitter_max_ms", "_jitter_min_ms", "_last_fraction", "_last_send", "_latched", "_our_sr",
+        "_jitter_max_ms", "_jitter_min_ms", "_loss_depth", "_last_fraction", "_last_send", "_latched", "_our_sr",
         "_pending", "_remote_sr", "_rx_at", "_rx_lane", "_sdp_addr", "_sent_since_report", "_seq", "_source", "_ts", "_tx_at", "_tx_lane",
         "cname", "codec_clock", "comfort_noise", "dropped_invalid", "dtmf", "foreign",
         "frame_ticks", "jitter", "last_received", "latches", "local_ssrc", "malformed",
@@ -88,13 +88,14 @@ class RtpSession:
                  dtmf_pt: int | None, dtmf_clock: int | None, remote_addr: tuple[str, int] | None,
                  jitter_min_ms: int = 20, jitter_max_ms: int = 200, *, cname: str | None = None,
                  initial_seq: int | None = None, initial_ts: int | None = None,
-                 learning_s: float = LEARNING_S) -> None:
+                 learning_s: float = LEARNING_S, loss_depth: bool = False) -> None:
         self.local_ssrc = local_ssrc & 0xFFFFFFFF
         self.cname = cname or f"tutti-{self.local_ssrc:08x}@bridge"
         self.remote_addr = remote_addr
         self._sdp_addr = remote_addr
         self._jitter_min_ms = jitter_min_ms
         self._jitter_max_ms = jitter_max_ms
+        self._loss_depth = loss_depth   # jitter buffer: one more frame while losses are seen (Opus FEC)
         self._fast_pt = -1          # second header byte taking the receive fast path
         self._general = False       # True: fast paths off (differential tests)
         self._codec_pt = codec_pt
@@ -185,7 +186,8 @@ class RtpSession:
 
     def _new_jitter(self) -> JitterBuffer:
         jb = JitterBuffer(self.codec_clock, self.frame_ticks, self._jitter_min_ms, self._jitter_max_ms,
-                          bytes_per_tick=1 if self.codec_pt in _BYTE_CODECS else None)
+                          bytes_per_tick=1 if self.codec_pt in _BYTE_CODECS else None,
+                          loss_depth=self._loss_depth)
         if self._general:
             jb._use_general_path()
         return jb
@@ -536,7 +538,7 @@ class RtpSession:
     # -- control -----------------------------------------------------------
     def update_remote(self, codec_pt: int, codec_clock: int, frame_ticks: int, dtmf_pt: int | None,
                       dtmf_clock: int | None, remote_addr: tuple[str, int] | None,
-                      now: float | None = None) -> bool:
+                      now: float | None = None, loss_depth: bool | None = None) -> bool:
         """Apply a re-INVITE. The jitter buffer restarts only if the codec changed;
         the latch is kept unless the SDP address itself changed, which also reopens
         learning (from ``now``, else from the next latch) and the reflection bound.
@@ -544,6 +546,8 @@ class RtpSession:
         self.leave_lanes()
         if (codec_pt, codec_clock, frame_ticks) != (self.codec_pt, self.codec_clock, self.frame_ticks):
             self.codec_pt, self.codec_clock, self.frame_ticks = codec_pt, codec_clock, frame_ticks
+            if loss_depth is not None:
+                self._loss_depth = loss_depth
             old = self.jitter
             self.jitter = self._new_jitter()
             for name in ("received", "late", "lost", "concealed", "duplicates", "dropped", "resyncs"):

@@ -75,11 +75,15 @@ def _burst_lengths_ms(pcm: np.ndarray, rate: int) -> list[float]:
     return runs
 
 
+@pytest.mark.parametrize("media", [{}, {"opus_fec_lookahead_ms": 20}], ids=["loss-depth", "fixed-lookahead"])
 def test_a_lost_opus_packet_is_rebuilt_from_the_next_packets_fec(
-        bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator) -> None:
+        bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator, media: dict[str, int]) -> None:
     rooms = [{"name": "fec", "account": "acct1", "rate": 16000, "beep": "never"}]
-    # One frame of lookahead, so the packet after a lost one is buffered when it is due.
-    bridge = bridge_factory(rooms=rooms, media={"opus_fec_lookahead_ms": 20})
+    # The packet after a lost one must be buffered when the gap is due: by default the jitter
+    # buffer adds that frame once it sees losses (media.opus_loss_depth), or it always holds it.
+    # (A loopback whose timing made the buffer grow holds it anyway; the unit test
+    # test_opus_leg_holds_a_frame_while_it_sees_losses_so_fec_is_there pins the rule itself.)
+    bridge = bridge_factory(rooms=rooms, media=media)
     talker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
