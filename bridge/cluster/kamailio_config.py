@@ -181,8 +181,8 @@ def render_config(settings: ProxySettings, template: str) -> str:
 def render_dispatcher_list(nodes: Sequence[Node]) -> str:
     """Kamailio dispatcher list: ``setid uri flags priority attrs``, one node a line.
 
-    The order is the hash ring: keep existing nodes in place and append new ones, so rooms
-    that hash to an existing node stay there (live rooms are pinned by Redis anyway).
+    Hashing is modulo the node count, so adding or removing a node re-hashes most rooms whatever
+    the order: live rooms stay where they are only because the proxy reads their owner from Redis.
     """
     if not nodes:
         raise ConfigError("at least one node")
