@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,7 +29,7 @@ from bridge.adapters.storage import ConferenceStore
 from bridge.adapters.call_io import CallAdapter, TickStats
 from bridge.config import Config, ConfigError
 from bridge.control.events import ConferenceCreated, EventBus, log_subscriber
-from bridge.control.model import Conference
+from bridge.control.model import Conference, ConferenceRepository, LiveRooms
 from bridge.control.pin_guard import PinGuard
 from bridge.control.service import ConferenceService
 from bridge.ops import metrics as metrics_mod
@@ -43,6 +44,9 @@ from bridge.sip.admission import Admission, SipGate
 from bridge.sip.endpoint import SipEndpoint
 from bridge.vendors.freeclimb.adapters.routes import add_freeclimb_routes
 from bridge.vendors.telnyx.adapters.routes import telnyx_routes
+
+if TYPE_CHECKING:
+    from bridge.cluster.wiring import Cluster
 
 log = logging.getLogger("bridge")
 
@@ -82,6 +86,7 @@ class BridgeApp:
         self.browsers: BrowserGateway | None = None
         self.metrics = BridgeMetrics()
         self._tasks: set[asyncio.Task[object]] = set()
+        self.cluster: Cluster | None = None     # cluster mode (README "Running several nodes")
 
     async def start(self) -> None:
         cfg = self.config
@@ -121,9 +126,18 @@ class BridgeApp:
             on_tick_seconds=self.metrics.tick_seconds.observe,
             recording=self.recordings.setup,
         )
+        conferences: ConferenceRepository = self.store
+        live: LiveRooms = self.calls
+        if cfg.cluster.enabled:
+            from bridge.cluster.wiring import Cluster   # the Redis client loads in cluster mode only
+
+            self.cluster = await Cluster.connect(cfg, self.bus, self.calls, lambda cid: self.service.get(cid))
+            conferences, live = self.cluster.store, self.cluster.rooms
         self.service = ConferenceService(
-            self.store, cfg, self.calls, clock=lambda: datetime.now(timezone.utc), bus=self.bus
+            conferences, cfg, live, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
+        if self.cluster is not None:
+            await self.cluster.start(self.service, self.bus)
         self.pins = PinGuard(pin_limits(cfg.security))
         self.calls.core.lobby.pin_guard = self.pins
         self.calls.core.lobby.publish = self.bus.publish
@@ -238,6 +252,9 @@ class BridgeApp:
         """The core's conference directory (the service is built after the core)."""
         return self.service.resolve_dial(user)
 
+    def redirect(self, conf_id: str, user: str) -> str | None:
+        return None if self.cluster is None else self.cluster.redirect(conf_id, user)
+
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
         next_stats = loop.time() + STATS_INTERVAL
@@ -276,6 +293,8 @@ class BridgeApp:
         if self.runner is not None:
             await self.runner.cleanup()
         self.bus.drain()
+        if self.cluster is not None:
+            await self.cluster.close()      # our leases released, out of the registry
         await self.webhooks.close()
         self.store.close()
 

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # A reload (SIGHUP, POST /v2/admin/reload) reads the same file with the same overrides.
         run_loop(BridgeApp(config, load=lambda: resolve_config(args)).run())
-    except OSError as err:
+    except (OSError, ConfigError) as err:     # ConfigError: e.g. cluster.redis_url unreachable
         print(f"tutti-bridge: cannot start: {err}", file=sys.stderr)
         return 1
     return 0

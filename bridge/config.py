@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .cluster.settings import ClusterConfig
+
 CodecName = Literal["PCMU", "PCMA", "G722", "opus"]
 ALL_CODECS: tuple[CodecName, ...] = ("opus", "G722", "PCMU", "PCMA")
 _PIN = re.compile(r"^\d{4,6}$")
@@ -457,6 +459,8 @@ class Config(_Frozen):
     call_control: tuple[CallControlAppConfig, ...] = ()
     webrtc: WebrtcConfig = WebrtcConfig()
     smtp: SmtpConfig = SmtpConfig()
+    # Several nodes sharing state in Redis (README "Running several nodes"); off by default.
+    cluster: ClusterConfig = ClusterConfig()
 
     def trunk_for(self, account_id: str | None) -> TrunkConfig | None:
         """The trunk an account dials out through: its own, else the default, else none."""

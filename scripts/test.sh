@@ -11,7 +11,8 @@ need=""
 command -v baresip >/dev/null || need="$need baresip-core"
 command -v sipp >/dev/null || need="$need sip-tester"
 command -v sox >/dev/null || need="$need sox"
-# The cluster tests (tests/cluster): Kamailio in front with ndb_redis, and a redis-server.
+# The cluster tests (tests/cluster): Kamailio in front with ndb_redis, and a redis-server
+# (cluster mode's own tests start one too: tests/support/redis_server.py).
 command -v kamailio >/dev/null || need="$need kamailio"
 [ -n "$(find /usr/lib -name ndb_redis.so -print -quit 2>/dev/null)" ] || need="$need kamailio-redis-modules"
 command -v redis-server >/dev/null || need="$need redis-server"

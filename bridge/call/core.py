@@ -1,11 +1,10 @@
 """The call core: SIP events, key presses and media ticks in; answers, rooms and events out.
 
-Sans-IO like the SIP endpoint it drives: every entry point takes ``now`` (the media
-clock's seconds) and the wall clock is injected, so a unit test runs whole call flows
-with a fake clock and no sockets. What it needs from the world comes through the small
-interfaces in ``bridge/call/ports.py`` (media transports, prompts, the conference
-directory); SIP messages it produces wait in the endpoint until the adapter transmits
-them, and domain events wait in the event bus until the adapter drains it.
+Sans-IO like the SIP endpoint it drives: every entry point takes ``now`` (the media clock's
+seconds) and the wall clock is injected, so a unit test runs whole call flows with a fake clock
+and no sockets. What it needs from the world comes through the small interfaces in
+``bridge/call/ports.py`` (media transports, prompts, the conference directory); SIP messages
+it produces wait in the endpoint until the adapter transmits them, domain events in the bus.
 
 Flow of one inbound call: INVITE -> bind media (503 when no port is free) -> ring for
 ``sip.answer_delay_ms`` -> 200 with the SDP answer -> ACK -> RTP may flow -> the lobby
@@ -136,6 +135,10 @@ class CallCore:
             return
         if conf is not None:
             live = self.rooms.get(conf.id)
+            moved = None if live is not None else self.directory.redirect(conf.id, user)
+            if moved is not None:   # another node mixes the room (README "Shared state in Redis")
+                self.endpoint.respond(call, 302, "Moved Temporarily", headers=[("Contact", moved)], now=self.now)
+                return
             # Refuse before answering what we already know; a PIN-protected room checks again at join.
             if live is not None and live.refuses("member") == "room_full" and not conf.moderator_pins:
                 self._reject(call, 486, "Busy Here", "conference is full")
@@ -567,8 +570,7 @@ class CallCore:
             live.apply_settings(conf)
 
     def end_conference(self, conf_id: str, reason: ev.EndReason, now: float) -> None:
-        """Everyone hears the closing prompt, then gets a BYE; ``ConferenceEnded`` follows when
-        the room is empty, or at once when nobody is in."""
+        """Closing prompt, then BYE; ``ConferenceEnded`` when the room is empty (now if nobody is in)."""
         self.now = now
         live = self.rooms.get(conf_id)
         if live is not None:

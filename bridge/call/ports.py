@@ -57,6 +57,9 @@ class Directory(Protocol):
 
     def resolve_dial(self, user: str) -> Conference | None: ...
 
+    def redirect(self, conf_id: str, user: str) -> str | None:
+        """Cluster mode: the Contact of a 302 to the node that mixes the room (None: mix it here)."""
+
 
 class RoomConnection(Protocol):
     """What a room needs to seat a participant: its port and its codec."""

@@ -37,6 +37,7 @@ LeaveReason = Literal[
     "rtp_timeout",       # no media for rtp.inactivity_timeout_s
     "fault",             # their input broke something; only this call was ended
     "shutdown",          # the bridge is stopping
+    "node_lost",         # cluster: the node mixing their room died (announced by a survivor)
 ]
 ParticipantKind = Literal["sip_inbound", "sip_outbound", "webrtc", "remote"]
 

@@ -232,6 +232,18 @@ class ConferenceService:
             return None
         return conf
 
+    def absorb(self, conf: Conference) -> bool:
+        """Cluster mode: a conference as another node stored it (``P conf-changes``) becomes ours.
+        True when its settings (more than its status) changed, so a live part here applies them."""
+        if conf.id in self._rooms:
+            return False        # config.yaml rooms are each node's own
+        old = self._confs.get(conf.id)
+        if old is not None and self._codes.get(old.dial_in_code) == conf.id:
+            del self._codes[old.dial_in_code]
+        self._confs[conf.id] = conf
+        self._codes[conf.dial_in_code] = conf.id
+        return old is None or dataclasses.replace(old, status=conf.status) != conf
+
     # -- writes -------------------------------------------------------------------------------
 
     def _save(self, conf: Conference) -> Conference:
@@ -417,6 +429,9 @@ class ConferenceService:
 
     def check_media_upload(self, account_id: str, media_name: object) -> str | None:
         """Validate an upload before its bytes are read: the name (400/409) and the account's quota."""
+        if self.config.cluster.enabled:
+            raise ControlError(409, "media_upload_unavailable", "uploaded media are not available in cluster "
+                               "mode (the file would live on one node); use an http(s) URL instead")
         name = parse_media_name(media_name)
         if name is not None and self.find_media(account_id, name) is not None:
             raise ControlError(409, "media_name_taken", f"media_name {name!r} is already used by this account")

@@ -1,7 +1,9 @@
-"""Fixtures for cluster tests: ``cluster_factory(nodes, rooms=..., redis=True) -> Cluster``.
+"""Fixtures for cluster tests.
 
-Everything a factory started is stopped at teardown, and the logs of Kamailio, Redis and each node
-are printed then (pytest shows them for failing tests).
+- ``redis_server`` and ``node_factory``: bridges in cluster mode sharing one redis-server (no proxy).
+- ``cluster_factory(nodes, room_defs=..., redis=True) -> Cluster``: redis-server, Kamailio in front and
+  K bridge nodes (tests/cluster/harness.py). Everything it started is stopped at teardown, and the
+  logs of Kamailio, Redis and each node are printed then (pytest shows them for failing tests).
 """
 
 from __future__ import annotations
@@ -14,7 +16,44 @@ from typing import Any
 import pytest
 
 from tests.cluster.harness import Cluster, rooms
+from tests.cluster.helpers import PREFIX
+from tests.e2e.peers.fixtures import *  # noqa: F403  (baresip_factory, tone_factory, ...)
 from tests.e2e.peers.ports import PortAllocator
+from tests.support.bridge_proc import BridgeProcess, default_rooms
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path, ports: PortAllocator) -> Iterator[RedisServer]:
+    """``redis-server --save "" --appendonly no`` on a free loopback port, stopped afterwards."""
+    server = RedisServer(ports.port(), tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def node_factory(tmp_path: Path, ports: PortAllocator,
+                 redis_server: RedisServer) -> Iterator[Callable[..., BridgeProcess]]:
+    """Bridges in cluster mode sharing ``redis_server`` (heartbeat 0.5 s, leases of 3 s)."""
+    started: list[BridgeProcess] = []
+
+    def make(node_id: str, rooms: list[dict[str, Any]] | None = None, **extra: Any) -> BridgeProcess:
+        sip, http = ports.port(), ports.port()
+        cluster = {"enabled": True, "node_id": node_id, "redis_url": redis_server.url, "key_prefix": PREFIX,
+                   "advertise_sip": f"sip:127.0.0.1:{sip}", "advertise_http": f"http://127.0.0.1:{http}",
+                   "lease_ttl_s": 3, "heartbeat_s": 0.5}
+        wd = tmp_path / node_id
+        wd.mkdir(parents=True, exist_ok=True)
+        lo = ports.block(40)
+        proc = BridgeProcess(workdir=wd, sip_port=sip, http_port=http, rtp_range=(lo, lo + 39),
+                             rooms=rooms if rooms is not None else default_rooms(),
+                             extra={"cluster": cluster, **extra})
+        started.append(proc)
+        return proc.start()
+
+    yield make
+    for proc in started:
+        proc.stop()
 
 
 @pytest.fixture

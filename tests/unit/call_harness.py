@@ -132,6 +132,9 @@ class FakeDirectory:
                 return conf
         return None
 
+    def redirect(self, conf_id: str, user: str) -> str | None:
+        return None
+
 
 class Phone:
     """One caller: SIP over a fake UDP flow, PCMU RTP with RFC 4733 key presses."""

@@ -1,0 +1,66 @@
+"""``LiveRooms`` across nodes: a room mixed here is handled locally; a room another node mixes
+gets its commands over Redis (``P node:<owner>:cmd``) and its listing from that node's snapshot.
+
+Commands are fire-and-forget pub/sub messages: the owner applies them at its next tick, and its
+next snapshot shows the result. A command sent while the owner dies is lost with the owner's
+calls (the survivors then announce those participants as left, reason ``node_lost``).
+"""
+
+from __future__ import annotations
+
+from ..control.errors import ControlError
+from ..control.model import Action, Conference, EndReason, LiveRooms, ParticipantView
+from .node import ClusterNode
+
+
+class ClusterRooms:
+    def __init__(self, local: LiveRooms, node: ClusterNode) -> None:
+        self.local = local
+        self.node = node
+
+    def _command(self, owner: str, op: str, conf_id: str, **fields: object) -> None:
+        self.node.send(owner, {"op": op, "conf": conf_id, "from": self.node.me.node_id, **fields})
+
+    def participants(self, conf_id: str) -> list[ParticipantView]:
+        room = self.node.remote_room(conf_id)
+        return list(room.participants) if room is not None else self.local.participants(conf_id)
+
+    def act(self, conf_id: str, participant_id: str, action: Action) -> bool:
+        room = self.node.remote_room(conf_id)
+        if room is None:
+            return self.local.act(conf_id, participant_id, action)
+        if not room.has(participant_id):
+            return False
+        self._command(room.node_id, "act", conf_id, pid=participant_id, action=action)
+        return True
+
+    def hold(self, conf_id: str, participant_id: str, on_hold: bool, music: str | None = None) -> bool:
+        room = self.node.remote_room(conf_id)
+        if room is None:
+            return self.local.hold(conf_id, participant_id, on_hold, music)
+        if not room.has(participant_id):
+            return False
+        self._command(room.node_id, "hold", conf_id, pid=participant_id, on_hold=on_hold, music=music)
+        return True
+
+    def end_conference(self, conf_id: str, reason: EndReason = "ended_via_api") -> None:
+        room = self.node.remote_room(conf_id)
+        if room is None:
+            self.local.end_conference(conf_id, reason)
+        else:   # the owner announces the end (one conference.ended in the cluster)
+            self._command(room.node_id, "end", conf_id, reason=reason)
+
+    def conference_changed(self, conf: Conference) -> None:
+        # The other nodes hear of the change on ``P conf-changes`` and apply it to their part.
+        self.local.conference_changed(conf)
+
+    def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool,
+                 sms_text: str | None = None) -> ParticipantView:
+        room = self.node.remote_room(conf.id)
+        if room is not None:
+            http = self.node.alive.get(room.node_id)
+            where = f" ({http.http})" if http is not None and http.http else ""
+            raise ControlError(409, "conference_on_other_node",
+                               f"conference {conf.id} is live on node {room.node_id}{where}; "
+                               "add participants through that node's API")
+        return self.local.dial_out(conf, number, name, role, muted, sms_text)

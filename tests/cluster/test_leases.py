@@ -1,0 +1,79 @@
+"""Room leases and the node registry written by real bridge processes into a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.helpers import PREFIX, client, wait_for
+from tests.e2e.calls import dial_all, hang_up_all, participants, talk
+from tests.e2e.peers.ports import PortAllocator
+from tests.support.bridge_proc import BridgeProcess
+from tests.support.redis_server import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
+
+
+def test_room_lease_written_renewed_and_released(node_factory: Callable[..., BridgeProcess],
+                                                 redis_server: RedisServer, ports: PortAllocator,
+                                                 tmp_path: Path) -> None:
+    node = node_factory("node-a")
+    r = client(redis_server)
+    entry = json.loads(wait_for(lambda: r.get(f"{PREFIX}node:node-a")))
+    assert entry["sip"] == f"sip:127.0.0.1:{node.sip_port}" and entry["http"] == node.base_url
+    assert 0 < r.pttl(f"{PREFIX}node:node-a") <= 1500         # 3 x heartbeat
+    users = ("conf_room1", "room1", "1001")
+    with participants(tmp_path, ports, [("alice", "PCMU", None)]) as people:
+        dial_all(node, people, "room1")
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner")) == "node-a"
+        for user in users:
+            assert wait_for(lambda u=user: r.get(f"{PREFIX}room:{u}:node")) == f"sip:127.0.0.1:{node.sip_port}"
+        talk(4.0)   # longer than the 3 s lease: only renewals keep it
+        assert r.get(f"{PREFIX}conf:conf_room1:owner") == "node-a"
+        assert all(0 < r.pttl(f"{PREFIX}room:{u}:node") <= 3000 for u in users)
+        listing = r.hgetall(f"{PREFIX}node:node-a:participants:conf_room1")
+        assert [json.loads(v)["caller_id_number"] for v in listing.values()] == ["alice"]
+        hang_up_all(people)
+    assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner") is None, timeout=2.5)   # before expiry
+    assert all(r.get(f"{PREFIX}room:{u}:node") is None for u in users)
+    node.stop()
+    assert r.get(f"{PREFIX}node:node-a") is None and not r.sismember(f"{PREFIX}nodes", "node-a")
+
+
+def test_lost_lease_is_not_fought_over(node_factory: Callable[..., BridgeProcess], redis_server: RedisServer,
+                                       ports: PortAllocator, tmp_path: Path) -> None:
+    """Another node holds the lease when ours is renewed (ours expired meanwhile): say so loudly,
+    stop claiming, leave the other node's keys alone."""
+    node = node_factory("node-a")
+    r = client(redis_server)
+    with participants(tmp_path, ports, [("alice", "PCMU", None)]) as people:
+        dial_all(node, people, "room1")
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner")) == "node-a"
+        r.set(f"{PREFIX}conf:conf_room1:owner", "node-x", px=20000)     # node-x took it over
+        r.set(f"{PREFIX}room:room1:node", "sip:127.0.0.1:1", px=20000)
+        assert wait_for(lambda: "lease of conf_room1 lost to node node-x" in node.log_path.read_text(), 3)
+        talk(1.5)   # three more heartbeats: still node-x's
+        assert r.get(f"{PREFIX}conf:conf_room1:owner") == "node-x"
+        assert r.get(f"{PREFIX}room:room1:node") == "sip:127.0.0.1:1"
+        hang_up_all(people)
+    talk(1.0)   # the room emptied: compare-and-delete leaves node-x's keys
+    assert r.get(f"{PREFIX}conf:conf_room1:owner") == "node-x"
+
+
+def test_unreachable_redis_stops_the_start_with_a_message(tmp_path: Path, ports: PortAllocator) -> None:
+    closed = ports.port()       # nothing listens there
+    proc = BridgeProcess(workdir=tmp_path, sip_port=ports.port(), http_port=ports.port(),
+                         rtp_range=(lambda lo: (lo, lo + 9))(ports.block(10)), rooms=[],
+                         extra={"cluster": {"enabled": True, "node_id": "n", "redis_url": f"redis://127.0.0.1:{closed}/0",
+                                            "advertise_sip": "sip:127.0.0.1:5060",
+                                            "advertise_http": "http://127.0.0.1:8080"}})
+    config = proc.write_config()
+    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"cannot reach Redis at redis://127.0.0.1:{closed}/0" in done.stderr, done.stderr[-2000:]

@@ -1,0 +1,53 @@
+"""A node dies (kill -9) with a caller in a room: a survivor announces the caller's departure
+(reason ``node_lost``) once, the lease expires, and the caller who redials lands on the survivor,
+which claims the room; a conference made on the dead node is still defined."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.helpers import PREFIX, client, wait_for
+from tests.e2e.calls import dial_all, hang_up_all, participants
+from tests.e2e.peers.ports import PortAllocator
+from tests.support.bridge_proc import BridgeProcess
+from tests.support.redis_server import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
+
+
+def test_survivor_announces_node_lost_and_takes_the_room(node_factory: Callable[..., BridgeProcess],
+                                                          redis_server: RedisServer, ports: PortAllocator,
+                                                          tmp_path: Path) -> None:
+    node_a = node_factory("node-a")
+    node_b = node_factory("node-b")
+    r = client(redis_server)
+    status, made = node_b.api("PUT", "/v2/accounts/acct1/conferences", {"data": {"name": "survives"}})
+    assert status == 201, made
+    conf_id = made["data"]["id"]
+    with participants(tmp_path, ports, [("alice", "PCMU", None)]) as people:
+        dial_all(node_b, people, "room1")
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner")) == "node-b"
+        pid = wait_for(lambda: r.hkeys(f"{PREFIX}node:node-b:participants:conf_room1"))[0]
+        assert node_b.proc is not None
+        node_b.proc.kill()           # kill -9: no BYE, no release
+        node_b.proc.wait()
+        # Registry key expires (1.5 s), a survivor reaps: one node_lost departure, state cleaned.
+        assert wait_for(lambda: r.get(f"{PREFIX}reap:node-b"), 6) == "node-a"
+        assert wait_for(lambda: not r.exists(f"{PREFIX}node:node-b:participants:conf_room1"), 3)
+        assert not r.sismember(f"{PREFIX}nodes", "node-b")
+        departure = f"participant.left participant_id={pid} reason=node_lost"
+        assert wait_for(lambda: departure in node_a.log_path.read_text(errors="replace"), 3), node_a.log_tail()
+        # The lease expires (3 s); alice redials through A and A claims the room.
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner") is None, 5)
+        people[0].phone.hangup()
+        dial_all(node_a, people, "room1")
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner")) == "node-a"
+        assert r.get(f"{PREFIX}room:room1:node") == f"sip:127.0.0.1:{node_a.sip_port}"
+        hang_up_all(people)
+    status, body = node_a.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")
+    assert status == 200 and body["data"]["name"] == "survives"
+    assert json.loads(r.hget(f"{PREFIX}conferences", conf_id))["name"] == "survives"

@@ -1,0 +1,139 @@
+"""Two bridge nodes sharing one redis-server: definitions made on one are dialable on the
+other, the other's API controls the room (a mute through node A is heard on node B), and a
+caller who reaches the wrong node is sent to the owner with a 302."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.helpers import PREFIX, client, wait_for
+from tests.e2e.calls import dial_all, hang_up_all, participants, talk
+from tests.e2e.peers import audio
+from tests.e2e.peers.ports import PortAllocator
+from tests.support.bridge_proc import BridgeProcess
+from tests.support.redis_server import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
+
+
+def presence(samples: audio.Samples, rate: int, freq: float, start: float, end: float) -> float:
+    return audio.tone_presence(audio.segment(samples, rate, start, end), rate, freq, min_rel_db=-15)
+
+
+def invite_status(port: int, user: str, local_port: int) -> tuple[int, str]:
+    """Send one INVITE over UDP; return the first final status and its Contact header."""
+    call_id = uuid.uuid4().hex
+    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           f"m=audio {local_port + 2} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+    msg = (f"INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\n"
+           f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch=z9hG4bK{call_id[:12]};rport\r\n"
+           "Max-Forwards: 70\r\n"
+           f"From: <sip:probe@127.0.0.1:{local_port}>;tag={call_id[:8]}\r\n"
+           f"To: <sip:{user}@127.0.0.1:{port}>\r\n"
+           f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
+           f"Contact: <sip:probe@127.0.0.1:{local_port}>\r\n"
+           f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", local_port))
+        sock.settimeout(1.0)
+        sock.sendto(msg.encode(), ("127.0.0.1", port))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(65535).decode(errors="replace")
+            except TimeoutError:
+                continue
+            status = int(data.split(" ", 2)[1])
+            if status >= 200:
+                contact = next((line.split(":", 1)[1].strip() for line in data.split("\r\n")
+                                if line.lower().startswith(("contact:", "m:"))), "")
+                return status, contact
+    raise AssertionError("no final response to the INVITE")
+
+
+def test_mute_through_node_a_is_heard_on_node_b(node_factory: Callable[..., BridgeProcess],
+                                                redis_server: RedisServer, ports: PortAllocator,
+                                                tmp_path: Path) -> None:
+    node_a = node_factory("node-a")
+    node_b = node_factory("node-b")
+    r = client(redis_server)
+    # A conference made through A's API is listed by B and dialable on B.
+    status, made = node_a.api("PUT", "/v2/accounts/acct1/conferences", {"data": {"name": "shared"}})
+    assert status == 201, made
+    conf = made["data"]
+    conf_id, code = conf["id"], conf["dial_in_code"]
+    listed = wait_for(lambda: node_b.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")[0] == 200, 3)
+    assert listed, "node B does not know the conference node A created"
+    base = f"/v2/accounts/acct1/conferences/{conf_id}/participants"
+    specs = [("speaker", "PCMU", 500.0), ("listener", "PCMU", None)]
+    with participants(tmp_path, ports, specs) as people:
+        speaker, listener = people
+        dial_all(node_b, people, conf_id)
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:{conf_id}:owner")) == "node-b"
+        assert wait_for(lambda: r.get(f"{PREFIX}room:{code}:node")) == f"sip:127.0.0.1:{node_b.sip_port}"
+        # A lists B's participants (from B's snapshot).
+        def listing_on_a() -> dict[str, dict[str, object]]:
+            st, body = node_a.api("GET", base)
+            return {p["caller_id_number"]: p for p in body["data"]} if st == 200 else {}
+        by_name = wait_for(lambda: len(listing_on_a()) == 2 and listing_on_a())
+        assert set(by_name) == {"speaker", "listener"}, by_name
+        # A caller of the live room who reaches A is sent to B.
+        assert invite_status(node_a.sip_port, code, ports.block(4)) == (
+            302, f"<sip:{code}@127.0.0.1:{node_b.sip_port}>")
+        t0 = time.monotonic()
+        talk(2.0)
+        pid = by_name["speaker"]["participant_id"]
+        status, body = node_a.api("POST", f"{base}/{pid}", {"data": {"action": "mute"}})
+        assert status == 200 and body["data"]["muted"] is True, body
+        t_mute = time.monotonic() - t0
+        muted_on_b = wait_for(lambda: any(p["muted"] for p in node_b.api("GET", base)[1]["data"]
+                                          if p["participant_id"] == pid), 2)
+        assert muted_on_b, "B's own listing does not show the mute"
+        talk(2.5)
+        status, body = node_a.api("POST", f"{base}/{pid}", {"data": {"action": "unmute"}})
+        assert status == 200, body
+        t_unmute = time.monotonic() - t0
+        talk(2.0)
+        hang_up_all(people)
+        samples, rate = listener.heard()
+    assert presence(samples, rate, 500.0, 0.5, t_mute - 0.3) > 0.8, "speaker not heard before the mute"
+    assert presence(samples, rate, 500.0, t_mute + 0.4, t_unmute - 0.2) == 0.0, "muted through A, still heard on B"
+    assert presence(samples, rate, 500.0, t_unmute + 0.5, t_unmute + 1.5) > 0.5, "unmute through A not heard"
+    assert wait_for(lambda: r.get(f"{PREFIX}conf:{conf_id}:owner") is None, 2.5)
+    # Settings changed on B reach A's memory; the definition itself is in Redis.
+    status, body = node_b.api("POST", f"/v2/accounts/acct1/conferences/{conf_id}", {"data": {"name": "renamed"}})
+    assert status == 200, body
+    assert wait_for(lambda: node_a.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")[1]["data"]["name"]
+                    == "renamed", 3)
+    assert json.loads(r.hget(f"{PREFIX}conferences", conf_id))["name"] == "renamed"
+
+
+def test_kick_and_end_through_node_a_reach_callers_on_node_b(node_factory: Callable[..., BridgeProcess],
+                                                             redis_server: RedisServer, ports: PortAllocator,
+                                                             tmp_path: Path) -> None:
+    node_a = node_factory("node-a")
+    node_b = node_factory("node-b")
+    status, made = node_a.api("PUT", "/v2/accounts/acct1/conferences", {"data": {"name": "ending"}})
+    assert status == 201, made
+    conf_id = made["data"]["id"]
+    base = f"/v2/accounts/acct1/conferences/{conf_id}/participants"
+    assert wait_for(lambda: node_b.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")[0] == 200, 3)
+    with participants(tmp_path, ports, [("one", "PCMU", None), ("two", "PCMU", None)]) as people:
+        dial_all(node_b, people, conf_id)
+        listing = wait_for(lambda: len(node_a.api("GET", base)[1]["data"]) == 2 and node_a.api("GET", base)[1]["data"])
+        one = next(p for p in listing if p["caller_id_number"] == "one")
+        status, _ = node_a.api("DELETE", f"{base}/{one['participant_id']}")
+        assert status in (200, 204)
+        people[0].phone.wait_event("CALL_CLOSED", timeout=5)        # B sent the BYE
+        status, body = node_a.api("DELETE", f"/v2/accounts/acct1/conferences/{conf_id}")
+        assert status == 200, body
+        people[1].phone.wait_event("CALL_CLOSED", timeout=10)       # after the closing prompt
+    status, body = node_b.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")
+    assert body["data"]["status"] == "ended"
