@@ -121,6 +121,7 @@ class ProxySettings:
     ping_interval_s: int = 1       # OPTIONS probe period: a dead node is marked down after about 2 s
     fr_timer_ms: int = 2000        # an INVITE unanswered this long fails over to the next node
     redis_timeout_ms: int = 200    # connect and command timeout: Redis down costs at most this per call
+    owner_wait_s: int = 8          # a call for a room whose owner died waits this long for a new owner
     children: int = 2
     debug_level: int = 2
 
@@ -132,6 +133,7 @@ class ProxySettings:
         for name, value, low, high in (("ping_interval_s", self.ping_interval_s, 1, 3600),
                                        ("fr_timer_ms", self.fr_timer_ms, 100, 60000),
                                        ("redis_timeout_ms", self.redis_timeout_ms, 10, 10000),
+                                       ("owner_wait_s", self.owner_wait_s, 0, 30),
                                        ("children", self.children, 1, 64),
                                        ("debug_level", self.debug_level, -5, 3)):
             if not low <= value <= high:
@@ -162,6 +164,7 @@ class ProxySettings:
             "KEY_PREFIX": self.key_prefix,
             "PING_INTERVAL_S": str(self.ping_interval_s),
             "FR_TIMER_MS": str(self.fr_timer_ms),
+            "OWNER_WAIT_S": str(self.owner_wait_s),
             "CHILDREN": str(self.children),
             "DEBUG_LEVEL": str(self.debug_level),
             "DISPATCHER_LIST": str(self.dispatcher_path),

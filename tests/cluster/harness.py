@@ -81,6 +81,8 @@ class Cluster:
             extra["cluster"] = {
                 "enabled": True, "node_id": node_id, "redis_url": self.redis.url, "key_prefix": KEY_PREFIX,
                 "advertise_sip": f"sip:{HOST}:{sip_port}", "advertise_http": f"http://{HOST}:{http_port}",
+                # short leases and heartbeats: a dead node is out of the registry after 1.5 s
+                "lease_ttl_s": 3, "heartbeat_s": 0.5,
             }
         extra.update(self.node_extra)
         node = BridgeProcess(workdir=workdir, sip_port=sip_port, http_port=http_port,
@@ -145,16 +147,21 @@ class Cluster:
         self.redis.command("SET", self.room_key(user), self.node_uri(node), "EX", ttl_s)
 
     # --- where the rooms are -----------------------------------------------------------------
+    _JOINED = re.compile(r"(part_\w+) joined conf_(\S+) as ")
+    _LEFT = re.compile(r"(part_\w+) (?:\(browser\) )?left ")
+
     def connected(self, node: BridgeProcess) -> dict[str, int]:
-        """Room name -> callers connected on ``node`` (from its /metrics-free REST listing)."""
+        """Room name -> callers in it on ``node`` itself, from the node's own log (joins minus
+        departures). Not its REST API: in cluster mode any node lists every node's participants."""
+        try:
+            text = node.log_path.read_text(errors="replace")
+        except OSError:
+            return {}
+        left = set(self._LEFT.findall(text))
         counts: dict[str, int] = {}
-        for room in self.room_defs:
-            status, body = node.api("GET", f"/v2/conferences/conf_{room['name']}/participants")
-            if status != 200 or not isinstance(body, dict):
-                continue
-            active = int(body.get("active", 0))
-            if active:
-                counts[room["name"]] = active
+        for pid, room in self._JOINED.findall(text):
+            if pid not in left:
+                counts[room] = counts.get(room, 0) + 1
         return counts
 
     def placement(self) -> dict[str, dict[str, int]]:
