@@ -48,6 +48,7 @@ class Cluster:
     node_ids: list[str] = field(default_factory=list)
     leases: bool = False         # the nodes write their own room keys (cluster mode)
     node_extra: dict[str, Any] = field(default_factory=dict)
+    proxy_key_prefix: str = KEY_PREFIX   # another prefix blinds the proxy to the nodes' leases
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, node_count: int, *, redis: bool = True) -> Cluster:
@@ -59,7 +60,7 @@ class Cluster:
             self._start_node()
         settings = ProxySettings(run_dir=self.workdir / "kamailio", listen_host=HOST,
                                  listen_port=self.ports.port(), redis=self.redis.target,
-                                 key_prefix=KEY_PREFIX)
+                                 key_prefix=self.proxy_key_prefix)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.proxy = KamailioProxy(settings, self.dispatcher_nodes()).start()
         return self

@@ -3,14 +3,16 @@ Redis down, a dead node. Real Kamailio, redis-server, bridge processes and SIPp 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.calls import room_callers
+from tests.cluster.calls import ROOM_CALL, room_callers
 from tests.cluster.harness import Cluster, rooms
 from tests.e2e.peers.ports import PortAllocator
+from tests.e2e.peers.sipp import SippProcess
 
 pytestmark = [pytest.mark.e2e]
 
@@ -80,3 +82,38 @@ def test_dead_node_fails_over_and_is_marked_down(cluster_factory: Callable[..., 
     result.assert_ok(len(users))
     assert set(_single_node(where).values()) == {cluster.node_ids[1]}
     cluster.proxy.wait_node_state(dead, "I", timeout=5.0)
+
+
+def test_node_redirect_to_the_owner_is_followed(cluster_factory: Callable[..., Cluster], ports: PortAllocator,
+                                                tmp_path: Path) -> None:
+    """A node that gets a call for a room another node mixes answers 302 (cluster mode); the proxy
+    follows it. The proxy reads another key prefix here, so it cannot see the owner and hashes."""
+    cluster = cluster_factory(2, room_defs=rooms(4), proxy_key_prefix="blind:")
+    if not cluster.leases:
+        pytest.skip("needs the bridge's cluster mode (302 to the owner)")
+    assert cluster.proxy is not None
+    # Where the hash sends r00, then make the other node its owner by calling it directly.
+    with room_callers(cluster, ports, tmp_path / "probe", ["r00"], hold_ms=1000) as sipp:
+        hashed = _single_node(cluster.wait_placement({"r00": 1}))["r00"]
+        sipp.wait().assert_ok(1)
+    time.sleep(1.0)   # the lease is released when the room empties
+    other = 1 - cluster.node_ids.index(hashed)
+    owner = cluster.nodes[other]
+    direct = ports.sipp()
+    with SippProcess(ROOM_CALL, f"127.0.0.1:{owner.sip_port}", local_port=direct.sip, media_port=direct.media,
+                     calls=1, extra_args=["-inf", str(_inf(tmp_path / "direct", ["r00"])), "-d", "8000"],
+                     timeout=30, workdir=tmp_path / "direct") as first:
+        assert _single_node(cluster.wait_placement({"r00": 1}))["r00"] == cluster.node_ids[other]
+        with room_callers(cluster, ports, tmp_path / "via-proxy", ["r00"], hold_ms=2000) as sipp:
+            where = cluster.wait_placement({"r00": 2})
+            sipp.wait().assert_ok(1)
+        first.wait().assert_ok(1)
+    assert where == {"r00": {cluster.node_ids[other]: 2}}, where
+    assert "redirected to" in cluster.proxy.log_path.read_text(errors="replace")
+
+
+def _inf(workdir: Path, users: list[str]) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "rooms.csv"
+    path.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in users))
+    return path
