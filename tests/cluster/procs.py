@@ -133,18 +133,19 @@ class RedisServer:
 
 # --- Kamailio ---------------------------------------------------------------------------------
 
-def sip_options(port: int, user: str = "", timeout: float = 1.0) -> int | None:
-    """Send one OPTIONS over UDP to 127.0.0.1:port; the reply's status code, or None."""
+def sip_options(port: int, user: str = "", timeout: float = 1.0, method: str = "OPTIONS") -> int | None:
+    """Send one out-of-dialog request (OPTIONS by default) over UDP to 127.0.0.1:port; the final
+    reply's status code, or None."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((HOST, 0))
         sock.settimeout(timeout)
         lport = sock.getsockname()[1]
         target = f"sip:{user + '@' if user else ''}{HOST}:{port}"
         call_id = uuid.uuid4().hex
-        msg = (f"OPTIONS {target} SIP/2.0\r\n"
+        msg = (f"{method} {target} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP {HOST}:{lport};branch=z9hG4bK{call_id[:16]};rport\r\n"
                f"Max-Forwards: 70\r\nFrom: <sip:probe@{HOST}>;tag={call_id[:8]}\r\nTo: <{target}>\r\n"
-               f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+               f"Call-ID: {call_id}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n")
         sock.sendto(msg.encode(), (HOST, port))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.cluster.calls import ROOM_CALL, room_callers
 from tests.cluster.harness import Cluster, rooms
+from tests.cluster.procs import sip_options
 from tests.e2e.peers.ports import PortAllocator
 from tests.e2e.peers.sipp import SippProcess
 
@@ -82,6 +83,25 @@ def test_dead_node_fails_over_and_is_marked_down(cluster_factory: Callable[..., 
     result.assert_ok(len(users))
     assert set(_single_node(where).values()) == {cluster.node_ids[1]}
     cluster.proxy.wait_node_state(dead, "I", timeout=5.0)
+
+
+def test_proxy_answers_its_own_options_and_refuses_register(cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory(1, room_defs=rooms(1))
+    assert cluster.proxy is not None
+    assert sip_options(cluster.proxy.port) == 200             # keepalive to the proxy itself
+    assert sip_options(cluster.proxy.port, method="REGISTER") == 405
+    assert sip_options(cluster.proxy.port, user="r00") == 200  # relayed to the node, which answers
+
+
+def test_probing_marks_a_dead_node_down(cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory(2, room_defs=rooms(1))
+    assert cluster.proxy is not None
+    uri = cluster.node_uri(cluster.nodes[0])
+    cluster.proxy.wait_node_state(uri, "AP")
+    cluster.kill_node(0)
+    took = cluster.proxy.wait_node_state(uri, "I", timeout=10.0)
+    print(f"OPTIONS probing marked the killed node down after {took:.1f} s")
+    assert took < 5.0
 
 
 def test_node_redirect_to_the_owner_is_followed(cluster_factory: Callable[..., Cluster], ports: PortAllocator,
