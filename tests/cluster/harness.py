@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.cluster.kamailio_config import Node, ProxySettings
-from tests.cluster.procs import KamailioProxy, RedisServer
+import redis as redis_py
+
+from bridge.cluster.kamailio_config import Node, ProxySettings, RedisTarget
+from tests.cluster.procs import KamailioProxy
 from tests.e2e.peers.ports import HOST, PortAllocator
 from tests.support.bridge_proc import BridgeProcess
+from tests.support.redis_server import RedisServer
 
 KEY_PREFIX = "tutti:"
 RTP_PORTS_PER_NODE = 240   # 120 legs (RTP+RTCP pairs) per node
@@ -53,13 +56,13 @@ class Cluster:
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, node_count: int, *, redis: bool = True) -> Cluster:
         self.leases = redis and bridge_has_cluster_mode()
-        self.redis = RedisServer(self.workdir / "redis", self.ports.port())
+        self.redis = RedisServer(self.ports.port(), self.workdir / "redis")
         if redis:
             self.redis.start()
         for _ in range(node_count):
             self._start_node()
         settings = ProxySettings(run_dir=self.workdir / "kamailio", listen_host=HOST,
-                                 listen_port=self.ports.port(), redis=self.redis.target,
+                                 listen_port=self.ports.port(), redis=RedisTarget(HOST, self.redis.port, 0),
                                  key_prefix=self.proxy_key_prefix)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.proxy = KamailioProxy(settings, self.dispatcher_nodes()).start()
@@ -125,7 +128,8 @@ class Cluster:
         for nid, node in zip(self.node_ids, self.nodes):
             parts.append(f"--- {nid} ---\n" + node.log_tail(30))
         if self.redis is not None and self.redis.proc is not None:
-            parts.append("--- redis ---\n" + self.redis.log_tail(10))
+            log = self.redis.workdir / "redis.log"
+            parts.append("--- redis ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-10:]))
         return "\n".join(parts)
 
     # --- addressing --------------------------------------------------------------------------
@@ -142,10 +146,19 @@ class Cluster:
     def room_key(self, user: str) -> str:
         return f"{KEY_PREFIX}room:{user}:node"
 
-    def pin(self, user: str, node: BridgeProcess, ttl_s: int = 60) -> None:
-        """Write a room's owner key as a node would (for tests that run before cluster mode)."""
+    def redis_client(self) -> redis_py.Redis:
         assert self.redis is not None
-        self.redis.command("SET", self.room_key(user), self.node_uri(node), "EX", ttl_s)
+        return redis_py.Redis.from_url(self.redis.url, decode_responses=True)
+
+    def get_key(self, key: str) -> str | None:
+        with self.redis_client() as client:
+            value = client.get(key)
+        return None if value is None else str(value)
+
+    def pin(self, user: str, node: BridgeProcess, ttl_s: int = 60) -> None:
+        """Write a room's owner key as a node would (for tests that run without cluster mode)."""
+        with self.redis_client() as client:
+            client.set(self.room_key(user), self.node_uri(node), ex=ttl_s)
 
     # --- where the rooms are -----------------------------------------------------------------
     _JOINED = re.compile(r"(part_\w+) joined conf_(\S+) as ")

@@ -1,7 +1,6 @@
-"""Processes of a cluster on one machine: redis-server, Kamailio and K bridge nodes on loopback.
-
-Each runs in its own session (process group) so teardown can stop it and every child it forked,
-and each writes its log into its own directory (printed by the fixtures when a test fails).
+"""Kamailio for cluster tests: generated configuration, started in the foreground in its own session
+(process group, so teardown stops it and every child it forked), logging into its run directory.
+(redis-server: tests/support/redis_server.py; bridge nodes: tests/support/bridge_proc.py.)
 """
 
 from __future__ import annotations
@@ -13,16 +12,14 @@ import subprocess
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bridge.cluster.kamailio_config import Node, ProxySettings, RedisTarget, write_all, write_dispatcher_list
+from bridge.cluster.kamailio_config import Node, ProxySettings, write_all, write_dispatcher_list
 from tests.e2e.peers.ports import HOST
 
 KAMAILIO = os.environ.get("KAMAILIO_BIN", "kamailio")
 KAMCMD = os.environ.get("KAMCMD_BIN", "kamcmd")
-REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN", "redis-server")
 
 
 def _stop_group(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
@@ -46,89 +43,6 @@ def _tail(path: Path, lines: int) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no {path.name})"
-
-
-# --- Redis: a tiny RESP client, so the harness needs no Redis library --------------------------
-
-def _encode(args: Sequence[str | int]) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def _read_reply(f: Any) -> Any:
-    line = f.readline()
-    if not line:
-        raise ConnectionError("redis closed the connection")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode()
-    if kind == b"-":
-        raise RuntimeError(f"redis error: {rest.decode()}")
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)[:-2]
-        return data.decode()
-    if kind == b"*":
-        n = int(rest)
-        return None if n < 0 else [_read_reply(f) for _ in range(n)]
-    raise RuntimeError(f"bad redis reply {line!r}")
-
-
-@dataclass
-class RedisServer:
-    workdir: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
-
-    @property
-    def target(self) -> RedisTarget:
-        return RedisTarget(HOST, self.port, 0)
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "redis.log"
-
-    def start(self, timeout: float = 10.0) -> RedisServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        # No persistence: a test cluster starts empty every time.
-        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
-               "--dir", str(self.workdir), "--logfile", str(self.log_path), "--daemonize", "no",
-               "--protected-mode", "yes"]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited {self.proc.returncode}:\n{_tail(self.log_path, 20)}")
-            try:
-                if self.command("PING") == "PONG":
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer in {timeout}s:\n{_tail(self.log_path, 20)}")
-
-    def command(self, *args: str | int, timeout: float = 2.0) -> Any:
-        with socket.create_connection((HOST, self.port), timeout=timeout) as sock:
-            sock.sendall(_encode(args))
-            with sock.makefile("rb") as f:
-                return _read_reply(f)
-
-    def stop(self) -> None:
-        _stop_group(self.proc)
-
-    def log_tail(self, lines: int = 20) -> str:
-        return _tail(self.log_path, lines)
 
 
 # --- Kamailio ---------------------------------------------------------------------------------
@@ -230,16 +144,3 @@ class KamailioProxy:
 
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.log_path, lines)
-
-
-@dataclass
-class ClusterInfo:
-    """What a test needs to address the cluster."""
-
-    redis: RedisServer
-    proxy: KamailioProxy
-    key_prefix: str = "tutti:"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def room_key(self, user: str) -> str:
-        return f"{self.key_prefix}room:{user}:node"

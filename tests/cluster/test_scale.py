@@ -87,7 +87,7 @@ def test_thirty_rooms_on_three_nodes_then_a_fourth_moves_none(
         assert cluster.redis is not None
         for room, nid in before.items():
             if cluster.leases:   # the nodes keep their own leases (cluster mode)
-                assert cluster.redis.command("GET", cluster.room_key(room)) == cluster.node_uri(node_of[nid])
+                assert cluster.get_key(cluster.room_key(room)) == cluster.node_uri(node_of[nid])
             else:                # until then the test writes what a node would
                 cluster.pin(room, node_of[nid])
 
