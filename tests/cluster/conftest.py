@@ -68,10 +68,10 @@ def cluster_factory(tmp_path: Path, ports: PortAllocator, need_cluster_tools: No
     started: list[Cluster] = []
 
     def make(nodes: int, *, room_defs: list[dict[str, Any]] | None = None, redis: bool = True,
-             proxy_key_prefix: str = PREFIX, **node_extra: Any) -> Cluster:
+             proxy_key_prefix: str = PREFIX, heartbeat_s: float = 0.5, **node_extra: Any) -> Cluster:
         cluster = Cluster(tmp_path / f"cluster{len(started)}", ports,
                           room_defs if room_defs is not None else rooms(10), node_extra=node_extra,
-                          proxy_key_prefix=proxy_key_prefix)
+                          proxy_key_prefix=proxy_key_prefix, heartbeat_s=heartbeat_s)
         started.append(cluster)
         return cluster.start(nodes, redis=redis)
 

@@ -52,6 +52,7 @@ class Cluster:
     leases: bool = False         # the nodes write their own room keys (cluster mode)
     node_extra: dict[str, Any] = field(default_factory=dict)
     proxy_key_prefix: str = KEY_PREFIX   # another prefix blinds the proxy to the nodes' leases
+    heartbeat_s: float = 0.5             # short: a dead node leaves the registry after 3 heartbeats
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, node_count: int, *, redis: bool = True) -> Cluster:
@@ -85,8 +86,7 @@ class Cluster:
             extra["cluster"] = {
                 "enabled": True, "node_id": node_id, "redis_url": self.redis.url, "key_prefix": KEY_PREFIX,
                 "advertise_sip": f"sip:{HOST}:{sip_port}", "advertise_http": f"http://{HOST}:{http_port}",
-                # short leases and heartbeats: a dead node is out of the registry after 1.5 s
-                "lease_ttl_s": 3, "heartbeat_s": 0.5,
+                "lease_ttl_s": max(3.0, 2 * self.heartbeat_s), "heartbeat_s": self.heartbeat_s,
             }
         extra.update(self.node_extra)
         node = BridgeProcess(workdir=workdir, sip_port=sip_port, http_port=http_port,

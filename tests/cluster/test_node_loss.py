@@ -39,10 +39,14 @@ def _answered_media_port(messages: Path, timeout: float = 10.0) -> int:
     raise AssertionError(f"the probe call was not answered:\n{text[-2000:]}")
 
 
+@pytest.mark.parametrize("nodes, heartbeat_s", [(3, 0.5), (4, 1.0)], ids=["hb0.5", "hb1-4nodes"])
 def test_kill_9_one_node_others_flow_and_lost_room_redials(
-    cluster_factory: Callable[..., Cluster], ports: PortAllocator, tmp_path: Path
+    cluster_factory: Callable[..., Cluster], ports: PortAllocator, tmp_path: Path, nodes: int, heartbeat_s: float
 ) -> None:
-    cluster = cluster_factory(3, room_defs=rooms(12))
+    """heartbeat 0.5 s: the dead node has left the registry by the time the redial reaches a live
+    node. heartbeat 1 s: it may not have, so that node redirects to the dead owner and the proxy
+    waits and tries the next node (Kamailio's OWNER_DOWN_RETRY)."""
+    cluster = cluster_factory(nodes, room_defs=rooms(12), heartbeat_s=heartbeat_s)
     assert cluster.proxy is not None and cluster.redis is not None
     names = [r["name"] for r in cluster.room_defs]
     with room_callers(cluster, ports, tmp_path / "load", names * 2, hold_ms=40_000, rate=30, timeout=90) as load:
@@ -88,7 +92,8 @@ def test_kill_9_one_node_others_flow_and_lost_room_redials(
             gap_before = probe.largest_gap(killed_at - 2.0, killed_at)
             gap_after = probe.largest_gap(killed_at, observed_until)
             packets = probe.count(killed_at, observed_until)
-            print(f"kill -9 {victim}: redialling caller of {lost_room} back in {back_in:.2f} s; "
+            waits = cluster.proxy.log_path.read_text(errors="replace").count(f"room {lost_room}: owner down")
+            print(f"heartbeat {heartbeat_s} s, {nodes} nodes, proxy waits {waits}; kill -9 {victim}: redialling caller of {lost_room} back in {back_in:.2f} s; "
                   f"room {kept_room} on {owner[kept_room]}: largest RTP gap {gap_after * 1000:.0f} ms after the kill "
                   f"({gap_before * 1000:.0f} ms in the 2 s before), {packets} packets in "
                   f"{observed_until - killed_at:.1f} s")
