@@ -137,3 +137,22 @@ def _inf(workdir: Path, users: list[str]) -> Path:
     path = workdir / "rooms.csv"
     path.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in users))
     return path
+
+
+def test_dial_in_code_reaches_the_node_that_has_the_room(cluster_factory: Callable[..., Cluster],
+                                                         ports: PortAllocator, tmp_path: Path) -> None:
+    """A room's name and its dial-in code hash differently; once the room is live, the owner key of
+    every dial string (written by the node in cluster mode) sends both to the same node."""
+    cluster = cluster_factory(3, room_defs=rooms(6))
+    if not cluster.leases:
+        pytest.skip("needs the bridge's cluster mode (owner keys for every dial string)")
+    codes = {r["name"]: r["dial_in_code"] for r in cluster.room_defs}
+    names = list(codes)
+    with room_callers(cluster, ports, tmp_path / "by-name", names, hold_ms=8000) as first:
+        owner = _single_node(cluster.wait_placement({n: 1 for n in names}))
+        time.sleep(1.0)   # a heartbeat: the owner keys are written
+        with room_callers(cluster, ports, tmp_path / "by-code", [codes[n] for n in names], hold_ms=2000) as second:
+            where = cluster.wait_placement({n: 2 for n in names})
+            second.wait().assert_ok(len(names))
+        first.wait().assert_ok(len(names))
+    assert _single_node(where) == owner
