@@ -27,6 +27,7 @@ from bridge.adapters.rtp_transport import PortAllocator
 from bridge.adapters.sip_transport import SipTransport, server_tls_context
 from bridge.adapters.storage import ConferenceStore
 from bridge.adapters.call_io import CallAdapter, TickStats
+from bridge.call.live import LiveConference
 from bridge.config import Config, ConfigError
 from bridge.control.events import ConferenceCreated, EventBus, log_subscriber
 from bridge.control.model import Conference, ConferenceRepository, LiveRooms
@@ -137,7 +138,7 @@ class BridgeApp:
             conferences, cfg, live, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
         if self.cluster is not None:
-            await self.cluster.start(self.service, self.bus)
+            await self.cluster.start(self.service, self.bus, self.calls.prefetch_hold_music)
         self.pins = PinGuard(pin_limits(cfg.security))
         self.calls.core.lobby.pin_guard = self.pins
         self.calls.core.lobby.publish = self.bus.publish
@@ -147,7 +148,7 @@ class BridgeApp:
         self.bus.subscribe("telnyx-dialed", self.calls.dialed.on_event)
         self.bus.subscribe("hold-prefetch", lambda e: self.calls.prefetch_hold_music(
             self.service.get(e.conference_id) if isinstance(e, ConferenceCreated) else None))
-        self.recordings.attach(self.service, self.calls.core.rooms.get)
+        self.recordings.attach(self.service, self._recording_room)
         self.webhooks = await start_webhooks(self.bus, self.service, self.store, cfg,
                                              recording_urls=self.recordings.urls_for)
         await self.recordings.start()      # after the webhooks: recovered recordings are announced
@@ -162,7 +163,8 @@ class BridgeApp:
         routes = [self.webhooks.add_routes, self.recordings.add_routes, self._ops_routes,
                   reload_routes(self.reloader, lambda: self.service.config.admin.all_tokens()),
                   add_freeclimb_routes,                                  # /freeclimb/apiserver
-                  telnyx_routes(self.calls, lambda: self.recordings.service),      # /telnyx/v2
+                  telnyx_routes(self.cluster.call_control(self.calls) if self.cluster else self.calls,
+                                lambda: self.recordings.service),                     # /telnyx/v2
                   invite_routes(self.service, lambda: self.service.config.smtp)]   # e-mail invitations
         self.browsers = BrowserGateway(cfg, self.calls, self.service, self.pins, self.bus)
         routes.append(browser_routes(self.browsers))                            # the join page, WebRTC
@@ -252,6 +254,12 @@ class BridgeApp:
         """The core's conference directory (the service is built after the core)."""
         return self.service.resolve_dial(user)
 
+    def _recording_room(self, conf_id: str) -> LiveConference | None:
+        """The live room the recording API acts on; a room mixed on another node answers 409 naming it."""
+        if self.cluster is not None:
+            self.cluster.rooms.here_only(conf_id, "record")
+        return self.calls.core.rooms.get(conf_id)
+
     def redirect(self, conf_id: str, user: str) -> str | None:
         return None if self.cluster is None else self.cluster.redirect(conf_id, user)
 
@@ -271,7 +279,10 @@ class BridgeApp:
                     log.warning("!!! the published demo token is still active: replace accounts[].tokens !!!")
                     next_demo_warning = loop.time() + 600
                 for conf in self.service.expire_due(datetime.now(timezone.utc)):
-                    self.calls.end_conference(conf.id, "time_exceeded")
+                    if self.cluster is None:
+                        self.calls.end_conference(conf.id, "time_exceeded")
+                    else:
+                        await self.cluster.end_expired(conf.id)
             except Exception:
                 log.exception("housekeeping failed")
 

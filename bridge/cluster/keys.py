@@ -1,6 +1,19 @@
-"""Redis key names of the cluster (the contract with the Kamailio front, README "Shared state in Redis").
+"""Redis key names of the cluster (README "Shared state in Redis").
 
-P is ``cluster.key_prefix``. Kamailio reads only ``P room:<dial-user>:node``.
+The contract with the Kamailio front (P is ``cluster.key_prefix``, default ``tutti:``):
+
+- ``P room:<dial-user>:node`` = the owner's ``cluster.advertise_sip`` (e.g. ``sip:127.0.0.1:5071``),
+  PX = ``cluster.lease_ttl_s``, for every dial string that reaches a live conference on that node
+  (its conference id, its config room name, its dial-in code). Written when the room becomes live
+  on a node (first leg joins), refreshed every ``cluster.heartbeat_s`` while live, deleted
+  (compare-and-delete, Lua) when the room empties or by the survivor that reaps a lost node.
+  Kamailio does ``GET P room:$rU:node`` and routes there if present, else hashes on ``$rU``.
+- ``P conf:<conf_id>:owner`` = node id, ``SET NX PX`` lease: the authority. A node receiving a call
+  for a conference whose lease another live node holds answers ``302 Moved Temporarily`` with
+  ``Contact: <sip:<dial-user>@owner-host:port>`` and never mixes the room itself.
+- ``P node:<node_id>`` = JSON ``{sip, http, started_at}``, PX = 3 x heartbeat (the registry).
+
+Kamailio needs nothing else; every other key here is the nodes' own business.
 """
 
 from __future__ import annotations
@@ -42,6 +55,10 @@ class Keys:
     def reap(self, node_id: str) -> str:
         """SET NX by the one survivor that announces a lost node's departures."""
         return f"{self.prefix}reap:{node_id}"
+
+    def once(self, what: str, conf_id: str) -> str:
+        """SET NX by the one node that does ``what`` for a conference (e.g. end it when it expires)."""
+        return f"{self.prefix}once:{what}:{conf_id}"
 
     @property
     def nodes(self) -> str:

@@ -77,10 +77,20 @@ class LeaseBook:
         """Leases to (re)claim at this heartbeat: every wanted room not lost to another node."""
         return [(cid, users) for cid, users in self.wanted.items() if cid not in self.foreign]
 
+    def retry_dead(self, alive: set[str]) -> list[str]:
+        """Rooms mixed here whose lease a node that is no longer alive holds: claim them again
+        (the survivors delete a lost node's leases; otherwise they expire)."""
+        dead = [cid for cid, owner in self.foreign.items() if owner not in alive]
+        for cid in dead:
+            del self.foreign[cid]
+        return dead
+
     def record(self, conf_id: str, owner: str) -> Outcome:
         if owner == self.node_id:
             self.held.add(conf_id)
             return "held"
+        if self.foreign.get(conf_id) == owner:
+            return "refused"        # said already
         self.foreign[conf_id] = owner
         if conf_id in self.held:
             self.held.discard(conf_id)
@@ -114,7 +124,10 @@ class Leases:
         owner = await self._claim(keys=self._key_list(conf_id, users),
                                   args=[self.book.node_id, self.ttl_ms, self.sip])
         outcome = self.book.record(conf_id, str(owner))
-        if outcome == "held":
+        if outcome == "held" and conf_id not in self.book.wanted:   # emptied while we were claiming
+            self.book.held.discard(conf_id)
+            await self.release_for(conf_id, users, self.book.node_id, self.sip)
+        elif outcome == "held":
             await self.redis.sadd(self.keys.node_rooms(self.book.node_id), conf_id)  # type: ignore[misc]
         return outcome
 
@@ -123,8 +136,12 @@ class Leases:
             await self.claim(conf_id, users)
 
     async def release(self, conf_id: str, users: tuple[str, ...]) -> None:
-        await self._release(keys=self._key_list(conf_id, users), args=[self.book.node_id, self.sip])
+        await self.release_for(conf_id, users, self.book.node_id, self.sip)
         await self.redis.srem(self.keys.node_rooms(self.book.node_id), conf_id)  # type: ignore[misc]
+
+    async def release_for(self, conf_id: str, users: tuple[str, ...], node_id: str, sip: str) -> None:
+        """Compare-and-delete the lease and room keys if ``node_id`` (at ``sip``) still holds them."""
+        await self._release(keys=self._key_list(conf_id, users), args=[node_id, sip])
 
     def owner_of(self, conf_id: str) -> str | None:
         """The node this node knows to own ``conf_id`` (itself, another, or None: not known)."""

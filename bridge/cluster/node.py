@@ -51,8 +51,11 @@ class ClusterNode:
         self.registry = Registry(redis, self.keys, self.me, cfg.heartbeat_s)
         self.remote: dict[str, RemoteRoom] = {}
         self.alive: dict[str, NodeInfo] = {}
+        self.sips: dict[str, str] = {self.me.node_id: self.me.sip}   # every node's advertise_sip seen
+        self._last_cmd: asyncio.Task[None] | None = None
         self.on_conf_change: Callable[[str], Awaitable[None]] | None = None   # the repository's
         self.on_resync: Callable[[], Awaitable[None]] | None = None   # after missed messages
+        self.on_media_change: Callable[[str], Awaitable[None]] | None = None
         self._claims: set[str] = set()        # went live here, not claimed yet
         self._releases: list[tuple[str, tuple[str, ...]]] = []
         self._dirty: set[str] = set()         # rooms whose snapshot must be published
@@ -98,18 +101,17 @@ class ClusterNode:
 
     def send(self, node_id: str, command: dict[str, object]) -> None:
         """Fire a command at the node that mixes a room (it applies it at its next tick)."""
-        async def publish() -> None:
-            if not await self.redis.publish(self.keys.node_cmd(node_id), json.dumps(command)):
-                log.warning("cluster: node %s did not receive %s (gone?); the command is lost", node_id, command)
-        self._spawn(publish())
+        before = self._last_cmd
 
-    def _spawn(self, coro: Awaitable[object]) -> None:
-        async def run() -> None:
+        async def publish() -> None:
+            if before is not None:       # in the order they were given (a mute, then an unmute)
+                await asyncio.gather(before, return_exceptions=True)
             try:
-                await coro
+                if not await self.redis.publish(self.keys.node_cmd(node_id), json.dumps(command)):
+                    log.warning("cluster: node %s did not receive %s (gone?); the command is lost", node_id, command)
             except (RedisError, OSError) as err:
                 log.warning("cluster: command not sent (%s: %s)", type(err).__name__, err)
-        task = asyncio.get_running_loop().create_task(run())
+        task = self._last_cmd = asyncio.get_running_loop().create_task(publish())
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
 
@@ -189,9 +191,13 @@ class ClusterNode:
         await self.registry.beat()
         await self.leases.renew_all()
         members, self.alive = await self.registry.nodes()
+        self.sips.update({n: info.sip for n, info in self.alive.items()})
         for lost in lost_nodes(members, self.alive, self.me.node_id):
             self.remote = {c: r for c, r in self.remote.items() if r.node_id != lost}
             await self._reap(lost)
+        for conf_id in self.book.retry_dead(set(self.alive)):
+            if (users := self.book.wanted.get(conf_id)) is not None:
+                await self.leases.claim(conf_id, users)
 
     # -- a lost node -------------------------------------------------------------------------
 
@@ -212,6 +218,10 @@ class ClusterNode:
             if conf_id not in self.book.wanted and conf_id not in self.remote:
                 self.bus.publish(ev.ConferenceEnded(conf_id, reason="all_left"))
             await self.redis.delete(self.keys.participants(lost, conf_id))
+            # Its leases go now rather than at expiry: callers who redial get a live node sooner.
+            conf = self.resolve(conf_id)
+            await self.leases.release_for(conf_id, dial_users(conf) if conf is not None else (conf_id,),
+                                          lost, self.sips.get(lost, ""))
             log.warning("cluster: node %s lost; %d participant(s) of %s announced as left (node_lost)",
                         lost, len(gone), conf_id)
         await self.redis.delete(self.keys.node_rooms(lost))
@@ -225,6 +235,7 @@ class ClusterNode:
 
     async def _load_remote(self) -> None:
         _, self.alive = await self.registry.nodes()
+        self.sips.update({n: info.sip for n, info in self.alive.items()})
         for node_id, info in self.alive.items():
             if node_id == self.me.node_id:
                 continue
@@ -236,7 +247,8 @@ class ClusterNode:
 
     async def _subscribe(self) -> PubSub:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.keys.room_changes, self.keys.node_cmd(self.me.node_id), self.keys.conf_changes)
+        await pubsub.subscribe(self.keys.room_changes, self.keys.node_cmd(self.me.node_id), self.keys.conf_changes,
+                               self.keys.media_changes)
         return pubsub
 
     async def _listen(self, pubsub: PubSub | None) -> None:
@@ -273,6 +285,7 @@ class ClusterNode:
             if isinstance(parsed, RemoteRoom):
                 if parsed.node_id != self.me.node_id:
                     self.remote[parsed.conf_id] = parsed
+                    self.sips[parsed.node_id] = parsed.sip
                     self.alive.setdefault(parsed.node_id, NodeInfo(parsed.node_id, parsed.sip, "", 0.0))
             else:
                 conf_id, node_id = parsed
@@ -281,6 +294,9 @@ class ClusterNode:
         elif channel == self.keys.conf_changes:
             if self.on_conf_change is not None:
                 await self.on_conf_change(data)
+        elif channel == self.keys.media_changes:
+            if self.on_media_change is not None:
+                await self.on_media_change(data)
         else:
             self._apply_command(json.loads(data))
 

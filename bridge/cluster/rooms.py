@@ -8,6 +8,8 @@ calls (the survivors then announce those participants as left, reason ``node_los
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from ..control.errors import ControlError
 from ..control.model import Action, Conference, EndReason, LiveRooms, ParticipantView
 from .node import ClusterNode
@@ -56,11 +58,43 @@ class ClusterRooms:
 
     def dial_out(self, conf: Conference, number: str, name: str, role: str, muted: bool,
                  sms_text: str | None = None) -> ParticipantView:
-        room = self.node.remote_room(conf.id)
-        if room is not None:
-            http = self.node.alive.get(room.node_id)
-            where = f" ({http.http})" if http is not None and http.http else ""
-            raise ControlError(409, "conference_on_other_node",
-                               f"conference {conf.id} is live on node {room.node_id}{where}; "
-                               "add participants through that node's API")
+        self.here_only(conf.id, "add participants")
         return self.local.dial_out(conf, number, name, role, muted, sms_text)
+
+    def here_only(self, conf_id: str, what: str) -> None:
+        """Refuse (409, naming the owner's API) what only the node mixing the room can do."""
+        room = self.node.remote_room(conf_id)
+        if room is None:
+            return
+        info = self.node.alive.get(room.node_id)
+        where = f" ({info.http})" if info is not None and info.http else ""
+        raise ControlError(409, "conference_on_other_node",
+                           f"conference {conf_id} is live on node {room.node_id}{where}; {what} through that node's API")
+
+
+class ClusterCallControl:
+    """The Telnyx room commands (play, stop playback, whisper, dial into a conference) for rooms mixed
+    here; for a room another node mixes they answer 409 naming that node instead of doing nothing."""
+
+    def __init__(self, local: Any, rooms: ClusterRooms) -> None:
+        self.local = local
+        self.rooms = rooms
+
+    def __getattr__(self, name: str) -> Any:      # call_command, call_info, fetch_audio, whispers
+        return getattr(self.local, name)
+
+    def dial_call(self, conf: Conference, *args: Any, **kwargs: Any) -> ParticipantView:
+        self.rooms.here_only(conf.id, "add participants")
+        return cast(ParticipantView, self.local.dial_call(conf, *args, **kwargs))
+
+    def whisper(self, conf_id: str, participant_id: str, targets: list[str] | None) -> bool:
+        self.rooms.here_only(conf_id, "whisper")
+        return bool(self.local.whisper(conf_id, participant_id, targets))
+
+    async def play(self, conf_id: str, location: str, media: str, loops: int | None) -> bool:
+        self.rooms.here_only(conf_id, "play audio")
+        return bool(await self.local.play(conf_id, location, media, loops))
+
+    def stop_playback(self, conf_id: str) -> bool:
+        self.rooms.here_only(conf_id, "stop playback")
+        return bool(self.local.stop_playback(conf_id))

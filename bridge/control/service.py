@@ -121,6 +121,8 @@ class ConferenceService:
             if conf.dial_in_code:
                 self._codes[conf.dial_in_code] = cid
         self._media: dict[str, Media] = {m.id: m for m in media_store.load_media()}
+        if config.cluster.enabled:   # definitions from Redis name another node's copy of the file
+            self._confs = {cid: self._local_music(c) for cid, c in self._confs.items()}
 
     def _room_conference(self, room: RoomConfig, started: datetime) -> Conference:
         return Conference(
@@ -237,12 +239,28 @@ class ConferenceService:
         True when its settings (more than its status) changed, so a live part here applies them."""
         if conf.id in self._rooms:
             return False        # config.yaml rooms are each node's own
+        conf = self._local_music(conf)
         old = self._confs.get(conf.id)
         if old is not None and self._codes.get(old.dial_in_code) == conf.id:
             del self._codes[old.dial_in_code]
         self._confs[conf.id] = conf
         self._codes[conf.dial_in_code] = conf.id
         return old is None or dataclasses.replace(old, status=conf.status) != conf
+
+    def _local_music(self, conf: Conference) -> Conference:
+        """``hold_music_path`` pointing at this node's copy of the uploaded file."""
+        if conf.hold_music_id is None or conf.account_id is None:
+            return conf
+        path = self.media_path(conf.account_id, conf.hold_music_id)
+        return conf if path in (None, conf.hold_music_path) else dataclasses.replace(conf, hold_music_path=path)
+
+    def absorb_media(self, media_id: str, media: Media | None) -> Media | None:
+        """Cluster mode: media uploaded (``media``) or deleted (None) through another node; returns
+        what was known before (the caller removes a deleted one's file)."""
+        old = self._media.pop(media_id, None)
+        if media is not None:
+            self._media[media_id] = media
+        return old
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -429,9 +447,6 @@ class ConferenceService:
 
     def check_media_upload(self, account_id: str, media_name: object) -> str | None:
         """Validate an upload before its bytes are read: the name (400/409) and the account's quota."""
-        if self.config.cluster.enabled:
-            raise ControlError(409, "media_upload_unavailable", "uploaded media are not available in cluster "
-                               "mode (the file would live on one node); use an http(s) URL instead")
         name = parse_media_name(media_name)
         if name is not None and self.find_media(account_id, name) is not None:
             raise ControlError(409, "media_name_taken", f"media_name {name!r} is already used by this account")

@@ -17,7 +17,6 @@ import pytest
 
 from tests.cluster.harness import Cluster, rooms
 from tests.cluster.helpers import PREFIX
-from tests.e2e.peers.fixtures import *  # noqa: F403  (baresip_factory, tone_factory, ...)
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess, default_rooms
 from tests.support.redis_server import RedisServer
@@ -37,11 +36,12 @@ def node_factory(tmp_path: Path, ports: PortAllocator,
     """Bridges in cluster mode sharing ``redis_server`` (heartbeat 0.5 s, leases of 3 s)."""
     started: list[BridgeProcess] = []
 
-    def make(node_id: str, rooms: list[dict[str, Any]] | None = None, **extra: Any) -> BridgeProcess:
+    def make(node_id: str, rooms: list[dict[str, Any]] | None = None, lease_ttl_s: float = 3,
+             **extra: Any) -> BridgeProcess:
         sip, http = ports.port(), ports.port()
         cluster = {"enabled": True, "node_id": node_id, "redis_url": redis_server.url, "key_prefix": PREFIX,
                    "advertise_sip": f"sip:127.0.0.1:{sip}", "advertise_http": f"http://127.0.0.1:{http}",
-                   "lease_ttl_s": 3, "heartbeat_s": 0.5}
+                   "lease_ttl_s": lease_ttl_s, "heartbeat_s": 0.5}
         wd = tmp_path / node_id
         wd.mkdir(parents=True, exist_ok=True)
         lo = ports.block(40)

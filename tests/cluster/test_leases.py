@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.cluster.helpers import PREFIX, client, wait_for
 from tests.e2e.calls import dial_all, hang_up_all, participants, talk
+from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
 from tests.support.redis_server import RedisServer
@@ -77,3 +79,32 @@ def test_unreachable_redis_stops_the_start_with_a_message(tmp_path: Path, ports:
                           text=True, timeout=60)
     assert done.returncode == 1
     assert f"cannot reach Redis at redis://127.0.0.1:{closed}/0" in done.stderr, done.stderr[-2000:]
+
+
+def test_redis_restart_keeps_calls_and_restores_keys(node_factory: Callable[..., BridgeProcess],
+                                                     redis_server: RedisServer, ports: PortAllocator,
+                                                     tmp_path: Path) -> None:
+    """Redis goes away and comes back empty: the call goes on meanwhile, and the node writes its
+    registry entry and its lease again and subscribes again."""
+    node = node_factory("node-a")
+    r = client(redis_server)
+    with participants(tmp_path, ports, [("alice", "PCMU", 700.0), ("bob", "PCMU", None)]) as people:
+        dial_all(node, people, "room1")
+        t0 = time.monotonic()
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner")) == "node-a"
+        redis_server.stop()
+        t_down = time.monotonic() - t0
+        talk(2.5)
+        t_up = time.monotonic() - t0
+        redis_server.start()
+        r = client(redis_server)
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner"), 5) == "node-a"
+        assert r.get(f"{PREFIX}room:1001:node") == f"sip:127.0.0.1:{node.sip_port}"
+        assert r.get(f"{PREFIX}node:node-a") is not None
+        assert wait_for(lambda: "subscribed again" in node.log_path.read_text(), 5)
+        hang_up_all(people)
+        samples, rate = people[1].heard()
+    assert "Redis request failed" in node.log_path.read_text()
+    # Bob heard Alice while Redis was down (the media never waits on Redis).
+    heard = audio.tone_presence(audio.segment(samples, rate, t_down + 0.2, t_up - 0.2), rate, 700.0, min_rel_db=-15)
+    assert heard > 1.5, f"alice heard {heard:.1f}s of the {t_up - t_down:.1f}s Redis was down"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ from tests.cluster.helpers import PREFIX, client, wait_for
 from tests.e2e.calls import dial_all, hang_up_all, participants, talk
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
-from tests.support.bridge_proc import BridgeProcess
+from tests.support.bridge_proc import DEMO_TOKEN, BridgeProcess
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
@@ -56,6 +58,16 @@ def invite_status(port: int, user: str, local_port: int) -> tuple[int, str]:
                                 if line.lower().startswith(("contact:", "m:"))), "")
                 return status, contact
     raise AssertionError("no final response to the INVITE")
+
+
+def telnyx(node: BridgeProcess, path: str, body: dict[str, object]) -> tuple[int, object]:
+    req = urllib.request.Request(node.base_url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {DEMO_TOKEN}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def test_mute_through_node_a_is_heard_on_node_b(node_factory: Callable[..., BridgeProcess],
@@ -129,6 +141,13 @@ def test_kick_and_end_through_node_a_reach_callers_on_node_b(node_factory: Calla
         dial_all(node_b, people, conf_id)
         listing = wait_for(lambda: len(node_a.api("GET", base)[1]["data"]) == 2 and node_a.api("GET", base)[1]["data"])
         one = next(p for p in listing if p["caller_id_number"] == "one")
+        # Only the owner can dial into the room or play into it: A says so and names B.
+        status, body = node_a.api("POST", f"/v2/conferences/{conf_id}/participants", {"phone_number": "+15550100"})
+        assert status == 409 and node_b.base_url in json.dumps(body), body
+        status, body = telnyx(node_a, f"/telnyx/v2/conferences/{conf_id}/actions/stop", {})
+        assert status == 422 and node_b.base_url in json.dumps(body), body     # Telnyx's shape of a 409
+        status, body = node_a.api("POST", f"/v2/conferences/{conf_id}/recordings", {})
+        assert status == 409 and node_b.base_url in json.dumps(body), body
         status, _ = node_a.api("DELETE", f"{base}/{one['participant_id']}")
         assert status in (200, 204)
         people[0].phone.wait_event("CALL_CLOSED", timeout=5)        # B sent the BYE
@@ -137,3 +156,35 @@ def test_kick_and_end_through_node_a_reach_callers_on_node_b(node_factory: Calla
         people[1].phone.wait_event("CALL_CLOSED", timeout=10)       # after the closing prompt
     status, body = node_b.api("GET", f"/v2/accounts/acct1/conferences/{conf_id}")
     assert body["data"]["status"] == "ended"
+
+
+def test_an_expiring_conference_is_ended_once_by_its_owner(node_factory: Callable[..., BridgeProcess],
+                                                           redis_server: RedisServer, ports: PortAllocator,
+                                                           tmp_path: Path) -> None:
+    """Both nodes' sweeps find the conference expired; one of them ends it, through the owner when
+    that is the other node: the caller on B gets the BYE, and conference.ended is announced once."""
+    from datetime import datetime, timedelta, timezone
+
+    from bridge.control.model import Conference
+
+    node_a = node_factory("node-a")
+    node_b = node_factory("node-b")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    conf = Conference(id="conf_short", account_id="acct1", name="short", dial_in_code="55501234", created_at=now,
+                      expires_at=now + timedelta(seconds=6))
+    r = client(redis_server)
+    r.hset(f"{PREFIX}conferences", conf.id, json.dumps(conf.to_record()))   # as a node's API write does
+    r.publish(f"{PREFIX}conf-changes", conf.id)
+    assert wait_for(lambda: node_b.api("GET", f"/v2/conferences/{conf.id}")[0] == 200, 3)
+
+    def ended() -> list[str]:
+        return [n.workdir.name for n in (node_a, node_b)
+                for line in n.log_path.read_text(errors="replace").splitlines()
+                if "conf_short #" in line and "conference.ended" in line]
+    with participants(tmp_path, ports, [("late", "PCMU", None)]) as people:
+        dial_all(node_b, people, conf.id)
+        people[0].phone.wait_event("CALL_CLOSED", timeout=15)     # expired: closing prompt, then BYE
+    assert wait_for(ended, 3)
+    time.sleep(1.5)     # both sweeps have run again since
+    assert ended() == ["node-b"], ended()
+    assert node_a.api("GET", f"/v2/conferences/{conf.id}")[1]["status"] == "expired"

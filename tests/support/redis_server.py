@@ -8,6 +8,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 
 @dataclass
@@ -15,6 +16,7 @@ class RedisServer:
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -25,10 +27,11 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed; run scripts/test.sh (it installs it)")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.workdir / "redis.log", "ab")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.workdir)],
-            stdout=open(self.workdir / "redis.log", "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -51,3 +54,6 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None

@@ -80,3 +80,13 @@ def test_cluster_config_off_by_default_and_checked_when_on() -> None:
                        ({"redis_url": "http://x"}, "redis://")):
         with pytest.raises(ConfigError, match=words):
             parse_config({"cluster": {**good, **bad}})
+
+
+def test_a_lease_held_by_a_dead_node_is_claimed_again() -> None:
+    book = LeaseBook("a")
+    book.want("c1", ("c1",))
+    assert book.record("c1", "b") == "refused"
+    assert book.record("c1", "b") == "refused" and book.to_claim() == []    # said once, not fought
+    assert book.retry_dead({"a", "b"}) == []
+    assert book.retry_dead({"a"}) == ["c1"] and book.to_claim() == [("c1", ("c1",))]
+    assert book.record("c1", "a") == "held"
