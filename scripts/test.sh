@@ -11,7 +11,10 @@ need=""
 command -v baresip >/dev/null || need="$need baresip-core"
 command -v sipp >/dev/null || need="$need sip-tester"
 command -v sox >/dev/null || need="$need sox"
-# Cluster mode's tests start their own redis-server (tests/support/redis_server.py).
+# The cluster tests (tests/cluster): Kamailio in front with ndb_redis, and a redis-server
+# (cluster mode's own tests start one too: tests/support/redis_server.py).
+command -v kamailio >/dev/null || need="$need kamailio"
+[ -n "$(find /usr/lib -name ndb_redis.so -print -quit 2>/dev/null)" ] || need="$need kamailio-redis-modules"
 command -v redis-server >/dev/null || need="$need redis-server"
 # The Opus decoder calls the system libopus for in-band FEC (codecs/libopus.py).
 ldconfig -p | grep -q "libopus\.so\.0" || need="$need libopus0"

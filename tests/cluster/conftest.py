@@ -1,11 +1,21 @@
+"""Fixtures for cluster tests.
+
+- ``redis_server`` and ``node_factory``: bridges in cluster mode sharing one redis-server (no proxy).
+- ``cluster_factory(nodes, room_defs=..., redis=True) -> Cluster``: redis-server, Kamailio in front and
+  K bridge nodes (tests/cluster/harness.py). Everything it started is stopped at teardown, and the
+  logs of Kamailio, Redis and each node are printed then (pytest shows them for failing tests).
+"""
+
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cluster.harness import Cluster, rooms
 from tests.cluster.helpers import PREFIX
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess, default_rooms
@@ -44,3 +54,30 @@ def node_factory(tmp_path: Path, ports: PortAllocator,
     yield make
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def need_cluster_tools() -> None:
+    for binary in ("kamailio", "kamcmd", "redis-server", "sipp"):
+        if shutil.which(binary) is None:
+            pytest.fail(f"{binary} is not installed; run scripts/test.sh (it installs Kamailio, Redis, SIPp)")
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path, ports: PortAllocator, need_cluster_tools: None) -> Iterator[Callable[..., Cluster]]:
+    started: list[Cluster] = []
+
+    def make(nodes: int, *, room_defs: list[dict[str, Any]] | None = None, redis: bool = True,
+             proxy_key_prefix: str = PREFIX, heartbeat_s: float = 0.5, **node_extra: Any) -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster{len(started)}", ports,
+                          room_defs if room_defs is not None else rooms(10), node_extra=node_extra,
+                          proxy_key_prefix=proxy_key_prefix, heartbeat_s=heartbeat_s)
+        started.append(cluster)
+        return cluster.start(nodes, redis=redis)
+
+    yield make
+    for cluster in started:
+        try:
+            print(cluster.logs())
+        finally:
+            cluster.stop()
