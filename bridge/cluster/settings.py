@@ -23,8 +23,8 @@ class ClusterConfig(BaseModel):
     key_prefix: str = Field(default="tutti:", min_length=1, max_length=64)
     advertise_sip: str | None = None          # what Kamailio routes to: sip:10.0.0.5:5060
     advertise_http: str | None = None         # this node's API base URL (registry only)
-    lease_ttl_s: float = Field(default=10.0, ge=1, le=600)
-    heartbeat_s: float = Field(default=2.0, gt=0, le=60)
+    lease_ttl_s: float = Field(default=5.0, ge=1, le=600)
+    heartbeat_s: float = Field(default=1.0, gt=0, le=60)  # a lost node is noticed after 3-4
 
     @model_validator(mode="after")
     def _required_when_enabled(self) -> ClusterConfig:

@@ -74,7 +74,7 @@ def test_cluster_config_off_by_default_and_checked_when_on() -> None:
     good = {"enabled": True, "node_id": "node-a", "redis_url": "redis://127.0.0.1:6379/0",
             "advertise_sip": "sip:127.0.0.1:5071", "advertise_http": "http://127.0.0.1:8081"}
     cfg = parse_config({"cluster": good}).cluster
-    assert (cfg.key_prefix, cfg.lease_ttl_s, cfg.heartbeat_s) == ("tutti:", 10.0, 2.0)
+    assert (cfg.key_prefix, cfg.lease_ttl_s, cfg.heartbeat_s) == ("tutti:", 5.0, 1.0)
     for bad, words in (({"redis_url": None}, "needs redis_url"), ({"advertise_sip": "127.0.0.1"}, "SIP URI"),
                        ({"node_id": "a b"}, "node_id"), ({"lease_ttl_s": 3, "heartbeat_s": 2}, "twice"),
                        ({"redis_url": "http://x"}, "redis://")):
