@@ -26,13 +26,14 @@ def ports() -> PortAllocator:
 def bridge_factory(tmp_path: Path, ports: PortAllocator) -> Iterator[Callable[..., BridgeProcess]]:
     started: list[BridgeProcess] = []
 
-    def make(rooms: list[dict[str, Any]] | None = None, workdir: Path | None = None, **extra: Any) -> BridgeProcess:
+    def make(rooms: list[dict[str, Any]] | None = None, workdir: Path | None = None, *,
+             sip_port: int | None = None, http_port: int | None = None, **extra: Any) -> BridgeProcess:
         wd = workdir or tmp_path / f"bridge{len(started)}"
         wd.mkdir(parents=True, exist_ok=True)
         proc = BridgeProcess(
             workdir=wd,
-            sip_port=ports.port(),
-            http_port=ports.port(),
+            sip_port=sip_port or ports.port(),
+            http_port=http_port or ports.port(),
             rtp_range=(lambda lo: (lo, lo + 39))(ports.block(40)),  # 20 legs per test bridge
             rooms=rooms if rooms is not None else default_rooms(),
             extra=extra,

@@ -18,7 +18,7 @@ import pytest
 from tests.cluster.harness import Cluster, rooms
 from tests.cluster.helpers import PREFIX
 from tests.e2e.peers.ports import PortAllocator
-from tests.support.bridge_proc import BridgeProcess, default_rooms
+from tests.support.bridge_proc import BridgeProcess
 from tests.support.redis_server import RedisServer
 
 
@@ -31,10 +31,9 @@ def redis_server(tmp_path: Path, ports: PortAllocator) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def node_factory(tmp_path: Path, ports: PortAllocator,
-                 redis_server: RedisServer) -> Iterator[Callable[..., BridgeProcess]]:
+def node_factory(tmp_path: Path, ports: PortAllocator, redis_server: RedisServer,
+                 bridge_factory: Callable[..., BridgeProcess]) -> Callable[..., BridgeProcess]:
     """Bridges in cluster mode sharing ``redis_server`` (heartbeat 0.5 s, leases of 3 s)."""
-    started: list[BridgeProcess] = []
 
     def make(node_id: str, rooms: list[dict[str, Any]] | None = None, lease_ttl_s: float = 3,
              **extra: Any) -> BridgeProcess:
@@ -42,18 +41,9 @@ def node_factory(tmp_path: Path, ports: PortAllocator,
         cluster = {"enabled": True, "node_id": node_id, "redis_url": redis_server.url, "key_prefix": PREFIX,
                    "advertise_sip": f"sip:127.0.0.1:{sip}", "advertise_http": f"http://127.0.0.1:{http}",
                    "lease_ttl_s": lease_ttl_s, "heartbeat_s": 0.5}
-        wd = tmp_path / node_id
-        wd.mkdir(parents=True, exist_ok=True)
-        lo = ports.block(40)
-        proc = BridgeProcess(workdir=wd, sip_port=sip, http_port=http, rtp_range=(lo, lo + 39),
-                             rooms=rooms if rooms is not None else default_rooms(),
-                             extra={"cluster": cluster, **extra})
-        started.append(proc)
-        return proc.start()
+        return bridge_factory(rooms, tmp_path / node_id, sip_port=sip, http_port=http, cluster=cluster, **extra)
 
-    yield make
-    for proc in started:
-        proc.stop()
+    return make
 
 
 @pytest.fixture
