@@ -34,6 +34,15 @@ def bridge_has_cluster_mode() -> bool:
     return "cluster" in Config.model_fields
 
 
+def single_node(where: dict[str, dict[str, int]]) -> dict[str, str]:
+    """Room -> the one node holding all its callers (asserts there is exactly one)."""
+    owner: dict[str, str] = {}
+    for room, nodes in where.items():
+        assert len(nodes) == 1, f"room {room} is split over {nodes}"
+        owner[room] = next(iter(nodes))
+    return owner
+
+
 def rooms(count: int, prefix: str = "r") -> list[dict[str, Any]]:
     """``count`` config rooms ``r00``.. (8 kHz: the load callers speak PCMU), each with a dial-in code."""
     return [{"name": f"{prefix}{i:02d}", "dial_in_code": f"7{i:03d}", "account": "acct1", "rate": 8000,

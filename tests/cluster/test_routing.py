@@ -10,21 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.calls import ROOM_CALL, room_callers
-from tests.cluster.harness import Cluster, rooms
+from tests.cluster.harness import Cluster, rooms, single_node
 from tests.cluster.procs import sip_options
 from tests.e2e.peers.ports import PortAllocator
 from tests.e2e.peers.sipp import SippProcess
 
 pytestmark = [pytest.mark.e2e]
-
-
-def _single_node(where: dict[str, dict[str, int]]) -> dict[str, str]:
-    """Room -> the one node holding all its callers (asserts there is exactly one)."""
-    owner: dict[str, str] = {}
-    for room, nodes in where.items():
-        assert len(nodes) == 1, f"room {room} is split over {nodes}"
-        owner[room] = next(iter(nodes))
-    return owner
 
 
 def test_each_room_lands_on_one_node(cluster_factory: Callable[..., Cluster], ports: PortAllocator,
@@ -33,7 +24,7 @@ def test_each_room_lands_on_one_node(cluster_factory: Callable[..., Cluster], po
     users = [r["name"] for r in cluster.room_defs] * 2
     with room_callers(cluster, ports, tmp_path / "sipp", users, hold_ms=6000) as sipp:
         where = cluster.wait_placement({u: 2 for u in set(users)})
-        owner = _single_node(where)
+        owner = single_node(where)
         assert sorted(owner) == sorted(set(users)), where
         assert len(set(owner.values())) == 2, f"hashing used one node only: {owner}"
         result = sipp.wait()
@@ -46,13 +37,13 @@ def test_owner_in_redis_overrides_hash(cluster_factory: Callable[..., Cluster], 
     # Where hashing sends each room, then pin every room to the other node.
     with room_callers(cluster, ports, tmp_path / "probe", [r["name"] for r in cluster.room_defs],
                       hold_ms=1500) as sipp:
-        hashed = _single_node(cluster.wait_placement({r["name"]: 1 for r in cluster.room_defs}))
+        hashed = single_node(cluster.wait_placement({r["name"]: 1 for r in cluster.room_defs}))
         sipp.wait().assert_ok(len(cluster.room_defs))
     other = {cluster.node_ids[0]: cluster.nodes[1], cluster.node_ids[1]: cluster.nodes[0]}
     for room, nid in hashed.items():
         cluster.pin(room, other[nid])
     with room_callers(cluster, ports, tmp_path / "pinned", list(hashed), hold_ms=4000) as sipp:
-        pinned = _single_node(cluster.wait_placement({r: 1 for r in hashed}))
+        pinned = single_node(cluster.wait_placement({r: 1 for r in hashed}))
         sipp.wait().assert_ok(len(hashed))
     for room, nid in hashed.items():
         assert pinned[room] != nid, f"{room} ignored its Redis owner: {pinned}"
@@ -63,7 +54,7 @@ def test_redis_down_still_routes_by_hash(cluster_factory: Callable[..., Cluster]
     cluster = cluster_factory(2, room_defs=rooms(4), redis=False)  # ndb_redis points at a closed port
     users = [r["name"] for r in cluster.room_defs] * 2
     with room_callers(cluster, ports, tmp_path / "sipp", users, hold_ms=4000) as sipp:
-        owner = _single_node(cluster.wait_placement({u: 2 for u in set(users)}))
+        owner = single_node(cluster.wait_placement({u: 2 for u in set(users)}))
         result = sipp.wait()
     result.assert_ok(len(users))
     assert sorted(owner) == sorted(set(users))
@@ -81,7 +72,7 @@ def test_dead_node_fails_over_and_is_marked_down(cluster_factory: Callable[..., 
         where = cluster.wait_placement({u: 1 for u in users})
         result = sipp.wait()
     result.assert_ok(len(users))
-    assert set(_single_node(where).values()) == {cluster.node_ids[1]}
+    assert set(single_node(where).values()) == {cluster.node_ids[1]}
     cluster.proxy.wait_node_state(dead, "I", timeout=5.0)
 
 
@@ -114,7 +105,7 @@ def test_node_redirect_to_the_owner_is_followed(cluster_factory: Callable[..., C
     assert cluster.proxy is not None
     # Where the hash sends r00, then make the other node its owner by calling it directly.
     with room_callers(cluster, ports, tmp_path / "probe", ["r00"], hold_ms=1000) as sipp:
-        hashed = _single_node(cluster.wait_placement({"r00": 1}))["r00"]
+        hashed = single_node(cluster.wait_placement({"r00": 1}))["r00"]
         sipp.wait().assert_ok(1)
     time.sleep(1.0)   # the lease is released when the room empties
     other = 1 - cluster.node_ids.index(hashed)
@@ -123,7 +114,7 @@ def test_node_redirect_to_the_owner_is_followed(cluster_factory: Callable[..., C
     with SippProcess(ROOM_CALL, f"127.0.0.1:{owner.sip_port}", local_port=direct.sip, media_port=direct.media,
                      calls=1, extra_args=["-inf", str(_inf(tmp_path / "direct", ["r00"])), "-d", "8000"],
                      timeout=30, workdir=tmp_path / "direct") as first:
-        assert _single_node(cluster.wait_placement({"r00": 1}))["r00"] == cluster.node_ids[other]
+        assert single_node(cluster.wait_placement({"r00": 1}))["r00"] == cluster.node_ids[other]
         with room_callers(cluster, ports, tmp_path / "via-proxy", ["r00"], hold_ms=2000) as sipp:
             where = cluster.wait_placement({"r00": 2})
             sipp.wait().assert_ok(1)
@@ -149,10 +140,10 @@ def test_dial_in_code_reaches_the_node_that_has_the_room(cluster_factory: Callab
     codes = {r["name"]: r["dial_in_code"] for r in cluster.room_defs}
     names = list(codes)
     with room_callers(cluster, ports, tmp_path / "by-name", names, hold_ms=8000) as first:
-        owner = _single_node(cluster.wait_placement({n: 1 for n in names}))
+        owner = single_node(cluster.wait_placement({n: 1 for n in names}))
         time.sleep(1.0)   # a heartbeat: the owner keys are written
         with room_callers(cluster, ports, tmp_path / "by-code", [codes[n] for n in names], hold_ms=2000) as second:
             where = cluster.wait_placement({n: 2 for n in names})
             second.wait().assert_ok(len(names))
         first.wait().assert_ok(len(names))
-    assert _single_node(where) == owner
+    assert single_node(where) == owner

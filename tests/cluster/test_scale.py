@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.calls import room_callers
-from tests.cluster.harness import Cluster, rooms
+from tests.cluster.harness import Cluster, rooms, single_node
 from tests.e2e.peers import audio
 from tests.e2e.peers.baresip import Baresip
 from tests.e2e.peers.ports import PortAllocator
@@ -25,14 +25,6 @@ LIVE_ROOMS = 30
 SPARE_ROOMS = 10          # never called before the fourth node: where hashing sends new rooms
 CALLERS = 3
 TONES = (500.0, 1000.0, 1500.0)
-
-
-def owners(where: dict[str, dict[str, int]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for room, nodes in where.items():
-        assert len(nodes) == 1, f"room {room} is split over nodes {nodes}"
-        out[room] = next(iter(nodes))
-    return out
 
 
 @contextlib.contextmanager
@@ -76,7 +68,7 @@ def test_thirty_rooms_on_three_nodes_then_a_fourth_moves_none(
             phone.dial(f"sip:{sampled}@{cluster.target}")
         for phone in people:
             phone.wait_event("CALL_ESTABLISHED", timeout=15)
-        before = owners(cluster.wait_placement({r: CALLERS for r in live}, timeout=30))
+        before = single_node(cluster.wait_placement({r: CALLERS for r in live}, timeout=30))
         assert sorted(before) == sorted(live), f"rooms missing: {set(live) - set(before)}"
         assert all(sum(n.values()) == CALLERS for n in cluster.placement().values())
         per_node = {nid: sum(1 for o in before.values() if o == nid) for nid in cluster.node_ids}
@@ -96,7 +88,7 @@ def test_thirty_rooms_on_three_nodes_then_a_fourth_moves_none(
         with room_callers(cluster, ports, tmp_path / "after", live + spare, hold_ms=6000, rate=30,
                           timeout=60) as late:
             expected = {r: CALLERS + 1 for r in live} | {r: 1 for r in spare}
-            after = owners(cluster.wait_placement(expected, timeout=30))
+            after = single_node(cluster.wait_placement(expected, timeout=30))
             late_result = late.wait()
         late_result.assert_ok(len(live) + len(spare))
         moved = {r: (before[r], after[r]) for r in live if after[r] != before[r]}
