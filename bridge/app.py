@@ -22,6 +22,7 @@ from bridge.adapters.browser_routes import BrowserGateway, browser_routes
 from bridge.adapters.http_api import build_http_app
 from bridge.adapters.http_bounds import GuardedSite, HttpGuard, HttpLimits
 from bridge.adapters.invite_routes import invite_routes
+from bridge.adapters.leftovers import remove_leftover_temp_files
 from bridge.adapters.media_clock import MediaClock
 from bridge.adapters.resources import admission_limits, call_capacity, pin_limits, raise_fd_limit
 from bridge.adapters.rtp_transport import PortAllocator
@@ -105,6 +106,7 @@ class BridgeApp:
         data_dir = Path(cfg.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         data_dir.chmod(0o700)
+        remove_leftover_temp_files(data_dir)
 
         contact_host = cfg.sip.advertise_host or (cfg.sip.host if cfg.sip.host not in ("0.0.0.0", "::") else "127.0.0.1")
         self.endpoint = SipEndpoint(contact_host=contact_host, contact_port=cfg.sip.port, user_agent=cfg.sip.user_agent)

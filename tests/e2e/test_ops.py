@@ -196,3 +196,15 @@ def test_reload_adds_a_room_and_changes_a_pin_while_a_call_goes_on(
     gap = longest_gap_s(span, rate)
     assert gap <= 0.1, f"alice's audio had a {gap * 1000:.0f} ms gap across the reload"
     assert audio.has_tone(span, rate, 1000.0, min_rel_db=-15, min_seconds=len(span) / rate - 1.0)
+
+
+def test_start_removes_what_a_crash_left_mid_upload(bridge_factory: Callable[..., BridgeProcess],
+                                                    tmp_path: Path) -> None:
+    """An upload killed between write and rename left ``media/.<id>.upload.ogg``: the next start removes it."""
+    workdir = tmp_path / "crashed"
+    leftover = workdir / "data" / "media" / ".media_0123.upload.ogg"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"OggS" + bytes(1000))
+    bridge = bridge_factory(workdir=workdir)
+    assert not leftover.exists()
+    assert "removed 1 temporary file(s)" in bridge.log_path.read_text(errors="replace")
