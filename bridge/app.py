@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,6 +144,7 @@ class BridgeApp:
 
             self.cluster = await Cluster.connect(cfg, self.bus, self.calls, lambda cid: self.service.get(cid))
             conferences, live = self.cluster.store, self.cluster.rooms
+            self.cluster.node.is_part = self.calls.core.cascade.is_part
         self.service = ConferenceService(
             conferences, cfg, live, clock=lambda: datetime.now(timezone.utc), bus=self.bus
         )
@@ -278,6 +279,11 @@ class BridgeApp:
 
     def redirect(self, conf_id: str, user: str) -> str | None:
         return None if self.cluster is None else self.cluster.redirect(conf_id, user)
+
+    def part_nodes(self) -> Sequence[str]:
+        """cascade.part_nodes when listed, else (cluster mode) every other live node."""
+        static = self.config.cascade.part_nodes
+        return static if static or self.cluster is None else self.cluster.node.part_nodes()
 
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()

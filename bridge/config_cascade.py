@@ -19,16 +19,23 @@ def check_hostport(value: str) -> str:
     return value
 
 
+def sip_hostport(uri: str) -> str:
+    """``sip:10.0.0.5:5060;transport=udp`` -> ``10.0.0.5:5060`` (a cluster advertise_sip as a node address)."""
+    return uri.split(":", 1)[1].split(";", 1)[0] if ":" in uri else uri
+
+
 class CascadeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Callers seated on this node per conference before further callers are redirected (302) to
-    # a part node; 0 = never (the default). Cluster mode (issue 21, part A) will fill this in.
+    # a part node; 0 = never (the default).
     part_size: int = Field(default=0, ge=0, le=100000)
-    # Where overflow callers go: the first entry (cluster mode will pick from its node registry).
+    # Where overflow callers go: one entry per conference (a stable hash of its id). Empty in
+    # cluster mode: the other live nodes of the registry.
     part_nodes: tuple[str, ...] = ()
     # This node as other nodes dial it (the tutti-owner of a redirect, the node= of a trunk);
-    # None: sip.advertise_host (else the address the caller reached us at) and sip.port.
+    # None: cluster.advertise_sip in cluster mode, else sip.advertise_host (else the address the
+    # caller reached us at) and sip.port.
     node_address: str | None = None
 
     @field_validator("part_nodes")

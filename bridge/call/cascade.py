@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, cast
 from bridge.call.leg import Leg, advertised_host, warning_header
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts
 from bridge.config import Config
-from bridge.config_cascade import check_hostport
+from bridge.config_cascade import check_hostport, sip_hostport
 from bridge.control.participants import Participant
 from bridge.sdp.negotiate import build_offer
 from bridge.sip.endpoint import SipEndpoint
@@ -76,12 +77,13 @@ def is_trusted(source: str, trusted: Sequence[str]) -> bool:
     return any(addr in ipaddress.ip_network(net, strict=False) for net in trusted)
 
 
-def redirect_node(part_size: int, part_nodes: Sequence[str], humans_here: int) -> str | None:
-    """The part node a new caller goes to, or None to seat them here. Static: the first node
-    (cluster mode will choose from its node registry instead)."""
+def redirect_node(part_size: int, part_nodes: Sequence[str], humans_here: int, conf_id: str) -> str | None:
+    """The part node a new caller goes to, or None to seat them here. One node per conference
+    (a stable hash of its id), so that all its overflow callers meet in one part behind one trunk."""
     if part_size <= 0 or not part_nodes or humans_here < part_size:
         return None
-    return part_nodes[0]
+    ordered = sorted(part_nodes)
+    return ordered[zlib.crc32(conf_id.encode()) % len(ordered)]
 
 
 def redirect_contact(user: str, part_node: str, owner: str) -> str:
@@ -94,7 +96,11 @@ def trunk_header(node: str) -> str:
 
 def node_address(config: Config, request_host: str) -> str:
     """This node as the other nodes reach it over SIP (host:port)."""
-    return config.cascade.node_address or f"{advertised_host(config, request_host)}:{config.sip.port}"
+    if config.cascade.node_address:
+        return config.cascade.node_address
+    if config.cluster.enabled and config.cluster.advertise_sip:
+        return sip_hostport(config.cluster.advertise_sip)
+    return f"{advertised_host(config, request_host)}:{config.sip.port}"
 
 
 def trunk_codecs(rate: int, codecs: Sequence[str]) -> list[str]:
@@ -106,9 +112,11 @@ def trunk_codecs(rate: int, codecs: Sequence[str]) -> list[str]:
     return list(codecs[:1])
 
 
-def screen(request: SipRequest, source: str, config: Config, humans_here: int, node: str) -> Screening:
+def screen(request: SipRequest, source: str, config: Config, humans_here: int, node: str, conf_id: str = "",
+           part_nodes: Sequence[str] | None = None) -> Screening:
     """Trunk, part caller, redirect or plain call: the decision for a new INVITE to a conference.
-    ``humans_here``: callers of this conference on this node (trunks excluded)."""
+    ``humans_here``: callers of this conference on this node (trunks excluded); ``part_nodes``:
+    where a full room may spread (default ``cascade.part_nodes``; cluster mode: the live nodes)."""
     trusted = is_trusted(source, config.security.trusted_proxies)
     if request.headers.get(HEADER) is not None:
         return Screening("trunk") if trusted else _forbidden("cascade trunk from an untrusted address")
@@ -121,7 +129,8 @@ def screen(request: SipRequest, source: str, config: Config, humans_here: int, n
         except ValueError:
             return _forbidden("tutti-owner is not host:port")
         return Screening("part", owner=owner)
-    part = redirect_node(config.cascade.part_size, config.cascade.part_nodes, humans_here)
+    nodes = config.cascade.part_nodes if part_nodes is None else part_nodes
+    part = redirect_node(config.cascade.part_size, [n for n in nodes if n != node], humans_here, conf_id)
     if part is not None and part != node:
         contact = redirect_contact(request.uri.user_text or "", part, node)
         return Screening("plain", status=302, reason="Moved Temporarily", headers=(("Contact", contact),))
@@ -163,7 +172,10 @@ class Cascade:
         h = self.host
         source = call.flow.remote[0]
         node = node_address(h.config, request.uri.host)
-        verdict = screen(request, source, h.config, self.humans_here(conf_id), node)
+        # A part node never spreads the conference further: its callers join its part (a tree
+        # with the owner at the root; a part overflowing to the owner would close a loop).
+        spread_to = () if self.is_part(conf_id) else h.directory.part_nodes()
+        verdict = screen(request, source, h.config, self.humans_here(conf_id), node, conf_id, spread_to)
         if verdict.status:
             why = verdict.warning or dict(verdict.headers).get("Contact", "")
             log.info("%s: %d %s for a call from %s (%s)", conf_id, verdict.status, verdict.reason, source, why,
@@ -174,6 +186,10 @@ class Cascade:
         if verdict.owner is not None:   # this node's room for the conference is a part of the owner's
             self.owners[conf_id] = (verdict.owner, call.room or "")
         return verdict.kind
+
+    def is_part(self, conf_id: str) -> bool:
+        """This node's room for ``conf_id`` is a part of another node's (it claims no ownership)."""
+        return conf_id in self.owners
 
     def joining(self, live: LiveConference) -> None:
         """A caller is about to sit down in ``live``: on a part node, the trunk to the owner is

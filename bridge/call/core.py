@@ -141,7 +141,7 @@ class CallCore:
             return
         if conf is not None and kind != "trunk":
             live = self.rooms.get(conf.id)
-            moved = None if live is not None else self.directory.redirect(conf.id, user)
+            moved = None if live is not None or kind == "part" else self.directory.redirect(conf.id, user)
             if moved is not None:   # another node mixes the room (README "Shared state in Redis")
                 self.endpoint.respond(call, 302, "Moved Temporarily", headers=[("Contact", moved)], now=self.now)
                 return

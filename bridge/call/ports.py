@@ -60,6 +60,10 @@ class Directory(Protocol):
     def redirect(self, conf_id: str, user: str) -> str | None:
         """Cluster mode: the Contact of a 302 to the node that mixes the room (None: mix it here)."""
 
+    def part_nodes(self) -> Sequence[str]:
+        """host:port of the nodes a full room may spread to (``cascade.part_nodes``, or in cluster
+        mode every live node of the registry)."""
+
 
 class RoomConnection(Protocol):
     """What a room needs to seat a participant: its port and its codec."""

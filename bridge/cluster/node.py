@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from ..config_cascade import sip_hostport
 from ..control import events as ev
 from ..control.model import Conference, LiveRooms
 from .keys import Keys, dial_users, text
@@ -62,6 +63,9 @@ class ClusterNode:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.reaped: list[str] = []           # lost nodes this node announced (tests, logs)
+        # Rooms here that are a part of another node's room (README "One room across nodes"):
+        # the owner holds the lease, so a part is never claimed, mirrored or released here.
+        self.is_part: Callable[[str], bool] = lambda conf_id: False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -92,6 +96,10 @@ class ClusterNode:
     def live_here(self, conf_id: str) -> bool:
         return conf_id in self.book.wanted
 
+    def part_nodes(self) -> list[str]:
+        """host:port of every other live node: where a room past ``cascade.part_size`` may spread."""
+        return sorted(sip_hostport(info.sip) for nid, info in self.alive.items() if nid != self.me.node_id)
+
     def remote_room(self, conf_id: str) -> RemoteRoom | None:
         """The room's live part on another (live) node, unless it is live here too."""
         room = self.remote.get(conf_id)
@@ -119,7 +127,7 @@ class ClusterNode:
 
     def on_event(self, event: ev.DomainEvent) -> None:
         cid = event.conference_id
-        if isinstance(event, ev.ParticipantJoined) and cid not in self.book.wanted:
+        if isinstance(event, ev.ParticipantJoined) and cid not in self.book.wanted and not self.is_part(cid):
             conf = self.resolve(cid)
             self.book.want(cid, dial_users(conf) if conf is not None else (cid,))
             self._claims.add(cid)

@@ -117,8 +117,9 @@ class FakeMedia:
 
 
 class FakeDirectory:
-    def __init__(self) -> None:
+    def __init__(self, part_nodes: tuple[str, ...] = ()) -> None:
         self.confs: dict[str, Conference] = {}
+        self.nodes = part_nodes     # cascade.part_nodes, or what a cluster registry would list
 
     def add(self, conf_id: str, **settings: Any) -> Conference:
         conf = Conference(id=conf_id, account_id="acct", name=conf_id, dial_in_code=settings.pop("code", "1234"),
@@ -134,6 +135,9 @@ class FakeDirectory:
 
     def redirect(self, conf_id: str, user: str) -> str | None:
         return None
+
+    def part_nodes(self) -> tuple[str, ...]:
+        return self.nodes
 
 
 class Phone:
@@ -259,7 +263,7 @@ class Bridge:
         cfg = {"data_dir": str(tmp), "sip": {"advertise_host": BRIDGE_HOST}, **config}
         self.config = parse_config(cfg)
         self.endpoint = SipEndpoint(contact_host=BRIDGE_HOST, contact_port=5060, rng=random.Random(7))
-        self.directory = FakeDirectory()
+        self.directory = FakeDirectory(self.config.cascade.part_nodes)
         self.media = FakeMedia()
         self.prompts = FakePrompts()
         self.now = 0.0

@@ -47,10 +47,27 @@ def _config(**cascade: Any) -> Any:
 
 
 def test_redirect_only_past_the_part_size_and_only_with_a_part_node() -> None:
-    assert redirect_node(0, ["127.0.0.1:5072"], 99) is None          # off by default
-    assert redirect_node(2, [], 5) is None                           # nowhere to send them
-    assert redirect_node(2, ["127.0.0.1:5072"], 1) is None
-    assert redirect_node(2, ["127.0.0.1:5072", "127.0.0.1:5074"], 2) == "127.0.0.1:5072"
+    assert redirect_node(0, ["127.0.0.1:5072"], 99, "c1") is None          # off by default
+    assert redirect_node(2, [], 5, "c1") is None                           # nowhere to send them
+    assert redirect_node(2, ["127.0.0.1:5072"], 1, "c1") is None
+    assert redirect_node(2, ["127.0.0.1:5072"], 2, "c1") == "127.0.0.1:5072"
+
+
+def test_one_part_node_per_conference_whatever_the_order_of_the_list() -> None:
+    nodes = [f"10.0.0.{i}:5060" for i in range(2, 6)]
+    chosen = {conf: redirect_node(1, nodes, 1, conf) for conf in (f"conf_{i}" for i in range(40))}
+    assert all(redirect_node(1, nodes[::-1], 5, conf) == node for conf, node in chosen.items())
+    assert len(set(chosen.values())) > 1, "every conference overflows onto the same node"
+
+
+def test_part_nodes_given_by_the_caller_replace_the_static_list_and_never_name_this_node() -> None:
+    cfg = _config(part_size=1)                # no static part_nodes: cluster mode lists the live nodes
+    plain = _invite("sip:demo@192.0.2.1:5070")
+    node = "192.0.2.1:5070"
+    assert screen(plain, "10.9.9.9", cfg, 1, node, "c1").status == 0                 # nowhere to go
+    assert screen(plain, "10.9.9.9", cfg, 1, node, "c1", [node]).status == 0         # only itself
+    moved = screen(plain, "10.9.9.9", cfg, 1, node, "c1", [node, "192.0.2.7:5060"])
+    assert moved.status == 302 and "@192.0.2.7:5060;tutti-owner=192.0.2.1:5070" in dict(moved.headers)["Contact"]
 
 
 def test_contact_and_trunk_header() -> None:

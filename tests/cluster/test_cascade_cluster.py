@@ -1,0 +1,58 @@
+"""One room across two cluster nodes, the part node taken from the registry (no static list).
+
+Node A owns the room (its lease in Redis) and seats one caller (``cascade.part_size: 1``, no
+``part_nodes``). Bob dials A and is redirected to B, the other live node of the registry, as a
+part caller. Carol then dials B directly and joins B's part: a part node never spreads the room
+further (that would make a loop, and without this rule it did: alice heard her own tone back).
+B never claims the room: A's lease stands. Everyone hears everyone else's tone, never their own."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.helpers import PREFIX, client, wait_for
+from tests.e2e.calls import participants, talk
+from tests.e2e.peers.ports import PortAllocator
+from tests.e2e.test_cascade import _log_has, assert_hears_the_others
+from tests.support.bridge_proc import BridgeProcess
+from tests.support.redis_server import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
+
+
+def test_a_full_room_spreads_to_a_live_node_of_the_registry(
+    node_factory: Callable[..., BridgeProcess], redis_server: RedisServer, ports: PortAllocator, tmp_path: Path
+) -> None:
+    extra = {"security": {"trusted_proxies": ["127.0.0.1"]}, "cascade": {"part_size": 1}}
+    node_a, node_b = node_factory("node-a", **extra), node_factory("node-b", **extra)
+    r = client(redis_server)
+    specs: list[tuple[str, str, float | None]] = [
+        ("alice", "PCMU", 500.0), ("bob", "PCMU", 1000.0), ("carol", "PCMU", 1500.0)]
+    with participants(tmp_path, ports, specs) as people:
+        alice, bob, carol = people
+        alice.phone.dial(f"sip:room1@127.0.0.1:{node_a.sip_port}")
+        alice.phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner")) == "node-a"
+        # Both nodes must see each other alive before A can name B.
+        assert wait_for(lambda: _log_has(node_a, r"node-b", 0.1) or r.exists(f"{PREFIX}node:node-b"))
+        bob.phone.dial(f"sip:room1@127.0.0.1:{node_a.sip_port}")
+        bob.phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        carol.phone.dial(f"sip:room1@127.0.0.1:{node_b.sip_port}")
+        carol.phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        assert _log_has(node_a, rf"302 Moved Temporarily .*127\.0\.0\.1:{node_b.sip_port};tutti-owner=")
+        assert not _log_has(node_b, r"302 Moved Temporarily .*tutti-owner=", 0.5), "the part node spread further"
+        assert _log_has(node_b, r"cascade trunk part_\w+ joined")
+        assert _log_has(node_a, r"cascade trunk part_\w+ joined")
+        talk(4.0)
+        # B never claimed the room: A's lease stands, and B logged no split.
+        assert r.get(f"{PREFIX}conf:conf_room1:owner") == "node-a"
+        assert not re.search(r"split", node_b.log_path.read_text(errors="replace"), re.I)
+        for p in people:
+            p.phone.hangup()
+        for p in people:
+            p.phone.wait_event("CALL_CLOSED", timeout=10)
+        assert_hears_the_others(people, 3.0)
