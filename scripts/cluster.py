@@ -8,7 +8,8 @@ scripts/cluster.sh wraps this with the project's venv (README "Running several n
 it writes (node configs, data directories, logs, pid files, kamailio.cfg, dispatcher.list) is under
 ``run/cluster/`` (gitignored). Ports: Kamailio 5060 (SIP, UDP+TCP), Redis 6379, node i (1-based)
 SIP 5069+2i, REST 8080+i, RTP 20000+1000(i-1) .. +999; override with the environment variables
-TUTTI_PROXY_PORT, TUTTI_REDIS_PORT, TUTTI_NODE_SIP_BASE, TUTTI_NODE_HTTP_BASE, TUTTI_NODE_RTP_BASE.
+TUTTI_PROXY_PORT, TUTTI_REDIS_PORT, TUTTI_NODE_SIP_BASE, TUTTI_NODE_HTTP_BASE, TUTTI_NODE_RTP_BASE,
+TUTTI_NODE_RTP_PORTS (ports per node, 1000: 500 calls), and the folder with TUTTI_CLUSTER_RUN.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bridge.cluster.kamailio_config import Node, ProxySettings, RedisTarget, write_all, write_dispatcher_list
 
 HOST = "127.0.0.1"
-RUN = ROOT / "run" / "cluster"
+RUN = Path(os.environ.get("TUTTI_CLUSTER_RUN", ROOT / "run" / "cluster"))   # every file it writes
 KEY_PREFIX = "tutti:"
 
 
@@ -45,11 +46,12 @@ REDIS_PORT = _env("TUTTI_REDIS_PORT", 6379)
 SIP_BASE = _env("TUTTI_NODE_SIP_BASE", 5071)
 HTTP_BASE = _env("TUTTI_NODE_HTTP_BASE", 8081)
 RTP_BASE = _env("TUTTI_NODE_RTP_BASE", 20000)
+RTP_PORTS = _env("TUTTI_NODE_RTP_PORTS", 1000)
 
 
 def node_ports(i: int) -> tuple[int, int, int]:
     """SIP, HTTP and first RTP port of node i (0-based)."""
-    return SIP_BASE + 2 * i, HTTP_BASE + i, RTP_BASE + 1000 * i
+    return SIP_BASE + 2 * i, HTTP_BASE + i, RTP_BASE + RTP_PORTS * i
 
 
 def _pid(name: str) -> int | None:
@@ -109,7 +111,7 @@ def node_config(base: dict[str, Any], i: int, *, cluster_mode: bool) -> dict[str
     sip, http, rtp = node_ports(i)
     cfg = dict(base)
     cfg["sip"] = {**base.get("sip", {}), "host": HOST, "port": sip, "advertise_host": HOST}
-    cfg["rtp"] = {**base.get("rtp", {}), "host": HOST, "port_min": rtp, "port_max": rtp + 999}
+    cfg["rtp"] = {**base.get("rtp", {}), "host": HOST, "port_min": rtp, "port_max": rtp + RTP_PORTS - 1}
     cfg["http"] = {**base.get("http", {}), "host": HOST, "port": http, "public_url": None}
     cfg["data_dir"] = str(RUN / f"node{i + 1}" / "data")
     security = dict(base.get("security", {}))
