@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.peers.ports import PortAllocator
-from tests.support.bridge_proc import BridgeProcess, default_rooms
+from tests.support.bridge_proc import BridgeProcess, default_rooms, stop_all
 
 
 def _require(binary: str) -> None:
@@ -42,8 +42,7 @@ def bridge_factory(tmp_path: Path, ports: PortAllocator) -> Iterator[Callable[..
         return proc.start()
 
     yield make
-    for proc in started:
-        proc.stop()
+    stop_all(started)
 
 
 @pytest.fixture

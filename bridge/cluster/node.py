@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from ..adapters.waiting import wait_set
 from ..config_cascade import sip_hostport
 from ..control import events as ev
 from ..control.model import Conference, LiveRooms
@@ -61,6 +62,7 @@ class ClusterNode:
         self._releases: list[tuple[str, tuple[str, ...]]] = []
         self._dirty: set[str] = set()         # rooms whose snapshot must be published
         self._wake = asyncio.Event()
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.reaped: list[str] = []           # lost nodes this node announced (tests, logs)
         # Rooms here that are a part of another node's room (README "One room across nodes"):
@@ -79,9 +81,16 @@ class ClusterNode:
                  self.me.node_id, self.me.sip, self.me.http, len(self.alive) - 1)
 
     async def close(self) -> None:
+        # A flag as well as cancel(): redis-py may swallow a cancellation that lands inside one
+        # of its requests, and the worker would then wait for its next heartbeat for ever.
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=2 * self.cfg.heartbeat_s + 1)
+            if pending:
+                log.warning("cluster: %d background task(s) did not stop; leaving without them", len(pending))
         try:
             await self._flush()
             for conf_id in list(self.book.wanted):
@@ -146,11 +155,8 @@ class ClusterNode:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         next_beat = loop.time() + self.cfg.heartbeat_s
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - loop.time()))
-            except TimeoutError:
-                pass
+        while not self._stopping:
+            await wait_set(self._wake, max(0.0, next_beat - loop.time()))
             self._wake.clear()
             try:
                 await self._flush()

@@ -20,7 +20,7 @@ import redis as redis_py
 from bridge.cluster.kamailio_config import Node, ProxySettings, RedisTarget
 from tests.cluster.procs import KamailioProxy
 from tests.e2e.peers.ports import HOST, PortAllocator
-from tests.support.bridge_proc import BridgeProcess
+from tests.support.bridge_proc import BridgeProcess, stop_all
 from tests.support.redis_server import RedisServer
 
 KEY_PREFIX = "tutti:"
@@ -123,8 +123,7 @@ class Cluster:
         proc.wait(10)
 
     def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
+        stop_all(self.nodes)
         if self.proxy is not None:
             self.proxy.stop()
         if self.redis is not None:

@@ -108,3 +108,22 @@ def test_redis_restart_keeps_calls_and_restores_keys(node_factory: Callable[...,
     # Bob heard Alice while Redis was down (the media never waits on Redis).
     heard = audio.tone_presence(audio.segment(samples, rate, t_down + 0.2, t_up - 0.2), rate, 700.0, min_rel_db=-15)
     assert heard > 1.5, f"alice heard {heard:.1f}s of the {t_up - t_down:.1f}s Redis was down"
+
+
+def test_sigterm_with_calls_in_stops_the_node_promptly(node_factory: Callable[..., BridgeProcess],
+                                                      redis_server: RedisServer, ports: PortAllocator,
+                                                      tmp_path: Path) -> None:
+    """A cluster node told to stop while callers are in (and gone without a BYE) exits in seconds,
+    its lease released. It used to hang for good: the shutdown's own events woke the cluster worker
+    as it was cancelled, redis-py swallowed the cancellation, and the worker waited for ever."""
+    node = node_factory("node-a")
+    r = client(redis_server)
+    with participants(tmp_path, ports, [("alice", "PCMU", 500.0), ("bob", "PCMU", None)]) as people:
+        dial_all(node, people, "room1")
+        assert wait_for(lambda: r.get(f"{PREFIX}conf:conf_room1:owner")) == "node-a"
+        for p in people:
+            p.phone.crash()                  # the callers vanish; the node's BYEs go unanswered
+    started = time.monotonic()
+    assert node.terminate(timeout=20) == 0, node.log_tail()
+    assert time.monotonic() - started < 8.0, "the node took too long to stop"
+    assert r.get(f"{PREFIX}conf:conf_room1:owner") is None

@@ -139,3 +139,18 @@ class BridgeProcess:
         except urllib.error.HTTPError as err:
             raw = err.read()
             return err.code, json.loads(raw) if raw else None
+
+
+def stop_all(procs: list[BridgeProcess], timeout: float = 10.0) -> None:
+    """SIGTERM every bridge first, then wait for each: their shutdown graces (BYEs to callers
+    who may be gone already) run side by side instead of one after the other."""
+    running = [p.proc for p in procs if p.proc is not None and p.proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable
 
+from ...adapters.waiting import wait_set
 from ...config import WebhooksConfig
 from ...control.events import DomainEvent
 from ...control.model import Conference
@@ -175,10 +176,7 @@ class Dispatcher:
             nxt = self.lanes.next_due()
             timeout = None if nxt is None else max(0.0, min(nxt - self.clock(), 60.0))
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout if timeout is None else timeout + 0.001)
-            except asyncio.TimeoutError:
-                pass
+            await wait_set(self._wake, timeout if timeout is None else timeout + 0.001)
 
     def _signer(self, d: Delivery) -> Signer | None:
         keys = self.keys.get(d.account_id or "")

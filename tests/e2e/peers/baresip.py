@@ -394,6 +394,12 @@ class Baresip:
         if self._reader is not None:
             self._reader.join(1.0)
 
+    def crash(self) -> None:
+        """SIGKILL: the phone vanishes without a BYE (a dead battery, a lost network)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._signal(signal.SIGKILL)
+            self._proc.wait(2.0)
+
     def _signal(self, sig: signal.Signals) -> None:
         assert self._proc is not None
         try:
