@@ -5,11 +5,9 @@ caller who reaches the wrong node is sent to the owner with a 302."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,40 +18,10 @@ from tests.e2e.calls import dial_all, hang_up_all, participants, talk
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import DEMO_TOKEN, BridgeProcess
+from tests.support.raw_sip import raw_invite
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip")]
-
-
-def invite_status(port: int, user: str, local_port: int) -> tuple[int, str]:
-    """Send one INVITE over UDP; return the first final status and its Contact header."""
-    call_id = uuid.uuid4().hex
-    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-           f"m=audio {local_port + 2} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
-    msg = (f"INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\n"
-           f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch=z9hG4bK{call_id[:12]};rport\r\n"
-           "Max-Forwards: 70\r\n"
-           f"From: <sip:probe@127.0.0.1:{local_port}>;tag={call_id[:8]}\r\n"
-           f"To: <sip:{user}@127.0.0.1:{port}>\r\n"
-           f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
-           f"Contact: <sip:probe@127.0.0.1:{local_port}>\r\n"
-           f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", local_port))
-        sock.settimeout(1.0)
-        sock.sendto(msg.encode(), ("127.0.0.1", port))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                data = sock.recv(65535).decode(errors="replace")
-            except TimeoutError:
-                continue
-            status = int(data.split(" ", 2)[1])
-            if status >= 200:
-                contact = next((line.split(":", 1)[1].strip() for line in data.split("\r\n")
-                                if line.lower().startswith(("contact:", "m:"))), "")
-                return status, contact
-    raise AssertionError("no final response to the INVITE")
 
 
 def telnyx(node: BridgeProcess, path: str, body: dict[str, object]) -> tuple[int, object]:
@@ -109,7 +77,7 @@ def test_mute_through_node_a_is_heard_on_node_b(node_factory: Callable[..., Brid
         by_name = wait_for(lambda: len(listing_on_a()) == 2 and listing_on_a())
         assert set(by_name) == {"speaker", "listener"}, by_name
         # A caller of the live room who reaches A is sent to B.
-        assert invite_status(node_a.sip_port, code, ports.block(4)) == (
+        assert raw_invite(node_a.sip_port, ports.block(4), code) == (
             302, f"<sip:{code}@127.0.0.1:{node_b.sip_port}>")
         t0 = time.monotonic()
         talk(2.0)
