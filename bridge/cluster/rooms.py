@@ -23,14 +23,23 @@ class ClusterRooms:
     def _command(self, owner: str, op: str, conf_id: str, **fields: object) -> None:
         self.node.send(owner, {"op": op, "conf": conf_id, "from": self.node.me.node_id, **fields})
 
+    def _part_here(self, conf_id: str) -> bool:
+        """This node holds a part of a room another node owns (README "One room across nodes")."""
+        return self.node.is_part(conf_id)
+
     def participants(self, conf_id: str) -> list[ParticipantView]:
         room = self.node.remote_room(conf_id)
-        return list(room.participants) if room is not None else self.local.participants(conf_id)
+        if room is None:
+            return self.local.participants(conf_id)
+        here = self.local.participants(conf_id) if self._part_here(conf_id) else []
+        return list(room.participants) + here
 
     def act(self, conf_id: str, participant_id: str, action: Action) -> bool:
         room = self.node.remote_room(conf_id)
         if room is None:
             return self.local.act(conf_id, participant_id, action)
+        if self._part_here(conf_id) and self.local.act(conf_id, participant_id, action):
+            return True          # a caller of this node's part
         if not room.has(participant_id):
             return False
         self._command(room.node_id, "act", conf_id, pid=participant_id, action=action)
@@ -40,6 +49,8 @@ class ClusterRooms:
         room = self.node.remote_room(conf_id)
         if room is None:
             return self.local.hold(conf_id, participant_id, on_hold, music)
+        if self._part_here(conf_id) and self.local.hold(conf_id, participant_id, on_hold, music):
+            return True
         if not room.has(participant_id):
             return False
         self._command(room.node_id, "hold", conf_id, pid=participant_id, on_hold=on_hold, music=music)

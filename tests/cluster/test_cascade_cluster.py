@@ -47,6 +47,19 @@ def test_a_full_room_spreads_to_a_live_node_of_the_registry(
         assert not _log_has(node_b, r"302 Moved Temporarily .*tutti-owner=", 0.5), "the part node spread further"
         assert _log_has(node_b, r"cascade trunk part_\w+ joined")
         assert _log_has(node_a, r"cascade trunk part_\w+ joined")
+        # B's API lists the owner's callers and its own part's, and controls its own: a mute of
+        # carol through B takes effect on B (listed muted there).
+        base = "/v2/accounts/acct1/conferences/conf_room1/participants"
+
+        def listing_on_b() -> dict[str, dict[str, object]]:
+            st, body = node_b.api("GET", base)
+            return {p["caller_id_number"]: p for p in body["data"]} if st == 200 else {}
+        assert wait_for(lambda: set(listing_on_b()) == {"alice", "bob", "carol"}), listing_on_b()
+        carol_id = listing_on_b()["carol"]["participant_id"]
+        status, body = node_b.api("POST", f"{base}/{carol_id}", {"data": {"action": "mute"}})
+        assert status == 200 and body["data"]["muted"] is True, body
+        status, body = node_b.api("POST", f"{base}/{carol_id}", {"data": {"action": "unmute"}})
+        assert status == 200 and body["data"]["muted"] is False, body
         talk(4.0)
         # B never claimed the room: A's lease stands, and B logged no split.
         assert r.get(f"{PREFIX}conf:conf_room1:owner") == "node-a"
