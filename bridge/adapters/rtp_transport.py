@@ -71,6 +71,9 @@ class PortRangeExhausted(Exception):
 class PortAllocator:
     """Hands out even RTP ports (RTCP = port + 1) from a configured range."""
 
+    # The sockets it binds; tests/unit/test_honest_tick.py gives one that fails any IO in a tick.
+    socket_class: type[socket.socket] = socket.socket
+
     def __init__(self, host: str, lo: int, hi: int) -> None:
         self.host = host
         self.lo = lo + (lo % 2)
@@ -84,8 +87,8 @@ class PortAllocator:
             port = candidates[(start + i) % len(candidates)]
             if port in self.in_use:
                 continue
-            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rtp = self.socket_class(socket.AF_INET, socket.SOCK_DGRAM)
+            rtcp = self.socket_class(socket.AF_INET, socket.SOCK_DGRAM)
             try:
                 rtp.bind((self.host, port))
                 rtcp.bind((self.host, port + 1))

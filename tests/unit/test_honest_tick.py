@@ -71,24 +71,7 @@ class _GuardedEpoll:
 
 
 class _GuardedAllocator(rt.PortAllocator):
-    def bind_pair(self) -> tuple[socket.socket, socket.socket, int]:
-        for port in range(self.lo, self.hi, 2):
-            if port in self.in_use:
-                continue
-            rtp = _GuardedSocket(socket.AF_INET, socket.SOCK_DGRAM)
-            rtcp = _GuardedSocket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                rtp.bind((self.host, port))
-                rtcp.bind((self.host, port + 1))
-            except OSError:
-                rtp.close()
-                rtcp.close()
-                continue
-            rtp.setblocking(False)
-            rtcp.setblocking(False)
-            self.in_use.add(port)
-            return rtp, rtcp, port
-        raise rt.PortRangeExhausted("none")
+    socket_class = _GuardedSocket
 
 
 def _free_range() -> tuple[int, int]:
