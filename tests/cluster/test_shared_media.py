@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge.media.prompts import prompt_path
 from tests.cluster.helpers import PREFIX, client, wait_for
-from tests.e2e.calls import dial_all, participants
+from tests.e2e.calls import heard_alone_after_prompt
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import DEMO_TOKEN, BridgeProcess
@@ -43,14 +41,7 @@ def test_music_uploaded_on_a_plays_on_b(node_factory: Callable[..., BridgeProces
     originals = list((node_a.workdir / "data" / "media").glob("media_*"))
     assert len(originals) == 1
     originals[0].rename(tmp_path / "away.wav")
-    samples_alone, alone_rate = audio.read_wav(Path(prompt_path("alone")))
-    with participants(tmp_path, ports, [("lonely", "PCMU", None)]) as people:
-        dial_all(node_b, people, conf["dial_in_code"])
-        time.sleep(len(samples_alone) / alone_rate + 3.0)
-        people[0].phone.hangup()
-        people[0].phone.wait_event("CALL_CLOSED")
-        heard, rate = people[0].heard()
-    after_prompt = audio.segment(heard, rate, len(samples_alone) / alone_rate + 0.5, len(heard) / rate - 0.3)
+    after_prompt, rate = heard_alone_after_prompt(node_b, tmp_path, ports, conf["dial_in_code"])
     assert audio.has_tone(after_prompt, rate, 750.0, min_rel_db=-6, min_seconds=1.5), "music from A not heard on B"
     # Deleted through B (once no open conference plays it): A's copy goes too.
     (tmp_path / "away.wav").rename(originals[0])

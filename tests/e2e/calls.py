@@ -66,3 +66,20 @@ def hang_up_all(people: list[Participant]) -> None:
 
 def talk(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def heard_alone_after_prompt(bridge: BridgeProcess, tmp_path: Path, ports: PortAllocator,
+                             dial: str) -> tuple[audio.Samples, int]:
+    """A lone caller dials ``dial``, stays 3 s past the "you are the only person" prompt and hangs
+    up; what they heard after the prompt (hold music, if any)."""
+    from bridge.media.prompts import prompt_path
+
+    samples_alone, alone_rate = audio.read_wav(Path(prompt_path("alone")))
+    prompt_s = len(samples_alone) / alone_rate
+    with participants(tmp_path, ports, [("lonely", "PCMU", None)]) as people:
+        dial_all(bridge, people, dial)
+        time.sleep(prompt_s + 3.0)
+        people[0].phone.hangup()
+        people[0].phone.wait_event("CALL_CLOSED")
+        heard, rate = people[0].heard()
+    return audio.segment(heard, rate, prompt_s + 0.5, len(heard) / rate - 0.3), rate

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.calls import dial_all, participants
+from tests.e2e.calls import dial_all, heard_alone_after_prompt, participants
 from tests.e2e.peers.ports import PortAllocator
 from tests.e2e.peers.sipp import SippProcess
 from tests.support.bridge_proc import BridgeProcess
@@ -82,7 +82,6 @@ def test_uploaded_hold_music_plays_to_a_lone_caller(bridge: BridgeProcess, ports
 
     import numpy as np
 
-    from bridge.media.prompts import prompt_path
     from tests.e2e.peers import audio
 
     music = audio.write_wav(tmp_path / "music.wav", 0.3 * np.sin(2 * np.pi * 750.0 * np.arange(16000 * 2) / 16000),
@@ -94,12 +93,5 @@ def test_uploaded_hold_music_plays_to_a_lone_caller(bridge: BridgeProcess, ports
         assert resp.status == 201
     status, conf = bridge.api("POST", "/v2/conferences", {"name": "tuneful", "hold_music_id": "lobby-tune"})
     assert status == 201, conf
-    samples_alone, alone_rate = audio.read_wav(Path(prompt_path("alone")))
-    with participants(tmp_path, ports, [("lonely", "PCMU", None)]) as people:
-        dial_all(bridge, people, conf["dial_in_code"])
-        time.sleep(len(samples_alone) / alone_rate + 3.0)
-        people[0].phone.hangup()
-        people[0].phone.wait_event("CALL_CLOSED")
-        heard, rate = people[0].heard()
-    after_prompt = audio.segment(heard, rate, len(samples_alone) / alone_rate + 0.5, len(heard) / rate - 0.3)
+    after_prompt, rate = heard_alone_after_prompt(bridge, tmp_path, ports, conf["dial_in_code"])
     assert audio.has_tone(after_prompt, rate, 750.0, min_rel_db=-6, min_seconds=1.5), "uploaded music not heard"
