@@ -131,7 +131,7 @@ def screen(request: SipRequest, source: str, config: Config, humans_here: int, n
         return Screening("part", owner=owner)
     nodes = config.cascade.part_nodes if part_nodes is None else part_nodes
     part = redirect_node(config.cascade.part_size, [n for n in nodes if n != node], humans_here, conf_id)
-    if part is not None and part != node:
+    if part is not None:
         contact = redirect_contact(request.uri.user_text or "", part, node)
         return Screening("plain", status=302, reason="Moved Temporarily", headers=(("Contact", contact),))
     return Screening("plain")
