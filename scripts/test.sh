@@ -33,4 +33,9 @@ fi
 . scripts/venv.sh
 # constraints.txt pins every library to the versions the suite last passed with (see its header).
 "$PY" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
-exec "$PY" -m pytest "$@"
+# Test files run on TUTTI_TEST_WORKERS pytest-xdist workers (2 by default; 0 runs them in this
+# process). Most e2e time is real-time audio, so two files at once halve the wall time on two
+# cores. A file stays on one worker (--dist loadfile: its module fixtures are shared), and each
+# worker takes ports from its own share of the range (tests/e2e/peers/ports.py).
+workers="${TUTTI_TEST_WORKERS:-2}"
+exec "$PY" -m pytest -n "$workers" --dist loadfile "$@"

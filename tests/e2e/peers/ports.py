@@ -8,6 +8,7 @@ hands out ports to ``bind(0)`` callers.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -15,6 +16,19 @@ from dataclasses import dataclass
 
 HOST = "127.0.0.1"
 _LOW, _HIGH = 20000, 32000  # below Linux's default ip_local_port_range
+
+
+def worker_range(low: int = _LOW, high: int = _HIGH) -> tuple[int, int]:
+    """This pytest-xdist worker's share of ``low..high`` (the whole of it outside xdist).
+    Workers are separate processes with allocators of their own: disjoint shares keep one
+    worker's bridge from binding a port another worker just bind-tested and handed out."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count <= 1:
+        return low, high
+    index = int(worker[2:]) % count
+    share = (high - low) // count
+    return low + index * share, low + (index + 1) * share
 
 
 def _bindable(port: int, kind: socket.SocketKind) -> bool:
@@ -89,7 +103,9 @@ class PortAllocator:
     long finished, become available again (still bind-tested first).
     """
 
-    def __init__(self, low: int = _LOW, high: int = _HIGH, seed: int | None = None) -> None:
+    def __init__(self, low: int | None = None, high: int | None = None, seed: int | None = None) -> None:
+        if low is None or high is None:
+            low, high = worker_range()
         if high - low < 64:
             raise ValueError("port range too small")
         self._low, self._high = low, high
