@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from bridge.call.leg import encoder_options
+from bridge.config import Config
 from bridge.media.room import Room
 from bridge.rtp.packet import build_rtp_header
 from bridge.rtp.session import RtpSession
@@ -46,8 +48,9 @@ SENTENCES = (
     "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
 )
 # The Opus talker sends what a browser sends (WebRTC's desktop defaults): complexity 9, in-band
-# FEC for the loss it expects (Chrome follows the receiver's reports; 10 % here).
-BROWSER_OPUS = {"complexity": 9, "fec": 1, "packet_loss": 10}
+# FEC for the loss it expects (Chrome follows the receiver's reports; 10 % here), through PyAV's
+# libopus (1.6, a browser's generation; the bridge's own encoder is the system libopus).
+BROWSER_OPUS = {"complexity": 9, "fec": 1, "packet_loss": 10, "native": 0}
 PAUSE_S = 0.8
 LEVEL_DBOV = -26.0
 FRAME_S = 0.02
@@ -121,7 +124,9 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     ticks = clock // 50
     frames = frames_of(np.concatenate((pcm, np.zeros(size * tail_frames, np.int16))), size)
     lost = drop(len(frames))
-    enc = make_encoder(codec, **{**(opts or {}), **(talker_opts or {})})
+    # The room's own settings (talker_complexity) are not the talker encoder's.
+    enc = make_encoder(codec, **{k: v for k, v in {**(opts or {}), **(talker_opts or {})}.items()
+                                 if k != "talker_complexity"})
     room = Room("quality", room_rate)
     addr_talk, addr_listen = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
     talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0,
@@ -185,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="Opus bitrate of the talker and the bridge (default: media.opus_bitrate's)")
     ap.add_argument("--bridge-opus", default="",
                     help="the bridge's Opus encoder options, e.g. bitrate=48000,complexity=10,packet_loss=0")
+    ap.add_argument("--jitter-depths", default="0,20",
+                    help="extra jitter-buffer depths (ms) to run, one row each (default 0,20)")
     args = ap.parse_args(argv)
     speech = read_wav(args.wav) if args.wav else espeak_speech()
     names = [c for c in args.codecs.split(",") if c]
@@ -197,15 +204,18 @@ def main(argv: list[str] | None = None) -> None:
     # the real bridge does on a clean network (README "Latency"); an Opus talker's buffer holds a
     # frame more while it sees losses (media.opus_loss_depth). The "+20 ms" rows: a network whose
     # jitter keeps one frame more buffered, so the next packet is usually there.
-    rows = [(c, 0) for c in names] + [(c, 20) for c in names]
+    rows = [(c, int(ms)) for ms in args.jitter_depths.split(",") for c in names]
     bridge_opus = {k: int(v) for k, v in (kv.split("=") for kv in args.bridge_opus.split(",") if kv)}
     for codec, lookahead in rows:
-        opts = {"bitrate": args.opus_bitrate} if codec == "opus" and args.opus_bitrate else None
-        if codec == "opus" and bridge_opus:
-            opts = {**(opts or {}), **bridge_opus}
+        # The bridge's Opus encodes as config.yaml's defaults set them up (media.opus_*): with
+        # "auto" expected loss the listener, which reports no loss here, gets no FEC.
+        opts = None
+        if codec == "opus":
+            opts = {**encoder_options(Config(), "opus"), **bridge_opus}
+            opts.update({"bitrate": args.opus_bitrate} if args.opus_bitrate else {})
         talker = {"bitrate": args.opus_bitrate or 32000, **BROWSER_OPUS} if codec == "opus" else None
         ceiling = score(codec, speech, *tandem(codec, speech, talker or opts))   # the talker's own encode
-        label = codec + (f" {args.opus_bitrate // 1000}k" if opts and args.opus_bitrate else "")
+        label = codec + (f" {args.opus_bitrate // 1000}k" if codec == "opus" and args.opus_bitrate else "")
         label += f" (bridge {args.bridge_opus})" if codec == "opus" and bridge_opus else ""
         label += f", +{lookahead} ms jitter depth" if lookahead else ""
         cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]

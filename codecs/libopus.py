@@ -28,6 +28,12 @@ class LibOpusError(RuntimeError):
     pass
 
 
+def version() -> str | None:
+    """The system libopus's version string ("libopus 1.3.1"), None without one."""
+    lib = load()
+    return lib.opus_get_version_string().decode() if lib is not None else None
+
+
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL | None:
     """The system libopus with argument types declared, or None when there is none."""
@@ -56,6 +62,8 @@ def load() -> ctypes.CDLL | None:
         lib.opus_encode.restype = ctypes.c_int32
         # opus_encoder_ctl is variadic: its arguments are passed as typed ctypes values (ctl()).
         lib.opus_encoder_ctl.restype = ctypes.c_int
+        lib.opus_get_version_string.argtypes = []
+        lib.opus_get_version_string.restype = ctypes.c_char_p
         lib.opus_strerror.argtypes = [ctypes.c_int]
         lib.opus_strerror.restype = ctypes.c_char_p
         return lib

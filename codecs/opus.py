@@ -40,7 +40,7 @@ def _check(sample_rate: int, frame_ms: int) -> None:
 class OpusEncoder:
     """Opus encoder: the system libopus through ctypes (codecs/libopus.py) when it is there, so
     packet loss %, FEC, bitrate, complexity and DTX can change while it runs; else PyAV's,
-    where a change reopens the codec (its state starts over: one audible seam)."""
+    where a change reopens the codec (its state starts over: one audible seam) and DTX is refused."""
 
     name = "opus"
     clock_rate = 48000
@@ -143,7 +143,8 @@ class OpusEncoder:
             "packet_loss": str(self.packet_loss),
         }
         if self.dtx:
-            options["dtx"] = "1"
+            # FFmpeg's libopus wrapper has no DTX option (PyAV's FFmpeg 8 ignores "dtx" silently).
+            raise ValueError("Opus DTX needs the system libopus (libopus0)")
         ctx.options = options
         ctx.open()
         self._ctx = ctx

@@ -201,9 +201,10 @@ def loss_depth(config: Config, codec: str) -> bool:
 
 
 def encoder_options(config: Config, codec: str) -> dict[str, Any]:
-    """Encoder settings a leg's codec gets from config.yaml (Opus bitrate and complexity)."""
+    """Encoder settings a leg's codec gets from config.yaml (Opus bitrate, complexities, loss)."""
     if codec == "opus":
         return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity,
+                "talker_complexity": config.media.opus_talker_complexity,
                 "packet_loss": config.media.opus_expected_loss}
     return {}
 

@@ -301,12 +301,15 @@ class Room(RoomIngress, RoomEgress):
         opts = dict(enc_opts or {})
         opts.setdefault("frame_ms", self.frame_ms)
         decoder = make_decoder(dec_name, frame_ms=self.frame_ms)
-        auto = opts.get("packet_loss") == "auto"
-        if auto:
-            opts["packet_loss"] = 0       # a probe for the checks; _install_codec sets the bucket
-        probe = make_encoder(enc_name, **opts)
-        if auto:
-            opts["packet_loss"] = "auto"
+        # Two settings are the room's, not the encoder's (applied by _install_codec and _stream):
+        # packet_loss "auto" and talker_complexity. The probe checks everything else now.
+        probe_opts = {k: v for k, v in opts.items() if k != "talker_complexity"}
+        if probe_opts.get("packet_loss") == "auto":
+            probe_opts["packet_loss"] = 0
+        probe = make_encoder(enc_name, **probe_opts)
+        talker = opts.get("talker_complexity")
+        if talker is not None and (probe.name != "opus" or not 0 <= talker <= 10):
+            raise ValueError("talker_complexity is an Opus complexity, 0..10")
         return decoder, probe, opts
 
     def _install_codec(self, leg: RoomLeg, codec: tuple[Decoder, Encoder, dict[str, Any]],
@@ -333,6 +336,8 @@ class Room(RoomIngress, RoomEgress):
         leg.enc_rate = probe.sample_rate
         leg.enc_stateful = probe.stateful
         leg.ticks = probe.clock_rate * self.frame_ms // 1000
+        opts = dict(opts)
+        leg.talker_complexity = opts.pop("talker_complexity", None)
         if opts.get("packet_loss") == "auto":
             # Planned loss from the leg's RTCP reports (report_loss), clean until one says otherwise;
             # a codec change keeps what the reports said so far.

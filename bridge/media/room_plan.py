@@ -90,6 +90,7 @@ class RoomLeg:
         self.enc_key: tuple[Any, ...] = ()
         self.enc_opts: dict[str, Any] = {}
         self.loss: LossBucket | None = None   # Opus with packet_loss="auto": planned from RTCP
+        self.talker_complexity: int | None = None   # Opus: complexity of the leg's private streams
         self.enc_rate = room_rate
         self.enc_stateful = False
         self.ticks = 0

@@ -149,3 +149,21 @@ def test_config_refuses_other_values(value: int | str) -> None:
 
     with pytest.raises(ValidationError):
         Config.model_validate({"media": {"opus_expected_loss": value}})
+
+
+def test_shared_streams_use_opus_complexity_and_a_talkers_own_stream_the_talker_one() -> None:
+    room = Room("r", 48000)
+    ports = {n: FakePort() for n in ("talker", "l1", "l2")}
+    for name, port in ports.items():
+        room.add_leg(name, port, "opus", "opus", payload_type=111,
+                     encoder_opts={"complexity": 10, "talker_complexity": 5, "packet_loss": "auto"})
+    _talk(room, ports, frames(voiced(0.3)), 0.0)
+    by_sig = {key[0][:2]: stream.encoder for key, stream in room._streams.items()}
+    assert by_sig[("mix", -1)].complexity == 10                       # what l1 and l2 share
+    own = [enc for sig, enc in by_sig.items() if sig[0] == "mix" and sig[1] >= 0]
+    assert len(own) == 1 and own[0].complexity == 5                   # the talker's mix-minus
+    assert ports["l1"].last is ports["l2"].last
+    with pytest.raises(ValueError):
+        room.add_leg("x", FakePort(), "opus", "opus", payload_type=111, encoder_opts={"talker_complexity": 11})
+    with pytest.raises(ValueError):
+        room.add_leg("y", FakePort(), "PCMU", "PCMU", payload_type=0, encoder_opts={"talker_complexity": 5})

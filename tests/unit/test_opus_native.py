@@ -89,10 +89,18 @@ def test_fec_follows_expected_loss_mid_stream(native: bool) -> None:
     assert sum(packet_has_lbrr(p) for p in lossy) > 20
 
 
+@needs_libopus
 def test_silence_dtx_packets_are_tiny() -> None:
     enc = make_encoder("opus", dtx=True)
     sizes = [len(enc.encode(np.zeros(960, np.int16))) for _ in range(30)]
     assert max(sizes[-10:]) <= 3          # DTX: TOC-only packets once silence is established
+    plain = make_encoder("opus")
+    assert min(len(plain.encode(np.zeros(960, np.int16))) for _ in range(30)) > 3
+
+
+def test_pyav_fallback_refuses_dtx_it_cannot_do() -> None:
+    with pytest.raises(ValueError, match="DTX"):
+        OpusEncoder(dtx=True, native=False)
 
 
 def _bundled_has_lbrr() -> ctypes._CFuncPtr | None:   # type: ignore[name-defined]
