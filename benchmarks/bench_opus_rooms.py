@@ -18,13 +18,13 @@ import time
 from typing import Any
 
 import numpy as np
+from bridge_codecs import make_encoder
 
 from bridge.call.leg import encoder_options
 from bridge.config import Config, MediaConfig
 from bridge.media.room import Room
 from bridge.rtp.packet import build_rtp_header
 from bridge.rtp.session import RtpSession
-from bridge_codecs import make_encoder
 
 SCENARIOS = [(100, 3), (40, None)]      # (N, talkers; None: everyone)
 FRAMES = 50

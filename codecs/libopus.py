@@ -34,6 +34,20 @@ def version() -> str | None:
     return lib.opus_get_version_string().decode() if lib is not None else None
 
 
+def costly_fec() -> bool:
+    """Is the system libopus older than 1.5? Its in-band FEC takes far more from the frame it
+    rides in: PESQ of clean speech at complexity 10 with FEC for 10 % loss, 1.3.1 3.68 against
+    3.99 for the 1.6.1 PyAV bundles (3.19 / 3.87 for 20 %); without FEC both score 4.07."""
+    text = version()
+    if text is None:
+        return False
+    digits = text.split()[-1].split("-")[0].split(".")
+    try:
+        return (int(digits[0]), int(digits[1])) < (1, 5)
+    except (ValueError, IndexError):
+        return False
+
+
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL | None:
     """The system libopus with argument types declared, or None when there is none."""

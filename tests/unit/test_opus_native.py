@@ -29,12 +29,14 @@ def frames(x: np.ndarray, size: int = 960) -> list[np.ndarray]:
 
 @needs_libopus
 def test_native_encoder_has_the_pyav_encoders_api_and_decodes_back() -> None:
-    native, pyav = OpusEncoder(), OpusEncoder(native=False)
+    native, pyav = OpusEncoder(native=True), OpusEncoder(native=False)
     assert native.native and not pyav.native
     for enc in (native, pyav):
         assert (enc.name, enc.clock_rate, enc.stateful, enc.sample_rate, enc.frame_samples) == \
             ("opus", 48000, True, 48000, 960)
-    assert make_encoder("opus").native            # the registry picks the native one
+    assert make_encoder("opus", packet_loss=0).native           # the registry picks the native one
+    # ... except for FEC on a libopus older than 1.5, whose FEC costs much more (costly_fec).
+    assert make_encoder("opus", packet_loss=10).native is not libopus.costly_fec()
     x = voiced(1.0)
     dec = make_decoder("opus")
     y = np.concatenate([dec.decode(native.encode(f)) for f in frames(x)])
@@ -48,7 +50,7 @@ def test_native_encoder_has_the_pyav_encoders_api_and_decodes_back() -> None:
 
 @needs_libopus
 def test_ctl_setters_take_effect_while_running() -> None:
-    enc = OpusEncoder(bitrate=32000, complexity=5, packet_loss=10)
+    enc = OpusEncoder(bitrate=32000, complexity=5, packet_loss=10, native=True)
     nat = enc._native
     assert nat is not None
     assert (nat.get(libopus.OPUS_GET_BITRATE), nat.get(libopus.OPUS_GET_COMPLEXITY),
@@ -137,3 +139,12 @@ def test_lbrr_parser_on_non_silk_packets() -> None:
     assert not packet_has_lbrr(b"")
     assert not packet_has_lbrr(bytes([0xFC, 1, 2, 3]))    # CELT-only config 31
     assert not packet_has_lbrr(bytes([0x78]))             # hybrid TOC, no frame data
+
+
+def test_costly_fec_reads_the_version() -> None:
+    version = libopus.version()
+    if version is None:
+        assert not libopus.costly_fec()
+        return
+    major, minor = (int(x) for x in version.split()[-1].split(".")[:2])
+    assert libopus.costly_fec() == ((major, minor) < (1, 5))
