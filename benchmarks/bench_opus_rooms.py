@@ -4,8 +4,8 @@ talker cap at its default and off.
 
 As bench_room_shapes.py: real RtpSession/JitterBuffer ports (no sockets), packets fed outside the
 timed region, CPU time of the ticking thread, median over ticks. The callers' packets are
-encoded once beforehand (each talker a different voice; the others low room noise, which an
-open microphone sends). Run: python benchmarks/bench_opus_rooms.py [--ticks 150]
+encoded once beforehand (each talker a different stretch of speech; the others low room
+noise, which an open microphone sends). Run: python benchmarks/bench_opus_rooms.py [--ticks 150]
 [--settings "complexity=5;complexity=10;complexity=5,native=0"]
 """
 
@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import shutil
 import time
 from typing import Any
 
 import numpy as np
-from bridge_codecs import make_encoder
+from bridge_codecs import Resampler, make_encoder
 
 from bridge.call.leg import encoder_options
 from bridge.config import Config, MediaConfig
@@ -27,21 +28,38 @@ from bridge.rtp.packet import build_rtp_header
 from bridge.rtp.session import RtpSession
 
 SCENARIOS = [(100, 3), (40, None)]      # (N, talkers; None: everyone)
-FRAMES = 50
+FRAMES = 100
 
 
 def streams() -> tuple[list[list[bytes]], list[bytes]]:
-    """Eight voices (harmonic tones with a syllable envelope) and -60 dBFS room noise, as Opus."""
+    """Eight voices and -60 dBFS room noise, as a browser would send them (Opus, complexity 9).
+
+    Voices are espeak-ng speech (bench_quality.py's sentences, a different second each) over
+    -45 dBFS noise, so an open microphone stays open between words, when espeak-ng and sox are
+    installed; else harmonic tones with a syllable envelope. Opus's mode choice depends on the
+    signal (tones are coded as music, more cheaply), so speech is the honest input."""
+    rng = np.random.default_rng(1)
     t = np.arange(FRAMES * 960) / 48000
+    speech = None
+    if shutil.which("espeak-ng") and shutil.which("sox"):
+        from benchmarks.bench_quality import espeak_speech
+
+        x16 = espeak_speech()
+        speech = Resampler(16000, 48000).process(x16[: len(x16) // 320 * 320])
     voices = []
     for v in range(8):
-        enc = make_encoder("opus", native=False, complexity=9)    # what a browser sends
-        f0 = 120 + 23 * v
-        x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12))
-        x = (4000 * x * (0.6 + 0.4 * np.sin(2 * np.pi * (2 + v) * t))).astype(np.int16)
+        if speech is not None:
+            start = (v * 61 * 960) % (len(speech) - FRAMES * 960)
+            floor = rng.standard_normal(FRAMES * 960) * 180
+            x = np.clip(speech[start:start + FRAMES * 960] + floor, -32768, 32767).astype(np.int16)
+        else:
+            f0 = 120 + 23 * v
+            tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12))
+            x = (4000 * tone * (0.6 + 0.4 * np.sin(2 * np.pi * (2 + v) * t))).astype(np.int16)
+        enc = make_encoder("opus", native=False, complexity=9)
         voices.append([enc.encode(x[i * 960:(i + 1) * 960]) for i in range(FRAMES)])
     enc = make_encoder("opus", native=False, complexity=9)
-    noise = (np.random.default_rng(1).standard_normal(FRAMES * 960) * 30).astype(np.int16)
+    noise = (rng.standard_normal(FRAMES * 960) * 30).astype(np.int16)
     return voices, [enc.encode(noise[i * 960:(i + 1) * 960]) for i in range(FRAMES)]
 
 

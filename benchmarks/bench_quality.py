@@ -112,12 +112,15 @@ def frames_of(pcm: Pcm, size: int) -> list[Pcm]:
 def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[np.bool_]],
                  tail_frames: int = 10, lookahead_ms: int = 0,
                  opts: dict[str, int] | None = None, talker_opts: dict[str, int] | None = None,
-                 loss_depth: bool | None = None) -> tuple[Pcm, int]:
+                 loss_depth: bool | None = None, listener_loss: float = 0.0) -> tuple[Pcm, int]:
     """The listener's decoded audio (at the codec's PCM rate) and that rate; ``lookahead_ms``
     deepens the talker's jitter buffer (media.opus_fec_lookahead_ms); ``opts``: encoder options
     of the talker and the bridge (e.g. Opus bitrate), ``talker_opts`` the talker's on top;
     ``loss_depth``: the talker's buffer holds a frame more while it sees losses (default: as
-    media.opus_loss_depth does, for Opus)."""
+    media.opus_loss_depth does, for Opus). ``listener_loss``: that share of the bridge's packets
+    to the listener is lost too (seeded), the listener says so in an RTCP report before the
+    speech starts, and its decoder rebuilds a lost frame from the next packet's FEC when that
+    one arrived (a receiver holding one packet, as WebRTC's NetEQ does under loss)."""
     room_rate, pt, clock, pcm_rate, _ = CODECS[codec]
     pcm = resample(speech16k, 16000, pcm_rate)
     size = pcm_rate // 50
@@ -135,8 +138,10 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     listen = RtpSession(0x2222, pt, clock, ticks, None, None, addr_listen, initial_seq=1, initial_ts=0)
     room.add_leg("talker", talk, codec, codec, payload_type=pt, encoder_opts=opts)
     room.add_leg("listener", listen, codec, codec, payload_type=pt, encoder_opts=opts)
+    if listener_loss:
+        room.report_loss("listener", listener_loss)
     far_end = make_decoder(codec)
-    out: list[Pcm] = []
+    sent: list[bytes] = []
     for i, frame in enumerate(frames):
         now = i * FRAME_S
         payload = enc.encode(frame)       # the encoder runs whether or not the packet gets through
@@ -144,7 +149,15 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
             talk.receive(build_rtp_header(pt, 1000 + i, 5000 + i * ticks, 0xABCD) + payload, addr_talk, now)
         for leg_id, packet in room.tick(now + 0.001).outgoing:
             if leg_id == "listener":
-                out.append(far_end.decode(packet[12:]))
+                sent.append(packet[12:])
+    down = random_loss(len(sent), listener_loss, seed=7) if listener_loss else np.zeros(len(sent), bool)
+    out: list[Pcm] = []
+    for i, p in enumerate(sent):
+        if not down[i]:
+            out.append(far_end.decode(p))
+            continue
+        nxt = sent[i + 1] if i + 1 < len(sent) and not down[i + 1] else None
+        out.append(far_end.conceal(len(out[-1]) if out else pcm_rate // 50, nxt))
     return np.concatenate(out), pcm_rate
 
 
@@ -190,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="Opus bitrate of the talker and the bridge (default: media.opus_bitrate's)")
     ap.add_argument("--bridge-opus", default="",
                     help="the bridge's Opus encoder options, e.g. bitrate=48000,complexity=10,packet_loss=0")
+    ap.add_argument("--listener-loss", type=float, default=0.0,
+                    help="also lose this share (0..1) of the bridge's packets to the listener, which "
+                         "reports it by RTCP (per-listener FEC, media.opus_expected_loss auto)")
     ap.add_argument("--jitter-depths", default="0,20",
                     help="extra jitter-buffer depths (ms) to run, one row each (default 0,20)")
     args = ap.parse_args(argv)
@@ -218,10 +234,11 @@ def main(argv: list[str] | None = None) -> None:
         label = codec + (f" {args.opus_bitrate // 1000}k" if codec == "opus" and args.opus_bitrate else "")
         label += f" (bridge {args.bridge_opus})" if codec == "opus" and bridge_opus else ""
         label += f", +{lookahead} ms jitter depth" if lookahead else ""
+        label += f", listener loses {args.listener_loss:.0%}" if args.listener_loss else ""
         cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]
         for _, drop in CONDITIONS:
             got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts,
-                               talker_opts=talker)
+                               talker_opts=talker, listener_loss=args.listener_loss)
             cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()
