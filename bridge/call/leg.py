@@ -220,7 +220,7 @@ def take_rtcp(leg: Leg, room: Room | None, data: bytes, addr: tuple[str, int], n
     # Each accepted compound packet starts with its SR or RR (RFC 3550 6.1): one report (an SR
     # without a block for us repeats the last figure: the peer heard nothing new from us).
     fraction = session.remote_fraction_lost
-    if session.rtcp_received != seen and fraction is not None and room is not None and leg.leg_id in room:
+    if session.rtcp_received != seen and fraction is not None and room is not None:
         room.report_loss(leg.leg_id, fraction)
 
 

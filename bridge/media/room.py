@@ -198,13 +198,13 @@ class Room(RoomIngress, RoomEgress):
     def report_loss(self, leg_id: str, fraction_lost: float) -> None:
         """One RTCP receiver report from this leg (the fraction of our packets it lost, 0..1).
         An Opus leg opened with ``packet_loss="auto"`` moves between loss buckets
-        (opus_loss.py): its encode plans for the loss it sees. Other legs ignore it."""
-        self._require(leg_id)
+        (opus_loss.py): its encode plans for the loss it sees. Other legs, and a leg that has
+        left meanwhile (its last RTCP may come after), ignore it."""
         fraction = min(1.0, max(0.0, float(fraction_lost)))
 
         def op() -> None:
-            leg = self._legs[leg_id]
-            if leg.loss is not None and leg.loss.report(fraction):
+            leg = self._legs.get(leg_id)
+            if leg is not None and leg.loss is not None and leg.loss.report(fraction):
                 self._set_expected_loss(leg, leg.loss.percent)
         self._ops.append(op)
 

@@ -83,6 +83,7 @@ def test_listener_reporting_loss_gets_fec_and_a_clean_one_does_not() -> None:
     room.report_loss("lossy2", 0.09)
     room.report_loss("pcmu", 0.5)                        # not Opus: ignored
     room.report_loss("fixed", 0.0)                       # a fixed setting: ignored
+    room.report_loss("gone", 0.5)                        # a leg not (or no longer) here: ignored
     got = _talk(room, ports, speech, 1.0)
     assert (room.expected_loss("lossy1"), room.expected_loss("lossy2"), room.expected_loss("clean"),
             room.expected_loss("fixed")) == (10, 10, 0, 10)
