@@ -10,7 +10,8 @@ Streams are the sharing unit.  A leg's stream key is (what it hears, how it is e
   ("src", leg) / ("srcmix", leg)   a private prompt, alone or on top of the leg's mix
   ("silence",)        held / isolated legs without a source (keeps RTP timing and NAT alive)
 Streams persist across ticks while used, so a stateful encoder (Opus, G.722) always feeds a
-fixed group; a stream unused for a tick is dropped.
+fixed group; a stream unused for a tick is dropped. "How it is encoded" includes an Opus leg's
+loss bucket (opus_loss.py, from its RTCP reports): listeners in one bucket share one encode.
 
 Switching streams (Opus/G.722 choice): a leg gets a private stream only while it is a
 contributor, i.e. while its own contribution is nonzero; the silence gate's hangover makes that
