@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from bridge.call.leg import encoder_options
+from bridge.config import Config
 from bridge.media.room import Room
 from bridge.rtp.packet import build_rtp_header
 from bridge.rtp.session import RtpSession
@@ -46,8 +48,9 @@ SENTENCES = (
     "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
 )
 # The Opus talker sends what a browser sends (WebRTC's desktop defaults): complexity 9, in-band
-# FEC for the loss it expects (Chrome follows the receiver's reports; 10 % here).
-BROWSER_OPUS = {"complexity": 9, "fec": 1, "packet_loss": 10}
+# FEC for the loss it expects (Chrome follows the receiver's reports; 10 % here), through PyAV's
+# libopus (1.6, a browser's generation; the bridge's own encoder is the system libopus).
+BROWSER_OPUS = {"complexity": 9, "fec": 1, "packet_loss": 10, "native": 0}
 PAUSE_S = 0.8
 LEVEL_DBOV = -26.0
 FRAME_S = 0.02
@@ -109,19 +112,24 @@ def frames_of(pcm: Pcm, size: int) -> list[Pcm]:
 def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[np.bool_]],
                  tail_frames: int = 10, lookahead_ms: int = 0,
                  opts: dict[str, int] | None = None, talker_opts: dict[str, int] | None = None,
-                 loss_depth: bool | None = None) -> tuple[Pcm, int]:
+                 loss_depth: bool | None = None, listener_loss: float = 0.0) -> tuple[Pcm, int]:
     """The listener's decoded audio (at the codec's PCM rate) and that rate; ``lookahead_ms``
     deepens the talker's jitter buffer (media.opus_fec_lookahead_ms); ``opts``: encoder options
     of the talker and the bridge (e.g. Opus bitrate), ``talker_opts`` the talker's on top;
     ``loss_depth``: the talker's buffer holds a frame more while it sees losses (default: as
-    media.opus_loss_depth does, for Opus)."""
+    media.opus_loss_depth does, for Opus). ``listener_loss``: that share of the bridge's packets
+    to the listener is lost too (seeded), the listener says so in an RTCP report before the
+    speech starts, and its decoder rebuilds a lost frame from the next packet's FEC when that
+    one arrived (a receiver holding one packet, as WebRTC's NetEQ does under loss)."""
     room_rate, pt, clock, pcm_rate, _ = CODECS[codec]
     pcm = resample(speech16k, 16000, pcm_rate)
     size = pcm_rate // 50
     ticks = clock // 50
     frames = frames_of(np.concatenate((pcm, np.zeros(size * tail_frames, np.int16))), size)
     lost = drop(len(frames))
-    enc = make_encoder(codec, **{**(opts or {}), **(talker_opts or {})})
+    # The room's own settings (talker_complexity) are not the talker encoder's.
+    enc = make_encoder(codec, **{k: v for k, v in {**(opts or {}), **(talker_opts or {})}.items()
+                                 if k != "talker_complexity"})
     room = Room("quality", room_rate)
     addr_talk, addr_listen = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
     talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0,
@@ -130,8 +138,10 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     listen = RtpSession(0x2222, pt, clock, ticks, None, None, addr_listen, initial_seq=1, initial_ts=0)
     room.add_leg("talker", talk, codec, codec, payload_type=pt, encoder_opts=opts)
     room.add_leg("listener", listen, codec, codec, payload_type=pt, encoder_opts=opts)
+    if listener_loss:
+        room.report_loss("listener", listener_loss)
     far_end = make_decoder(codec)
-    out: list[Pcm] = []
+    sent: list[bytes] = []
     for i, frame in enumerate(frames):
         now = i * FRAME_S
         payload = enc.encode(frame)       # the encoder runs whether or not the packet gets through
@@ -139,7 +149,15 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
             talk.receive(build_rtp_header(pt, 1000 + i, 5000 + i * ticks, 0xABCD) + payload, addr_talk, now)
         for leg_id, packet in room.tick(now + 0.001).outgoing:
             if leg_id == "listener":
-                out.append(far_end.decode(packet[12:]))
+                sent.append(packet[12:])
+    down = random_loss(len(sent), listener_loss, seed=7) if listener_loss else np.zeros(len(sent), bool)
+    out: list[Pcm] = []
+    for i, p in enumerate(sent):
+        if not down[i]:
+            out.append(far_end.decode(p))
+            continue
+        nxt = sent[i + 1] if i + 1 < len(sent) and not down[i + 1] else None
+        out.append(far_end.conceal(len(out[-1]) if out else pcm_rate // 50, nxt))
     return np.concatenate(out), pcm_rate
 
 
@@ -185,6 +203,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="Opus bitrate of the talker and the bridge (default: media.opus_bitrate's)")
     ap.add_argument("--bridge-opus", default="",
                     help="the bridge's Opus encoder options, e.g. bitrate=48000,complexity=10,packet_loss=0")
+    ap.add_argument("--listener-loss", type=float, default=0.0,
+                    help="also lose this share (0..1) of the bridge's packets to the listener, which "
+                         "reports it by RTCP (per-listener FEC, media.opus_expected_loss auto)")
+    ap.add_argument("--jitter-depths", default="0,20",
+                    help="extra jitter-buffer depths (ms) to run, one row each (default 0,20)")
     args = ap.parse_args(argv)
     speech = read_wav(args.wav) if args.wav else espeak_speech()
     names = [c for c in args.codecs.split(",") if c]
@@ -197,21 +220,25 @@ def main(argv: list[str] | None = None) -> None:
     # the real bridge does on a clean network (README "Latency"); an Opus talker's buffer holds a
     # frame more while it sees losses (media.opus_loss_depth). The "+20 ms" rows: a network whose
     # jitter keeps one frame more buffered, so the next packet is usually there.
-    rows = [(c, 0) for c in names] + [(c, 20) for c in names]
+    rows = [(c, int(ms)) for ms in args.jitter_depths.split(",") for c in names]
     bridge_opus = {k: int(v) for k, v in (kv.split("=") for kv in args.bridge_opus.split(",") if kv)}
     for codec, lookahead in rows:
-        opts = {"bitrate": args.opus_bitrate} if codec == "opus" and args.opus_bitrate else None
-        if codec == "opus" and bridge_opus:
-            opts = {**(opts or {}), **bridge_opus}
+        # The bridge's Opus encodes as config.yaml's defaults set them up (media.opus_*): with
+        # "auto" expected loss the listener, which reports no loss here, gets no FEC.
+        opts = None
+        if codec == "opus":
+            opts = {**encoder_options(Config(), "opus"), **bridge_opus}
+            opts.update({"bitrate": args.opus_bitrate} if args.opus_bitrate else {})
         talker = {"bitrate": args.opus_bitrate or 32000, **BROWSER_OPUS} if codec == "opus" else None
         ceiling = score(codec, speech, *tandem(codec, speech, talker or opts))   # the talker's own encode
-        label = codec + (f" {args.opus_bitrate // 1000}k" if opts and args.opus_bitrate else "")
+        label = codec + (f" {args.opus_bitrate // 1000}k" if codec == "opus" and args.opus_bitrate else "")
         label += f" (bridge {args.bridge_opus})" if codec == "opus" and bridge_opus else ""
         label += f", +{lookahead} ms jitter depth" if lookahead else ""
+        label += f", listener loses {args.listener_loss:.0%}" if args.listener_loss else ""
         cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]
         for _, drop in CONDITIONS:
             got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts,
-                               talker_opts=talker)
+                               talker_opts=talker, listener_loss=args.listener_loss)
             cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()

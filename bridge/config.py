@@ -129,10 +129,17 @@ class MediaConfig(_Frozen):
     # room costs (README "Media plane").
     max_talkers: int = Field(default=4, ge=0, le=1000)
     opus_bitrate: int = Field(default=32000, ge=6000, le=510000)
-    opus_complexity: int = Field(default=5, ge=0, le=10)
-    # Loss (%) our Opus encoders plan for: libopus adds in-band FEC only when this is high
-    # enough for the bitrate (none at 5 % and 32 kbit/s), README "Audio quality under loss".
-    opus_expected_loss: int = Field(default=10, ge=0, le=100)
+    # libopus complexity of the streams many legs share (the common mix, each loss bucket's) and
+    # of a stream one leg hears alone (a talker's mix-minus, a prompt): 10 costs 1.7x 5 per encode
+    # and scores +0.2 PESQ; the shared ones are a few per room, the private ones one per talker
+    # (README "Media plane: Opus encode cost").
+    opus_complexity: int = Field(default=10, ge=0, le=10)
+    opus_talker_complexity: int = Field(default=5, ge=0, le=10)
+    # Loss (%) our Opus encodes plan for. "auto": per listener, from its RTCP receiver reports
+    # (0 until a report shows loss, then 5/10/20 %; bridge/media/opus_loss.py), so in-band FEC
+    # only goes to listeners who lose packets. A number: that loss for every Opus listener.
+    # libopus adds FEC only when it is high enough for the bitrate (README "Audio quality under loss").
+    opus_expected_loss: Annotated[int, Field(ge=0, le=100)] | Literal["auto"] = "auto"
     # Extra jitter-buffer depth for Opus callers so a lost packet's successor is already
     # here and its FEC can rebuild it; 0: FEC only when network jitter holds packets anyway.
     opus_fec_lookahead_ms: Literal[0, 20] = 0

@@ -1,4 +1,4 @@
-"""Opus: the encoder through PyAV (FFmpeg's libopus), the decoder on the system libopus.
+"""Opus on the system libopus through ctypes (codecs/libopus.py), PyAV (FFmpeg's libopus) without it.
 
 PCM is mono at 48 kHz by default (960 samples per 20 ms); the RTP clock is always
 48000 and SDP always says opus/48000/2 (RFC 7587). The decoder is opened mono, so
@@ -38,6 +38,12 @@ def _check(sample_rate: int, frame_ms: int) -> None:
 
 
 class OpusEncoder:
+    """Opus encoder: the system libopus through ctypes (codecs/libopus.py) when it is there, so
+    packet loss %, FEC, bitrate, complexity and DTX can change while it runs; else PyAV's,
+    where a change reopens the codec (its state starts over: one audible seam) and DTX is refused.
+    ``native=None`` picks PyAV's for an encoder opened with FEC when the system libopus is older
+    than 1.5 (its FEC costs 0.3-0.7 PESQ more); True/False force one."""
+
     name = "opus"
     clock_rate = 48000
     stateful = True
@@ -52,35 +58,109 @@ class OpusEncoder:
         packet_loss: int = 10,
         application: str = "voip",
         dtx: bool = False,
+        native: bool | None = None,
     ) -> None:
         _check(sample_rate, frame_ms)
-        if not 0 <= complexity <= 10:
-            raise ValueError("complexity must be 0..10")
-        if not 0 <= packet_loss <= 100:
-            raise ValueError("packet_loss must be 0..100 (%)")
+        if application not in libopus.APPLICATIONS:
+            raise ValueError(f"application must be one of {sorted(libopus.APPLICATIONS)}")
         self.sample_rate = sample_rate
+        self.frame_ms = frame_ms
         self.frame_samples = sample_rate * frame_ms // 1000
+        self.application = application
+        self.bitrate = self.complexity = self.packet_loss = 0
+        self.fec = self.dtx = False
+        if native is None:
+            # The system libopus, unless this encoder plans FEC and that libopus's FEC costs the
+            # main signal much more than the newer one in PyAV's FFmpeg (libopus.costly_fec).
+            native = not (fec and packet_loss > 0 and not dtx and libopus.costly_fec())
+        lib = libopus.load() if native else None
+        self._native = libopus.LibOpusEncoder(lib, sample_rate, application) if lib is not None else None
+        self._ctx: Any = None
+        self._feeder = FrameFeeder(self.frame_samples, sample_rate)
+        if self._native is not None:
+            # What FFmpeg's libopus wrapper sets by default (unconstrained VBR), so both
+            # backends produce the same packets from the same settings.
+            self._native.ctl(libopus.OPUS_SET_VBR, 1)
+            self._native.ctl(libopus.OPUS_SET_VBR_CONSTRAINT, 0)
+        self.configure(bitrate=bitrate, complexity=complexity, fec=fec, packet_loss=packet_loss, dtx=dtx)
+
+    @property
+    def native(self) -> bool:
+        return self._native is not None
+
+    def configure(self, *, bitrate: int | None = None, complexity: int | None = None,
+                  fec: bool | None = None, packet_loss: int | None = None, dtx: bool | None = None) -> None:
+        """Change settings from the next frame on (``opus_encoder_ctl``: BITRATE 4002,
+        COMPLEXITY 4010, INBAND_FEC 4012, PACKET_LOSS_PERC 4014, DTX 4016). libopus adds LBRR
+        only when ``fec`` is on and ``packet_loss`` is high enough for the bitrate."""
+        if complexity is not None and not 0 <= complexity <= 10:
+            raise ValueError("complexity must be 0..10")
+        if packet_loss is not None and not 0 <= packet_loss <= 100:
+            raise ValueError("packet_loss must be 0..100 (%)")
+        if bitrate is not None and not 500 <= bitrate <= 512000:
+            raise ValueError("bitrate must be 500..512000 bit/s")
+        new = {"bitrate": bitrate, "complexity": complexity, "fec": fec, "packet_loss": packet_loss, "dtx": dtx}
+        changed = {k: v for k, v in new.items() if v is not None and v != getattr(self, k)}
+        if not changed:
+            return
+        for k, v in changed.items():
+            setattr(self, k, v)
+        if self._native is None:
+            self._open_pyav()
+            return
+        ctl = self._native.ctl
+        if "bitrate" in changed:
+            ctl(libopus.OPUS_SET_BITRATE, self.bitrate)
+        if "complexity" in changed:
+            ctl(libopus.OPUS_SET_COMPLEXITY, self.complexity)
+        if "fec" in changed:
+            ctl(libopus.OPUS_SET_INBAND_FEC, int(self.fec))
+        if "packet_loss" in changed:
+            ctl(libopus.OPUS_SET_PACKET_LOSS_PERC, self.packet_loss)
+        if "dtx" in changed:
+            ctl(libopus.OPUS_SET_DTX, int(self.dtx))
+
+    def set_packet_loss(self, percent: int) -> None:
+        self.configure(packet_loss=percent)
+
+    def set_fec(self, on: bool) -> None:
+        self.configure(fec=on)
+
+    def set_bitrate(self, bps: int) -> None:
+        self.configure(bitrate=bps)
+
+    def set_complexity(self, level: int) -> None:
+        self.configure(complexity=level)
+
+    def set_dtx(self, on: bool) -> None:
+        self.configure(dtx=on)
+
+    def _open_pyav(self) -> None:
         ctx: Any = av.CodecContext.create("libopus", "w")
-        ctx.sample_rate = sample_rate
+        ctx.sample_rate = self.sample_rate
         ctx.format = "s16"
         ctx.layout = "mono"
-        ctx.bit_rate = bitrate
+        ctx.bit_rate = self.bitrate
         options = {
-            "application": application,
-            "frame_duration": str(frame_ms),
-            "compression_level": str(complexity),   # FFmpeg maps it to OPUS_SET_COMPLEXITY
-            # libopus only adds LBRR when it also expects loss, hence both together.
-            "fec": "1" if fec else "0",
-            "packet_loss": str(packet_loss),
+            "application": self.application,
+            "frame_duration": str(self.frame_ms),
+            "compression_level": str(self.complexity),   # FFmpeg maps it to OPUS_SET_COMPLEXITY
+            "fec": "1" if self.fec else "0",
+            "packet_loss": str(self.packet_loss),
         }
-        if dtx:
-            options["dtx"] = "1"
+        if self.dtx:
+            # FFmpeg's libopus wrapper has no DTX option (PyAV's FFmpeg 8 ignores "dtx" silently).
+            raise ValueError("Opus DTX needs the system libopus (libopus0)")
         ctx.options = options
         ctx.open()
         self._ctx = ctx
-        self._feeder = FrameFeeder(self.frame_samples, sample_rate)
+        self._feeder = FrameFeeder(self.frame_samples, self.sample_rate)
 
     def encode(self, pcm: Pcm) -> bytes:
+        if self._native is not None:
+            if len(pcm) != self.frame_samples:
+                raise ValueError(f"Opus frame must be {self.frame_samples} samples, not {len(pcm)}")
+            return self._native.encode(pcm)
         # libopus encodes each full frame at once (its 6.5 ms lookahead is internal and
         # only shows as a negative first pts), so exactly one packet comes back.
         packets = self._ctx.encode(self._feeder.load(pcm))
@@ -164,3 +244,67 @@ def _fit(pcm: Pcm, samples: int) -> Pcm:
         return pcm[:samples]
     return np.concatenate((pcm, np.zeros(samples - len(pcm), np.int16)))
 
+
+
+def packet_has_lbrr(payload: bytes) -> bool:
+    """Does this packet carry in-band FEC (SILK LBRR data) for the frame before it?
+
+    libopus only exports ``opus_packet_has_lbrr`` from 1.5 on (Debian's is 1.3.1), so the flag
+    is read here: in a SILK or hybrid frame the range coder's first symbols are the VAD flag of
+    each 20 ms SILK frame, then the LBRR flag (RFC 6716 4.2.3 and 4.2.4; mid channel of a
+    stereo packet). CELT-only packets never carry LBRR."""
+    if len(payload) < 2:
+        return False
+    toc = payload[0]
+    config = toc >> 3
+    if config >= 16:
+        return False                        # CELT only
+    code = toc & 3
+    data = payload[1:]
+    if code == 2:                           # two frames of different sizes: skip the length
+        data = data[1:] if data[0] < 252 else data[2:]
+    elif code == 3:
+        return False                        # not produced by our encoders: not parsed
+    if not data:
+        return False
+    ms = (10, 20, 40, 60)[config & 3] if config < 12 else (10, 20)[config & 1]
+    dec = _RangeBits(data)
+    for _ in range(max(1, ms // 20)):
+        dec.bit()                           # VAD flags
+    return dec.bit()
+
+
+class _RangeBits:
+    """Just enough of the RFC 6716 4.1 range decoder to read equiprobable bits (logp = 1)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+        self._prev = self._next()
+        self.rng = 128
+        self.val = 127 - (self._prev >> 1)
+        self._normalize()
+
+    def _next(self) -> int:
+        b = self._data[self._pos] if self._pos < len(self._data) else 0
+        self._pos += 1
+        return b
+
+    def _normalize(self) -> None:
+        while self.rng <= 1 << 23:
+            self.rng <<= 8
+            nxt = self._next()
+            sym = ((self._prev << 7) | (nxt >> 1)) & 0xFF
+            self._prev = nxt
+            self.val = ((self.val << 8) + (255 - sym)) & 0x7FFFFFFF
+
+    def bit(self) -> bool:
+        s = self.rng >> 1
+        one = self.val < s
+        if one:
+            self.rng = s
+        else:
+            self.val -= s
+            self.rng -= s
+        self._normalize()
+        return one

@@ -28,7 +28,7 @@ from bridge.call.cascade import Cascade
 from bridge.call.dialout import DialOut, DialOutError
 from bridge.call.leg import Leg, advertised_host, inband_digits, leg_housekeeping, parse_info_dtmf, rtp_remote
 from bridge.call.leg import check_unconfirmed, encoder_options, jitter_min_ms, loss_depth, negotiate, our_offer
-from bridge.call.leg import usable, warning_header
+from bridge.call.leg import take_rtcp, usable, warning_header
 from bridge.call.live import LiveConference, is_scheduled_later
 from bridge.call.lobby import Lobby
 from bridge.call.ports import Datagram, Directory, MediaFactory, NoMediaPorts, Prompts
@@ -38,7 +38,7 @@ from bridge.control import ivr as ivrmod
 from bridge.control.model import Action, Conference, ParticipantView
 from bridge.control.participants import Participant, ParticipantBook
 from bridge.media.dtmf_detect import InbandDtmfDetector
-from bridge.media.room import LegFailed
+from bridge.media.room import LegFailed, Room
 from bridge.recording.control import RecordingSetup
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, accept_answer
@@ -50,17 +50,9 @@ log = logging.getLogger("bridge.calls")
 
 
 class CallCore:
-    def __init__(
-        self,
-        config: Config,
-        endpoint: SipEndpoint,
-        directory: Directory,
-        media: MediaFactory,
-        prompts: Prompts,
-        bus: ev.EventBus,
-        wall_clock: Callable[[], datetime],
-        recording: RecordingSetup | None = None,
-    ) -> None:
+    def __init__(self, config: Config, endpoint: SipEndpoint, directory: Directory, media: MediaFactory,
+                 prompts: Prompts, bus: ev.EventBus, wall_clock: Callable[[], datetime],
+                 recording: RecordingSetup | None = None) -> None:
         self.config = config
         self.recording = recording           # None: no recorder wired (unit tests)
         self.endpoint = endpoint
@@ -351,8 +343,7 @@ class CallCore:
         if leg.session.update_remote(**rtp_remote(media), now=self.now,
                                      loss_depth=loss_depth(self.config, media.codec)):
             self._allow_sending(leg)        # a new address: the reflection bound starts over
-        room = self.lobby.room if leg.in_lobby else (
-            self.rooms[leg.conf_id].room if leg.in_room and leg.conf_id in self.rooms else None)
+        room = self._room_of(leg)
         if room is not None and (old is None or old.codec != media.codec or old.payload_type != media.payload_type):
             leg.encoder_opts = encoder_options(self.config, media.codec)
             room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type,
@@ -436,12 +427,15 @@ class CallCore:
         return on_rtp
 
     def _on_rtcp(self, leg: Leg, data: bytes, addr: tuple[Any, ...]) -> None:
-        if leg.session is not None:
-            try:
-                leg.session.receive_rtcp(data, (addr[0], addr[1]), self.now)
-            except Exception as exc:
-                self._leg_fault(leg, "rtcp", exc)
-                self._end_faulted()
+        try:
+            take_rtcp(leg, self._room_of(leg), data, (addr[0], addr[1]), self.now)
+        except Exception as exc:
+            self._leg_fault(leg, "rtcp", exc)
+            self._end_faulted()
+
+    def _room_of(self, leg: Leg) -> Room | None:
+        live = self.rooms.get(leg.conf_id) if leg.in_room else None
+        return self.lobby.room if leg.in_lobby else live.room if live is not None else None
 
     def on_digit(self, leg: Leg, digit: str, source: str) -> None:
         log.debug("%s DTMF %s (%s)", leg.leg_id, "*" if leg.ivr is not None else digit, source,

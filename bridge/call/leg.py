@@ -21,6 +21,7 @@ from bridge.control import ivr as ivrmod
 from bridge.control.model import Conference
 from bridge.control.participants import Participant
 from bridge.media.dtmf_detect import InbandDtmfDetector
+from bridge.media.room import Room
 from bridge.rtp.packet import RtpError, RtpPacket
 from bridge.rtp.session import RtpSession
 from bridge.sdp.negotiate import NegotiatedMedia, NegotiationError, answer_offer, build_offer
@@ -200,11 +201,27 @@ def loss_depth(config: Config, codec: str) -> bool:
 
 
 def encoder_options(config: Config, codec: str) -> dict[str, Any]:
-    """Encoder settings a leg's codec gets from config.yaml (Opus bitrate and complexity)."""
+    """Encoder settings a leg's codec gets from config.yaml (Opus bitrate, complexities, loss)."""
     if codec == "opus":
         return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity,
+                "talker_complexity": config.media.opus_talker_complexity,
                 "packet_loss": config.media.opus_expected_loss}
     return {}
+
+
+def take_rtcp(leg: Leg, room: Room | None, data: bytes, addr: tuple[str, int], now: float) -> None:
+    """An RTCP packet from the leg into its session; a receiver report's loss figure on to the
+    leg's room (an Opus listener's encode plans for the loss it reports, media.opus_expected_loss)."""
+    session = leg.session
+    if session is None:
+        return
+    seen = session.rtcp_received
+    session.receive_rtcp(data, addr, now)
+    # Each accepted compound packet starts with its SR or RR (RFC 3550 6.1): one report (an SR
+    # without a block for us repeats the last figure: the peer heard nothing new from us).
+    fraction = session.remote_fraction_lost
+    if session.rtcp_received != seen and fraction is not None and room is not None:
+        room.report_loss(leg.leg_id, fraction)
 
 
 def leg_housekeeping(leg: Leg, now: float, inactivity_timeout_s: float) -> bool:

@@ -10,7 +10,8 @@ Streams are the sharing unit.  A leg's stream key is (what it hears, how it is e
   ("src", leg) / ("srcmix", leg)   a private prompt, alone or on top of the leg's mix
   ("silence",)        held / isolated legs without a source (keeps RTP timing and NAT alive)
 Streams persist across ticks while used, so a stateful encoder (Opus, G.722) always feeds a
-fixed group; a stream unused for a tick is dropped.
+fixed group; a stream unused for a tick is dropped. "How it is encoded" includes an Opus leg's
+loss bucket (opus_loss.py, from its RTCP reports): listeners in one bucket share one encode.
 
 Switching streams (Opus/G.722 choice): a leg gets a private stream only while it is a
 contributor, i.e. while its own contribution is nonzero; the silence gate's hangover makes that
@@ -48,6 +49,7 @@ from typing import Any
 
 from bridge_codecs import Decoder, Encoder, Resampler, make_decoder, make_encoder
 
+from bridge.media.opus_loss import LossBucket
 from bridge.media.ports import AudioSink, AudioSource, RtpPort
 from bridge.media.room_egress import RoomEgress
 from bridge.media.room_events import (
@@ -194,6 +196,30 @@ class Room(RoomIngress, RoomEgress):
             self._dirty = True      # the decoder alone may have changed bulk table
         self._ops.append(op)
 
+    def report_loss(self, leg_id: str, fraction_lost: float) -> None:
+        """One RTCP receiver report from this leg (the fraction of our packets it lost, 0..1).
+        An Opus leg opened with ``packet_loss="auto"`` moves between loss buckets
+        (opus_loss.py): its encode plans for the loss it sees. Other legs, and a leg that has
+        left meanwhile (its last RTCP may come after), ignore it."""
+        fraction = min(1.0, max(0.0, float(fraction_lost)))
+
+        def op() -> None:
+            leg = self._legs.get(leg_id)
+            if leg is not None and leg.loss is not None and leg.loss.report(fraction):
+                self._set_expected_loss(leg, leg.loss.percent)
+        self._ops.append(op)
+
+    def expected_loss(self, leg_id: str) -> int | None:
+        """The loss % this leg's Opus encode plans for now (None: not an Opus leg)."""
+        leg = self._legs[leg_id]
+        return int(leg.enc_opts.get("packet_loss", 0)) if leg.enc_name == "opus" else None
+
+    def _set_expected_loss(self, leg: RoomLeg, percent: int) -> None:
+        # A new encode key: the leg moves to the stream (shared or made and primed) of its bucket.
+        leg.enc_opts = {**leg.enc_opts, "packet_loss": percent}
+        leg.enc_key = (leg.enc_name, leg.enc_rate, tuple(sorted(leg.enc_opts.items())))
+        self._sync(leg)
+
     def set_leg_source(self, leg_id: str, source: AudioSource | None, mode: str = "replace") -> None:
         """A prompt / hold music heard by this leg only: "replace" = only the source,
         "mix" = the source on top of the leg's mix-minus.  None detaches."""
@@ -276,7 +302,15 @@ class Room(RoomIngress, RoomEgress):
         opts = dict(enc_opts or {})
         opts.setdefault("frame_ms", self.frame_ms)
         decoder = make_decoder(dec_name, frame_ms=self.frame_ms)
-        probe = make_encoder(enc_name, **opts)
+        # Two settings are the room's, not the encoder's (applied by _install_codec and _stream):
+        # packet_loss "auto" and talker_complexity. The probe checks everything else now.
+        probe_opts = {k: v for k, v in opts.items() if k != "talker_complexity"}
+        if probe_opts.get("packet_loss") == "auto":
+            probe_opts["packet_loss"] = 0
+        probe = make_encoder(enc_name, **probe_opts)
+        talker = opts.get("talker_complexity")
+        if talker is not None and (probe.name != "opus" or not 0 <= talker <= 10):
+            raise ValueError("talker_complexity is an Opus complexity, 0..10")
         return decoder, probe, opts
 
     def _install_codec(self, leg: RoomLeg, codec: tuple[Decoder, Encoder, dict[str, Any]],
@@ -300,10 +334,20 @@ class Room(RoomIngress, RoomEgress):
             leg.bytewise = decoder.name
         self._reset_slot(leg.slot)
         leg.enc_name = probe.name
-        leg.enc_opts = opts
         leg.enc_rate = probe.sample_rate
         leg.enc_stateful = probe.stateful
         leg.ticks = probe.clock_rate * self.frame_ms // 1000
+        opts = dict(opts)
+        leg.talker_complexity = opts.pop("talker_complexity", None)
+        if opts.get("packet_loss") == "auto":
+            # Planned loss from the leg's RTCP reports (report_loss), clean until one says otherwise;
+            # a codec change keeps what the reports said so far.
+            if leg.loss is None:
+                leg.loss = LossBucket()
+            opts = {**opts, "packet_loss": leg.loss.percent}
+        else:
+            leg.loss = None
+        leg.enc_opts = opts
         leg.enc_key = (probe.name, probe.sample_rate, tuple(sorted(opts.items())))
         # Recorded for the listing; the RTP session writes the header (RtpSession.update_remote).
         leg.payload_type = payload_type

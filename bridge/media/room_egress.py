@@ -220,7 +220,13 @@ class RoomEgress(RoomState):
         """The stream of this key, made (and primed with what the leg heard) if new."""
         stream = self._streams.get(key)
         if stream is None:
-            encoder = make_encoder(leg.enc_name, **leg.enc_opts)
+            opts = leg.enc_opts
+            sig = key[0]
+            if leg.talker_complexity is not None and sig[0] != "silence" and not (sig[0] == "mix" and sig[1] < 0):
+                # A stream one leg hears (a talker's mix-minus, a prompt): cheaper than the shared
+                # streams many hear (media.opus_talker_complexity, README "Media plane").
+                opts = {**opts, "complexity": leg.talker_complexity}
+            encoder = make_encoder(leg.enc_name, **opts)
             resampler = Resampler(self.rate, leg.enc_rate) if leg.enc_rate != self.rate else None
             stream = Stream(encoder, resampler, leg.ticks)
             self._streams[key] = stream

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from bridge_codecs import Decoder, Encoder, Resampler
 
+from bridge.media.opus_loss import LossBucket
 from bridge.media.ports import AudioSink, AudioSource, RtpPort
 
 Pcm = npt.NDArray[np.int16]
@@ -88,6 +89,8 @@ class RoomLeg:
         self.bytewise: str | None = None
         self.enc_key: tuple[Any, ...] = ()
         self.enc_opts: dict[str, Any] = {}
+        self.loss: LossBucket | None = None   # Opus with packet_loss="auto": planned from RTCP
+        self.talker_complexity: int | None = None   # Opus: complexity of the leg's private streams
         self.enc_rate = room_rate
         self.enc_stateful = False
         self.ticks = 0

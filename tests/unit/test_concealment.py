@@ -90,8 +90,11 @@ def test_opus_lost_frame_is_rebuilt_from_the_next_packets_fec() -> None:
     from bridge.call.leg import encoder_options
     from bridge.config import Config
 
-    # The bridge's own Opus encoder settings (media.opus_expected_loss 10: LBRR is added).
-    enc = make_encoder("opus", **encoder_options(Config(), "opus"))
+    # The bridge's own Opus encoder settings for a shared stream heard by listeners whose RTCP
+    # reports ~10 % loss (media.opus_expected_loss "auto", bucket 10: LBRR is added).
+    opts = {**encoder_options(Config(), "opus"), "packet_loss": 10}
+    del opts["talker_complexity"]      # the room's setting for private streams, not the encoder's
+    enc = make_encoder("opus", **opts)
     packets = [enc.encode(glide[i * n:(i + 1) * n]) for i in range(len(glide) // n)]
     clean = make_decoder("opus")
     truth = [clean.decode(p) for p in packets]

@@ -1,0 +1,126 @@
+"""Room tick cost for Opus callers in a 48 kHz room (the issue-16 Opus rows, in process), by the
+bridge's Opus encoder settings: 3 talkers of N = 100, and everyone talking at N = 40 with the
+talker cap at its default and off.
+
+As bench_room_shapes.py: real RtpSession/JitterBuffer ports (no sockets), packets fed outside the
+timed region, CPU time of the ticking thread, median over ticks. The callers' packets are
+encoded once beforehand (each talker a different stretch of speech; the others low room
+noise, which an open microphone sends). Run: python benchmarks/bench_opus_rooms.py [--ticks 150]
+[--settings "complexity=5;complexity=10;complexity=5,native=0"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import shutil
+import time
+from typing import Any
+
+import numpy as np
+from bridge_codecs import Resampler, make_encoder
+
+from bridge.call.leg import encoder_options
+from bridge.config import Config, MediaConfig
+from bridge.media.room import Room
+from bridge.rtp.packet import build_rtp_header
+from bridge.rtp.session import RtpSession
+
+SCENARIOS = [(100, 3), (40, None)]      # (N, talkers; None: everyone)
+FRAMES = 100
+
+
+def streams() -> tuple[list[list[bytes]], list[bytes]]:
+    """Eight voices and -60 dBFS room noise, as a browser would send them (Opus, complexity 9).
+
+    Voices are espeak-ng speech (bench_quality.py's sentences, a different second each) over
+    -45 dBFS noise, so an open microphone stays open between words, when espeak-ng and sox are
+    installed; else harmonic tones with a syllable envelope. Opus's mode choice depends on the
+    signal (tones are coded as music, more cheaply), so speech is the honest input."""
+    rng = np.random.default_rng(1)
+    t = np.arange(FRAMES * 960) / 48000
+    speech = None
+    if shutil.which("espeak-ng") and shutil.which("sox"):
+        from benchmarks.bench_quality import espeak_speech
+
+        x16 = espeak_speech()
+        speech = Resampler(16000, 48000).process(x16[: len(x16) // 320 * 320])
+    voices = []
+    for v in range(8):
+        if speech is not None:
+            start = (v * 61 * 960) % (len(speech) - FRAMES * 960)
+            floor = rng.standard_normal(FRAMES * 960) * 180
+            x = np.clip(speech[start:start + FRAMES * 960] + floor, -32768, 32767).astype(np.int16)
+        else:
+            f0 = 120 + 23 * v
+            tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12))
+            x = (4000 * tone * (0.6 + 0.4 * np.sin(2 * np.pi * (2 + v) * t))).astype(np.int16)
+        enc = make_encoder("opus", native=False, complexity=9)
+        voices.append([enc.encode(x[i * 960:(i + 1) * 960]) for i in range(FRAMES)])
+    enc = make_encoder("opus", native=False, complexity=9)
+    noise = (rng.standard_normal(FRAMES * 960) * 30).astype(np.int16)
+    return voices, [enc.encode(noise[i * 960:(i + 1) * 960]) for i in range(FRAMES)]
+
+
+def run(n: int, talkers: int | None, cap: int | None, ticks: int, opts: dict[str, Any]) -> float:
+    room = Room("bench", 48000, max_talkers=MediaConfig().max_talkers if cap is None else cap)
+    voices, noise = streams()
+    legs: list[tuple[RtpSession, list[bytes], tuple[str, int]]] = []
+    for i in range(n):
+        addr = ("10.0.0.1", 20000 + i)
+        s = RtpSession(0x9000 + i, 111, 48000, 960, None, None, addr)
+        talks = talkers is None or i < talkers
+        legs.append((s, voices[i % 8] if talks else noise, addr))
+        room.add_leg(f"leg{i}", s, "opus", "opus", payload_type=111, encoder_opts=opts)
+    now = 0.0
+    seq = 0
+
+    def feed() -> None:
+        for i, (s, stream, addr) in enumerate(legs):
+            data = build_rtp_header(111, seq & 0xFFFF, seq * 960, 0x1000 + i) + stream[seq % len(stream)]
+            s.receive(data, addr, now)
+
+    for _ in range(4):
+        feed()
+        seq += 1
+        now += 0.02
+    gc.collect()
+    gc.freeze()
+    times = []
+    for _ in range(ticks):
+        feed()
+        t0 = time.thread_time()      # CPU time: the machine is shared, wall time is noisy
+        room.tick(now)
+        times.append(time.thread_time() - t0)
+        seq += 1
+        now += 0.02
+    gc.unfreeze()
+    return float(np.median(times[10:])) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ticks", type=int, default=150)
+    ap.add_argument("--settings", default="",
+                    help="';'-separated bridge Opus settings to compare, e.g. complexity=5;complexity=10 "
+                         "(default: config.yaml's)")
+    args = ap.parse_args()
+    base = encoder_options(Config(), "opus")
+    variants = [{k: int(v) for k, v in (kv.split("=") for kv in spec.split(",") if kv)}
+                for spec in args.settings.split(";")] if args.settings else [{}]
+    print(f"# {datetime.date.today()}  48 kHz room, Opus callers; bridge defaults {base}")
+    print("| bridge settings | N | talkers | cap | tick ms (median CPU) | % of a core per participant |")
+    print("|---|---|---|---|---|---|")
+    for extra in variants:
+        opts = {**base, **extra}
+        for n, talkers in SCENARIOS:
+            for cap in ((None, 0) if talkers is None else (None,)):
+                ms = run(n, talkers, cap, args.ticks, opts)
+                label = f"{MediaConfig().max_talkers} (default)" if cap is None else "off"
+                print(f"| {extra or 'defaults'} | {n} | {talkers or 'all'} | {label} | {ms:.2f} | "
+                      f"{ms / 20 * 100 / n:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
