@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bridge.media.levels import levels_dbov
 from bridge.media.room_events import RoomEvent, SourceFinished
 from bridge.media.room_plan import EMPTY, FRAME, I32, BulkGroup, LanePayload, Pcm, RoomLeg, fit, kind_of
 from bridge.media.room_state import RoomState
@@ -22,6 +23,8 @@ class RoomIngress(RoomState):
         inputs = mixer.inputs
         present = mixer.present
         present[:mixer.count] = False
+        mixer.given[:mixer.count] = False
+        self._always = self._render_always()
         kinds: dict[type, int] = {}   # per tick: dispatch on the shape of the first result seen
         for group in self._bulk:
             if group.lane is not None:
@@ -125,17 +128,46 @@ class RoomIngress(RoomState):
 
     def _resample_group(self, group: BulkGroup, inputs: npt.NDArray[np.int16],
                         present: npt.NDArray[np.bool_]) -> None:
-        """Every row of the group that got a frame this tick, to the room rate in one product."""
+        """Every row of the group that got a frame this tick, to the room rate in one product
+        (only the rows that may be mixed, see _narrow_levels)."""
         assert self._rows is not None and group.stage is not None
         got = group.got
         if got.all():
-            self._rows.process(group.idx, group.stage, None, inputs)
-            present[group.idx] = True
+            slots, frames = group.idx, group.stage
         elif got.any():
             rows = np.flatnonzero(got)
-            self._rows.process(group.idx, group.stage, rows, inputs)
-            present[group.idx[rows]] = True
+            slots, frames = group.idx[rows], group.stage[rows]
+        else:
+            return
         got[:] = False
+        need = self._narrow_levels(slots, frames)
+        self._rows.process(slots, frames, None if need.all() else need, inputs)
+        present[slots] = True
+
+    def _narrow_levels(self, slots: npt.NDArray[np.intp], frames: npt.NDArray[np.int16]) -> npt.NDArray[np.bool_]:
+        """Levels of 8 kHz frames bound for a wider room, measured before resampling (the mixer
+        takes them as given), and which of these slots need their room-rate frame: those the
+        gate may let into the mix this tick, and legs whose own input is heard or recorded
+        (whisper, leg sinks). The others are resampled for their history only and their input
+        row is zero. The per-leg path (_decode_one) decides the same way on the same levels."""
+        mixer = self.mixer
+        lev = levels_dbov(frames, self._probe8)
+        mixer.given_level[slots] = lev
+        mixer.given[slots] = True
+        need = mixer.detector.may_open(slots, lev)
+        if self._always is not None:
+            need |= np.isin(slots, self._always)
+        return need
+
+    def _render_always(self) -> npt.NDArray[np.intp] | None:
+        """Slots whose room-rate input is used whatever the gate says: a whisperer's (heard
+        by its targets) and a leg with sinks of its own (recorded)."""
+        if not self._sink_legs and not self._nonplain:
+            return None
+        slots = {leg.slot for leg in self._sink_legs}
+        for leg in self._nonplain:
+            slots.update(sup.slot for sup in leg.whisperers)
+        return np.fromiter(slots, np.intp, len(slots)) if slots else None
 
     def _read_lane(self, group: BulkGroup, now: float, kinds: dict[type, int],
                    inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
@@ -192,13 +224,20 @@ class RoomIngress(RoomState):
         pcm = self._decode_pcm(leg, kind, result)
         if pcm is None:
             return
+        slot = leg.slot
         if leg.in_resampler is not None:
+            narrow = fit(pcm, leg.dec_samples)
             try:
-                pcm = leg.in_resampler.process(fit(pcm, leg.dec_samples))
+                pcm = leg.in_resampler.process(narrow)
             except Exception:
                 return
-        inputs[leg.slot] = fit(pcm, self.frame_samples)
-        present[leg.slot] = True
+            # An 8 kHz leg in a wider room, as a bulk group's row: measured before
+            # resampling, zero at the room rate when it cannot be mixed.
+            if (leg.dec_samples == self.g711_samples
+                    and not self._narrow_levels(np.array([slot]), narrow.reshape(1, -1))[0]):
+                pcm = self._zeros
+        inputs[slot] = fit(pcm, self.frame_samples)
+        present[slot] = True
 
     def _catch_up(self, leg: RoomLeg) -> None:
         """Feed the leg's decoder the payloads it missed while they were decoded in bulk (the
