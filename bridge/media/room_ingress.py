@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from bridge_codecs.g722 import G722Decoder
 
 from bridge.media.levels import levels_dbov
 from bridge.media.room_events import RoomEvent, SourceFinished
@@ -42,11 +43,34 @@ class RoomIngress(RoomState):
                     kinds[cls] = kind_of(results[classes.index(cls)])
             empty = {cls for cls, kind in kinds.items() if kind == EMPTY}
             legs = self._other
+            native = self._native if self.bulk else None
+            base, stride, samples = inputs.ctypes.data, inputs.strides[0], self.frame_samples
+            in_loss = self._in_loss
+            done: list[int] = []
             for i in [i for i, cls in enumerate(classes) if cls not in empty]:
                 leg = legs[i]
-                if not leg.on_hold:                      # held legs are drained, never decoded
-                    result = results[i]
-                    self._decode_one(leg, kinds[classes[i]], result, inputs, present)
+                if leg.on_hold:                          # held legs are drained, never decoded
+                    continue
+                result = results[i]
+                kind = kinds[classes[i]]
+                if native is not None and kind == FRAME:
+                    # A steady native G.722 leg: decoded by libspandsp straight into its row.
+                    entry = native.get(leg)
+                    if entry is None or entry[0] is not leg.decoder:
+                        entry = self._native_entry(leg)
+                    slot = leg.slot
+                    if entry[1] is not None and not in_loss[slot] and 2 * len(result.payload) == samples:
+                        fn, state = entry[1]
+                        try:
+                            ok = fn(state, base + slot * stride, result.payload, samples // 2) == samples
+                        except Exception:      # not a bytes payload: its decoder's own path
+                            ok = False
+                        if ok:
+                            done.append(slot)
+                            continue
+                self._decode_one(leg, kind, result, inputs, present)
+            if done:
+                self._remember_wide(np.array(done, np.intp), inputs, present)
 
     def _read_bulk(self, group: BulkGroup, kinds: dict[type, int], inputs: npt.NDArray[np.int16],
                    present: npt.NDArray[np.bool_]) -> None:
@@ -194,6 +218,33 @@ class RoomIngress(RoomState):
                 results[i] = LanePayload(payloads[i].tobytes())
         self._decode_each(group, rest, results, kinds, inputs, present)
 
+    def _native_entry(self, leg: RoomLeg) -> tuple[Any, tuple[Any, int] | None]:
+        """(decoder, its libspandsp entry point or None), cached per leg: a G.722 decoder at the
+        room rate, in a room that is not the per-leg reference (bulk=False)."""
+        decoder = leg.decoder
+        found = decoder.native() if isinstance(decoder, G722Decoder) and leg.in_resampler is None else None
+        if len(self._native) > 2 * len(self._legs) + 16:
+            self._native = {k: v for k, v in self._native.items() if k.leg_id in self._legs}
+        entry = self._native[leg] = (decoder, found)
+        return entry
+
+    def _remember_wide(self, slots: npt.NDArray[np.intp], inputs: npt.NDArray[np.int16],
+                       present: npt.NDArray[np.bool_]) -> None:
+        """Frames decoded natively become each slot's newest history entry (the decoder's
+        concealment has not seen them: _catch_up hands them over before it is used again)."""
+        present[slots] = True
+        hist = self._wide_hist
+        if hist is None or hist.shape[1] < self._in_loss.shape[0]:
+            grown = np.zeros((2, self._in_loss.shape[0], self.frame_samples), np.int16)
+            if hist is not None:
+                grown[:, :hist.shape[1]] = hist
+            self._wide_hist = hist = grown
+        older = 1 - self._hist_new[slots]
+        hist[older, slots] = inputs[slots]
+        self._hist_ok[older, slots] = True
+        self._hist_new[slots] = older
+        self._stale[slots] = True
+
     def _remember(self, slots: npt.NDArray[np.intp], codes: npt.NDArray[np.uint8]) -> None:
         """Bulk-decoded payloads become each slot's newest history entry; the decoders missed them."""
         older = 1 - self._hist_new[slots]
@@ -245,8 +296,13 @@ class RoomIngress(RoomState):
         them all, so the history is emptied (the next bulk payloads start it again)."""
         slot = leg.slot
         new = int(self._hist_new[slot])
-        for row in (1 - new, new):
-            if self._hist_ok[row, slot]:
+        rows = [row for row in (1 - new, new) if self._hist_ok[row, slot]]
+        if self._wide_hist is not None and isinstance(leg.decoder, G722Decoder):
+            # Natively decoded G.722: the decoder's ADPCM state is current, only its
+            # concealment history is behind.
+            leg.decoder.decoded_elsewhere([self._wide_hist[row, slot] for row in rows])
+        else:
+            for row in rows:
                 leg.decoder.decode(self._hist[row, slot].tobytes())
         self._hist_ok[:, slot] = False
         self._stale[slot] = False

@@ -72,6 +72,9 @@ class RoomState:
         self._hist = np.zeros((2, cap, self.g711_samples), np.uint8)
         self._hist_ok = np.zeros((2, cap), np.bool_)
         self._hist_new = np.zeros(cap, np.intp)    # row of _hist holding the newest payload
+        # Natively decoded G.722 legs (room_ingress): the last two frames per slot, made on use.
+        self._native: dict[RoomLeg, tuple[Any, tuple[Any, int] | None]] = {}
+        self._wide_hist: npt.NDArray[np.int16] | None = None
         # The plan (see module doc), rebuilt at tick start when _dirty.
         self._dirty = True
         self._lanes_ok = True      # False once a lane raised: this room stays on the per-leg path
