@@ -1,8 +1,9 @@
 """The whole media path with real sockets: the real bridge process, N G.711 callers.
 
-Starts ``python -m bridge`` on a generated config (loopback, free ports, one 8 kHz room
-for up to 1000), then benchmarks/loadgen.py, which places N calls over SIP/UDP and sends
-PCMU RTP at 50 packets/s per leg while counting the bridge's RTP. Over the loadgen's
+Starts ``python -m bridge`` on a generated config (loopback, free ports, one room of
+``--rate`` Hz, 16000 by default like a room without a rate, for up to 1000), then
+benchmarks/loadgen.py, which places N calls over SIP/UDP and sends PCMU RTP at 50 packets/s per
+leg (``--talkers`` of them a tone, the rest low noise) while counting the bridge's RTP. Over the loadgen's
 measurement window (after set-up and warm-up) we read the bridge process's CPU time
 (utime+stime of it and its children, /proc/<pid>/stat) and report:
 
@@ -78,7 +79,8 @@ def proc_cpu_seconds(pid: int, which: str = "both") -> float:
     return total
 
 
-def write_config(workdir: Path, sip_port: int, http_port: int, rtp_lo: int, rtp_hi: int) -> Path:
+def write_config(workdir: Path, sip_port: int, http_port: int, rtp_lo: int, rtp_hi: int,
+                 rate: int = 16000) -> Path:
     cfg: dict[str, Any] = {
         "sip": {"host": "127.0.0.1", "port": sip_port, "advertise_host": "127.0.0.1", "transports": ["udp"]},
         "rtp": {"host": "127.0.0.1", "port_min": rtp_lo, "port_max": rtp_hi, "inactivity_timeout_s": 120},
@@ -86,7 +88,7 @@ def write_config(workdir: Path, sip_port: int, http_port: int, rtp_lo: int, rtp_
         "data_dir": str(workdir / "data"),
         "log_level": "info",
         "accounts": [{"id": "bench", "name": "Bench", "tokens": ["bench-token"]}],
-        "rooms": [{"name": "bench", "account": "bench", "rate": 8000, "codecs": ["PCMU"],
+        "rooms": [{"name": "bench", "account": "bench", "rate": rate, "codecs": ["PCMU"],
                    "max_participants": 1000, "beep": "never"}],
         # The load generator places every call from 127.0.0.1: a trusted source, not a flood.
         "security": {"trusted_proxies": ["127.0.0.1"]},
@@ -129,7 +131,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
     sip_port, http_port = free_sip_port(), free_port(socket.SOCK_STREAM)
     rtp_lo = random.randrange(20000, 26000) & ~1   # below the ephemeral range, 2 ports per leg
     rtp_hi = rtp_lo + 6000
-    config = write_config(workdir, sip_port, http_port, rtp_lo, rtp_hi)
+    config = write_config(workdir, sip_port, http_port, rtp_lo, rtp_hi, args.rate)
     env = {**os.environ, "TUTTI_STATS_INTERVAL": "2", **env_extra}
     log_path = workdir / "bridge.log"
     bridge = loadgen = spy = None
@@ -142,7 +144,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
         wait_http(http_port, bridge, 20)
         loadgen = subprocess.Popen(
             [sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), "--sip", f"127.0.0.1:{sip_port}",
-             "--n", str(n), "--setup-s", str(max(1.0, n / 400)), "--warmup-s", str(args.warmup),
+             "--n", str(n), "--talkers", str(args.talkers), "--setup-s", str(max(1.0, n / 400)), "--warmup-s", str(args.warmup),
              "--window-s", str(args.window), *([] if args.telephone_event else ["--no-telephone-event"]), "--client-base-port", str(rtp_hi + 100 + random.randrange(0, 4000) * 2)],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
         assert loadgen.stdout is not None
@@ -298,6 +300,9 @@ def fmt(value: Any, spec: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[10, 100, 500, 1000])
+    ap.add_argument("--rate", type=int, default=16000, choices=(8000, 16000, 48000),
+                    help="the room's rate (16000: the default room)")
+    ap.add_argument("--talkers", type=int, default=3, help="callers sending a tone; the rest send low noise")
     ap.add_argument("--window", type=float, default=10.0, help="measurement window, seconds")
     ap.add_argument("--warmup", type=float, default=3.0, help="RTP flowing before the window, seconds")
     ap.add_argument("--variants", nargs="*", default=[], metavar="LOOP/RECV[/SEND]",
@@ -324,6 +329,7 @@ def main() -> int:
         if len(parts) > 2:
             env["TUTTI_RTP_SEND"] = parts[2]
         variants.append(env)
+    print(f"one {args.rate} Hz room, {args.talkers} talkers, PCMU callers")
     print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'%/participant':>13} {'b->c loss %':>11} "
           f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: IO':>20} "
           f"{'rooms':>5}")

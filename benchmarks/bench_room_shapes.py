@@ -26,8 +26,9 @@ SCENARIOS = [  # (room rate, N, talkers or None for everyone)
 ]
 
 
-def streams(frames: int = 50) -> tuple[list[list[bytes]], list[bytes]]:
-    """Eight different voices (tones with a syllable envelope) and low background noise."""
+def streams(frames: int = 50, silence: bool = False) -> tuple[list[list[bytes]], list[bytes]]:
+    """Eight different voices (tones with a syllable envelope) and low background noise (about
+    -61 dBov, under the gate) or, with ``silence``, digital silence."""
     enc = make_encoder("PCMU")
     t = np.arange(frames * 160) / 8000
     voices = []
@@ -36,14 +37,14 @@ def streams(frames: int = 50) -> tuple[list[list[bytes]], list[bytes]]:
         x = (5000 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * (2 + v) * t))).astype(np.int16)
         voices.append([enc.encode(x[i * 160:(i + 1) * 160]) for i in range(frames)])
     rng = np.random.default_rng(1)
-    noise = (rng.standard_normal(frames * 160) * 30).astype(np.int16)
+    noise = (rng.standard_normal(frames * 160) * (0 if silence else 30)).astype(np.int16)
     return voices, [enc.encode(noise[i * 160:(i + 1) * 160]) for i in range(frames)]
 
 
-def run(rate: int, n: int, talkers: int | None, cap: int | None, ticks: int) -> float:
+def run(rate: int, n: int, talkers: int | None, cap: int | None, ticks: int, silence: bool = False) -> float:
     # cap None: the configuration's default talker cap (media.max_talkers)
     room = Room("bench", rate, max_talkers=MediaConfig().max_talkers if cap is None else cap)
-    voices, noise = streams()
+    voices, noise = streams(silence=silence)
     legs: list[tuple[RtpSession, list[bytes], tuple[str, int]]] = []
     for i in range(n):
         addr = ("10.0.0.1", 20000 + i)
@@ -81,12 +82,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ticks", type=int, default=150)
     args = ap.parse_args()
-    print(f"{'rate':>6} {'N':>5} {'talkers':>8} {'cap':>8} {'median ms':>10} {'us/leg':>7}")
+    print(f"{'rate':>6} {'N':>5} {'talkers':>8} {'others':>8} {'cap':>8} {'median ms':>10} {'us/leg':>7}")
     for rate, n, talkers in SCENARIOS:
         for cap in ((None, 0) if talkers is None else (None,)):
-            ms = run(rate, n, talkers, cap, args.ticks)
-            label = f"{MediaConfig().max_talkers} (dflt)" if cap is None else "off"
-            print(f"{rate:>6} {n:>5} {str(talkers or 'all'):>8} {label:>8} {ms:>10.2f} {ms * 1000 / n:>7.1f}")
+            # The listeners of a few-talker room: background noise, or digital silence (what the
+            # side-by-side comparison's load generator sends).
+            for silence in ((False, True) if talkers is not None else (False,)):
+                ms = run(rate, n, talkers, cap, args.ticks, silence)
+                label = f"{MediaConfig().max_talkers} (dflt)" if cap is None else "off"
+                others = "-" if talkers is None else "silence" if silence else "noise"
+                print(f"{rate:>6} {n:>5} {str(talkers or 'all'):>8} {others:>8} {label:>8} {ms:>10.2f}"
+                      f" {ms * 1000 / n:>7.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ timed region.  Run: python benchmarks/bench_tick.py
 
 from __future__ import annotations
 
+import argparse
 import gc
 import struct
 import time
@@ -151,6 +152,9 @@ def bench(name: str, n: int, shared: bool, stub: bool = False) -> tuple[float, f
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--codecs", nargs="+", default=list(CODECS), choices=list(CODECS))
+    args = ap.parse_args()
     print(f"{'codec':>6} {'N':>6} {'shared':>7} {'ports':>6} {'streams':>8} {'median ms':>10} {'p99 ms':>8}"
           f" {'min ms':>7} {'us/leg':>7}")
 
@@ -162,7 +166,7 @@ def main() -> None:
             print(f"{'':>6} stub ports alone {ports_us / 1000:.2f} ms -> room's own cost ~{(med - ports_us) / 1000:.2f} ms")
         return med
 
-    for name in ("PCMU", "G722", "opus"):
+    for name in args.codecs:
         scaling = {n: row(name, n, True) for n in (10, 100, 1000)}
         row(name, 1000, True, stub=True)
         for n in (10, 100, 1000):

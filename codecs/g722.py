@@ -7,6 +7,8 @@ which is the same bitstream (G.722 is sample-by-sample ADPCM).
 
 from __future__ import annotations
 
+import ctypes
+from collections.abc import Callable
 from typing import Any
 
 import av
@@ -86,6 +88,22 @@ class G722Decoder:
             self._ctx = ctx
         self._plc = Concealer(self.sample_rate, window_ms=12, xfade_ms=2)   # see plc.py
         self._last: Pcm | None = None     # the last frame out, what the state walk starts from
+
+    def native(self) -> tuple[Callable[..., int], int] | None:
+        """``(g722_decode, state address)`` when decoding through libspandsp, for a caller that
+        decodes many legs' frames straight into its own rows: ``fn(state, out_address, payload,
+        len(payload))`` returns the samples written. The frames so decoded must then be handed
+        to ``decoded_elsewhere`` (the concealment history) before this decoder is used again;
+        only for frames that are not the first after a loss (those are cross-faded here)."""
+        if self._span is None:
+            return None
+        return self._span.fn, ctypes.addressof(self._span.buf)
+
+    def decoded_elsewhere(self, frames: list[Pcm]) -> None:
+        """The frames the caller decoded through ``native`` since, the oldest first (the
+        concealment only needs the last 40 ms, see plc.py): as if decode() had returned them."""
+        for pcm in frames:
+            self._last = self._plc.good(pcm.copy())
 
     @property
     def owns_state(self) -> bool:

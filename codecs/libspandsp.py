@@ -94,10 +94,11 @@ class SpanG722Encoder(_State):
 class SpanG722Decoder(_State):
     def __init__(self, lib: ctypes.CDLL) -> None:
         super().__init__(lib, "decode")
+        self.fn = lib.g722_decode
 
     def decode(self, payload: bytes) -> Pcm:
-        out = np.zeros(2 * len(payload), np.int16)
-        n = self._lib.g722_decode(self.buf, out.ctypes.data, payload, len(payload))
+        out = np.empty(2 * len(payload), np.int16)
+        n = self.fn(self.buf, out.ctypes.data, payload, len(payload))
         return out[:n]
 
     def resync(self, before: Pcm | None, concealed: Pcm) -> None:

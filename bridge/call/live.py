@@ -261,22 +261,34 @@ class LiveConference:
 
     # ------------------------------------------------------------------ what each one hears
 
-    def _wanted_background(self, m: Member) -> Background:
+    def _lone(self) -> Member | None:
+        """The only member not waiting, if there is exactly one (who then hears "alone")."""
+        # A participant on hold is still in the conference: the other one is not "alone".
+        lone = None
+        for x in self.members.values():
+            if not x.participant.waiting:
+                if lone is not None:
+                    return None
+                lone = x
+        return lone
+
+    def _wanted_background(self, m: Member, lone: Member | None) -> Background:
         if m.participant.held_by_api:
             return "held"
         if m.participant.waiting:
             return "waiting"
-        # A participant on hold is still in the conference: the other one is not "alone".
-        present = [x for x in self.members.values() if not x.participant.waiting]
-        if len(present) == 1 and present[0] is m and not self.trunks and not self.trunk_expected:
+        if lone is m and not self.trunks and not self.trunk_expected:
             return "alone"
         return "none"
 
     def refresh_backgrounds(self) -> None:
+        # The lone member once per refresh, not once per member: every join refreshes, and
+        # a scan per member made placing N calls O(N^3) (1,000 callers stalled the media clock).
+        lone = self._lone()
         for m in self.members.values():
             if m.foreground is not None:
                 continue  # a prompt is playing; its end calls refresh again
-            wanted = self._wanted_background(m)
+            wanted = self._wanted_background(m, lone)
             if wanted == m.background:
                 continue
             m.background = wanted
@@ -305,7 +317,7 @@ class LiveConference:
         m.foreground, m.foreground_media = kind, "+".join(names)
         m.background = "none"
         # While alone or waiting the prompt replaces the music; otherwise it plays over the mix.
-        replace = m.participant.waiting or self._wanted_background(m) != "none" or kind == "closing"
+        replace = m.participant.waiting or self._wanted_background(m, self._lone()) != "none" or kind == "closing"
         self.room.set_leg_source(pid, self.prompts.prompt(names, self.conf.rate), "replace" if replace else "mix")
         self._publish(ev.PlaybackStarted(self.conf.id, participant_id=pid, media=m.foreground_media))
 

@@ -37,11 +37,16 @@ def probe_indices(frame_samples: int, count: int = 64) -> npt.NDArray[np.intp]:
 
 
 def levels_dbov(frames: npt.NDArray[np.int16], probe: npt.NDArray[np.intp] | None = None) -> F32:
-    """dBov of each row of an int16 [n, samples] block (estimated on ``probe`` columns if given)."""
+    """dBov of each row of an int16 [n, samples] block (estimated on ``probe`` columns if given).
+
+    The sum of squares is an exact integer and the rest is elementwise, so a row's level does not
+    depend on which other rows are measured with it: the room measures some rows on their own
+    (a leg decoded alone) and others in blocks, and the two must agree to the bit."""
     block = frames if probe is None else np.take(frames, probe, axis=1)
-    x = block.astype(np.float32)
-    ms = np.einsum("ij,ij->i", x, x) / np.float32(x.shape[1] * _FULL_SCALE_SQ)
-    return (10.0 * np.log10(np.maximum(ms, np.float32(_TINY)))).astype(np.float32)
+    x = block.astype(np.int64)
+    ss = np.einsum("ij,ij->i", x, x)
+    ms = ss / (x.shape[1] * _FULL_SCALE_SQ)
+    return (10.0 * np.log10(np.maximum(ms, _TINY))).astype(np.float32)
 
 
 def level_dbov(frame: npt.NDArray[np.int16]) -> float:
@@ -104,6 +109,16 @@ class TalkDetector:
     @property
     def gate_open(self) -> BoolArr:
         return self.gate_left > 0
+
+    def may_open(self, slots: npt.NDArray[np.intp], levels: F32) -> BoolArr:
+        """Which of ``slots`` could have an open gate after ``update`` with these levels (a
+        superset: the gate opens or stays open only at these levels, or while open or talking).
+        A slot outside it cannot be mixed this tick, so its frame need not be rendered."""
+        c = self.config
+        if c.start_frames <= 0:
+            return np.ones(slots.shape[0], np.bool_)
+        low = min(c.gate_open_dbov, c.gate_close_dbov, c.start_dbov)
+        return (levels >= low) | (self.gate_left[slots] > 0) | self.talking[slots]
 
     def update(self, levels: F32, count: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
         """Feed this tick's levels for slots [0, count); absent slots must carry FLOOR_DBOV."""

@@ -2,8 +2,9 @@
 
 The room writes each leg's decoded frame (room rate, int16) into ``inputs[slot]`` and flags it
 ``present``; ``mix()`` then
-  1. measures every present input on a few probe samples (levels.py), runs the silence gate and
-     talk detection for all slots in a handful of vectorised calls;
+  1. measures every present input on a few probe samples (levels.py; or takes the level the room
+     measured before resampling, ``given``), runs the silence gate and talk detection for all
+     slots in a handful of vectorised calls;
   2. picks contributors: present, eligible (not muted / listen-only / held / isolated), gate open,
      and only the loudest ``max_talkers`` of those (0 = no limit);
   3. sums only the contributors into an int32 total (O(K*S), never an [N, S] copy).
@@ -84,6 +85,10 @@ class Mixer:
         s = self.frame_samples
         self.inputs = np.zeros((capacity, s), np.int16)
         self.present = np.zeros(capacity, np.bool_)
+        # Levels measured by the room before resampling (8 kHz legs in a wider room, ``given``);
+        # the mixer measures the other present rows itself.
+        self.given = np.zeros(capacity, np.bool_)
+        self.given_level = np.full(capacity, FLOOR_DBOV, np.float32)
         self.eligible = np.zeros(capacity, np.bool_)
         self.pinned = np.zeros(capacity, np.bool_)   # exempt from the max_talkers selection
         self.in_gain = np.ones(capacity, np.float32)
@@ -122,6 +127,7 @@ class Mixer:
         self._used[slot] = True
         self.inputs[slot] = 0
         self.present[slot] = False
+        self.given[slot] = False
         self.eligible[slot] = eligible
         self.pinned[slot] = False
         self.in_gain[slot] = db_to_gain(in_gain_db)
@@ -134,6 +140,7 @@ class Mixer:
             raise KeyError(slot)
         self._used[slot] = False
         self.present[slot] = False
+        self.given[slot] = False
         self.eligible[slot] = False
         self.pinned[slot] = False
         self._is_contrib[slot] = False
@@ -158,7 +165,7 @@ class Mixer:
         inputs = np.zeros((capacity, self.frame_samples), np.int16)
         inputs[:old] = self.inputs
         self.inputs = inputs
-        for name, fill in (("present", False), ("eligible", False), ("pinned", False), ("in_gain", 1.0),
+        for name, fill in (("present", False), ("given", False), ("given_level", FLOOR_DBOV), ("eligible", False), ("pinned", False), ("in_gain", 1.0),
                            ("_used", False), ("_is_contrib", False), ("_row", -1)):
             arr = getattr(self, name)
             new = np.full(capacity, fill, arr.dtype)
@@ -172,8 +179,17 @@ class Mixer:
         the total heard by everyone and is nobody's own contribution."""
         n = self._count
         present = self.present[:n]
-        lev = levels_dbov(self.inputs[:n], self._probe)
-        lev[~present] = FLOOR_DBOV
+        given = self.given[:n]
+        if given.any():
+            lev = np.full(n, FLOOR_DBOV, np.float32)
+            rows = np.flatnonzero(present & ~given)
+            if rows.size:
+                lev[rows] = levels_dbov(self.inputs[rows], self._probe)
+            rows = np.flatnonzero(present & given)
+            lev[rows] = self.given_level[rows]
+        else:
+            lev = levels_dbov(self.inputs[:n], self._probe)
+            lev[~present] = FLOOR_DBOV
         started, stopped = self.detector.update(lev, n)
         dom_changed = self.dominant.update(self.detector, n)
 

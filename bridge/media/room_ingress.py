@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from bridge_codecs.g722 import G722Decoder
 
+from bridge.media.levels import levels_dbov
 from bridge.media.room_events import RoomEvent, SourceFinished
 from bridge.media.room_plan import EMPTY, FRAME, I32, BulkGroup, LanePayload, Pcm, RoomLeg, fit, kind_of
 from bridge.media.room_state import RoomState
@@ -22,6 +24,8 @@ class RoomIngress(RoomState):
         inputs = mixer.inputs
         present = mixer.present
         present[:mixer.count] = False
+        mixer.given[:mixer.count] = False
+        self._always = self._render_always()
         kinds: dict[type, int] = {}   # per tick: dispatch on the shape of the first result seen
         for group in self._bulk:
             if group.lane is not None:
@@ -39,11 +43,34 @@ class RoomIngress(RoomState):
                     kinds[cls] = kind_of(results[classes.index(cls)])
             empty = {cls for cls, kind in kinds.items() if kind == EMPTY}
             legs = self._other
+            native = self._native if self.bulk else None
+            base, stride, samples = inputs.ctypes.data, inputs.strides[0], self.frame_samples
+            in_loss = self._in_loss
+            done: list[int] = []
             for i in [i for i, cls in enumerate(classes) if cls not in empty]:
                 leg = legs[i]
-                if not leg.on_hold:                      # held legs are drained, never decoded
-                    result = results[i]
-                    self._decode_one(leg, kinds[classes[i]], result, inputs, present)
+                if leg.on_hold:                          # held legs are drained, never decoded
+                    continue
+                result = results[i]
+                kind = kinds[classes[i]]
+                if native is not None and kind == FRAME:
+                    # A steady native G.722 leg: decoded by libspandsp straight into its row.
+                    entry = native.get(leg)
+                    if entry is None or entry[0] is not leg.decoder:
+                        entry = self._native_entry(leg)
+                    slot = leg.slot
+                    if entry[1] is not None and not in_loss[slot] and 2 * len(result.payload) == samples:
+                        fn, state = entry[1]
+                        try:
+                            ok = fn(state, base + slot * stride, result.payload, samples // 2) == samples
+                        except Exception:      # not a bytes payload: its decoder's own path
+                            ok = False
+                        if ok:
+                            done.append(slot)
+                            continue
+                self._decode_one(leg, kind, result, inputs, present)
+            if done:
+                self._remember_wide(np.array(done, np.intp), inputs, present)
 
     def _read_bulk(self, group: BulkGroup, kinds: dict[type, int], inputs: npt.NDArray[np.int16],
                    present: npt.NDArray[np.bool_]) -> None:
@@ -125,17 +152,46 @@ class RoomIngress(RoomState):
 
     def _resample_group(self, group: BulkGroup, inputs: npt.NDArray[np.int16],
                         present: npt.NDArray[np.bool_]) -> None:
-        """Every row of the group that got a frame this tick, to the room rate in one product."""
+        """Every row of the group that got a frame this tick, to the room rate in one product
+        (only the rows that may be mixed, see _narrow_levels)."""
         assert self._rows is not None and group.stage is not None
         got = group.got
         if got.all():
-            self._rows.process(group.idx, group.stage, None, inputs)
-            present[group.idx] = True
+            slots, frames = group.idx, group.stage
         elif got.any():
             rows = np.flatnonzero(got)
-            self._rows.process(group.idx, group.stage, rows, inputs)
-            present[group.idx[rows]] = True
+            slots, frames = group.idx[rows], group.stage[rows]
+        else:
+            return
         got[:] = False
+        need = self._narrow_levels(slots, frames)
+        self._rows.process(slots, frames, None if need.all() else need, inputs)
+        present[slots] = True
+
+    def _narrow_levels(self, slots: npt.NDArray[np.intp], frames: npt.NDArray[np.int16]) -> npt.NDArray[np.bool_]:
+        """Levels of 8 kHz frames bound for a wider room, measured before resampling (the mixer
+        takes them as given), and which of these slots need their room-rate frame: those the
+        gate may let into the mix this tick, and legs whose own input is heard or recorded
+        (whisper, leg sinks). The others are resampled for their history only and their input
+        row is zero. The per-leg path (_decode_one) decides the same way on the same levels."""
+        mixer = self.mixer
+        lev = levels_dbov(frames, self._probe8)
+        mixer.given_level[slots] = lev
+        mixer.given[slots] = True
+        need = mixer.detector.may_open(slots, lev)
+        if self._always is not None:
+            need |= np.isin(slots, self._always)
+        return need
+
+    def _render_always(self) -> npt.NDArray[np.intp] | None:
+        """Slots whose room-rate input is used whatever the gate says: a whisperer's (heard
+        by its targets) and a leg with sinks of its own (recorded)."""
+        if not self._sink_legs and not self._nonplain:
+            return None
+        slots = {leg.slot for leg in self._sink_legs}
+        for leg in self._nonplain:
+            slots.update(sup.slot for sup in leg.whisperers)
+        return np.fromiter(slots, np.intp, len(slots)) if slots else None
 
     def _read_lane(self, group: BulkGroup, now: float, kinds: dict[type, int],
                    inputs: npt.NDArray[np.int16], present: npt.NDArray[np.bool_]) -> None:
@@ -161,6 +217,33 @@ class RoomIngress(RoomState):
                 # A lane frame of a leg still concealing goes through its decoder (it has state).
                 results[i] = LanePayload(payloads[i].tobytes())
         self._decode_each(group, rest, results, kinds, inputs, present)
+
+    def _native_entry(self, leg: RoomLeg) -> tuple[Any, tuple[Any, int] | None]:
+        """(decoder, its libspandsp entry point or None), cached per leg: a G.722 decoder at the
+        room rate, in a room that is not the per-leg reference (bulk=False)."""
+        decoder = leg.decoder
+        found = decoder.native() if isinstance(decoder, G722Decoder) and leg.in_resampler is None else None
+        if len(self._native) > 2 * len(self._legs) + 16:
+            self._native = {k: v for k, v in self._native.items() if k.leg_id in self._legs}
+        entry = self._native[leg] = (decoder, found)
+        return entry
+
+    def _remember_wide(self, slots: npt.NDArray[np.intp], inputs: npt.NDArray[np.int16],
+                       present: npt.NDArray[np.bool_]) -> None:
+        """Frames decoded natively become each slot's newest history entry (the decoder's
+        concealment has not seen them: _catch_up hands them over before it is used again)."""
+        present[slots] = True
+        hist = self._wide_hist
+        if hist is None or hist.shape[1] < self._in_loss.shape[0]:
+            grown = np.zeros((2, self._in_loss.shape[0], self.frame_samples), np.int16)
+            if hist is not None:
+                grown[:, :hist.shape[1]] = hist
+            self._wide_hist = hist = grown
+        older = 1 - self._hist_new[slots]
+        hist[older, slots] = inputs[slots]
+        self._hist_ok[older, slots] = True
+        self._hist_new[slots] = older
+        self._stale[slots] = True
 
     def _remember(self, slots: npt.NDArray[np.intp], codes: npt.NDArray[np.uint8]) -> None:
         """Bulk-decoded payloads become each slot's newest history entry; the decoders missed them."""
@@ -192,13 +275,20 @@ class RoomIngress(RoomState):
         pcm = self._decode_pcm(leg, kind, result)
         if pcm is None:
             return
+        slot = leg.slot
         if leg.in_resampler is not None:
+            narrow = fit(pcm, leg.dec_samples)
             try:
-                pcm = leg.in_resampler.process(fit(pcm, leg.dec_samples))
+                pcm = leg.in_resampler.process(narrow)
             except Exception:
                 return
-        inputs[leg.slot] = fit(pcm, self.frame_samples)
-        present[leg.slot] = True
+            # An 8 kHz leg in a wider room, as a bulk group's row: measured before
+            # resampling, zero at the room rate when it cannot be mixed.
+            if (leg.dec_samples == self.g711_samples
+                    and not self._narrow_levels(np.array([slot]), narrow.reshape(1, -1))[0]):
+                pcm = self._zeros
+        inputs[slot] = fit(pcm, self.frame_samples)
+        present[slot] = True
 
     def _catch_up(self, leg: RoomLeg) -> None:
         """Feed the leg's decoder the payloads it missed while they were decoded in bulk (the
@@ -206,8 +296,13 @@ class RoomIngress(RoomState):
         them all, so the history is emptied (the next bulk payloads start it again)."""
         slot = leg.slot
         new = int(self._hist_new[slot])
-        for row in (1 - new, new):
-            if self._hist_ok[row, slot]:
+        rows = [row for row in (1 - new, new) if self._hist_ok[row, slot]]
+        if self._wide_hist is not None and isinstance(leg.decoder, G722Decoder):
+            # Natively decoded G.722: the decoder's ADPCM state is current, only its
+            # concealment history is behind.
+            leg.decoder.decoded_elsewhere([self._wide_hist[row, slot] for row in rows])
+        else:
+            for row in rows:
                 leg.decoder.decode(self._hist[row, slot].tobytes())
         self._hist_ok[:, slot] = False
         self._stale[slot] = False

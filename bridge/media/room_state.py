@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bridge.media.containment import call_each
-from bridge.media.levels import TalkConfig
+from bridge.media.levels import TalkConfig, probe_indices
 from bridge.media.mixer import Mixer, db_to_gain
 from bridge.media.ports import AudioSink, AudioSource
 from bridge.media.room_events import LegFailed, RoomEvent, SinkFailed
@@ -64,11 +64,17 @@ class RoomState:
         self.g711_samples = 8 * frame_ms
         self._rows = RowResampler(rate, self.g711_samples, cap) if rate != 8000 else None
         self._down: RowDownsampler | None = None     # the talkers' streams to 8 kHz, made on use
+        # 8 kHz frames in a wider room are measured before resampling, on these probe samples.
+        self._probe8 = probe_indices(self.g711_samples)
+        self._always: npt.NDArray[np.intp] | None = None   # per tick: slots always rendered
         self._in_loss = np.zeros(cap, np.bool_)
         self._stale = np.zeros(cap, np.bool_)      # decoder missed payloads decoded in bulk
         self._hist = np.zeros((2, cap, self.g711_samples), np.uint8)
         self._hist_ok = np.zeros((2, cap), np.bool_)
         self._hist_new = np.zeros(cap, np.intp)    # row of _hist holding the newest payload
+        # Natively decoded G.722 legs (room_ingress): the last two frames per slot, made on use.
+        self._native: dict[RoomLeg, tuple[Any, tuple[Any, int] | None]] = {}
+        self._wide_hist: npt.NDArray[np.int16] | None = None
         # The plan (see module doc), rebuilt at tick start when _dirty.
         self._dirty = True
         self._lanes_ok = True      # False once a lane raised: this room stays on the per-leg path

@@ -9,7 +9,9 @@ rounding boundary, so every row is the per-leg resampler's output sample for sam
 (tests/unit/test_room_rates.py checks it against the per-leg path, tick for tick).
 
 The history lives here, one row per mixer slot; a slot whose leg got no frame this tick keeps
-its history (the per-leg path would not have called its resampler either).
+its history (the per-leg path would not have called its resampler either). A row the room does
+not need at the room rate (a quiet leg the gate cannot let into the mix) skips the product: its
+history is just its last input samples.
 """
 
 from __future__ import annotations
@@ -52,14 +54,25 @@ class RowResampler:
         self.history[slot] = 0.0
 
     def process(self, slots: npt.NDArray[np.intp], frames: npt.NDArray[np.int16],
-                rows: npt.NDArray[np.intp] | None, out: npt.NDArray[np.int16]) -> None:
-        """Resample ``frames[rows]`` (all rows when None) of the legs in ``slots`` (one per
-        frame row) into ``out[slots[rows]]``, advancing only those slots' histories."""
+                render: npt.NDArray[np.bool_] | None, out: npt.NDArray[np.int16]) -> None:
+        """Resample ``frames`` (one row per slot of ``slots``) into ``out[slots]``, advancing
+        those slots' histories. Rows outside ``render`` (None: all are rendered) only advance
+        their history, which is the last ``keep`` input samples and needs no product; their
+        output row is zeroed (the room renders only what it can mix, room_ingress.py)."""
         keep, n, block, up = self.keep, self.n, self.block, self.up
-        if rows is not None:
-            slots = slots[rows]
-            frames = frames[rows]
+        if render is not None and not render.all():
+            skip = ~render
+            idle = slots[skip]
+            if keep <= n:
+                self.history[idle] = frames[skip][:, n - keep:]
+            else:
+                self.history[idle] = np.concatenate([self.history[idle], frames[skip]], axis=1)[:, n:]
+            out[idle] = 0
+            slots = slots[render]
+            frames = frames[render]
         k = slots.shape[0]
+        if not k:
+            return
         buf = np.empty((k, keep + n))
         buf[:, :keep] = self.history[slots]
         buf[:, keep:] = frames

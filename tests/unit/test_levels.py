@@ -112,3 +112,22 @@ def test_dominant_speaker_hysteresis() -> None:
         step(-30, -15)          # B clearly louder for long enough
     assert changes == [0, 1]
     assert dom.forget(1) and dom.current is None
+
+
+@pytest.mark.parametrize("config", [TalkConfig(), TalkConfig(gate_open_dbov=-30.0, gate_close_dbov=-60.0, start_dbov=-45.0,
+                                                            start_frames=1, gate_hang=3)])
+def test_may_open_covers_every_gate_that_update_leaves_open(config: TalkConfig) -> None:
+    """may_open (decided before update, to skip rendering rows that cannot be mixed) must hold
+    for every slot whose gate is open after update, over levels wandering across every threshold."""
+    rng = np.random.default_rng(5)
+    det = TalkDetector(64, config)
+    slots = np.arange(64)
+    levels = np.full(64, -90.0, np.float32)
+    tight = 0
+    for _ in range(400):
+        levels = np.clip(levels + rng.normal(0, 6, 64), -127, 0).astype(np.float32)
+        may = det.may_open(slots, levels)
+        det.update(levels, 64)
+        assert not (det.gate_open & ~may).any()
+        tight += int((~may).sum())
+    assert tight > 1000          # and it does rule many out

@@ -164,3 +164,113 @@ def test_lanes_in_a_wideband_room_equal_the_per_leg_path(rate: int) -> None:
     assert used_lane > 0.8 * 12 * 60, used_lane      # most frames were played by the lane
     for pf, pr in zip(worlds[0][1], worlds[1][1]):
         assert pf.session.stats() == pr.session.stats()
+
+
+# -- quiet rows: measured at 8 kHz, resampled only when they may be mixed ---------------------------
+# Per leg and tick: L = loud voice, q = background noise (about -70 dBov), z = digital silence,
+# M = Missing (concealed), E = nothing. Quiet and silent stretches longer than the gate's hangover
+# (15 ticks) close it; the rows then become talkers again, so a skipped stretch must leave the
+# resampler history exactly where the per-leg resampler has it.
+SCRIPTS = ["LLLLLLLLLLqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", "zzzzzLLLLLzzzzzzzzzzzzzzzzzzzzLLLLqqqqqq",
+           "qqqqqqqqLLLLqqqqqqqqqqqqqqqqqqqqqLLLLLLL", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+           "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", "qqqMqqqqEEqqLLLMLLqqqqqqqqqqqqqqqqqMqqLL",
+           "zzzzzzzzzzzzLqzqzqzqzzzzzzzzzzzzzzzzzzzz", "LLLLLqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"]
+
+
+def noise(seed: int, tick: int) -> np.ndarray:
+    return np.random.default_rng(seed * 1000 + tick).normal(0, 8, 160).round().astype(np.int16)
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def write(self, pcm: np.ndarray, rate: int) -> None:
+        self.frames.append(pcm.tobytes())
+
+
+@pytest.mark.parametrize("max_talkers", [0, 2])
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_quiet_rows_skip_resampling_exactly_as_the_per_leg_path(rate: int, max_talkers: int) -> None:
+    worlds = []
+    for bulk in (True, False):
+        room = Room("r", rate, max_talkers=max_talkers, bulk=bulk)
+        ports = {f"q{i}": FakePort() for i in range(24)}
+        for name, port in ports.items():
+            room.add_leg(name, port, "PCMU", "PCMU", payload_type=0)
+        sink = _Sink()
+        room.add_leg_sink("q4", "rec", sink)          # a quiet leg recorded on its own
+        room.set_whisper("q3", ["q0"])                # a silent supervisor whispering
+        worlds.append((room, ports, sink))
+    enc = make_encoder("PCMU")
+    names = list(worlds[0][1])
+    skipped = rendered_after_skip = 0
+    was_skipped: set[str] = set()
+    for tick in range(40):
+        if tick == 25:
+            for room, _, _ in worlds:
+                room.set_whisper("q3", None)
+                room.remove_leg_sink("q4", "rec")
+        items: dict[str, Any] = {}
+        for i, n in enumerate(names):
+            kind = SCRIPTS[i % len(SCRIPTS)][tick]
+            pcm = voice(i, tick, loud=True) if kind == "L" else (
+                noise(i, tick) if kind == "q" else np.zeros(160, np.int16))
+            items[n] = {"M": Missing(None), "E": None}.get(kind, Frame(enc.encode(pcm), 0))
+        results = []
+        for room, ports, _ in worlds:
+            for n in names:
+                if items[n] is not None:
+                    ports[n].incoming.append(items[n])
+            results.append(room.tick(0.02 * (tick + 1)))
+        fast, ref = worlds[0][0], worlds[1][0]
+        n = fast.mixer.count
+        np.testing.assert_array_equal(fast.mixer.present[:n], ref.mixer.present[:n], err_msg=str(tick))
+        np.testing.assert_array_equal(fast.mixer.given_level[:n], ref.mixer.given_level[:n], err_msg=str(tick))
+        np.testing.assert_array_equal(fast.mixer.inputs[:n], ref.mixer.inputs[:n], err_msg=str(tick))
+        np.testing.assert_array_equal(fast.mixer.contributors, ref.mixer.contributors, err_msg=str(tick))
+        assert results[0].outgoing == results[1].outgoing, tick
+        assert results[0].events == results[1].events, tick
+        assert fast.participants_snapshot() == ref.participants_snapshot()
+        for i, name in enumerate(names):
+            slot = fast._legs[name].slot
+            row = fast.mixer.inputs[slot]
+            if fast.mixer.present[slot] and not row.any() and SCRIPTS[i % len(SCRIPTS)][tick] == "q":
+                skipped += 1                          # noise in, nothing rendered
+                was_skipped.add(name)
+            elif name in was_skipped and fast.mixer.is_contributor(slot):
+                rendered_after_skip += 1
+        if tick < 25:
+            # The whisperer's and the recorded leg's inputs are rendered although the gate is shut.
+            assert not fast.mixer.is_contributor(fast._legs["q4"].slot)
+            assert fast.mixer.inputs[fast._legs["q4"].slot].any(), tick
+    assert skipped > 100 and rendered_after_skip > 10, (skipped, rendered_after_skip)
+    assert worlds[0][2].frames == worlds[1][2].frames and len(worlds[0][2].frames) == 25
+    assert sum(any(f) for f in worlds[0][2].frames) > 20     # the recording is not silence
+
+
+def test_a_quiet_row_that_turns_loud_is_resampled_with_its_true_history() -> None:
+    """Against an independent per-leg resampler fed every frame: a leg skipped for many ticks
+    (noise under the gate) is, once it talks, the continuous resampled signal."""
+    from bridge_codecs import make_decoder
+    from bridge_codecs.resample import Resampler
+    room = Room("r", 16000, max_talkers=0)
+    port = FakePort()
+    room.add_leg("a", port, "PCMU", "PCMU", payload_type=0)
+    for j in range(3):
+        room.add_leg(f"b{j}", FakePort(), "PCMU", "PCMU", payload_type=0)
+    enc, dec, res = make_encoder("PCMU"), make_decoder("PCMU"), Resampler(8000, 16000)
+    loud = 0
+    for tick in range(40):
+        pcm = noise(3, tick) if tick < 30 else voice(1, tick, loud=True)
+        payload = enc.encode(pcm)
+        port.incoming.append(Frame(payload, 0))
+        room.tick(0.02 * (tick + 1))
+        expect = res.process(dec.decode(payload))
+        row = room.mixer.inputs[room._legs["a"].slot]
+        if room.mixer.is_contributor(room._legs["a"].slot):
+            np.testing.assert_array_equal(row, expect, err_msg=str(tick))
+            loud += 1
+        else:
+            assert not row.any(), tick
+    assert loud == 10
