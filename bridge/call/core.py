@@ -210,7 +210,7 @@ class CallCore:
         assert leg.transport is not None
         leg.media = media
         leg.participant.on_hold = media.on_hold
-        leg.encoder_opts = encoder_options(self.config, media.codec)
+        leg.encoder_opts = encoder_options(self.config, media.codec, media.fmtp)
         rtp = self.config.rtp
         leg.session = RtpSession(local_ssrc=random.getrandbits(32),
                                  jitter_min_ms=jitter_min_ms(self.config, media.codec),
@@ -344,8 +344,9 @@ class CallCore:
                                      loss_depth=loss_depth(self.config, media.codec)):
             self._allow_sending(leg)        # a new address: the reflection bound starts over
         room = self._room_of(leg)
-        if room is not None and (old is None or old.codec != media.codec or old.payload_type != media.payload_type):
-            leg.encoder_opts = encoder_options(self.config, media.codec)
+        codec_of = (media.codec, media.payload_type, media.fmtp)    # fmtp: maxaveragebitrate
+        if room is not None and (old is None or (old.codec, old.payload_type, old.fmtp) != codec_of):
+            leg.encoder_opts = encoder_options(self.config, media.codec, media.fmtp)
             room.set_codec(leg.leg_id, media.codec, media.codec, media.payload_type,
                            encoder_opts=leg.encoder_opts)
         if media.on_hold != leg.participant.on_hold:

@@ -200,13 +200,29 @@ def loss_depth(config: Config, codec: str) -> bool:
     return codec == "opus" and config.media.opus_loss_depth
 
 
-def encoder_options(config: Config, codec: str) -> dict[str, Any]:
-    """Encoder settings a leg's codec gets from config.yaml (Opus bitrate, complexities, loss)."""
+def encoder_options(config: Config, codec: str, fmtp: str = "") -> dict[str, Any]:
+    """Encoder settings a leg's codec gets from config.yaml (Opus bitrate, complexities, loss).
+    An Opus peer's ``maxaveragebitrate`` (its fmtp, RFC 7587 6.1: the most it wants to receive)
+    caps the bitrate we send it."""
     if codec == "opus":
-        return {"bitrate": config.media.opus_bitrate, "complexity": config.media.opus_complexity,
+        bitrate = config.media.opus_bitrate
+        cap = opus_max_average_bitrate(fmtp)
+        if cap is not None:
+            bitrate = min(bitrate, cap)
+        return {"bitrate": bitrate, "complexity": config.media.opus_complexity,
                 "talker_complexity": config.media.opus_talker_complexity,
                 "packet_loss": config.media.opus_expected_loss}
     return {}
+
+
+def opus_max_average_bitrate(fmtp: str) -> int | None:
+    """``maxaveragebitrate`` of an Opus fmtp, bounded to what libopus encodes (6-510 kbit/s);
+    None when absent or not a number."""
+    for param in fmtp.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "maxaveragebitrate" and value.strip().isdigit():
+            return max(6000, min(510000, int(value.strip())))
+    return None
 
 
 def take_rtcp(leg: Leg, room: Room | None, data: bytes, addr: tuple[str, int], now: float) -> None:
