@@ -5,7 +5,10 @@ The room sees a browser as an ordinary ``RtpPort`` carrying L16 at the room's ra
 
 - inbound: a task awaits the remote track without pause (aiortc's track queue is unbounded),
   downmixes and resamples Chromium's 48 kHz stereo with PyAV, cuts 20 ms frames and keeps the
-  newest few in a bounded buffer that ``pop_frame`` reads on the media tick;
+  newest few in a bounded buffer that ``pop_frame`` reads on the media tick. aiortc drops a lost
+  packet without a trace but its frames' pts follow the RTP timestamps: a gap in them becomes
+  that many ``Missing`` frames, so the room conceals them (L16's concealment, codecs/plc.py)
+  instead of hearing nothing from the browser for those 20 ms;
 - outbound: ``packetize`` (called by the room at each tick) hands the mix-minus frame to a
   small queue that the outbound track's ``recv`` awaits, so the media clock paces what aiortc
   encodes (Opus) and sends (DTLS-SRTP). A full queue drops its oldest frame.
@@ -38,7 +41,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from bridge.config import WebrtcConfig
-from bridge.rtp.jitter import Empty, Frame
+from bridge.rtp.jitter import Empty, Frame, Missing
 
 log = logging.getLogger("bridge.webrtc")
 # aiortc and aioice log every packet at DEBUG: far too much for the bridge's debug log.
@@ -58,18 +61,24 @@ class BrowserPort:
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self.samples = rate * FRAME_MS // 1000
-        self.inbound: deque[bytes] = deque(maxlen=IN_FRAMES)
+        self.inbound: deque[bytes | None] = deque(maxlen=IN_FRAMES)   # None: a lost frame
         self.outbound: asyncio.Queue[bytes] = asyncio.Queue(OUT_FRAMES)
         self.received = 0       # inbound 20 ms frames
+        self.lost = 0           # inbound 20 ms frames the pts said were lost
         self.sent = 0           # outbound frames handed to aiortc
         self._ts = 0
 
     # RtpPort: called by the room on the media tick
     def pop_frame(self) -> Any:
-        if not self.inbound:
+        inbound = self.inbound
+        if not inbound:
             return _EMPTY
         self._ts += self.samples
-        return Frame(self.inbound.popleft(), self._ts)
+        pcm = inbound.popleft()
+        if pcm is None:
+            # The frame after the gap, when already here, lets concealment fade into it.
+            return Missing(next((f for f in inbound if f is not None), None))
+        return Frame(pcm, self._ts)
 
     def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
         queue = self.outbound
@@ -82,6 +91,20 @@ class BrowserPort:
     def push_pcm(self, pcm: np.ndarray) -> None:
         self.inbound.append(pcm.astype(_BE).tobytes())
         self.received += 1
+
+    def push_lost(self, frames: int) -> None:
+        for _ in range(min(frames, IN_FRAMES)):
+            self.inbound.append(None)
+        self.lost += frames
+
+
+def lost_frames(pts: int | None, expected: int | None, frame_samples: int) -> int:
+    """Whole 20 ms frames missing between the pts expected next and the one that came (both in
+    the track's sample clock): 0 for the first frame, a frame on time or early (reordering is
+    aiortc's jitter buffer's job), or a gap under half a frame."""
+    if pts is None or expected is None or pts <= expected:
+        return 0
+    return (pts - expected + frame_samples // 2) // frame_samples
 
 
 class MixMinusTrack(MediaStreamTrack):
@@ -164,19 +187,8 @@ class BrowserPeer:
         return advertise(self.pc.localDescription.sdp, self.public_address)
 
     async def _read(self, track: MediaStreamTrack) -> None:
-        port = self.port
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=port.rate)
-        pending = np.zeros(0, np.int16)
         try:
-            while True:
-                frame = await track.recv()
-                if not isinstance(frame, av.AudioFrame):
-                    continue
-                for out in resampler.resample(frame):
-                    pending = np.concatenate((pending, out.to_ndarray().reshape(-1)))
-                while pending.shape[0] >= port.samples:
-                    port.push_pcm(pending[: port.samples])
-                    pending = pending[port.samples:]
+            await read_track(track, self.port)
         except MediaStreamError:
             pass                         # the browser went away
         except Exception:
@@ -192,3 +204,25 @@ class BrowserPeer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._drain
         await self.pc.close()
+
+
+async def read_track(track: MediaStreamTrack, port: BrowserPort) -> None:
+    """Until the track ends (MediaStreamError): its audio as 20 ms room-rate frames into ``port``,
+    and a lost frame (a gap in the pts) as ``port.push_lost``."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=port.rate)
+    pending = np.zeros(0, np.int16)
+    expected: int | None = None      # the next frame's pts, in the frame's sample clock
+    while True:
+        frame = await track.recv()
+        if not isinstance(frame, av.AudioFrame):
+            continue
+        gap = lost_frames(frame.pts, expected, frame.sample_rate * FRAME_MS // 1000)
+        if gap:
+            pending = np.zeros(0, np.int16)      # concealment bridges the cut
+            port.push_lost(gap)
+        expected = None if frame.pts is None else frame.pts + frame.samples
+        for out in resampler.resample(frame):
+            pending = np.concatenate((pending, out.to_ndarray().reshape(-1)))
+        while pending.shape[0] >= port.samples:
+            port.push_pcm(pending[: port.samples])
+            pending = pending[port.samples:]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+from aiortc.mediastreams import MediaStreamError
 from bridge_codecs import make_decoder, make_encoder
 
 from bridge.adapters.webrtc import BrowserPort, advertise, page_ice_servers
@@ -16,7 +19,7 @@ from bridge.call.browser import BrowserRefused
 from bridge.control.errors import ControlError
 from bridge.control.events import ParticipantJoined, ParticipantLeft
 from bridge.control.invite import JoinDetails, body_text, ics, message, parse_recipients
-from bridge.rtp.jitter import Empty
+from bridge.rtp.jitter import Empty, Missing
 from tests.unit.call_harness import T0, Bridge
 
 _BE = np.dtype(">i2")
@@ -179,3 +182,89 @@ def test_ice_servers_for_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
     assert page_ice_servers(cfg) == [
         {"urls": "stun:stun.example.org:3478"},
         {"urls": "turn:turn.example.org:3478", "username": "bridge", "credential": "s3cret"}]
+
+
+def test_a_gap_in_the_pts_counts_whole_lost_frames() -> None:
+    from bridge.adapters.webrtc import lost_frames
+
+    assert lost_frames(0, None, 960) == 0                   # the first frame
+    assert lost_frames(960, 960, 960) == 0                  # on time
+    assert lost_frames(900, 960, 960) == 0                  # early: reordering is not loss
+    assert lost_frames(960 + 400, 960, 960) == 0            # under half a frame
+    assert lost_frames(2 * 960, 960, 960) == 1
+    assert lost_frames(4 * 960 + 100, 960, 960) == 3
+    assert lost_frames(None, 960, 960) == 0
+
+
+def test_a_lost_browser_frame_is_popped_as_missing_with_its_successor() -> None:
+    port = BrowserPort(16000)
+    port.push_pcm(np.full(320, 1, np.int16))
+    port.push_lost(1)
+    port.push_pcm(np.full(320, 2, np.int16))
+    assert np.frombuffer(port.pop_frame().payload, dtype=_BE)[0] == 1
+    missing = port.pop_frame()
+    assert isinstance(missing, Missing) and np.frombuffer(missing.next_payload, dtype=_BE)[0] == 2
+    assert np.frombuffer(port.pop_frame().payload, dtype=_BE)[0] == 2
+    assert isinstance(port.pop_frame(), Empty) and port.lost == 1
+
+
+class _FrameTrack:
+    """aiortc's remote track as far as read_track uses it: Opus-decoded 48 kHz frames whose pts
+    follow the RTP timestamps (a lost packet leaves a gap), then the end of the track."""
+
+    def __init__(self, tone_hz: float, frames: int, lose: set[int]) -> None:
+        self.items = []
+        for i in range(frames):
+            if i in lose:
+                continue
+            t = (np.arange(960) + 960 * i) / 48000
+            pcm = (8000 * np.sin(2 * np.pi * tone_hz * t)).astype(np.int16).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 48000, 960 * i
+            self.items.append(frame)
+
+    async def recv(self) -> av.AudioFrame:
+        if not self.items:
+            raise MediaStreamError
+        return self.items.pop(0)
+
+
+async def test_read_track_turns_an_opus_gap_into_a_lost_frame() -> None:
+    from bridge.adapters.webrtc import read_track
+
+    port = BrowserPort(16000)
+    port.inbound = deque(maxlen=64)                        # keep every frame for the check
+    with pytest.raises(MediaStreamError):
+        await read_track(_FrameTrack(300.0, 10, lose={5}), port)   # type: ignore[arg-type]
+    kinds = ["lost" if f is None else "pcm" for f in port.inbound]
+    assert port.lost == 1 and kinds.count("lost") == 1
+    assert 3 <= kinds.index("lost") <= 5 and kinds.count("pcm") >= 7
+
+
+def test_the_room_conceals_a_lost_browser_frame_instead_of_going_silent() -> None:
+    """A browser talking a 300 Hz tone loses one frame: the listener still hears the tone in that
+    tick (L16 concealment continues its pitch); without the lost-frame marker it heard nothing."""
+    from bridge.media.room import Room
+
+    room = Room("r", 16000, max_talkers=0)
+    talker, listener = ToneBrowser(300.0, 16000), ToneBrowser(None, 16000)
+    room.add_leg("talker", talker.port, "L16/16000", "L16/16000", payload_type=96)
+    room.add_leg("listener", listener.port, "L16/16000", "L16/16000", payload_type=96)
+    heard = []
+    for tick in range(30):
+        if tick == 20:
+            talker.port.push_lost(1)
+            talker.n += 1
+        else:
+            talker.speak()
+        listener.speak()
+        room.tick(100.0 + tick * 0.02)
+        out = listener.port.outbound
+        heard.append(np.frombuffer(out.get_nowait(), dtype=_BE).astype(float) if not out.empty() else np.zeros(320))
+
+    def level(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(x ** 2)))
+
+    steady = level(heard[18])
+    assert steady > 1000
+    assert level(heard[20]) > 0.3 * steady                 # concealed, not silence
