@@ -97,7 +97,10 @@ def test_tracks_hold_their_own_tone_from_join_to_leave(bridge: BridgeProcess, po
         start, end = onset(x, rate), offset(x, rate)
         assert start is not None and end is not None
         if track != 1:          # alice was in before the recording: her track starts at 0
-            assert abs(start - joined) <= 0.04 + 1e-6, (track, start, joined)
+            # Never before the join (that would be misaligned); after it by the time the caller's
+            # first packet takes after our 200 OK (its ACK, baresip starting its audio: a tick or
+            # two, 3 seen with two test workers on two cores). The leave below is ours alone: tight.
+            assert -0.02 - 1e-6 <= start - joined <= 0.1 + 1e-6, (track, start, joined)
         if person["left_at_s"] is not None:
             assert abs(end - left) <= 0.04 + 1e-6, (track, end, left)
         inside = window(x, rate, joined + 0.3, left - 0.3)
