@@ -22,6 +22,19 @@ PATTERNS = ["FFFFFFFFFFFFFFFF", "FFFMFFFFMMFFFFFF", "FFMMFFFFFMFFEEFF", "FFFFEEF
             "FSFFFFSFFMFFFFFF", "MFFFFFFFFFFMFFFF"]
 
 
+def assert_same_tick(fast: Room, ref: Room, results: list[Any], tick: int) -> None:
+    """The array path (``fast``) and the per-leg reference (``ref``) after the same tick: mixer
+    inputs and levels, contributors, every packet, events and listings all equal."""
+    n = fast.mixer.count
+    np.testing.assert_array_equal(fast.mixer.present[:n], ref.mixer.present[:n], err_msg=str(tick))
+    np.testing.assert_array_equal(fast.mixer.given_level[:n], ref.mixer.given_level[:n], err_msg=str(tick))
+    np.testing.assert_array_equal(fast.mixer.inputs[:n], ref.mixer.inputs[:n], err_msg=str(tick))
+    np.testing.assert_array_equal(fast.mixer.contributors, ref.mixer.contributors, err_msg=str(tick))
+    assert results[0].outgoing == results[1].outgoing, tick
+    assert results[0].events == results[1].events, tick
+    assert fast.participants_snapshot() == ref.participants_snapshot()
+
+
 def voice(seed: int, tick: int, loud: bool) -> np.ndarray:
     t = (np.arange(160) + 160 * tick) / 8000
     f = 150 + 37 * seed
@@ -76,13 +89,7 @@ def test_array_path_equals_per_leg_path_tick_for_tick(rate: int, max_talkers: in
             assert not ref._bulk
         talking = len(fast.mixer.contributors)
         most = max(most, talking)
-        n = fast.mixer.count
-        np.testing.assert_array_equal(fast.mixer.present[:n], ref.mixer.present[:n], err_msg=str(tick))
-        np.testing.assert_array_equal(fast.mixer.inputs[:n], ref.mixer.inputs[:n], err_msg=str(tick))
-        np.testing.assert_array_equal(fast.mixer.contributors, ref.mixer.contributors)
-        assert results[0].outgoing == results[1].outgoing, tick
-        assert results[0].events == results[1].events, tick
-        assert fast.participants_snapshot() == ref.participants_snapshot()
+        assert_same_tick(fast, ref, results, tick)
     assert most >= (max_talkers or 5)       # several talkers at once: the talker matrix ran
 
 
@@ -224,14 +231,7 @@ def test_quiet_rows_skip_resampling_exactly_as_the_per_leg_path(rate: int, max_t
                     ports[n].incoming.append(items[n])
             results.append(room.tick(0.02 * (tick + 1)))
         fast, ref = worlds[0][0], worlds[1][0]
-        n = fast.mixer.count
-        np.testing.assert_array_equal(fast.mixer.present[:n], ref.mixer.present[:n], err_msg=str(tick))
-        np.testing.assert_array_equal(fast.mixer.given_level[:n], ref.mixer.given_level[:n], err_msg=str(tick))
-        np.testing.assert_array_equal(fast.mixer.inputs[:n], ref.mixer.inputs[:n], err_msg=str(tick))
-        np.testing.assert_array_equal(fast.mixer.contributors, ref.mixer.contributors, err_msg=str(tick))
-        assert results[0].outgoing == results[1].outgoing, tick
-        assert results[0].events == results[1].events, tick
-        assert fast.participants_snapshot() == ref.participants_snapshot()
+        assert_same_tick(fast, ref, results, tick)
         for i, name in enumerate(names):
             slot = fast._legs[name].slot
             row = fast.mixer.inputs[slot]
