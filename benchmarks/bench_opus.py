@@ -25,7 +25,7 @@ Pcm = np.ndarray
 def speech_48k(frames: int) -> tuple[Pcm, str]:
     n = frames * 960
     if shutil.which("espeak-ng") and shutil.which("sox"):
-        from benchmarks.bench_quality import espeak_speech
+        from bench_quality import espeak_speech
 
         x16 = espeak_speech()
         x = Resampler(16000, 48000).process(x16[: len(x16) // 320 * 320])

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import shutil
-import time
 from typing import Any
 
 import numpy as np
@@ -24,8 +22,8 @@ from bridge_codecs import Resampler, make_encoder
 from bridge.call.leg import encoder_options
 from bridge.config import Config, MediaConfig
 from bridge.media.room import Room
-from bridge.rtp.packet import build_rtp_header
-from bridge.rtp.session import RtpSession
+
+from bench_room_shapes import room_cap, tick_ms   # a sibling script (python benchmarks/...)
 
 SCENARIOS = [(100, 3), (40, None)]      # (N, talkers; None: everyone)
 FRAMES = 100
@@ -42,7 +40,7 @@ def streams() -> tuple[list[list[bytes]], list[bytes]]:
     t = np.arange(FRAMES * 960) / 48000
     speech = None
     if shutil.which("espeak-ng") and shutil.which("sox"):
-        from benchmarks.bench_quality import espeak_speech
+        from bench_quality import espeak_speech
 
         x16 = espeak_speech()
         speech = Resampler(16000, 48000).process(x16[: len(x16) // 320 * 320])
@@ -64,39 +62,9 @@ def streams() -> tuple[list[list[bytes]], list[bytes]]:
 
 
 def run(n: int, talkers: int | None, cap: int | None, ticks: int, opts: dict[str, Any]) -> float:
-    room = Room("bench", 48000, max_talkers=MediaConfig().max_talkers if cap is None else cap)
     voices, noise = streams()
-    legs: list[tuple[RtpSession, list[bytes], tuple[str, int]]] = []
-    for i in range(n):
-        addr = ("10.0.0.1", 20000 + i)
-        s = RtpSession(0x9000 + i, 111, 48000, 960, None, None, addr)
-        talks = talkers is None or i < talkers
-        legs.append((s, voices[i % 8] if talks else noise, addr))
-        room.add_leg(f"leg{i}", s, "opus", "opus", payload_type=111, encoder_opts=opts)
-    now = 0.0
-    seq = 0
-
-    def feed() -> None:
-        for i, (s, stream, addr) in enumerate(legs):
-            data = build_rtp_header(111, seq & 0xFFFF, seq * 960, 0x1000 + i) + stream[seq % len(stream)]
-            s.receive(data, addr, now)
-
-    for _ in range(4):
-        feed()
-        seq += 1
-        now += 0.02
-    gc.collect()
-    gc.freeze()
-    times = []
-    for _ in range(ticks):
-        feed()
-        t0 = time.thread_time()      # CPU time: the machine is shared, wall time is noisy
-        room.tick(now)
-        times.append(time.thread_time() - t0)
-        seq += 1
-        now += 0.02
-    gc.unfreeze()
-    return float(np.median(times[10:])) * 1000
+    return tick_ms(Room("bench", 48000, max_talkers=room_cap(cap)), voices, noise, n, talkers, ticks,
+                   "opus", 111, 48000, opts)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gc
 import time
+from typing import Any
 
 import numpy as np
 
@@ -42,22 +43,35 @@ def streams(frames: int = 50, silence: bool = False) -> tuple[list[list[bytes]],
 
 
 def run(rate: int, n: int, talkers: int | None, cap: int | None, ticks: int, silence: bool = False) -> float:
-    # cap None: the configuration's default talker cap (media.max_talkers)
-    room = Room("bench", rate, max_talkers=MediaConfig().max_talkers if cap is None else cap)
     voices, noise = streams(silence=silence)
+    return tick_ms(Room("bench", rate, max_talkers=room_cap(cap)), voices, noise, n, talkers, ticks,
+                   "PCMU", 0, 8000)
+
+
+def room_cap(cap: int | None) -> int:
+    """The talker cap to open a room with: None is the configuration's default (media.max_talkers)."""
+    return MediaConfig().max_talkers if cap is None else cap
+
+
+def tick_ms(room: Room, voices: list[list[bytes]], noise: list[bytes], n: int, talkers: int | None,
+            ticks: int, codec: str, pt: int, clock: int, opts: dict[str, Any] | None = None) -> float:
+    """Median CPU ms of ``room.tick`` with N legs of ``codec`` (20 ms packets at ``clock``) on
+    real RtpSessions: the first ``talkers`` (None: all) send ``voices[i % len]``, the rest
+    ``noise``; packets are fed outside the timed region."""
+    frame = clock // 50
     legs: list[tuple[RtpSession, list[bytes], tuple[str, int]]] = []
     for i in range(n):
         addr = ("10.0.0.1", 20000 + i)
-        s = RtpSession(0x9000 + i, 0, 8000, 160, None, None, addr)
+        s = RtpSession(0x9000 + i, pt, clock, frame, None, None, addr)
         talks = talkers is None or i < talkers
-        legs.append((s, voices[i % 8] if talks else noise, addr))
-        room.add_leg(f"leg{i}", s, "PCMU", "PCMU", payload_type=0)
+        legs.append((s, voices[i % len(voices)] if talks else noise, addr))
+        room.add_leg(f"leg{i}", s, codec, codec, payload_type=pt, encoder_opts=opts)
     now = 0.0
     seq = 0
 
     def feed() -> None:
         for i, (s, stream, addr) in enumerate(legs):
-            data = build_rtp_header(0, seq & 0xFFFF, seq * 160, 0x1000 + i) + stream[seq % len(stream)]
+            data = build_rtp_header(pt, seq & 0xFFFF, seq * frame, 0x1000 + i) + stream[seq % len(stream)]
             s.receive(data, addr, now)
 
     for _ in range(4):
