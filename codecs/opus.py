@@ -120,21 +120,6 @@ class OpusEncoder:
         if "dtx" in changed:
             ctl(libopus.OPUS_SET_DTX, int(self.dtx))
 
-    def set_packet_loss(self, percent: int) -> None:
-        self.configure(packet_loss=percent)
-
-    def set_fec(self, on: bool) -> None:
-        self.configure(fec=on)
-
-    def set_bitrate(self, bps: int) -> None:
-        self.configure(bitrate=bps)
-
-    def set_complexity(self, level: int) -> None:
-        self.configure(complexity=level)
-
-    def set_dtx(self, on: bool) -> None:
-        self.configure(dtx=on)
-
     def _open_pyav(self) -> None:
         ctx: Any = av.CodecContext.create("libopus", "w")
         ctx.sample_rate = self.sample_rate
@@ -243,7 +228,6 @@ def _fit(pcm: Pcm, samples: int) -> Pcm:
     if len(pcm) >= samples:
         return pcm[:samples]
     return np.concatenate((pcm, np.zeros(samples - len(pcm), np.int16)))
-
 
 
 def packet_has_lbrr(payload: bytes) -> bool:

@@ -58,20 +58,20 @@ def test_ctl_setters_take_effect_while_running() -> None:
             nat.get(libopus.OPUS_GET_DTX)) == (32000, 5, 10, 1, 0)
     x = frames(voiced(2.0))
     sizes = [len(enc.encode(f)) for f in x[:40]]
-    enc.set_bitrate(12000)
-    enc.set_complexity(0)
-    enc.set_packet_loss(0)
-    enc.set_fec(False)
-    enc.set_dtx(True)
+    enc.configure(bitrate=12000)
+    enc.configure(complexity=0)
+    enc.configure(packet_loss=0)
+    enc.configure(fec=False)
+    enc.configure(dtx=True)
     assert (nat.get(libopus.OPUS_GET_BITRATE), nat.get(libopus.OPUS_GET_COMPLEXITY),
             nat.get(libopus.OPUS_GET_PACKET_LOSS_PERC), nat.get(libopus.OPUS_GET_INBAND_FEC),
             nat.get(libopus.OPUS_GET_DTX)) == (12000, 0, 0, 0, 1)
     after = [len(enc.encode(f)) for f in x[40:80]]
     assert sum(after[5:]) < 0.6 * sum(sizes[5:])
     with pytest.raises(ValueError):
-        enc.set_complexity(11)
+        enc.configure(complexity=11)
     with pytest.raises(ValueError):
-        enc.set_packet_loss(101)
+        enc.configure(packet_loss=101)
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -83,9 +83,9 @@ def test_fec_follows_expected_loss_mid_stream(native: bool) -> None:
     enc = OpusEncoder(bitrate=32000, packet_loss=0, native=native)
     x = frames(voiced(3.0))
     clean = [enc.encode(f) for f in x[:50]]
-    enc.set_packet_loss(20)
+    enc.configure(packet_loss=20)
     lossy = [enc.encode(f) for f in x[50:100]]
-    enc.set_packet_loss(0)
+    enc.configure(packet_loss=0)
     clean2 = [enc.encode(f) for f in x[100:150]]
     assert not any(packet_has_lbrr(p) for p in clean + clean2[2:])
     assert sum(packet_has_lbrr(p) for p in lossy) > 20
@@ -127,7 +127,7 @@ def test_lbrr_parser_agrees_with_libopus(bitrate: int) -> None:
     packets = []
     for i, f in enumerate(frames(voiced(4.0, f0=180.0))):
         if i % 40 == 0:
-            enc.set_packet_loss((0, 20)[(i // 40) % 2])
+            enc.configure(packet_loss=(0, 20)[(i // 40) % 2])
         packets.append(enc.encode(f))
     ours = [packet_has_lbrr(p) for p in packets]
     theirs = [oracle(p, len(p)) == 1 for p in packets]
