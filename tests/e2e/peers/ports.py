@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 HOST = "127.0.0.1"
 _LOW, _HIGH = 20000, 32000  # below Linux's default ip_local_port_range
+KEEP = 16                   # newest blocks never recycled (a cluster test takes about a dozen)
 
 
 def worker_range(low: int = _LOW, high: int = _HIGH) -> tuple[int, int]:
@@ -124,13 +125,18 @@ class PortAllocator:
                 base = self._rng.randrange(self._low, self._high - size) & ~1
                 if self._try(base, size):
                     return base
-            # Random picks fragment the range: look at every base before recycling.
-            for recycle in (False, True):
-                if recycle:
-                    self._recycle_oldest_half()
+            # Random picks fragment the range: look at every base before recycling the oldest
+            # half; a large block in a worker's share of the range may need more halves, down to
+            # the newest KEEP blocks (the running test's).
+            recycled = 0
+            while True:
                 for base in range(self._low & ~1, self._high - size, 2):
                     if self._try(base, size):
                         return base
+                if not self._order or (recycled and len(self._order) <= KEEP):
+                    break
+                self._recycle_oldest_half()
+                recycled += 1
         raise RuntimeError(f"no block of {size} free ports in {self._low}-{self._high}")
 
     def _try(self, base: int, size: int) -> bool:
