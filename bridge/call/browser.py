@@ -14,7 +14,6 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bridge.call.live import LiveConference
 from bridge.control import events as ev
 from bridge.control.participants import Participant
 from bridge.control.roles import permissions
@@ -70,11 +69,7 @@ class BrowserSeats:
         if refusal is not None:
             raise BrowserRefused(refusal)
         if live is None:
-            live = core.rooms[conf.id] = LiveConference(
-                conf, core._max_talkers, core.prompts, core.bus,
-                lambda pid, reason: core._hangup_id(conf.id, pid, reason),
-                lambda pid, event: core._leg_failed_id(conf.id, pid, event),
-                recording=core.recording, wall=core.wall)
+            live = core.open_room(conf)
         p = Participant(f"web-{secrets.token_hex(6)}", "webrtc", "browser", name, core.wall(),
                         conference_id=conf.id)
         core.book.seat(p)
