@@ -63,8 +63,10 @@ def streams() -> tuple[list[list[bytes]], list[bytes]]:
 
 def run(n: int, talkers: int | None, cap: int | None, ticks: int, opts: dict[str, Any]) -> float:
     voices, noise = streams()
-    return tick_ms(Room("bench", 48000, max_talkers=room_cap(cap)), voices, noise, n, talkers, ticks,
-                   "opus", 111, 48000, opts)
+    opts = dict(opts)
+    skip = bool(opts.pop("skip_inactive", True))     # a room setting (media.opus_skip_inactive)
+    return tick_ms(Room("bench", 48000, max_talkers=room_cap(cap), skip_inactive=skip), voices, noise,
+                   n, talkers, ticks, "opus", 111, 48000, opts)
 
 
 def main() -> None:
@@ -72,7 +74,7 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=150)
     ap.add_argument("--settings", default="",
                     help="';'-separated bridge Opus settings to compare, e.g. complexity=5;complexity=10 "
-                         "(default: config.yaml's)")
+                         "or skip_inactive=0 (default: config.yaml's)")
     args = ap.parse_args()
     base = encoder_options(Config(), "opus")
     variants = [{k: int(v) for k, v in (kv.split("=") for kv in spec.split(",") if kv)}

@@ -67,6 +67,9 @@ class MediaConfig(_Frozen):
     # packet, carrying the lost one's FEC, is here when the gap is due) and drops it again
     # after 3 s without a loss; false: FEC only when jitter holds packets anyway.
     opus_loss_depth: bool = True
+    # An Opus caller's frames that its encoder marks inactive (silence, steady noise: the VAD
+    # flag) are not decoded while that caller is out of the mix (README "Media plane").
+    opus_skip_inactive: bool = True
     # Decoding an audio file (upload, fetched URL, hold music) stops and refuses it past this much
     # audio: a small file that expands to hours (a decompression bomb) cannot exhaust memory.
     decode_max_seconds: float = Field(default=900.0, gt=0, le=86400)

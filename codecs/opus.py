@@ -234,28 +234,66 @@ def packet_has_lbrr(payload: bytes) -> bool:
     """Does this packet carry in-band FEC (SILK LBRR data) for the frame before it?
 
     libopus only exports ``opus_packet_has_lbrr`` from 1.5 on (Debian's is 1.3.1), so the flag
-    is read here: in a SILK or hybrid frame the range coder's first symbols are the VAD flag of
-    each 20 ms SILK frame, then the LBRR flag (RFC 6716 4.2.3 and 4.2.4; mid channel of a
-    stereo packet). CELT-only packets never carry LBRR."""
+    is read here (``_silk_flags``). CELT-only packets never carry LBRR."""
+    flags = _silk_flags(payload)
+    return flags is not None and flags[1]
+
+
+def packet_is_inactive(payload: bytes) -> bool:
+    """Did the sender's encoder mark every SILK frame of this packet inactive (VAD flag 0)?
+
+    libopus sets the flag from its own voice activity detector: 0 for silence and steady
+    background noise, 1 for speech. A room need not decode such a packet while the sender is
+    not in its mix (bridge/media/room_ingress.py). CELT-only packets (music, tones) and
+    packets of several Opus frames are never called inactive: they are always decoded."""
+    if len(payload) > 4 and payload[0] & 3 == 0 and (payload[0] >> 3) in _ONE_SILK_FRAME:
+        return not _first_bit(payload[1:4])       # the common case, without the decoder object
+    flags = _silk_flags(payload, code0_only=True)
+    return flags is not None and not any(flags[0])
+
+
+# SILK-only 10/20 ms and hybrid configurations: one VAD flag, then the LBRR flag.
+_ONE_SILK_FRAME = frozenset((0, 1, 4, 5, 8, 9, 12, 13, 14, 15))
+
+
+def _first_bit(head: bytes) -> bool:
+    """The first equiprobable bit of a range-coded frame, from its first three bytes: what
+    ``_RangeBits(data).bit()`` returns (init, three normalisation steps to rng = 2**31)."""
+    prev = head[0]
+    val = 127 - (prev >> 1)
+    for nxt in head[1:3]:
+        sym = ((prev << 7) | (nxt >> 1)) & 0xFF
+        prev = nxt
+        val = ((val << 8) + (255 - sym)) & 0x7FFFFFFF
+    sym = (prev << 7) & 0xFF        # the fourth byte is not needed: it only adds low bits
+    val = ((val << 8) + (255 - sym)) & 0x7FFFFFFF
+    return val < 1 << 30
+
+
+def _silk_flags(payload: bytes, code0_only: bool = False) -> tuple[list[bool], bool] | None:
+    """The VAD flag of each 20 ms SILK frame and the LBRR flag of a SILK or hybrid packet's
+    first Opus frame: the range coder's first symbols (RFC 6716 4.2.3 and 4.2.4; mid channel
+    of a stereo packet). None for a CELT-only packet, or one this does not parse."""
     if len(payload) < 2:
-        return False
+        return None
     toc = payload[0]
     config = toc >> 3
     if config >= 16:
-        return False                        # CELT only
+        return None                         # CELT only
     code = toc & 3
     data = payload[1:]
+    if code and code0_only:
+        return None
     if code == 2:                           # two frames of different sizes: skip the length
         data = data[1:] if data[0] < 252 else data[2:]
     elif code == 3:
-        return False                        # not produced by our encoders: not parsed
+        return None                         # not produced by our encoders: not parsed
     if not data:
-        return False
+        return None
     ms = (10, 20, 40, 60)[config & 3] if config < 12 else (10, 20)[config & 1]
     dec = _RangeBits(data)
-    for _ in range(max(1, ms // 20)):
-        dec.bit()                           # VAD flags
-    return dec.bit()
+    vad = [dec.bit() for _ in range(max(1, ms // 20))]
+    return vad, dec.bit()
 
 
 class _RangeBits:

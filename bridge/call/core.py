@@ -305,7 +305,8 @@ class CallCore:
     def open_room(self, conf: Conference) -> LiveConference:
         live = self.rooms[conf.id] = LiveConference(
             conf, self._max_talkers, self.prompts, self.bus, lambda pid, why: self._hangup_id(conf.id, pid, why),
-            lambda pid, e: self._leg_failed_id(conf.id, pid, e), recording=self.recording, wall=self.wall)
+            lambda pid, e: self._leg_failed_id(conf.id, pid, e), recording=self.recording, wall=self.wall,
+            skip_inactive_opus=self.config.media.opus_skip_inactive)
         return live
 
     def _max_talkers(self, conf: Conference) -> int:

@@ -85,12 +85,13 @@ class LiveConference:
         on_leg_failed: Callable[[str, LegFailed], None] | None = None,
         recording: RecordingSetup | None = None,
         wall: Callable[[], datetime] | None = None,
+        skip_inactive_opus: bool = True,     # media.opus_skip_inactive
     ) -> None:
         self.conf = conf
         self.bus = bus
         self.on_leg_failed = on_leg_failed
         self._talkers = max_talkers
-        self.room = Room(conf.id, conf.rate, max_talkers=self._talkers(conf))
+        self.room = Room(conf.id, conf.rate, max_talkers=self._talkers(conf), skip_inactive=skip_inactive_opus)
         self.prompts = prompts
         self.hangup = hangup
         self.members: dict[str, Member] = {}

@@ -48,6 +48,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge_codecs import Decoder, Encoder, Resampler, make_decoder, make_encoder
+from bridge_codecs.opus import OpusDecoder
 
 from bridge.media.opus_loss import LossBucket
 from bridge.media.ports import AudioSink, AudioSource, RtpPort
@@ -322,6 +323,8 @@ class Room(RoomIngress, RoomEgress):
         leg.in_resampler = (Resampler(decoder.sample_rate, self.rate)
                             if decoder.sample_rate != self.rate else None)
         leg.bytewise = None
+        leg.vad_gated = self.skip_inactive and isinstance(decoder, OpusDecoder)
+        leg.dormant = None
         if decoder.name in BYTEWISE and self.bulk:
             # Bulk-decoded at any room rate: a 16/48 kHz room resamples the group's rows in one
             # product (RowResampler), so the per-leg resampler is never used for this leg.

@@ -9,11 +9,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from bridge_codecs.g722 import G722Decoder
+from bridge_codecs.opus import packet_is_inactive
 
 from bridge.media.levels import levels_dbov
 from bridge.media.room_events import RoomEvent, SourceFinished
 from bridge.media.room_plan import EMPTY, FRAME, I32, BulkGroup, LanePayload, Pcm, RoomLeg, fit, kind_of
 from bridge.media.room_state import RoomState
+
+# A sleeping Opus leg's frame is decoded every this many ticks (half a second) all the same
+# (RoomIngress._sleeps): what a steady tone its sender calls inactive waits at most to be heard.
+PROBE_TICKS = 25
 
 
 class RoomIngress(RoomState):
@@ -53,6 +58,8 @@ class RoomIngress(RoomState):
                     continue
                 result = results[i]
                 kind = kinds[classes[i]]
+                if leg.vad_gated and self._sleeps(leg, kind, result):
+                    continue
                 if native is not None and kind == FRAME:
                     # A steady native G.722 leg: decoded by libspandsp straight into its row.
                     entry = native.get(leg)
@@ -71,6 +78,40 @@ class RoomIngress(RoomState):
                 self._decode_one(leg, kind, result, inputs, present)
             if done:
                 self._remember_wide(np.array(done, np.intp), inputs, present)
+
+    def _sleeps(self, leg: RoomLeg, kind: int, result: Any) -> bool:
+        """Is this Opus leg's frame left undecoded (the leg absent this tick, as in DTX)?
+
+        Yes when its sender's encoder marked the frame inactive (VAD flags, packet_is_inactive)
+        and the leg cannot be in the mix: gate closed, not talking, not concealing a loss, input
+        not heard or recorded anyway (whisperer, own sinks). That saves a decode (~60 µs) per
+        quiet Opus caller per tick, most of an Opus room's cost when a few talk. A loss while
+        asleep is not concealed (nothing recent to continue) unless the packet after it is
+        active (its FEC may rebuild a lost onset). Every ``PROBE_TICKS``-th frame is
+        decoded all the same, so a loud signal the sender's VAD calls inactive (a steady tone
+        after half a second) still opens the gate within that time (the probe costs 2 decodes in 25). On waking, the last skipped
+        packet is decoded first: the decoder's state is then that of the frame before."""
+        slot = leg.slot
+        det = self.mixer.detector
+        awake = (det.gate_left[slot] > 0 or det.talking[slot] or self._in_loss[slot]
+                 or (self._tick_no + slot) % PROBE_TICKS == 0 or det.config.start_frames <= 0
+                 or (self._always is not None and slot in self._always))
+        if not awake:
+            if kind == FRAME:
+                if packet_is_inactive(result.payload):
+                    leg.dormant = result.payload
+                    return True
+            elif leg.dormant is not None:
+                nxt = result.next_payload
+                if not nxt or packet_is_inactive(nxt):
+                    return True         # else the next packet's FEC may rebuild a lost onset
+        if leg.dormant is not None:
+            payload, leg.dormant = leg.dormant, None
+            try:
+                leg.decoder.decode(payload)
+            except Exception:
+                pass        # a corrupt payload: the frame itself is decoded as usual
+        return False
 
     def _read_bulk(self, group: BulkGroup, kinds: dict[type, int], inputs: npt.NDArray[np.int16],
                    present: npt.NDArray[np.bool_]) -> None:

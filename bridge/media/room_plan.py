@@ -94,6 +94,10 @@ class RoomLeg:
         self.enc_rate = room_rate
         self.enc_stateful = False
         self.ticks = 0
+        # Opus: frames its sender marks inactive are not decoded while it is out of the mix
+        # (RoomIngress._sleeps); the last one skipped, decoded first when it wakes.
+        self.vad_gated = False
+        self.dormant: bytes | None = None
         # Hot-loop caches, refreshed by Room._sync whenever flags, codec or source change.
         self.pop = port.pop_frame
         self.packetize = port.packetize

@@ -25,7 +25,7 @@ from bridge.media.row_resample import RowDownsampler, RowResampler
 class RoomState:
     def __init__(self, room_id: str, rate: int, max_talkers: int = 0, frame_ms: int = 20,
                  *, talk: TalkConfig | None = None, share_encodes: bool = True,
-                 bulk: bool = True) -> None:
+                 bulk: bool = True, skip_inactive: bool = True) -> None:
         if rate not in ROOM_RATES:
             raise ValueError(f"room rate must be one of {ROOM_RATES}, not {rate}")
         if frame_ms <= 0 or rate * frame_ms % 1000:
@@ -37,6 +37,9 @@ class RoomState:
         # encoded on its own (the reference path the array paths are tested against,
         # tests/unit/test_room_rates.py; and a benchmark baseline).
         self.bulk = bulk
+        # Opus frames the sender's VAD marks inactive are not decoded while that leg is out of
+        # the mix (media.opus_skip_inactive, room_ingress._sleeps).
+        self.skip_inactive = skip_inactive
         self.frame_ms = frame_ms
         self.frame_samples = rate * frame_ms // 1000
         self.mixer = Mixer(rate, frame_ms, max_talkers, talk=talk)
