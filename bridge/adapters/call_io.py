@@ -24,6 +24,7 @@ import aiohttp
 
 from bridge.adapters.rtp_transport import (BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted,
                                            RtpReceiver)
+from bridge.adapters import rtp_transport
 from bridge.adapters.rtp_worker_client import WorkerReceiver, use_worker
 from bridge.adapters.media_fetch import MediaFetcher, MediaFetchError
 from bridge.audio_assets import AudioAssets
@@ -117,8 +118,9 @@ class CallAdapter:
         self.bus = bus
         self.pump_sip = pump_sip
         # Every leg's RTP, read once per media tick: in the RTP IO worker (rtp.io_worker) or here.
-        self.rtp_receiver: RtpReceiver = (WorkerReceiver() if use_worker(config.rtp.io_worker)
-                                          else BatchReceiver())
+        # (The TUTTI_RTP_RECV benchmark modes read in the event loop, without either.)
+        worker = use_worker(config.rtp.io_worker) and rtp_transport.RECV_MODE == "tick"
+        self.rtp_receiver: RtpReceiver = WorkerReceiver() if worker else BatchReceiver()
         self.tick_stats = TickStats()
         self.on_tick_seconds = on_tick_seconds
         cap = config.media.decode_max_seconds

@@ -238,3 +238,53 @@ def test_worker_exits_when_the_bridge_goes() -> None:
 def test_io_worker_setting() -> None:
     assert use_worker(True) and not use_worker(False)
     assert use_worker("auto") == (len(os.sched_getaffinity(0)) >= 2)
+
+
+def test_kill_9_of_the_bridge_leaves_no_worker_holding_ports(tmp_path: Any) -> None:
+    """A bridge killed with SIGKILL cannot close anything: its worker must go by itself
+    (EOF on the socketpair, PR_SET_PDEATHSIG), releasing the duplicated ports."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "bridge_like.py"
+    script.write_text(
+        "import socket, sys, time\n"
+        "from bridge.adapters.rtp_worker_client import WorkerReceiver\n"
+        "r = WorkerReceiver(rx_size=1 << 16, tx_size=1 << 16)\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); s.setblocking(False)\n"
+        "r.add(s, lambda d, a: None)\n"
+        "print(r.pid, s.getsockname()[1], flush=True)\n"
+        "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout is not None
+        worker_pid, port = (int(x) for x in proc.stdout.readline().split())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        for _ in range(500):
+            try:
+                os.kill(worker_pid, 0)
+            except ProcessLookupError:
+                break
+            try:                                    # reaped by init, or a zombie of ours? neither: check
+                with open(f"/proc/{worker_pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        break
+            except OSError:
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the worker outlived the bridge")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(100):                    # its port is free again
+                try:
+                    s.bind((LOCAL, port))
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            else:
+                raise AssertionError("the port stayed bound")
+    finally:
+        proc.kill()
+        proc.wait()
