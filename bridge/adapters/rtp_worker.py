@@ -6,19 +6,21 @@ holds a duplicate of every leg's RTP socket (passed over a unix socketpair, name
 number) and does those calls; the mixing stays in the bridge (bridge/adapters/rtp_worker_client.py
 is the other end).
 
-Receive: datagrams are read as they arrive into one of two shared-memory buffers (records of
-slot, IPv4 source, port, length, bytes). At tick time the bridge asks for an exchange: the
-worker answers with the filled buffer and continues in the other. At most ``FLOOD_BOUND``
-datagrams per socket are read between two exchanges; then the socket leaves the epoll set
-until the next exchange, so a flood costs the kernel's buffer, not CPU. A full buffer drops.
+Receive: datagrams are read as they arrive into a shared-memory ring (records of slot, IPv4
+source, port, length, bytes), one writer (here) and one reader (the bridge, before each tick),
+each publishing its byte position; the bridge never waits for this process. A full ring drops.
+At most ``FLOOD_BOUND`` datagrams per socket are read per tick; then the socket leaves the
+epoll set until the next tick, so a flood costs the kernel's buffer, not CPU.
 
-Send: the bridge writes a tick's datagrams as records (slot, IPv4 destination, port, length,
-bytes) into one of two send buffers and names it in a message; the worker sends each from
-the slot's socket and acknowledges the buffer.
+Send: after each tick the bridge writes its datagrams as records (slot, IPv4 destination, port,
+length, bytes) into one of two send buffers and names it in one message (which also marks the
+tick); the worker sends each from the slot's socket and acknowledges the buffer.
 
 Stdlib only, run as ``python -I rtp_worker.py CTL_FD MEM_FD RX_SIZE TX_SIZE PARENT_PID``: it
 imports nothing of the bridge, so it starts in tens of milliseconds. It exits on EOF on its
 socketpair or when the parent dies (PR_SET_PDEATHSIG), so no orphan keeps the ports bound.
+The ring's positions are plain 8-byte stores, ordered after the record they publish on x86-64
+(total store order), the platform this runs on.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 # A datagram record in either direction: slot, IPv4 address, port, length; the bytes follow.
 RECORD = struct.Struct("<I4sHH")
@@ -40,27 +43,32 @@ FLOOD_BOUND = 8                  # datagrams per socket per tick (BatchReceiver.
 
 # Control messages, one per SEQPACKET message. Bridge -> worker:
 ADD = b"A"          # + slot (u32), the socket as SCM_RIGHTS
-REMOVE = b"D"       # + slot: close the duplicate (the bridge releases the port after the exchange)
-EXCHANGE = b"X"     # hand over the receive buffer
-SEND = b"S"         # + buffer index (u8) + length (u32): send these records
+REMOVE = b"D"       # + slot: close the duplicate; answered by a REMOVED record in the ring
+SEND = b"S"         # + buffer index (u8) + length (u32): a tick ended; send these records
 # Worker -> bridge:
 HELLO = b"H"
-EXCHANGED = b"x"    # + buffer index, length, counters (see COUNTERS)
 SENT = b"s"         # + buffer index: that send buffer is free again
 SLOT = struct.Struct("<cI")
 FDS_SPACE = socket.CMSG_SPACE(4 * array.array("i").itemsize)
 SEND_MSG = struct.Struct("<cBI")
-COUNTERS = ("received", "flood_skipped", "ring_dropped", "sent", "send_errors")
-EXCHANGED_MSG = struct.Struct("<cBI" + "Q" * len(COUNTERS))
 SENT_MSG = struct.Struct("<cB")
 
+# Shared memory: [positions | receive ring | send buffer 0 | send buffer 1].
+POSITION = struct.Struct("<Q")
+WRITTEN, READ = 0, 8            # ring byte positions (ever increasing): ours, the bridge's
+COUNTERS = ("received", "flood_skipped", "ring_dropped", "sent", "send_errors")
+COUNTERS_AT = 16                # the counters (u64 each), for the bridge's statistics
+RING_AT = 64
+WRAP = 0xFFFFFFFF               # record slot: the ring continues at its start
+REMOVED = 0xFFFFFFFE            # record slot: the slot in the address field is closed here
 
-def rx_offset(index: int, rx_size: int) -> int:
-    return index * rx_size
+
+def memory_size(rx_size: int, tx_size: int) -> int:
+    return RING_AT + rx_size + 2 * tx_size
 
 
 def tx_offset(index: int, rx_size: int, tx_size: int) -> int:
-    return 2 * rx_size + index * tx_size
+    return RING_AT + rx_size + index * tx_size
 
 
 def _die_with_parent(parent: int) -> None:
@@ -76,6 +84,10 @@ def _die_with_parent(parent: int) -> None:
 
 
 class Worker:
+    # After a small batch of reads, wait this long before the next one: datagrams wait for the
+    # bridge's tick anyway, and one wake-up per millisecond costs less than one per datagram.
+    COALESCE_S = 0.001
+
     def __init__(self, ctl: socket.socket, mem: mmap.mmap, rx_size: int, tx_size: int) -> None:
         self.ctl = ctl
         self.view = memoryview(mem)
@@ -84,10 +96,9 @@ class Worker:
         self.epoll.register(ctl.fileno(), select.EPOLLIN)
         self.socks: dict[int, socket.socket] = {}       # slot -> socket
         self.slot_of: dict[int, int] = {}               # fd -> slot
-        self.counts: dict[int, int] = {}                # fd -> datagrams read since the exchange
-        self.muted: list[int] = []                      # fds out of the epoll set until the exchange
-        self.index = 0                                  # receive buffer being filled
-        self.fill = 0
+        self.counts: dict[int, int] = {}                # fd -> datagrams read in this tick
+        self.muted: list[int] = []                      # fds out of the epoll set until the next tick
+        self.written = 0                                # ring position (bytes ever written)
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.ips: dict[str, bytes] = {}
         self.names: dict[bytes, str] = {}
@@ -97,33 +108,61 @@ class Worker:
         ctl_fd = self.ctl.fileno()
         poll = self.epoll.poll
         read = self._read
+        sleep = time.sleep
         while True:
-            for fd, _ in poll(-1, 4096):
+            events = poll(-1, 4096)
+            for fd, _ in events:
                 if fd == ctl_fd:
                     if not self._control():
                         return
                 else:
                     read(fd)
+            self._publish()
+            if len(events) < 64:
+                sleep(self.COALESCE_S)
+
+    def _publish(self) -> None:
+        view = self.view
+        c = self.counters
+        for i, key in enumerate(COUNTERS):
+            POSITION.pack_into(view, COUNTERS_AT + 8 * i, c[key])
+        POSITION.pack_into(view, WRITTEN, self.written)   # last: the records before it are complete
+
+    def _reserve(self, need: int) -> int | None:
+        """Where a record of up to ``need`` bytes goes in the ring (after a wrap if it does not
+        fit before the end), or None when the bridge has not read enough yet."""
+        size = self.rx_size
+        free = size - (self.written - POSITION.unpack_from(self.view, READ)[0])
+        at = self.written % size
+        if at + need > size:                # never split a record: mark the rest and wrap
+            if free < size - at + need:
+                return None
+            if size - at >= HEADER:
+                RECORD.pack_into(self.view, RING_AT + at, WRAP, b"\0\0\0\0", 0, 0)
+            self.written += size - at
+            return 0
+        return at if free >= need else None
 
     def _read(self, fd: int) -> None:
         slot = self.slot_of.get(fd)
         if slot is None:
             return
         sock = self.socks[slot]
-        start = rx_offset(self.index, self.rx_size) + self.fill
         try:
-            if self.fill + HEADER + MAX_DATAGRAM <= self.rx_size:
+            at = self._reserve(HEADER + MAX_DATAGRAM)
+            if at is not None:
+                start = RING_AT + at
                 n, addr = sock.recvfrom_into(self.view[start + HEADER:start + HEADER + MAX_DATAGRAM])
                 ip = self.ips.get(addr[0])
                 if ip is None:
                     ip = self.ips[addr[0]] = socket.inet_aton(addr[0])
                 RECORD.pack_into(self.view, start, slot, ip, addr[1], n)
-                self.fill += HEADER + n
+                self.written += HEADER + n
                 self.counters["received"] += 1
             else:
-                sock.recvfrom_into(self.scratch)    # the bridge has not exchanged in time: drop
+                sock.recvfrom_into(self.scratch)    # the bridge is behind: drop, never block
                 self.counters["ring_dropped"] += 1
-        except OSError:         # EAGAIN (another reader won), or an ICMP error queued on it
+        except OSError:         # EAGAIN (spurious), or an ICMP error queued on the socket
             return
         count = self.counts.get(fd, 0) + 1
         self.counts[fd] = count
@@ -148,11 +187,11 @@ class Worker:
                    if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS
                    for fd in array.array("i", data[:len(data) - len(data) % 4])]
             kind = msg[:1]
-            if kind == EXCHANGE:
-                self._exchange()
-            elif kind == SEND:
+            if kind == SEND:
                 _, index, length = SEND_MSG.unpack(msg)
-                self._send(index, length)
+                self._tick()
+                if length:
+                    self._send(index, length)
             elif kind == ADD:
                 _, slot = SLOT.unpack(msg)
                 sock = socket.socket(fileno=fds[0])
@@ -168,12 +207,22 @@ class Worker:
                     self.slot_of.pop(fd, None)
                     self.epoll.unregister(fd)
                     gone.close()
+                self._removed(slot)
 
-    def _exchange(self) -> None:
-        c = self.counters
-        self.ctl.send(EXCHANGED_MSG.pack(EXCHANGED, self.index, self.fill, *(c[k] for k in COUNTERS)))
-        self.index ^= 1
-        self.fill = 0
+    def _removed(self, slot: int) -> None:
+        """Tell the bridge in the ring (in order with the datagrams): the port is free now."""
+        while True:
+            at = self._reserve(HEADER)
+            if at is not None:
+                break
+            time.sleep(self.COALESCE_S)         # rare: a full ring; this record must not be lost
+            if os.getppid() == 1:
+                sys.exit(0)
+        RECORD.pack_into(self.view, RING_AT + at, REMOVED, slot.to_bytes(4, "little"), 0, 0)
+        self.written += HEADER
+
+    def _tick(self) -> None:
+        """The bridge's tick ended: every socket may be read again (the flood bound is per tick)."""
         self.counts.clear()
         modify = self.epoll.modify
         for fd in self.muted:
@@ -210,7 +259,7 @@ def main(argv: list[str]) -> None:
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the bridge, which closes us
     ctl = socket.socket(fileno=ctl_fd)
-    mem = mmap.mmap(mem_fd, 2 * (rx_size + tx_size))
+    mem = mmap.mmap(mem_fd, memory_size(rx_size, tx_size))
     os.close(mem_fd)
     ctl.send(HELLO)     # blocking: replies wait for room; reads use MSG_DONTWAIT
     Worker(ctl, mem, rx_size, tx_size).run()

@@ -6,19 +6,20 @@ the worker process on the other core:
 
 - ``add`` passes a duplicate of the leg's RTP socket to the worker (``socket.send_fds``), named
   by a slot number that is never reused; the bridge keeps its own socket (RTCP and the fallback).
-- ``receive`` before the tick takes the worker's receive buffer in one exchange and delivers
-  each record as ``BatchReceiver.receive`` does: queued for a leg in a receive lane, else to
-  the session's callback. Everything that arrived since the last tick comes at once, so
-  ``drain`` has nothing left to do.
+- ``receive`` before the tick reads the shared ring up to the worker's published position (no
+  syscall, no waiting for the worker) and delivers each record as ``BatchReceiver.receive``
+  does: queued for a leg in a receive lane, else to the session's callback. Everything that
+  arrived since the last tick comes at once, so ``drain`` has nothing left to do.
 - the legs' send functions (``sender``) append a record to a shared send buffer instead of
   calling ``sendto``, so SRTP protection and the send lanes need no change; ``transmit`` flushes
-  the tick's ``Outbox`` into it and wakes the worker with one message.
-- ``remove`` closes the worker's duplicate; the leg's port is released after the next exchange,
-  once the worker has closed it (it answers in order).
+  the tick's ``Outbox`` into it and hands it over with one message (which also tells the worker
+  the tick is over: flooded sockets are read again).
+- ``remove`` closes the worker's duplicate; the leg's port is released when the worker's
+  "removed" record comes through the ring, once it has closed it.
 
-If the worker cannot start, dies, or does not answer within ``reply_timeout`` seconds, the error
-is logged and every socket moves into an in-process ``BatchReceiver`` (the bridge still has
-them): calls continue, IO is back on this core.
+If the worker cannot start, dies (its socketpair fails or reports EOF), or keeps a send buffer
+longer than ``reply_timeout`` seconds, the error is logged and every socket moves into an
+in-process ``BatchReceiver`` (the bridge still has them): calls continue, IO is back on this core.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import errno
 import logging
 import mmap
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -65,12 +67,12 @@ class WorkerReceiver:
         self.reply_timeout = reply_timeout
         self.down = True                        # until the worker said hello
         self._failed = False
-        self.stats: dict[str, int] = dict.fromkeys(w.COUNTERS, 0)
         self._slots: dict[int, tuple[socket.socket, SocketReader]] = {}
         self._slot_of: dict[int, int] = {}      # our socket's fd -> slot
         self._next_slot = 0
         self._ahead: list[SocketReader] = []
-        self._removed: list[Callable[[], None]] = []    # port releases waiting for the next exchange
+        self._removed: dict[int, Callable[[], None]] = {}    # slot -> port release, once the worker closed it
+        self._read = 0                          # ring position read (the worker's, once delivered)
         self._tx_index = 0
         self._tx_busy = [False, False]
         self._tx_fill = 0
@@ -90,7 +92,7 @@ class WorkerReceiver:
     # ------------------------------------------------------------------ life cycle
 
     def _start(self, timeout: float) -> None:
-        size = 2 * (self.rx_size + self.tx_size)
+        size = w.memory_size(self.rx_size, self.tx_size)
         mem_fd = os.memfd_create("tutti-rtp-io", os.MFD_CLOEXEC)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -136,6 +138,22 @@ class WorkerReceiver:
             if msg[:1] == kind:
                 return msg
 
+    def _acks(self) -> None:
+        """The send acknowledgements that have arrived, without waiting."""
+        ctl = self._ctl
+        if ctl is None:
+            raise WorkerGone("closed")
+        # (MSG_DONTWAIT would not do: a socket with a timeout waits that long on EAGAIN.)
+        while select.select([ctl], [], [], 0)[0]:
+            try:
+                msg = ctl.recv(256)
+            except OSError as exc:
+                raise WorkerGone(str(exc)) from None
+            if not msg:
+                raise WorkerGone("it exited")
+            if msg[:1] == w.SENT:
+                self._tx_busy[msg[1]] = False
+
     def _fail(self, why: str) -> None:
         """The worker is unusable: log, stop it, and read and send every socket in process."""
         self.down = True
@@ -149,8 +167,8 @@ class WorkerReceiver:
         self._slot_of.clear()
         self.fallback._ahead.extend(self._ahead)
         self._ahead = []
-        removed, self._removed = self._removed, []
-        for release in removed:      # the worker's duplicates died with it
+        removed, self._removed = self._removed, {}
+        for release in removed.values():    # the worker's duplicates died with it
             release()
 
     def _stop_process(self) -> None:
@@ -208,7 +226,7 @@ class WorkerReceiver:
                 on_removed()
             return
         if on_removed is not None:
-            self._removed.append(on_removed)
+            self._removed[slot] = on_removed
         try:
             self._ctl.send(w.SLOT.pack(w.REMOVE, slot))
         except OSError as exc:
@@ -247,51 +265,63 @@ class WorkerReceiver:
     # ------------------------------------------------------------------ the tick
 
     def receive(self) -> int:
-        """Before the rooms' tick: everything the worker read since the last exchange."""
+        """Before the rooms' tick: everything the worker has read since the last tick."""
         if self.down:
             return self.fallback.receive()
         self._in_tick = True
-        try:
-            assert self._ctl is not None
-            self._ctl.send(w.EXCHANGE)
-            reply = self._await(w.EXCHANGED)
-        except (OSError, WorkerGone) as exc:
-            self._fail(f"lost ({exc})")
-            return self.fallback.receive()
-        _, index, length, *counters = w.EXCHANGED_MSG.unpack(reply)
-        self.stats = dict(zip(w.COUNTERS, counters))
-        removed, self._removed = self._removed, []
-        for release in removed:     # the worker closed those duplicates before answering
-            release()
-        return self._deliver(w.rx_offset(index, self.rx_size), length)
-
-    def _deliver(self, pos: int, length: int) -> int:
-        view, slots, names, ahead = self._view, self._slots, self._names, self._ahead
+        view = self._view
         assert view is not None
-        unpack, header = w.RECORD.unpack_from, w.HEADER
-        end = pos + length
+        written = w.POSITION.unpack_from(view, w.WRITTEN)[0]
+        total = self._deliver(view, self._read, written)
+        self._read = written
+        w.POSITION.pack_into(view, w.READ, written)     # the worker may reuse that space now
+        return total
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The worker's datagram counters (received, flood_skipped, ring_dropped, sent, send_errors)."""
+        view = self._view
+        if view is None:
+            return dict.fromkeys(w.COUNTERS, 0)
+        return {key: w.POSITION.unpack_from(view, w.COUNTERS_AT + 8 * i)[0] for i, key in enumerate(w.COUNTERS)}
+
+    def _deliver(self, view: memoryview, pos: int, written: int) -> int:
+        slots, names, ahead = self._slots, self._names, self._ahead
+        unpack, header, size, ring = w.RECORD.unpack_from, w.HEADER, self.rx_size, w.RING_AT
         total = 0
-        while pos < end:
-            slot, ip, port, n = unpack(view, pos)
-            start = pos + header
-            pos = start + n
+        while pos < written:
+            at = pos % size
+            if size - at < header:          # too short for a record: the worker wrapped
+                pos += size - at
+                continue
+            slot, ip, port, n = unpack(view, ring + at)
+            if slot == w.WRAP:
+                pos += size - at
+                continue
+            start = ring + at + header
+            pos += header + n
+            if slot == w.REMOVED:           # the worker closed that duplicate: the port is free
+                release = self._removed.pop(int.from_bytes(ip, "little"), None)
+                if release is not None:
+                    release()
+                continue
             entry = slots.get(slot)
-            if entry is None:           # closed since the worker read it
+            if entry is None:               # closed since the worker read it
                 continue
             host = names.get(ip)
             if host is None:
                 host = names[ip] = socket.inet_ntoa(ip)
             reader = entry[1]
             total += 1
-            if reader.held:             # a receive lane takes it in the tick (up to two)
+            if reader.held:                 # a receive lane takes it in the tick (up to two)
                 queue = reader.queue
                 if not queue:
                     ahead.append(reader)
                 if len(queue) < HELD_QUEUE:
-                    queue.append((view[start:pos].tobytes(), (host, port)))
+                    queue.append((view[start:start + n].tobytes(), (host, port)))
                 reader.ready = True
             else:
-                reader.on_datagram(view[start:pos].tobytes(), (host, port))
+                reader.on_datagram(view[start:start + n].tobytes(), (host, port))
         return total
 
     def transmit(self) -> int:
@@ -302,21 +332,25 @@ class WorkerReceiver:
         self._in_tick = False
         if self.down:
             return sent
-        self.flush()
+        self.flush(tick=True)
         return sent
 
-    def flush(self) -> None:
-        """Hand the send buffer to the worker and switch to the other one."""
-        if self.down or not self._tx_fill:
+    def flush(self, tick: bool = False) -> None:
+        """Hand the send buffer to the worker and switch to the other one; ``tick``: also when
+        empty (the message tells the worker the tick is over)."""
+        if self.down or not (self._tx_fill or tick):
             return
         index, fill = self._tx_index, self._tx_fill
         try:
             assert self._ctl is not None
             self._ctl.send(w.SEND_MSG.pack(w.SEND, index, fill))
+            if not fill:
+                return
             self._tx_busy[index] = True
             self._tx_index = index ^ 1
             self._tx_base = w.tx_offset(self._tx_index, self.rx_size, self.tx_size)
             self._tx_fill = 0
+            self._acks()
             if self._tx_busy[self._tx_index]:
                 self._await_sent(self._tx_index)
         except (OSError, WorkerGone) as exc:

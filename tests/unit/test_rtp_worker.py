@@ -105,7 +105,7 @@ async def test_many_senders_reach_their_slots_in_order(receiver: WorkerReceiver)
         for j, got in enumerate(legs.got):
             assert [d for d, _ in got] == [b"leg%d-%d" % (j, k) for k in range(5)]
             assert {a for _, a in got} == {legs.peers[j].getsockname()}
-        assert receiver.stats["received"] == 24 * 5
+        assert receiver.counters["received"] == 24 * 5
     finally:
         legs.close()
 
@@ -128,9 +128,15 @@ async def test_flood_is_bounded_per_tick_and_does_not_starve_the_others(receiver
             receiver.transmit()
 
         _until(lambda: len(legs.got[0]) == flood and all(len(g) == 3 for g in legs.got[1:]), tick)
-        assert max(per_tick) == FLOOD_BOUND, per_tick        # the bound was reached, never passed
+        # The worker reads at most FLOOD_BOUND a socket between two ends of tick (the bridge's
+        # transmit), so after k ticks at most FLOOD_BOUND * (k + 1) can have come through.
+        delivered = 0
+        for k, count in enumerate(per_tick):
+            delivered += count
+            assert delivered <= FLOOD_BOUND * (k + 1), per_tick
+        assert len(per_tick) >= flood // FLOOD_BOUND and FLOOD_BOUND in per_tick, per_tick
         assert [d for d, _ in legs.got[0]] == [b"f%d" % k for k in range(flood)]
-        assert receiver.stats["flood_skipped"] >= flood // FLOOD_BOUND - 1
+        assert receiver.counters["flood_skipped"] >= flood // FLOOD_BOUND - 1
     finally:
         legs.close()
 
@@ -147,7 +153,7 @@ async def test_sends_leave_from_the_legs_own_port(receiver: WorkerReceiver) -> N
             assert data == b"tick%d" % j and addr == (LOCAL, legs.ports[j])
         legs.legs[2].send_rtp(b"outside", legs.peers[2].getsockname())   # outside a tick: at once
         assert legs.peers[2].recvfrom(2048) == (b"outside", (LOCAL, legs.ports[2]))
-        _until(lambda: receiver.stats["sent"] == 5, _tick(receiver))
+        _until(lambda: receiver.counters["sent"] == 5, _tick(receiver))
     finally:
         legs.close()
 
@@ -157,9 +163,8 @@ async def test_closed_leg_stops_receiving_and_its_port_is_free(receiver: WorkerR
     try:
         port = legs.ports[1]
         legs.legs[1].close()
-        assert port in legs.alloc.in_use            # the worker still holds its duplicate
-        receiver.receive()                          # answered after it closed it
-        assert port not in legs.alloc.in_use and len(receiver) == 2
+        assert port in legs.alloc.in_use and len(receiver) == 2   # until the worker closed its duplicate
+        _until(lambda: port not in legs.alloc.in_use, receiver.receive)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind((LOCAL, port))                   # nobody holds it any more
         for j in (0, 2):
