@@ -13,7 +13,7 @@ At most ``FLOOD_BOUND`` datagrams per socket are read per tick; then the socket 
 epoll set until the next tick, so a flood costs the kernel's buffer, not CPU.
 
 Send: after each tick the bridge writes its datagrams as records (slot, IPv4 destination, port,
-length, bytes) into one of two send buffers and names it in one message (which also marks the
+length, bytes) into one of ``TX_BUFFERS`` send buffers and names it in one message (which also marks the
 tick); the worker sends each from the slot's socket and acknowledges the buffer.
 
 Stdlib only, run as ``python -I rtp_worker.py CTL_FD MEM_FD RX_SIZE TX_SIZE PARENT_PID``: it
@@ -53,7 +53,9 @@ FDS_SPACE = socket.CMSG_SPACE(4 * array.array("i").itemsize)
 SEND_MSG = struct.Struct("<cBI")
 SENT_MSG = struct.Struct("<cB")
 
-# Shared memory: [positions | receive ring | send buffer 0 | send buffer 1].
+# Shared memory: [positions | receive ring | send buffers]. Several send buffers, so that the
+# bridge only waits for the worker when it is that many ticks behind.
+TX_BUFFERS = 4
 POSITION = struct.Struct("<Q")
 WRITTEN, READ = 0, 8            # ring byte positions (ever increasing): ours, the bridge's
 COUNTERS = ("received", "flood_skipped", "ring_dropped", "sent", "send_errors")
@@ -64,7 +66,7 @@ REMOVED = 0xFFFFFFFE            # record slot: the slot in the address field is 
 
 
 def memory_size(rx_size: int, tx_size: int) -> int:
-    return RING_AT + rx_size + 2 * tx_size
+    return RING_AT + rx_size + TX_BUFFERS * tx_size
 
 
 def tx_offset(index: int, rx_size: int, tx_size: int) -> int:

@@ -74,7 +74,7 @@ class WorkerReceiver:
         self._removed: dict[int, Callable[[], None]] = {}    # slot -> port release, once the worker closed it
         self._read = 0                          # ring position read (the worker's, once delivered)
         self._tx_index = 0
-        self._tx_busy = [False, False]
+        self._tx_busy = [False] * w.TX_BUFFERS
         self._tx_fill = 0
         self._tx_base = w.tx_offset(0, rx_size, tx_size)
         self._in_tick = False
@@ -336,7 +336,7 @@ class WorkerReceiver:
         return sent
 
     def flush(self, tick: bool = False) -> None:
-        """Hand the send buffer to the worker and switch to the other one; ``tick``: also when
+        """Hand the send buffer to the worker and switch to the next one; ``tick``: also when
         empty (the message tells the worker the tick is over)."""
         if self.down or not (self._tx_fill or tick):
             return
@@ -347,7 +347,7 @@ class WorkerReceiver:
             if not fill:
                 return
             self._tx_busy[index] = True
-            self._tx_index = index ^ 1
+            self._tx_index = (index + 1) % w.TX_BUFFERS
             self._tx_base = w.tx_offset(self._tx_index, self.rx_size, self.tx_size)
             self._tx_fill = 0
             self._acks()
