@@ -41,6 +41,7 @@ from bridge.adapters.rtp_transport import BatchReceiver, Callback, Outbox, Sendt
 
 log = logging.getLogger("bridge.rtp")
 
+LOG_EVERY = 500     # ticks between log lines with the worker's counters (10 s)
 HELD_QUEUE = 8      # datagrams kept for a leg in a receive lane (it takes up to two a tick)
 
 
@@ -78,6 +79,7 @@ class WorkerReceiver:
         self._tx_fill = 0
         self._tx_base = w.tx_offset(0, rx_size, tx_size)
         self._in_tick = False
+        self._ticks = 0
         self._ips: dict[str, bytes] = {}
         self._names: dict[bytes, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -333,6 +335,9 @@ class WorkerReceiver:
         if self.down:
             return sent
         self.flush(tick=True)
+        self._ticks += 1
+        if self._ticks % LOG_EVERY == 0:
+            log.info("RTP IO worker: %s", ", ".join(f"{k} {v}" for k, v in self.counters.items()))
         return sent
 
     def flush(self, tick: bool = False) -> None:
