@@ -85,6 +85,17 @@ def proc_cpu_seconds(pid: int, which: str = "both", children: bool = True) -> fl
     return total
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Time pid's threads spent runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def write_config(workdir: Path, sip_port: int, http_port: int, rtp_lo: int, rtp_hi: int,
                  rate: int = 16000, io_worker: str = "auto") -> Path:
     cfg: dict[str, Any] = {
@@ -164,6 +175,7 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str], io_work
             if word == "START":
                 cpu0, wall0, gen0 = proc_cpu_seconds(bridge.pid), time.monotonic(), proc_cpu_seconds(loadgen.pid)
                 main0 = proc_cpu_seconds(bridge.pid, children=False)
+                wait0 = run_queue_seconds(bridge.pid)
                 log_from = log_path.stat().st_size
                 sys0 = proc_cpu_seconds(bridge.pid, "sys")
                 if args.profile and shutil.which("py-spy"):
@@ -177,6 +189,8 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str], io_work
                 result["bridge_core_pct"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
                 # The bridge process alone; the rest of bridge_core_pct is its RTP IO worker.
                 result["main_core_pct"] = 100 * (proc_cpu_seconds(bridge.pid, children=False) - main0) / (wall1 - wall0)
+                # How long the bridge process was ready to run but had no CPU: a busy machine.
+                result["main_wait_pct"] = 100 * (run_queue_seconds(bridge.pid) - wait0) / (wall1 - wall0)
                 with open(log_path, "rb") as f:     # the bridge's tick-phase lines inside the window
                     f.seek(log_from)
                     phases = [m.groups() for m in _TICKS.finditer(f.read().decode(errors="replace"))]
@@ -345,7 +359,7 @@ def main() -> int:
     print(f"one {args.rate} Hz room, {args.talkers} talkers, PCMU callers")
     print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'main':>6} {'worker':>6} "
           f"{'%/participant':>13} {'b->c loss %':>11} "
-          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: IO':>20} "
+          f"{'c->b loss %':>11} {'main waits %':>12} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: IO':>20} "
           f"{'rooms':>5}")
     for variant in variants:
         env = {k: v for k, v in variant.items() if k != "io_worker"}
@@ -366,7 +380,8 @@ def main() -> int:
             print(f"{name:<26} {n:>5} {cpu:>12.1f} {kernel:>8.1f} {main_cpu:>6.1f} {cpu - main_cpu:>6.1f} "
                   f"{cpu / n:>13.3f} "
                   f"{100 * median([r['loss_b2c'] for r in runs]):>11.2f} "
-                  f"{fmt(100 * median(c2b) if c2b else None, '.2f'):>11} {ticks:>15} "
+                  f"{fmt(100 * median(c2b) if c2b else None, '.2f'):>11} "
+                  f"{median([r['main_wait_pct'] for r in runs]):>12.1f} {ticks:>15} "
                   f"{median([r['loadgen_core_pct'] for r in runs]):>13.1f} "
                   + " ".join(f"{fmt(per_leg(runs, key, n), '.1f'):>{w}}"
                              for key, w in (("receive_us", 20), ("rooms_us", 5))), flush=True)

@@ -32,6 +32,7 @@ import select
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ class WorkerReceiver:
         self._tx_base = w.tx_offset(0, rx_size, tx_size)
         self._in_tick = False
         self._ticks = 0
+        self.waited_s = 0.0                     # time the bridge spent waiting for a send buffer
         self._ips: dict[str, bytes] = {}
         self._names: dict[bytes, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -337,7 +339,8 @@ class WorkerReceiver:
         self.flush(tick=True)
         self._ticks += 1
         if self._ticks % LOG_EVERY == 0:
-            log.info("RTP IO worker: %s", ", ".join(f"{k} {v}" for k, v in self.counters.items()))
+            log.info("RTP IO worker: %s; the bridge waited %.3f s for send buffers",
+                     ", ".join(f"{k} {v}" for k, v in self.counters.items()), self.waited_s)
         return sent
 
     def flush(self, tick: bool = False) -> None:
@@ -365,8 +368,10 @@ class WorkerReceiver:
                 self._send_here(socks, w.tx_offset(index, self.rx_size, self.tx_size), fill)
 
     def _await_sent(self, index: int) -> None:
+        t0 = time.perf_counter()
         while self._tx_busy[index]:
             self._await(w.SENT)
+        self.waited_s += time.perf_counter() - t0
 
     def _send_here(self, by_slot: dict[int, socket.socket], pos: int, length: int) -> None:
         view = self._view
