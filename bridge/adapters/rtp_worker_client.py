@@ -58,8 +58,6 @@ def use_worker(setting: bool | str) -> bool:
 
 
 class WorkerReceiver:
-    MAX_ROUNDS = BatchReceiver.MAX_ROUNDS
-
     def __init__(self, rx_size: int = 8 << 20, tx_size: int = 4 << 20, *,
                  start_timeout: float = 10.0, reply_timeout: float = 2.0) -> None:
         self.outbox = Outbox()
