@@ -261,7 +261,10 @@ class Worker:
 def main(argv: list[str]) -> None:
     ctl_fd, mem_fd, rx_size, tx_size, parent = (int(a) for a in argv[1:6])
     _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the bridge, which closes us
+    # Ctrl-C, or systemd's SIGTERM to the whole service: the bridge shuts down and closes us
+    # (or dies, and so do we); going first would only turn its last ticks into a fallback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ctl = socket.socket(fileno=ctl_fd)
     mem = mmap.mmap(mem_fd, memory_size(rx_size, tx_size))
     os.close(mem_fd)

@@ -293,3 +293,18 @@ def test_kill_9_of_the_bridge_leaves_no_worker_holding_ports(tmp_path: Any) -> N
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_worker_outlasts_a_sigterm_to_the_service(receiver: WorkerReceiver) -> None:
+    """systemd stops a service by signalling all its processes: the worker stays until the
+    bridge, shutting down, closes it."""
+    legs = Legs(receiver, asyncio.get_running_loop(), 1)
+    try:
+        pid = receiver.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        legs.peers[0].sendto(b"still here", (LOCAL, legs.ports[0]))
+        _until(lambda: len(legs.got[0]) == 1, _tick(receiver))
+        assert not receiver.down
+    finally:
+        legs.close()
