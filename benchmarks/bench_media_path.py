@@ -7,8 +7,11 @@ leg (``--talkers`` of them a tone, the rest low noise) while counting the bridge
 measurement window (after set-up and warm-up) we read the bridge process's CPU time
 (utime+stime of it and its children, /proc/<pid>/stat) and report:
 
-  N | bridge CPU % of one core | % per participant | bridge->client loss % | client->bridge
-  loss % (from the bridge's RTCP receiver reports) | media clock late/skipped ticks (whole run)
+  N | bridge CPU % of one core (and of that: the bridge process, its RTP IO worker) |
+  % per participant | bridge->client loss % | client->bridge loss % (from the bridge's RTCP
+  receiver reports) | media clock late/skipped ticks (whole run)
+
+``--io-worker off on`` compares ``rtp.io_worker`` settings (one row each).
 
 Run: python benchmarks/bench_media_path.py [--n 10 100 500 1000] [--window 10]
 Receive/send path and loop variants for the comparison are chosen with the environment
@@ -61,8 +64,9 @@ def free_sip_port() -> int:
     raise RuntimeError("no free SIP port")
 
 
-def proc_cpu_seconds(pid: int, which: str = "both") -> float:
-    """utime+stime (or only ``user``/``sys``) of pid and all its live descendants."""
+def proc_cpu_seconds(pid: int, which: str = "both", children: bool = True) -> float:
+    """utime+stime (or only ``user``/``sys``) of pid and all its live descendants (the RTP IO
+    worker among them), or of pid alone with ``children=False``."""
     total = 0.0
     todo = [pid]
     while todo:
@@ -71,6 +75,8 @@ def proc_cpu_seconds(pid: int, which: str = "both") -> float:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             utime, stime = int(fields[11]), int(fields[12])
             total += {"both": utime + stime, "user": utime, "sys": stime}[which] / CLK_TCK
+            if not children:
+                break
             for task in Path(f"/proc/{p}/task").iterdir():
                 children = (task / "children").read_text().split()
                 todo.extend(int(c) for c in children)
@@ -79,11 +85,23 @@ def proc_cpu_seconds(pid: int, which: str = "both") -> float:
     return total
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Time pid's threads spent runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def write_config(workdir: Path, sip_port: int, http_port: int, rtp_lo: int, rtp_hi: int,
-                 rate: int = 16000) -> Path:
+                 rate: int = 16000, io_worker: str = "auto") -> Path:
     cfg: dict[str, Any] = {
         "sip": {"host": "127.0.0.1", "port": sip_port, "advertise_host": "127.0.0.1", "transports": ["udp"]},
-        "rtp": {"host": "127.0.0.1", "port_min": rtp_lo, "port_max": rtp_hi, "inactivity_timeout_s": 120},
+        "rtp": {"host": "127.0.0.1", "port_min": rtp_lo, "port_max": rtp_hi, "inactivity_timeout_s": 120,
+                "io_worker": {"auto": "auto", "on": True, "off": False}[io_worker]},
         "http": {"host": "127.0.0.1", "port": http_port},
         "data_dir": str(workdir / "data"),
         "log_level": "info",
@@ -126,12 +144,12 @@ _TICKS = re.compile(r"media ticks: (\d+) ticks, per tick (?:receive|socket IO) (
 _CLOCK = re.compile(r"media clock: (\d+) ticks, (\d+) late, (\d+) skipped, longest tick ([\d.]+) ms")
 
 
-def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict[str, Any]:
+def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str], io_worker: str = "auto") -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="tutti-bench-"))
     sip_port, http_port = free_sip_port(), free_port(socket.SOCK_STREAM)
     rtp_lo = random.randrange(20000, 26000) & ~1   # below the ephemeral range, 2 ports per leg
     rtp_hi = rtp_lo + 6000
-    config = write_config(workdir, sip_port, http_port, rtp_lo, rtp_hi, args.rate)
+    config = write_config(workdir, sip_port, http_port, rtp_lo, rtp_hi, args.rate, io_worker)
     env = {**os.environ, "TUTTI_STATS_INTERVAL": "2", **env_extra}
     log_path = workdir / "bridge.log"
     bridge = loadgen = spy = None
@@ -156,6 +174,8 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
             word, _, rest = line.strip().partition(" ")
             if word == "START":
                 cpu0, wall0, gen0 = proc_cpu_seconds(bridge.pid), time.monotonic(), proc_cpu_seconds(loadgen.pid)
+                main0 = proc_cpu_seconds(bridge.pid, children=False)
+                wait0 = run_queue_seconds(bridge.pid)
                 log_from = log_path.stat().st_size
                 sys0 = proc_cpu_seconds(bridge.pid, "sys")
                 if args.profile and shutil.which("py-spy"):
@@ -167,6 +187,10 @@ def run_one(n: int, args: argparse.Namespace, env_extra: dict[str, str]) -> dict
             elif word == "END":
                 cpu1, wall1 = proc_cpu_seconds(bridge.pid), time.monotonic()
                 result["bridge_core_pct"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
+                # The bridge process alone; the rest of bridge_core_pct is its RTP IO worker.
+                result["main_core_pct"] = 100 * (proc_cpu_seconds(bridge.pid, children=False) - main0) / (wall1 - wall0)
+                # How long the bridge process was ready to run but had no CPU: a busy machine.
+                result["main_wait_pct"] = 100 * (run_queue_seconds(bridge.pid) - wait0) / (wall1 - wall0)
                 with open(log_path, "rb") as f:     # the bridge's tick-phase lines inside the window
                     f.seek(log_from)
                     phases = [m.groups() for m in _TICKS.finditer(f.read().decode(errors="replace"))]
@@ -305,6 +329,8 @@ def main() -> int:
     ap.add_argument("--talkers", type=int, default=3, help="callers sending a tone; the rest send low noise")
     ap.add_argument("--window", type=float, default=10.0, help="measurement window, seconds")
     ap.add_argument("--warmup", type=float, default=3.0, help="RTP flowing before the window, seconds")
+    ap.add_argument("--io-worker", nargs="+", default=["auto"], choices=("auto", "on", "off"),
+                    help="rtp.io_worker of the bridge; several: one table row each")
     ap.add_argument("--variants", nargs="*", default=[], metavar="LOOP/RECV[/SEND]",
                     help="e.g. uvloop/reader asyncio/asyncio-256k (default: the environment's)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy raw profiles of the window into DIR")
@@ -328,15 +354,19 @@ def main() -> int:
             env["TUTTI_RTP_RECV"] = parts[1]
         if len(parts) > 2:
             env["TUTTI_RTP_SEND"] = parts[2]
-        variants.append(env)
+        variants.extend({**env, "io_worker": w} if len(args.io_worker) > 1 or w != "auto" else env
+                        for w in args.io_worker)
     print(f"one {args.rate} Hz room, {args.talkers} talkers, PCMU callers")
-    print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'%/participant':>13} {'b->c loss %':>11} "
-          f"{'c->b loss %':>11} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: IO':>20} "
+    print(f"{'variant':<26} {'N':>5} {'bridge %core':>12} {'(kernel)':>8} {'main':>6} {'worker':>6} "
+          f"{'%/participant':>13} {'b->c loss %':>11} "
+          f"{'c->b loss %':>11} {'main waits %':>12} {'late/skip ticks':>15} {'loadgen %core':>13} {'us/leg/tick: IO':>20} "
           f"{'rooms':>5}")
-    for env in variants:
-        name = "/".join(env.values()) or "default"
+    for variant in variants:
+        env = {k: v for k, v in variant.items() if k != "io_worker"}
+        worker = variant.get("io_worker", "auto")
+        name = "/".join([*env.values(), *(["worker-" + worker] if "io_worker" in variant else [])]) or "default"
         for n in args.n:
-            runs = [run_one(n, args, env) for _ in range(args.repeat)]
+            runs = [run_one(n, args, env, worker) for _ in range(args.repeat)]
             if args.json:
                 for r in runs:
                     print(json.dumps(r), flush=True)
@@ -346,9 +376,12 @@ def main() -> int:
             skipped = [r["skipped_ticks"] for r in runs if "skipped_ticks" in r]
             ticks = f"{fmt(median(late) if late else None, '.0f')}/{fmt(median(skipped) if skipped else None, '.0f')}"
             kernel = median([r["bridge_sys_pct"] for r in runs])
-            print(f"{name:<26} {n:>5} {cpu:>12.1f} {kernel:>8.1f} {cpu / n:>13.3f} "
+            main_cpu = median([r["main_core_pct"] for r in runs])
+            print(f"{name:<26} {n:>5} {cpu:>12.1f} {kernel:>8.1f} {main_cpu:>6.1f} {cpu - main_cpu:>6.1f} "
+                  f"{cpu / n:>13.3f} "
                   f"{100 * median([r['loss_b2c'] for r in runs]):>11.2f} "
-                  f"{fmt(100 * median(c2b) if c2b else None, '.2f'):>11} {ticks:>15} "
+                  f"{fmt(100 * median(c2b) if c2b else None, '.2f'):>11} "
+                  f"{median([r['main_wait_pct'] for r in runs]):>12.1f} {ticks:>15} "
                   f"{median([r['loadgen_core_pct'] for r in runs]):>13.1f} "
                   + " ".join(f"{fmt(per_leg(runs, key, n), '.1f'):>{w}}"
                              for key, w in (("receive_us", 20), ("rooms_us", 5))), flush=True)

@@ -320,6 +320,7 @@ class BridgeApp:
             await asyncio.sleep(0.05)
         self._housekeeping.cancel()
         await self.clock.stop()
+        self.calls.close()                 # the RTP IO worker exits
         await self.recordings.close()      # the writers finish their files
         self.bus.drain()
         self.sip.close()

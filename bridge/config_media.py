@@ -31,6 +31,10 @@ class RtpConfig(_Frozen):
     # Reflection bound: after the ACK, RTP goes to an address we never heard from for this
     # long, then stops until the first packet from it (the inactivity timeout ends the call).
     unconfirmed_send_s: float = Field(default=0.4, gt=0, le=30)
+    # Per-datagram socket calls (recvfrom/sendto, half the bridge's time at 500 callers) in a
+    # worker process on another core; the mixing stays here. auto: on when this process may
+    # run on two CPUs or more. If the worker fails, IO falls back into the bridge process.
+    io_worker: Literal["auto"] | bool = "auto"
 
     @model_validator(mode="after")
     def _range(self) -> RtpConfig:

@@ -22,7 +22,10 @@ from time import perf_counter
 
 import aiohttp
 
-from bridge.adapters.rtp_transport import BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted
+from bridge.adapters.rtp_transport import (BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted,
+                                           RtpReceiver)
+from bridge.adapters import rtp_transport
+from bridge.adapters.rtp_worker_client import WorkerReceiver, use_worker
 from bridge.adapters.media_fetch import MediaFetcher, MediaFetchError
 from bridge.audio_assets import AudioAssets
 from bridge.call.callcontrol import CallInfo
@@ -48,7 +51,7 @@ class _CountedSockets(LegSockets):
     """Remembers the leg's RTP session so that its final counters outlive the leg: the
     metrics' packet totals must never go down when a call ends."""
 
-    def __init__(self, allocator: PortAllocator, receiver: BatchReceiver, on_close: Callable[[Any], None]) -> None:
+    def __init__(self, allocator: PortAllocator, receiver: RtpReceiver, on_close: Callable[[Any], None]) -> None:
         super().__init__(allocator, receiver)
         self._on_close = on_close
         self._session: Any = None
@@ -70,7 +73,7 @@ class _CountedSockets(LegSockets):
 class SocketMedia:
     """The core's ``MediaFactory``: an RTP/RTCP socket pair per leg from the port range."""
 
-    def __init__(self, allocator: PortAllocator, receiver: BatchReceiver, loop: asyncio.AbstractEventLoop,
+    def __init__(self, allocator: PortAllocator, receiver: RtpReceiver, loop: asyncio.AbstractEventLoop,
                  on_close: Callable[[Any], None] | None = None) -> None:
         self.allocator = allocator
         self.receiver = receiver
@@ -114,7 +117,10 @@ class CallAdapter:
         self.endpoint = endpoint
         self.bus = bus
         self.pump_sip = pump_sip
-        self.rtp_receiver = BatchReceiver()   # every leg's RTP, read once per media tick
+        # Every leg's RTP, read once per media tick: in the RTP IO worker (rtp.io_worker) or here.
+        # (The TUTTI_RTP_RECV benchmark modes read in the event loop, without either.)
+        worker = use_worker(config.rtp.io_worker) and rtp_transport.RECV_MODE == "tick"
+        self.rtp_receiver: RtpReceiver = WorkerReceiver() if worker else BatchReceiver()
         self.tick_stats = TickStats()
         self.on_tick_seconds = on_tick_seconds
         cap = config.media.decode_max_seconds
@@ -181,6 +187,10 @@ class CallAdapter:
     def _drain(self) -> None:
         self._drain_scheduled = False
         self.bus.drain()
+
+    def close(self) -> None:
+        """After the last leg: stop the RTP IO worker (it also exits by itself when we die)."""
+        self.rtp_receiver.close()
 
     @property
     def calls(self) -> int:

@@ -41,7 +41,7 @@ import select
 import socket
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.rtp.lanes import NOWHERE, RxLane, SendGroup, TxLane, deliver
 from bridge.rtp.srtp import SrtpContext, SrtpKeys
@@ -62,6 +62,7 @@ if RECV_MODE not in RECV_MODES:
     raise ValueError(f"TUTTI_RTP_RECV must be one of {RECV_MODES}, not {RECV_MODE!r}")
 
 Callback = Callable[[bytes, tuple[Any, ...]], None]
+Sendto = Callable[[bytes, tuple[str, int]], Any]
 
 
 class PortRangeExhausted(Exception):
@@ -225,17 +226,28 @@ class BatchReceiver:
         self.outbox = Outbox()
 
     def add(self, sock: socket.socket, on_datagram: Callback) -> SocketReader:
+        return self.adopt(sock, SocketReader(sock, on_datagram))
+
+    def adopt(self, sock: socket.socket, entry: SocketReader) -> SocketReader:
+        """Read ``sock`` into an existing reader (a leg taken over from the IO worker)."""
         fd = sock.fileno()
-        entry = self._sockets[fd] = SocketReader(sock, on_datagram)
+        self._sockets[fd] = entry
         self._epoll.register(fd, select.EPOLLIN)
         return entry
 
-    def remove(self, sock: socket.socket) -> None:
+    def sender(self, sock: socket.socket) -> Sendto:
+        """The leg's RTP send function: the socket's own here, a buffer append with the worker."""
+        return sock.sendto
+
+    def remove(self, sock: socket.socket, on_removed: Callable[[], None] | None = None) -> None:
+        """Stop reading ``sock``; ``on_removed`` once nothing else holds it (here: at once)."""
         fd = sock.fileno()
         entry = self._sockets.pop(fd, None)
         if entry is not None:
             entry.ready = False
             self._epoll.unregister(fd)
+        if on_removed is not None:
+            on_removed()
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -275,14 +287,7 @@ class BatchReceiver:
         for legs that left their lane meanwhile. Returns the number of datagrams sent."""
         sent = self.outbox.flush()
         if self._ahead:
-            keep = []
-            for entry in self._ahead:
-                if entry.held:
-                    if entry.queue:
-                        keep.append(entry)
-                else:
-                    entry.hand_back()
-            self._ahead = keep
+            self._ahead = settle_ahead(self._ahead)
         return sent
 
     def drain(self) -> int:
@@ -313,6 +318,34 @@ class BatchReceiver:
         self._epoll.close()
 
 
+def settle_ahead(ahead: list[SocketReader]) -> list[SocketReader]:
+    """After the tick: lane readers still holding datagrams read ahead stay listed; what was
+    read ahead for a leg that left its lane meanwhile goes the general way."""
+    keep = []
+    for entry in ahead:
+        if entry.held:
+            if entry.queue:
+                keep.append(entry)
+        else:
+            entry.hand_back()
+    return keep
+
+
+class RtpReceiver(Protocol):
+    """What the legs and the media tick need of the RTP path: ``BatchReceiver`` in process,
+    or ``WorkerReceiver`` (bridge/adapters/rtp_worker_client.py) with the IO worker."""
+    outbox: Outbox
+
+    def add(self, sock: socket.socket, on_datagram: Callback) -> SocketReader: ...
+    def sender(self, sock: socket.socket) -> Sendto: ...
+    def remove(self, sock: socket.socket, on_removed: Callable[[], None] | None = None) -> None: ...
+    def receive(self) -> int: ...
+    def transmit(self) -> int: ...
+    def drain(self) -> int: ...
+    def close(self) -> None: ...
+    def __len__(self) -> int: ...
+
+
 class _Proto(asyncio.DatagramProtocol):
     def __init__(self, on_datagram: Callback) -> None:
         self.on_datagram = on_datagram
@@ -328,7 +361,7 @@ class _Proto(asyncio.DatagramProtocol):
 class LegSockets:
     """The RTP/RTCP socket pair of one leg."""
 
-    def __init__(self, allocator: PortAllocator, receiver: BatchReceiver | None = None) -> None:
+    def __init__(self, allocator: PortAllocator, receiver: RtpReceiver | None = None) -> None:
         self.allocator = allocator
         self.receiver = receiver       # the ``tick`` receive mode reads RTP through it
         self.batched: SocketReader | None = None
@@ -355,6 +388,7 @@ class LegSockets:
         self._send_rtp, self._send_rtcp = rtp_sock.sendto, rtcp_sock.sendto
         if RECV_MODE == "tick" and self.receiver is not None:
             self.batched = self._rtp_reader = self.receiver.add(rtp_sock, on_rtp)
+            self._send_rtp = self.receiver.sender(rtp_sock)
             self._rtcp_reader = SocketReader(rtcp_sock, on_rtcp)
             loop.add_reader(rtcp_sock.fileno(), self._rtcp_reader.read)
         elif RECV_MODE in ("reader", "drain", "tick"):
@@ -465,7 +499,9 @@ class LegSockets:
             self._transports = None
         elif self._socks is not None:
             if self.batched is not None and self.receiver is not None:
-                self.receiver.remove(self._socks[0])
+                # The IO worker holds a duplicate of the socket: the port is free once it closed it.
+                port, self.port = self.port, 0
+                self.receiver.remove(self._socks[0], lambda: self.allocator.release(port))
                 self.batched = None
             for sock in self._socks:
                 if self._loop is not None and not self._loop.is_closed() and sock.fileno() >= 0:
