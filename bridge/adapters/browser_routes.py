@@ -167,7 +167,10 @@ class BrowserGateway:
         core = self.calls.core
         peer = BrowserPeer(cfg, browser_rtp(core.config), lambda: self._peer_closed(holder[0]) if holder else None)
         try:
-            answer = await peer.answer(sdp)
+            try:
+                answer = await peer.answer(sdp)
+            except ValueError as err:      # no audio, no Opus, or SDP aiortc cannot parse
+                raise bad_request("invalid_sdp", f"the offer cannot be answered: {err}") from None
             try:
                 p = core.browsers.join(conf.id, name.strip(), role, peer.port, self.calls.loop.time(), peer.fmtp)
             except BrowserRefused as err:

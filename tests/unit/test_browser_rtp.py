@@ -342,3 +342,20 @@ async def test_a_lossy_browser_listener_gets_fec_from_its_receiver_reports() -> 
     finally:
         await browser.close()
         await peer.close()
+
+
+async def test_an_offer_without_opus_is_refused() -> None:
+    """The port and the room take Opus only: a PCMU-only offer gets no answer (400 invalid_sdp)."""
+    browser = RTCPeerConnection()
+    browser.addTrack(ToneTrack(440.0, 1))
+    await browser.setLocalDescription(await browser.createOffer())
+    sdp = browser.localDescription.sdp
+    sdp = re.sub(r"^(m=audio \d+ \S+) .*$", r"\1 0", sdp, flags=re.MULTILINE)
+    sdp = re.sub(r"^a=(rtpmap|fmtp|rtcp-fb):(?!0 ).*\r\n", "", sdp, flags=re.MULTILINE)
+    peer = BrowserPeer(WebrtcConfig(), {}, lambda: None)
+    try:
+        with pytest.raises(ValueError, match="no Opus"):
+            await peer.answer(sdp)
+    finally:
+        await browser.close()
+        await peer.close()
