@@ -27,10 +27,10 @@ import av
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
 
+from bridge.call.browser import OPUS_PT
 from bridge.rtp.jitter import PlayoutItem
 from bridge.rtp.session import RtpSession
 
-OPUS_PT = 111            # the PT of the headers the port's session is fed (Opus is all we negotiate)
 OPUS_CLOCK = 48000
 FRAME_TICKS = 960        # 20 ms at Opus's RTP clock
 OUT_FRAMES = 3           # outbound packets waiting for aiortc's sender: a full queue drops its oldest
@@ -66,6 +66,7 @@ class BrowserPort:
     # fed by the taps
     def push_rtp(self, seq: int, timestamp: int, ssrc: int, marker: bool, payload: bytes, now: float) -> None:
         """One Opus packet, already decrypted (a bare 12-byte header: the session's fast path)."""
+        # Our PT, whatever the browser's: Opus is all the answer offers (aiortc already dropped others).
         header = _pack_header(0x80, OPUS_PT | (0x80 if marker else 0), seq & 0xFFFF,
                               timestamp & 0xFFFFFFFF, ssrc & 0xFFFFFFFF)
         self.session.receive(header + payload, _FROM, now)
@@ -95,9 +96,6 @@ class PacketTap:
         self.port.push_rtp(packet.sequence_number, packet.timestamp, packet.ssrc, packet.marker,
                            packet.payload, self._loop.time())
         return False, None
-
-    def remove(self, count: int) -> None:
-        """aiortc's JitterBuffer API; nothing is held here."""
 
 
 def tap_receiver(receiver: RTCRtpReceiver, port: BrowserPort) -> None:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge.calls")
 
-OPUS_PT = 111   # the room lists it; the adapter writes the RTP headers
+OPUS_PT = 111   # the room lists it; the adapter's RTP session is fed headers with it
 
 
 class BrowserRefused(Exception):
