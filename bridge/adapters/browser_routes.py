@@ -31,7 +31,7 @@ from aiohttp import web
 from bridge.adapters.call_io import CallAdapter
 from bridge.adapters.http_api import JOIN_PAGE, json_object
 from bridge.adapters.webrtc import BrowserPeer, page_ice_servers
-from bridge.call.browser import BrowserRefused
+from bridge.call.browser import BrowserRefused, browser_rtp
 from bridge.config import Config
 from bridge.control import events as ev
 from bridge.control import keypad as kp
@@ -164,13 +164,15 @@ class BrowserGateway:
                                "dial in by phone or try later.")
         self._pending += 1
         holder: list[str] = []
-        peer = BrowserPeer(cfg, conf.rate if conf.rate in (8000, 16000, 48000) else 48000,
-                           lambda: self._peer_closed(holder[0]) if holder else None)
+        core = self.calls.core
+        peer = BrowserPeer(cfg, browser_rtp(core.config), lambda: self._peer_closed(holder[0]) if holder else None)
         try:
-            answer = await peer.answer(sdp)
-            core = self.calls.core
             try:
-                p = core.browsers.join(conf.id, name.strip(), role, peer.port, self.calls.loop.time())
+                answer = await peer.answer(sdp)
+            except ValueError as err:      # no audio, no Opus, or SDP aiortc cannot parse
+                raise bad_request("invalid_sdp", f"the offer cannot be answered: {err}") from None
+            try:
+                p = core.browsers.join(conf.id, name.strip(), role, peer.port, self.calls.loop.time(), peer.fmtp)
             except BrowserRefused as err:
                 raise ControlError(409, err.reason, _REFUSALS.get(err.reason, "You cannot join now.")) from None
             finally:
@@ -181,6 +183,8 @@ class BrowserGateway:
             raise
         self._pending -= 1
         holder.append(p.participant_id)
+        pid = p.participant_id
+        peer.port.on_loss = lambda fraction: core.browsers.report_loss(pid, fraction)
         token = secrets.token_urlsafe(24)
         self.sessions[p.participant_id] = Session(p.participant_id, conf.id, token, p.role, peer)
         return {"participant_id": p.participant_id, "token": token, "role": p.role,

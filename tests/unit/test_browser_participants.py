@@ -3,52 +3,55 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from datetime import timedelta
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-from aiortc.mediastreams import MediaStreamError
-from bridge_codecs import make_decoder, make_encoder
+from bridge_codecs.opus import OpusDecoder, OpusEncoder
 
-from bridge.adapters.webrtc import BrowserPort, advertise, page_ice_servers
-from bridge.config import WebrtcConfig
+from bridge.adapters.webrtc import BrowserPort, advertise, opus_fmtp, page_ice_servers
 from bridge.call.browser import BrowserRefused
+from bridge.config import WebrtcConfig
 from bridge.control.errors import ControlError
 from bridge.control.events import ParticipantJoined, ParticipantLeft
 from bridge.control.invite import JoinDetails, body_text, ics, message, parse_recipients
-from bridge.rtp.jitter import Empty, Missing
+from bridge.rtp.jitter import Empty, Frame, Missing
 from tests.unit.call_harness import T0, Bridge
-
-_BE = np.dtype(">i2")
 
 
 class ToneBrowser:
-    """A browser as the room sees it: L16 big-endian at the room rate, in and out."""
+    """A browser as the room sees it: Opus RTP packets (seq, timestamp, payload) into its port,
+    the room's Opus packets out of it."""
 
-    def __init__(self, freq: float | None, rate: int = 8000) -> None:
-        self.port = BrowserPort(rate)
+    def __init__(self, freq: float | None, rate: int = 48000) -> None:
+        self.port = BrowserPort()
         self.freq, self.rate, self.n = freq, rate, 0
+        self.encoder = OpusEncoder(fec=True, packet_loss=20)
+        self.decoder = OpusDecoder(rate)
         self.heard: list[np.ndarray] = []
 
-    def speak(self) -> None:
-        samples = self.rate // 50  # one 20 ms frame
-        t = (np.arange(samples) + self.n * samples) / self.rate
-        self.n += 1
+    def speak(self, lose: bool = False) -> None:
+        t = (np.arange(960) + self.n * 960) / 48000
         level = 0.0 if self.freq is None else 8000.0
-        self.port.push_pcm((level * np.sin(2 * np.pi * (self.freq or 0) * t)).astype(np.int16))
+        payload = self.encoder.encode((level * np.sin(2 * np.pi * (self.freq or 0) * t)).astype(np.int16))
+        if not lose:
+            self.port.push_rtp(self.n, self.n * 960, 0x1234, self.n == 0, payload, self.n * 0.02)
+        self.n += 1
 
     def collect(self) -> None:
         while not self.port.outbound.empty():
-            self.heard.append(np.frombuffer(self.port.outbound.get_nowait(), dtype=_BE).astype(np.float64))
+            payload, ticks = self.port.outbound.get_nowait()
+            assert ticks == 960
+            self.heard.append(self.decoder.decode(payload).astype(np.float64))
 
     def hears(self, freq: float) -> bool:
         pcm = np.concatenate(self.heard[-10:])
         spectrum = np.abs(np.fft.rfft(pcm))
         b = round(freq * len(pcm) / self.rate)
-        return bool(spectrum[b - 2:b + 3].max() > 10 * (np.median(spectrum) + 1))
+        # Within 26 dB of the strongest tone (codec distortion of another tone stays far below).
+        peak = spectrum[b - 2:b + 3].max()
+        return bool(peak > 10 * (np.median(spectrum) + 1) and peak > 0.05 * spectrum.max())
 
 
 def run(bridge: Bridge, seconds: float, browser: ToneBrowser, phone_freq: dict | None = None) -> None:
@@ -92,16 +95,16 @@ def test_browser_and_caller_hear_each_other_and_a_kick_removes_the_browser(bridg
 
 def test_refusals_and_the_room_closes_with_its_last_browser(bridge: Bridge) -> None:
     with pytest.raises(BrowserRefused) as err:
-        bridge.core.browsers.join("nowhere", "Ada", "member", BrowserPort(8000), bridge.now)
+        bridge.core.browsers.join("nowhere", "Ada", "member", BrowserPort(), bridge.now)
     assert err.value.reason == "ended"
     bridge.directory.add("conf_later", scheduled_for=T0 + timedelta(hours=1))
     with pytest.raises(BrowserRefused) as err:
-        bridge.core.browsers.join("conf_later", "Ada", "member", BrowserPort(8000), bridge.now)
+        bridge.core.browsers.join("conf_later", "Ada", "member", BrowserPort(), bridge.now)
     assert err.value.reason == "not_started"
-    p = bridge.core.browsers.join("conf_a", "Ada", "moderator", BrowserPort(8000), bridge.now)
+    p = bridge.core.browsers.join("conf_a", "Ada", "moderator", BrowserPort(), bridge.now)
     bridge.core.rooms["conf_a"].locked = True
     with pytest.raises(BrowserRefused) as err:
-        bridge.core.browsers.join("conf_a", "Bob", "member", BrowserPort(8000), bridge.now)
+        bridge.core.browsers.join("conf_a", "Bob", "member", BrowserPort(), bridge.now)
     assert err.value.reason == "room_locked"
     assert bridge.core.browsers.leave(p.participant_id, "hangup", bridge.now)
     bridge.run(0.04)
@@ -109,23 +112,23 @@ def test_refusals_and_the_room_closes_with_its_last_browser(bridge: Bridge) -> N
     assert "conference.ended" in bridge.names("conf_a")
 
 
-def test_browser_port_bounds_both_directions() -> None:
-    port = BrowserPort(16000)
+def test_browser_port_pops_the_jitter_buffer_and_bounds_what_it_sends() -> None:
+    port = BrowserPort()
     assert isinstance(port.pop_frame(), Empty)
-    for i in range(20):
-        port.push_pcm(np.full(320, i, np.int16))
-    assert len(port.inbound) == 6                        # the oldest are dropped: latency stays bounded
-    frame = port.pop_frame()
-    assert np.frombuffer(frame.payload, dtype=_BE)[0] == 14
+    for seq in range(3):
+        port.push_rtp(seq, seq * 960, 7, seq == 0, bytes([seq]) * 10, seq * 0.02)
+    assert [port.pop_frame().payload for _ in range(3)] == [bytes([s]) * 10 for s in range(3)]
+    assert port.received == 3
     for i in range(10):
-        port.packetize(bytes([i]) * 640, 320)
-    assert port.outbound.qsize() == 3 and port.outbound.get_nowait() == bytes([7]) * 640
+        port.packetize(bytes([i]) * 40, 960)
+    assert port.outbound.qsize() == 3 and port.outbound.get_nowait() == (bytes([7]) * 40, 960)
 
 
-def test_l16_at_the_room_rate_by_name() -> None:
-    assert make_decoder("L16/16000", frame_ms=20).sample_rate == 16000
-    assert make_encoder("L16/48000", frame_ms=20).sample_rate == 48000
-    assert make_decoder("L16", frame_ms=20).sample_rate == 8000
+def test_the_offers_opus_fmtp() -> None:
+    sdp = ("m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\n"
+           "a=fmtp:63 111/111\r\na=fmtp:111 minptime=10;useinbandfec=1;maxaveragebitrate=24000\r\n")
+    assert opus_fmtp(sdp) == "minptime=10;useinbandfec=1;maxaveragebitrate=24000"
+    assert opus_fmtp("m=audio 9 RTP/AVP 0\r\n") == ""
 
 
 def test_advertised_address_rewrites_host_candidates_only() -> None:
@@ -184,87 +187,39 @@ def test_ice_servers_for_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
         {"urls": "turn:turn.example.org:3478", "username": "bridge", "credential": "s3cret"}]
 
 
-def test_a_gap_in_the_pts_counts_whole_lost_frames() -> None:
-    from bridge.adapters.webrtc import lost_frames
-
-    assert lost_frames(0, None, 960) == 0                   # the first frame
-    assert lost_frames(960, 960, 960) == 0                  # on time
-    assert lost_frames(900, 960, 960) == 0                  # early: reordering is not loss
-    assert lost_frames(960 + 400, 960, 960) == 0            # under half a frame
-    assert lost_frames(2 * 960, 960, 960) == 1
-    assert lost_frames(4 * 960 + 100, 960, 960) == 3
-    assert lost_frames(None, 960, 960) == 0
+def test_a_lost_browser_packet_is_popped_as_missing_with_its_successor() -> None:
+    port = BrowserPort()
+    for seq in (0, 1, 3, 4):
+        port.push_rtp(seq, seq * 960, 7, seq == 0, bytes([seq]) * 10, seq * 0.02)
+    items = [port.pop_frame() for _ in range(5)]
+    assert [type(i) for i in items] == [Frame, Frame, Missing, Frame, Frame]
+    assert items[2].next_payload == bytes([3]) * 10           # its FEC rebuilds the lost frame
+    assert port.lost == 1
 
 
-def test_a_lost_browser_frame_is_popped_as_missing_with_its_successor() -> None:
-    port = BrowserPort(16000)
-    port.push_pcm(np.full(320, 1, np.int16))
-    port.push_lost(1)
-    port.push_pcm(np.full(320, 2, np.int16))
-    assert np.frombuffer(port.pop_frame().payload, dtype=_BE)[0] == 1
-    missing = port.pop_frame()
-    assert isinstance(missing, Missing) and np.frombuffer(missing.next_payload, dtype=_BE)[0] == 2
-    assert np.frombuffer(port.pop_frame().payload, dtype=_BE)[0] == 2
-    assert isinstance(port.pop_frame(), Empty) and port.lost == 1
-
-
-class _FrameTrack:
-    """aiortc's remote track as far as read_track uses it: Opus-decoded 48 kHz frames whose pts
-    follow the RTP timestamps (a lost packet leaves a gap), then the end of the track."""
-
-    def __init__(self, tone_hz: float, frames: int, lose: set[int]) -> None:
-        self.items = []
-        for i in range(frames):
-            if i in lose:
-                continue
-            t = (np.arange(960) + 960 * i) / 48000
-            pcm = (8000 * np.sin(2 * np.pi * tone_hz * t)).astype(np.int16).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 48000, 960 * i
-            self.items.append(frame)
-
-    async def recv(self) -> av.AudioFrame:
-        if not self.items:
-            raise MediaStreamError
-        return self.items.pop(0)
-
-
-async def test_read_track_turns_an_opus_gap_into_a_lost_frame() -> None:
-    from bridge.adapters.webrtc import read_track
-
-    port = BrowserPort(16000)
-    port.inbound = deque(maxlen=64)                        # keep every frame for the check
-    with pytest.raises(MediaStreamError):
-        await read_track(_FrameTrack(300.0, 10, lose={5}), port)   # type: ignore[arg-type]
-    kinds = ["lost" if f is None else "pcm" for f in port.inbound]
-    assert port.lost == 1 and kinds.count("lost") == 1
-    assert 3 <= kinds.index("lost") <= 5 and kinds.count("pcm") >= 7
-
-
-def test_the_room_conceals_a_lost_browser_frame_instead_of_going_silent() -> None:
-    """A browser talking a 300 Hz tone loses one frame: the listener still hears the tone in that
-    tick (L16 concealment continues its pitch); without the lost-frame marker it heard nothing."""
+def test_the_room_rebuilds_a_lost_browser_packet_from_fec_instead_of_going_silent() -> None:
+    """A browser talking a 300 Hz tone loses one packet: the listener still hears the tone in that
+    tick, rebuilt by the room's Opus decoder from the next packet's in-band FEC."""
     from bridge.media.room import Room
 
     room = Room("r", 16000, max_talkers=0)
     talker, listener = ToneBrowser(300.0, 16000), ToneBrowser(None, 16000)
-    room.add_leg("talker", talker.port, "L16/16000", "L16/16000", payload_type=96)
-    room.add_leg("listener", listener.port, "L16/16000", "L16/16000", payload_type=96)
+    room.add_leg("talker", talker.port, "opus", "opus", payload_type=111)
+    room.add_leg("listener", listener.port, "opus", "opus", payload_type=111)
     heard = []
     for tick in range(30):
+        talker.speak(lose=tick == 20)
         if tick == 20:
-            talker.port.push_lost(1)
-            talker.n += 1
-        else:
-            talker.speak()
+            talker.speak()          # the next packet is here when the gap is due
         listener.speak()
         room.tick(100.0 + tick * 0.02)
-        out = listener.port.outbound
-        heard.append(np.frombuffer(out.get_nowait(), dtype=_BE).astype(float) if not out.empty() else np.zeros(320))
+        listener.collect()
+        heard.append(listener.heard[-1] if listener.heard else np.zeros(320))
 
     def level(x: np.ndarray) -> float:
         return float(np.sqrt(np.mean(x ** 2)))
 
+    assert room._legs["talker"].decoder.fec_frames == 1
     steady = level(heard[18])
     assert steady > 1000
-    assert level(heard[20]) > 0.3 * steady                 # concealed, not silence
+    assert level(heard[21]) > 0.5 * steady                 # the lost frame, a tick of decoder delay later
