@@ -377,8 +377,11 @@ class Room(RoomIngress, RoomEgress):
         self._bulk = [BulkGroup(group, self._pair_tables[name], port_lane(group, "rx_lane") if lanes else None,
                                 staged)
                       for name, group in group_by(fast, [leg.bytewise for leg in fast]).items()]
+        # One group per stream and port class: a lane needs ports of one class (a browser's
+        # beside SIP callers' would cost the callers theirs); groups of one key share the encode.
         self._common = [CommonGroup(key, group, port_lane(group, "tx_lane") if self._lanes_ok else None)
-                        for key, group in group_by(plain, [leg.common_key for leg in plain]).items()]
+                        for (key, _), group in group_by(plain, [(leg.common_key, type(leg.port))
+                                                                for leg in plain]).items()]
         self._group_of = {}
         for group in self._common:
             self._group_of.update(dict.fromkeys(group.legs, group))

@@ -353,3 +353,38 @@ def test_shared_streams_send_exactly_what_unshared_per_leg_encodes_send() -> Non
         for n in names:
             assert rooms[0][1][n].last == rooms[1][1][n].last
     assert len(rooms[0][0]._streams) < len(rooms[1][0]._streams) == len(names)
+
+
+class LanePort(FakePort):
+    """A port class with a send lane (as the socket adapter's LegPort has): the lane records
+    what it was asked to send and hands each of its ports the payload."""
+
+    class Lane:
+        def __init__(self, ports: list[LanePort]) -> None:
+            self.ports = ports
+            self.sends = 0
+
+        def send(self, payload: bytes, ticks: int, skip: set[int] | None = None) -> None:
+            self.sends += 1
+            for j, port in enumerate(self.ports):
+                if not skip or j not in skip:
+                    port.sent.append((payload, ticks, False))
+
+    @staticmethod
+    def tx_lane(ports: list[LanePort]) -> LanePort.Lane:
+        return LanePort.Lane(ports)
+
+
+def test_a_port_of_another_class_does_not_cost_the_others_their_send_lane() -> None:
+    """A browser's port beside SIP callers' in one common stream: the callers keep their lane,
+    and both groups get the same shared encode."""
+    room = Room("r1", 8000)
+    ports: dict[str, FakePort] = {f"sip{i}": LanePort() for i in range(3)}
+    ports["browser"] = FakePort()
+    for name, port in ports.items():
+        room.add_leg(name, port, "PCMU", "PCMU", payload_type=0)
+    for _ in range(3):
+        room.tick(0.0)
+    lanes = [group.lane for group in room._common if group.lane is not None]
+    assert len(lanes) == 1 and lanes[0].sends == 3 and len(lanes[0].ports) == 3
+    assert {ports[n].last for n in ports} == {ports["browser"].last}     # one encode, shared
