@@ -106,8 +106,9 @@ ITEMS = st.one_of(
 CODECS = st.sampled_from(["PCMU", "PCMU", "PCMA", "G722", "opus", "L16"])
 
 
-def build(garbage: dict[str, str], max_talkers: int, muted: bool) -> tuple[Room, dict[str, Port]]:
-    room = Room("r", RATE, max_talkers=max_talkers)
+def build(garbage: dict[str, str], max_talkers: int, muted: bool,
+          skip_inactive: bool = True) -> tuple[Room, dict[str, Port]]:
+    room = Room("r", RATE, max_talkers=max_talkers, skip_inactive=skip_inactive)
     ports = {name: Port() for name in [*HEALTHY, *garbage]}
     for name in HEALTHY:
         room.add_leg(name, ports[name], "PCMU", "PCMU", payload_type=0)
@@ -118,9 +119,12 @@ def build(garbage: dict[str, str], max_talkers: int, muted: bool) -> tuple[Room,
     return room, ports
 
 
-def run(codecs: list[str], ticks: list[list[Any]], max_talkers: int, muted: bool) -> dict[str, Port]:
+def run(codecs: list[str], ticks: list[list[Any]], max_talkers: int, muted: bool,
+        skip_inactive: bool = True) -> dict[str, Port]:
+    """``skip_inactive=False`` when the reference decodes every item: a room leaves an Opus
+    frame its VAD flag calls inactive undecoded (test_opus_inactive.py), the reference cannot."""
     garbage = {f"g{i}": codec for i, codec in enumerate(codecs)}
-    room, ports = build(garbage, max_talkers, muted)
+    room, ports = build(garbage, max_talkers, muted, skip_inactive)
     # The reference: no garbage legs at all when they are muted, else L16 legs fed what a
     # decoder of their codec makes of the same items.
     ref_legs = {} if muted else {name: "L16" for name in garbage}
@@ -184,7 +188,24 @@ def test_room_garbage_is_decoded_like_any_audio_g711(scenario: tuple[list[str], 
 @given(scenarios(st.sampled_from(["G722", "opus"])))
 def test_room_garbage_is_decoded_like_any_audio_g722_opus(scenario: tuple[list[str], list[list[Any]]]) -> None:
     codecs, ticks = scenario
-    run(codecs, ticks, 0, muted=False)
+    run(codecs, ticks, 0, muted=False, skip_inactive=False)
+
+
+@fuzz(40)
+@given(scenarios(st.sampled_from(["opus"])), st.sampled_from([0, 2]))
+def test_room_garbage_opus_with_inactive_skipping_fails_no_leg(scenario: tuple[list[str], list[list[Any]]],
+                                                               max_talkers: int) -> None:
+    """The VAD flag read from garbage (any bytes may look inactive) never costs a leg or a tick."""
+    codecs, ticks = scenario
+    room, ports = build({f"g{i}": codec for i, codec in enumerate(codecs)}, max_talkers, False)
+    for t, items in enumerate(ticks):
+        for name, freq in HEALTHY.items():
+            ports[name].incoming.append(Frame(tone_frame(freq, t), FRAME * t))
+        for i, item in enumerate(items):
+            ports[f"g{i}"].incoming.append(item)
+        events = room.tick(t * 0.02).events
+        assert not [e for e in events if type(e).__name__ in ("LegFailed", "SinkFailed")], events
+        assert all(len(ports[name].sent) == t + 1 for name in HEALTHY)
 
 
 @pytest.mark.parametrize("muted", [True, False])
