@@ -210,6 +210,7 @@ class BridgeApp:
             conferences=self.service.conferences, clock=self.clock, now=loop.time,
             webhooks=webhooks.stats, sip_internal_errors=lambda: self.endpoint.internal_errors,
             leg_faults=lambda: core.leg_faults, security=lambda: self._security_stats(loop.time()),
+            rtp_worker=self.calls.rtp_worker_stats,
         ))
         readiness = Readiness(HealthSources(
             sip_down=lambda: self.sip.bound(self.config.sip.transports + (("tls",) if self.config.sip.tls else ())),

@@ -25,7 +25,7 @@ import aiohttp
 from bridge.adapters.rtp_transport import (BatchReceiver, LegSockets, PortAllocator, PortRangeExhausted,
                                            RtpReceiver)
 from bridge.adapters import rtp_transport
-from bridge.adapters.rtp_worker_client import WorkerReceiver, use_worker
+from bridge.adapters.rtp_worker_client import WorkerReceiver, use_worker, worker_stats
 from bridge.adapters.media_fetch import MediaFetcher, MediaFetchError
 from bridge.audio_assets import AudioAssets
 from bridge.call.callcontrol import CallInfo
@@ -191,6 +191,9 @@ class CallAdapter:
     def close(self) -> None:
         """After the last leg: stop the RTP IO worker (it also exits by itself when we die)."""
         self.rtp_receiver.close()
+
+    def rtp_worker_stats(self) -> dict[str, int] | None:
+        return worker_stats(self.rtp_receiver)
 
     @property
     def calls(self) -> int:

@@ -50,6 +50,14 @@ class WorkerGone(Exception):
     pass
 
 
+def worker_stats(receiver: object) -> dict[str, int] | None:
+    """For /metrics: the IO worker's datagram counters and ``up`` (0 once IO fell back into
+    the bridge process); None when the receiver is the in-process one from the start."""
+    if not isinstance(receiver, WorkerReceiver):
+        return None
+    return {"up": int(not receiver.down), **receiver.counters}
+
+
 def use_worker(setting: bool | str) -> bool:
     """``rtp.io_worker``: auto = on when this process may run on two CPUs or more."""
     if setting == "auto":

@@ -136,6 +136,9 @@ class Sources:
     sip_internal_errors: Callable[[], int] = lambda: 0
     leg_faults: Callable[[], int] = lambda: 0
     security: Callable[[], Mapping[str, Any]] = dict    # see security_families
+    # The RTP IO worker's datagram counters and ``up`` (1, or 0 once IO fell back in process);
+    # None when rtp.io_worker has IO in process from the start.
+    rtp_worker: Callable[[], Mapping[str, int] | None] = lambda: None
 
 
 def _call_state(leg: Any) -> str:
@@ -259,6 +262,16 @@ class LiveCollector(Collector):
             age = src.now() - clock.last_tick if clock.last_tick is not None else 0.0
             yield GaugeMetricFamily("tutti_media_clock_last_tick_age_seconds",
                                     "Seconds since the media clock last ticked", value=max(0.0, age))
+
+        worker = src.rtp_worker()
+        if worker is not None:
+            yield GaugeMetricFamily("tutti_rtp_worker_up", "1 while the RTP IO worker does the socket calls, "
+                                    "0 once they fell back into the bridge process", value=worker.get("up", 0))
+            datagrams = CounterMetricFamily("tutti_rtp_worker_datagrams", "RTP datagrams through the IO worker, "
+                                            "by what happened", labels=["kind"])
+            for kind in ("received", "flood_skipped", "ring_dropped", "sent", "send_errors"):
+                datagrams.add_metric([kind], worker.get(kind, 0))
+            yield datagrams
 
         hooks = src.webhooks()
         delivered = CounterMetricFamily("tutti_webhook_deliveries", "Webhook delivery attempts by outcome",

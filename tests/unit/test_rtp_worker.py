@@ -17,7 +17,8 @@ import pytest
 
 from bridge.adapters import rtp_transport as rt
 from bridge.adapters.rtp_worker import FLOOD_BOUND
-from bridge.adapters.rtp_worker_client import WorkerReceiver, use_worker
+from bridge.adapters.rtp_worker_client import WorkerReceiver, use_worker, worker_stats
+from bridge.ops.metrics import BridgeMetrics, Sources
 
 LOCAL = "127.0.0.1"
 
@@ -310,3 +311,40 @@ async def test_worker_outlasts_a_sigterm_to_the_service(receiver: WorkerReceiver
         assert not receiver.down
     finally:
         legs.close()
+
+
+def _metric(metrics: BridgeMetrics, name: str, **labels: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+async def test_metrics_show_the_worker_and_its_fall_back(receiver: WorkerReceiver) -> None:
+    """/metrics: tutti_rtp_worker_up and the worker's datagram counters, which keep their
+    values when IO falls back in process; nothing of the kind without a worker."""
+    metrics = BridgeMetrics()
+    metrics.attach(Sources(legs=list, rooms=dict, conferences=list, rtp_worker=lambda: worker_stats(receiver)))
+    legs = Legs(receiver, asyncio.get_running_loop(), 2)
+    try:
+        for j, peer in enumerate(legs.peers):
+            peer.sendto(b"m%d" % j, (LOCAL, legs.ports[j]))
+        _until(lambda: all(len(g) == 1 for g in legs.got), _tick(receiver))
+        assert _metric(metrics, "tutti_rtp_worker_up") == 1
+        assert _metric(metrics, "tutti_rtp_worker_datagrams_total", kind="received") == 2
+        pid = receiver.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        _until(lambda: receiver.down, _tick(receiver))
+        assert _metric(metrics, "tutti_rtp_worker_up") == 0
+        assert _metric(metrics, "tutti_rtp_worker_datagrams_total", kind="received") == 2
+    finally:
+        legs.close()
+    plain = rt.BatchReceiver()
+    in_process = BridgeMetrics()
+    in_process.attach(Sources(legs=list, rooms=dict, conferences=list, rtp_worker=lambda: worker_stats(plain)))
+    assert _metric(in_process, "tutti_rtp_worker_up") is None
+    plain.close()
