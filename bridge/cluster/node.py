@@ -210,7 +210,11 @@ class ClusterNode:
     async def _heartbeat(self) -> None:
         await self.registry.beat()
         await self.leases.renew_all()
+        before = self.alive
         members, self.alive = await self.registry.nodes()
+        for node_id in sorted(set(self.alive) - set(before) - {self.me.node_id}):
+            # From now on this node may send callers there (cascade) and route to its rooms.
+            log.info("cluster: node %s seen alive (SIP %s)", node_id, self.alive[node_id].sip)
         self.sips.update({n: info.sip for n, info in self.alive.items()})
         for lost in lost_nodes(members, self.alive, self.me.node_id):
             self.remote = {c: r for c, r in self.remote.items() if r.node_id != lost}
@@ -306,7 +310,9 @@ class ClusterNode:
                 if parsed.node_id != self.me.node_id:
                     self.remote[parsed.conf_id] = parsed
                     self.sips[parsed.node_id] = parsed.sip
-                    self.alive.setdefault(parsed.node_id, NodeInfo(parsed.node_id, parsed.sip, parsed.http, 0.0))
+                    if parsed.node_id not in self.alive:
+                        log.info("cluster: node %s seen alive (SIP %s)", parsed.node_id, parsed.sip)
+                        self.alive[parsed.node_id] = NodeInfo(parsed.node_id, parsed.sip, parsed.http, 0.0)
             else:
                 conf_id, node_id = parsed
                 if (room := self.remote.get(conf_id)) is not None and room.node_id == node_id:
