@@ -61,7 +61,7 @@ def test_metrics_during_a_call_and_readiness_when_the_clock_stalls(
         bridge_factory: Callable[..., BridgeProcess], ports: PortAllocator, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUTTI_TEST_HOOKS", "1")
-    bridge = bridge_factory()
+    bridge = bridge_factory(rtp={"io_worker": True})      # its metrics too, whatever the CPU count
     specs = [("alice", "PCMU", 500.0), ("bob", "PCMU", 1000.0)]
     with participants(tmp_path, ports, specs) as people:
         dial_all(bridge, people, "room1")
@@ -84,6 +84,11 @@ def test_metrics_during_a_call_and_readiness_when_the_clock_stalls(
         assert value(second, "tutti_participant_worst", quantity="receive_loss_ratio") == 0
         assert value(second, "tutti_participant_receive_loss_ratio_gcount") == 2
         assert value(second, "tutti_media_tick_seconds_count") > value(first, "tutti_media_tick_seconds_count")
+        # The calls' RTP went through the IO worker, and /metrics says so.
+        assert value(second, "tutti_rtp_worker_up") == 1
+        through = [value(s, "tutti_rtp_worker_datagrams_total", kind="received") for s in (first, second)]
+        assert through[1] - through[0] > 120, through
+        assert value(second, "tutti_rtp_worker_datagrams_total", kind="sent") > 120
 
         status, body = get(bridge, "/readyz")
         assert status == 200, body
