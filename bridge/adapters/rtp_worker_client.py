@@ -129,40 +129,40 @@ class WorkerReceiver:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and not self.down else None
 
+    def _control(self) -> socket.socket:
+        if self._ctl is None:
+            raise WorkerGone("closed")
+        return self._ctl
+
+    def _take(self, ctl: socket.socket) -> bytes:
+        """The worker's next message (within the reply timeout); a send acknowledgement frees
+        its buffer on the way."""
+        try:
+            msg = ctl.recv(256)
+        except TimeoutError:
+            raise WorkerGone(f"no answer in {ctl.gettimeout()} s") from None
+        except OSError as exc:
+            raise WorkerGone(str(exc)) from None
+        if not msg:
+            raise WorkerGone("it exited")
+        if msg[:1] == w.SENT:
+            self._tx_busy[msg[1]] = False
+        return msg
+
     def _await(self, kind: bytes) -> bytes:
         """Read the worker's messages until one of ``kind`` (send acknowledgements on the way)."""
-        ctl = self._ctl
-        if ctl is None:
-            raise WorkerGone("closed")
+        ctl = self._control()
         while True:
-            try:
-                msg = ctl.recv(256)
-            except TimeoutError:
-                raise WorkerGone(f"no answer in {ctl.gettimeout()} s") from None
-            except OSError as exc:
-                raise WorkerGone(str(exc)) from None
-            if not msg:
-                raise WorkerGone("it exited")
-            if msg[:1] == w.SENT:
-                self._tx_busy[msg[1]] = False
+            msg = self._take(ctl)
             if msg[:1] == kind:
                 return msg
 
     def _acks(self) -> None:
         """The send acknowledgements that have arrived, without waiting."""
-        ctl = self._ctl
-        if ctl is None:
-            raise WorkerGone("closed")
+        ctl = self._control()
         # (MSG_DONTWAIT would not do: a socket with a timeout waits that long on EAGAIN.)
         while select.select([ctl], [], [], 0)[0]:
-            try:
-                msg = ctl.recv(256)
-            except OSError as exc:
-                raise WorkerGone(str(exc)) from None
-            if not msg:
-                raise WorkerGone("it exited")
-            if msg[:1] == w.SENT:
-                self._tx_busy[msg[1]] = False
+            self._take(ctl)
 
     def _fail(self, why: str) -> None:
         """The worker is unusable: log, stop it, and read and send every socket in process."""
