@@ -154,6 +154,19 @@ def drop_some(receiver: Any, lose: Callable[[int], bool]) -> list[int]:
     return dropped
 
 
+def keep_payloads(receiver: Any) -> list[bytes]:
+    """Wrap ``receiver``'s packet handler: every payload that arrives is kept, in order, in the
+    returned list, including those a ``drop_some`` wrapped in before goes on to drop."""
+    handle, got = receiver._handle_rtp_packet, []
+
+    async def handle_rtp(packet: Any, arrival_time_ms: int) -> None:
+        got.append(packet.payload)
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_rtp
+    return got
+
+
 async def connect(track: MediaStreamTrack) -> tuple[BrowserPeer, RTCPeerConnection, str, list[Any]]:
     """The browser offers (its track sends, it receives the bridge's); the bridge answers."""
     peer = BrowserPeer(WebrtcConfig(), {}, lambda: None)
@@ -265,15 +278,7 @@ async def test_downlink_is_the_rooms_shared_opus_encode() -> None:
     room.add_leg("phone", TonePort(440.0), "L16/48000", "L16/48000", payload_type=96)
     room.add_leg("web", peer.port, "opus", "opus", payload_type=111)
     room.add_leg("sip", sip, "opus", "opus", payload_type=111)
-    got: list[bytes] = []
-    inner = browser.getTransceivers()[0].receiver
-    handle = inner._handle_rtp_packet
-
-    async def keep(packet: Any, arrival_time_ms: int) -> None:
-        got.append(packet.payload)
-        await handle(packet, arrival_time_ms)
-
-    inner._handle_rtp_packet = keep
+    got = keep_payloads(browser.getTransceivers()[0].receiver)
     for _ in range(100):
         if heard_tracks:
             break
@@ -310,15 +315,7 @@ async def test_a_lossy_browser_listener_gets_fec_from_its_receiver_reports() -> 
     peer, browser, _, _ = await connect(ToneTrack(1000.0, ticks + 20))
     rng = random.Random(12)
     drop_some(browser.getTransceivers()[0].receiver, lambda i: rng.random() < 0.12)
-    got: list[bytes] = []
-    inner = browser.getTransceivers()[0].receiver
-    handle = inner._handle_rtp_packet
-
-    async def keep(packet: Any, arrival_time_ms: int) -> None:
-        got.append(packet.payload)
-        await handle(packet, arrival_time_ms)
-
-    inner._handle_rtp_packet = keep
+    got = keep_payloads(browser.getTransceivers()[0].receiver)
     room = Room("r", RATE)
     room.add_leg("phone", TonePort(None), "L16/48000", "L16/48000", payload_type=96)
     room.add_leg("web", peer.port, "opus", "opus", payload_type=111, encoder_opts={"packet_loss": "auto"})
