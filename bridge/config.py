@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from bridge.config_cascade import CascadeConfig
-from bridge.config_media import CodecName, MediaConfig, RtpConfig
+from bridge.config_media import CodecName, FrozenModel, MediaConfig, RtpConfig
 from .cluster.settings import ClusterConfig
 
 _PIN = re.compile(r"^\d{4,6}$")
@@ -40,17 +40,13 @@ class ConfigError(Exception):
     """The configuration file is unusable; the message says where and why."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsConfig(_Frozen):
+class TlsConfig(FrozenModel):
     port: int = Field(default=5061, ge=1, le=65535)
     cert: str            # PEM certificate chain
     key: str             # PEM private key
 
 
-class SipConfig(_Frozen):
+class SipConfig(FrozenModel):
     host: str = "0.0.0.0"
     port: int = Field(default=5060, ge=1, le=65535)
     transports: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp")
@@ -75,12 +71,12 @@ class SipConfig(_Frozen):
     max_tcp_connections: int = Field(default=1000, ge=1, le=100000)
 
 
-class HttpTlsConfig(_Frozen):
+class HttpTlsConfig(FrozenModel):
     cert: str            # PEM certificate chain (may be the same files as sip.tls)
     key: str             # PEM private key
 
 
-class HttpConfig(_Frozen):
+class HttpConfig(FrozenModel):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     # Base URL used in join_url and recording links; None: http(s)://<host the client used>.
@@ -96,7 +92,7 @@ class HttpConfig(_Frozen):
     max_connections_per_source: int = Field(default=100, ge=0, le=10**6)
 
 
-class WebhookAccountConfig(_Frozen):
+class WebhookAccountConfig(FrozenModel):
     """Where one account's events go by default (the Telnyx form), and its FreeClimb secret."""
 
     account: str
@@ -108,7 +104,7 @@ class WebhookAccountConfig(_Frozen):
     freeclimb_signing_secret_env: str | None = None
 
 
-class MediaFetchConfig(_Frozen):
+class MediaFetchConfig(FrozenModel):
     """Audio the bridge downloads for an API request (hold_audio_url, hold/play audio_url)."""
 
     # Largest file fetched, and how long a fetch may take in all.
@@ -118,7 +114,7 @@ class MediaFetchConfig(_Frozen):
     allow_networks: IpNetworks = ()
 
 
-class WebhooksConfig(_Frozen):
+class WebhooksConfig(FrozenModel):
     """Outbound webhooks and status callbacks (README "Webhooks")."""
 
     enabled: bool = True
@@ -163,7 +159,7 @@ class WebhooksConfig(_Frozen):
         return self
 
 
-class TrunkConfig(_Frozen):
+class TrunkConfig(FrozenModel):
     """A SIP trunk the bridge dials out through (README "Dial-out")."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
@@ -206,7 +202,7 @@ class TrunkConfig(_Frozen):
         return (self.username, password) if self.username else None
 
 
-class DialOutConfig(_Frozen):
+class DialOutConfig(FrozenModel):
     default_trunk: str | None = None    # used when the account names none
     # Our no-answer timer after the INVITE (a request may ask for 5-600 s).
     no_answer_timeout_s: float = Field(default=60.0, ge=5, le=600)
@@ -218,7 +214,7 @@ class DialOutConfig(_Frozen):
     sms_gateway_token_env: str | None = None
 
 
-class AccountConfig(_Frozen):
+class AccountConfig(FrozenModel):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
     name: str = ""
     tokens: tuple[str, ...] = ()
@@ -231,7 +227,7 @@ class AccountConfig(_Frozen):
         return self.tokens + ((extra,) if extra else ())
 
 
-class AdminConfig(_Frozen):
+class AdminConfig(FrozenModel):
     """Operator tokens: ``POST /v2/admin/reload``. Account tokens never grant admin routes."""
 
     tokens: tuple[str, ...] = ()
@@ -243,7 +239,7 @@ class AdminConfig(_Frozen):
         return self.tokens + ((extra,) if extra else ())
 
 
-class RoomConfig(_Frozen):
+class RoomConfig(FrozenModel):
     name: str
     dial_in_code: str | None = None
     account: str | None = None
@@ -285,7 +281,7 @@ class RoomConfig(_Frozen):
         return v
 
 
-class RecordingConfig(_Frozen):
+class RecordingConfig(FrozenModel):
     """Conference recording (README "Recording")."""
 
     enabled: bool = True
@@ -309,7 +305,7 @@ class RecordingConfig(_Frozen):
     url_ttl_s: int = Field(default=600, ge=10, le=7 * 86400)
 
 
-class SecurityConfig(_Frozen):
+class SecurityConfig(FrozenModel):
     """Admission control and abuse limits (README "Security"). Rates are requests per second per
     source address; bursts are bucket sizes."""
 
@@ -358,7 +354,7 @@ class SecurityConfig(_Frozen):
         return value
 
 
-class CallControlAppConfig(_Frozen):
+class CallControlAppConfig(FrozenModel):
     """A Telnyx call-control application (README "Telnyx call control"): SIP calls to its users
     are parked under a call_control_id and announced to its webhook URL."""
 
@@ -380,7 +376,7 @@ class CallControlAppConfig(_Frozen):
         return v
 
 
-class WebrtcConfig(_Frozen):
+class WebrtcConfig(FrozenModel):
     """Browser participants (README "Joining from a browser")."""
 
     enabled: bool = True
@@ -394,7 +390,7 @@ class WebrtcConfig(_Frozen):
     max_participants: int = Field(default=50, ge=0, le=10000)
 
 
-class SmtpConfig(_Frozen):
+class SmtpConfig(FrozenModel):
     """Where e-mail invitations go out (README "Inviting by e-mail"); no host: invites are refused."""
 
     host: str | None = None
@@ -410,7 +406,7 @@ class SmtpConfig(_Frozen):
     access_number: str | None = None       # a PSTN number printed in invites (the SIP URI always is)
 
 
-class Config(_Frozen):
+class Config(FrozenModel):
     sip: SipConfig = SipConfig()
     rtp: RtpConfig = RtpConfig()
     http: HttpConfig = HttpConfig()

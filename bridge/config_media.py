@@ -13,11 +13,12 @@ CodecName = Literal["PCMU", "PCMA", "G722", "opus"]
 ALL_CODECS: tuple[CodecName, ...] = ("opus", "G722", "PCMU", "PCMA")
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """Every config block: unknown keys are errors, values never change after loading."""
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RtpConfig(_Frozen):
+class RtpConfig(FrozenModel):
     host: str = "0.0.0.0"
     port_min: int = Field(default=20000, ge=1024, le=65534)
     port_max: int = Field(default=29999, ge=1025, le=65535)
@@ -45,7 +46,7 @@ class RtpConfig(_Frozen):
         return self
 
 
-class MediaConfig(_Frozen):
+class MediaConfig(FrozenModel):
     default_rate: Literal[8000, 16000, 48000] = 16000
     codecs: tuple[CodecName, ...] = ALL_CODECS
     # Mix only the K loudest talkers (0: everyone). 4 by default: more simultaneous voices are
