@@ -110,6 +110,11 @@ class TalkDetector:
     def gate_open(self) -> BoolArr:
         return self.gate_left > 0
 
+    def open_at_silence(self, slot: int) -> bool:
+        """Could ``slot`` be mixed this tick even with a silent frame (``may_open`` at the floor
+        level): its gate is open, it is talking, or the gate lets every slot through."""
+        return bool(self.gate_left[slot] > 0 or self.talking[slot] or self.config.start_frames <= 0)
+
     def may_open(self, slots: npt.NDArray[np.intp], levels: F32) -> BoolArr:
         """Which of ``slots`` could have an open gate after ``update`` with these levels (a
         superset: the gate opens or stays open only at these levels, or while open or talking).

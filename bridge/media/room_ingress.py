@@ -89,12 +89,12 @@ class RoomIngress(RoomState):
         asleep is not concealed (nothing recent to continue) unless the packet after it is
         active (its FEC may rebuild a lost onset). Every ``PROBE_TICKS``-th frame is
         decoded all the same, so a loud signal the sender's VAD calls inactive (a steady tone
-        after half a second) still opens the gate within that time (the probe costs 2 decodes in 25). On waking, the last skipped
-        packet is decoded first: the decoder's state is then that of the frame before."""
+        after half a second) still opens the gate within that time (the probe costs 2 decodes
+        in 25). On waking, the last skipped packet is decoded first: the decoder's state is
+        then that of the frame before."""
         slot = leg.slot
-        det = self.mixer.detector
-        awake = (det.gate_left[slot] > 0 or det.talking[slot] or self._in_loss[slot]
-                 or (self._tick_no + slot) % PROBE_TICKS == 0 or det.config.start_frames <= 0
+        awake = (self._in_loss[slot] or (self._tick_no + slot) % PROBE_TICKS == 0
+                 or self.mixer.detector.open_at_silence(slot)
                  or (self._always is not None and slot in self._always))
         if not awake:
             if kind == FRAME:

@@ -131,3 +131,22 @@ def test_may_open_covers_every_gate_that_update_leaves_open(config: TalkConfig) 
         assert not (det.gate_open & ~may).any()
         tight += int((~may).sum())
     assert tight > 1000          # and it does rule many out
+
+
+@pytest.mark.parametrize("config", [TalkConfig(), TalkConfig(start_frames=0)])
+def test_open_at_silence_is_may_open_at_the_floor(config: TalkConfig) -> None:
+    """The per-slot form (a room's sleeping Opus legs ask it) agrees with may_open for a silent
+    frame, whatever the gate and talk state the wandering levels left."""
+    rng = np.random.default_rng(6)
+    det = TalkDetector(32, config)
+    slots = np.arange(32)
+    floor = np.full(32, FLOOR_DBOV, np.float32)
+    levels = np.full(32, -90.0, np.float32)
+    seen = set()
+    for _ in range(300):
+        expected = det.may_open(slots, floor).tolist()
+        assert [det.open_at_silence(s) for s in range(32)] == expected
+        seen.update(expected)
+        levels = np.clip(levels + rng.normal(0, 6, 32), -127, 0).astype(np.float32)
+        det.update(levels, 32)
+    assert seen == ({True} if config.start_frames <= 0 else {True, False})
