@@ -112,7 +112,8 @@ def frames_of(pcm: Pcm, size: int) -> list[Pcm]:
 def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[np.bool_]],
                  tail_frames: int = 10, lookahead_ms: int = 0,
                  opts: dict[str, int] | None = None, talker_opts: dict[str, int] | None = None,
-                 loss_depth: bool | None = None, listener_loss: float = 0.0) -> tuple[Pcm, int]:
+                 loss_depth: bool | None = None, listener_loss: float = 0.0,
+                 room_rate: int | None = None, passthrough: bool = True) -> tuple[Pcm, int]:
     """The listener's decoded audio (at the codec's PCM rate) and that rate; ``lookahead_ms``
     deepens the talker's jitter buffer (media.opus_fec_lookahead_ms); ``opts``: encoder options
     of the talker and the bridge (e.g. Opus bitrate), ``talker_opts`` the talker's on top;
@@ -120,8 +121,11 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     media.opus_loss_depth does, for Opus). ``listener_loss``: that share of the bridge's packets
     to the listener is lost too (seeded), the listener says so in an RTCP report before the
     speech starts, and its decoder rebuilds a lost frame from the next packet's FEC when that
-    one arrived (a receiver holding one packet, as WebRTC's NetEQ does under loss)."""
-    room_rate, pt, clock, pcm_rate, _ = CODECS[codec]
+    one arrived (a receiver holding one packet, as WebRTC's NetEQ does under loss).
+    ``room_rate``: the room's rate instead of the codec's; ``passthrough``:
+    media.sole_talker_passthrough (the talker is alone, so its codes reach the listener)."""
+    default_rate, pt, clock, pcm_rate, _ = CODECS[codec]
+    room_rate = room_rate or default_rate
     pcm = resample(speech16k, 16000, pcm_rate)
     size = pcm_rate // 50
     ticks = clock // 50
@@ -130,7 +134,7 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     # The room's own settings (talker_complexity) are not the talker encoder's.
     enc = make_encoder(codec, **{k: v for k, v in {**(opts or {}), **(talker_opts or {})}.items()
                                  if k != "talker_complexity"})
-    room = Room("quality", room_rate)
+    room = Room("quality", room_rate, passthrough=passthrough)
     addr_talk, addr_listen = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
     talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0,
                       jitter_min_ms=20 + lookahead_ms,
@@ -206,6 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--listener-loss", type=float, default=0.0,
                     help="also lose this share (0..1) of the bridge's packets to the listener, which "
                          "reports it by RTCP (per-listener FEC, media.opus_expected_loss auto)")
+    ap.add_argument("--room-rate", type=int, default=None,
+                    help="the room's rate (default: the codec's own, 8000/16000/48000)")
+    ap.add_argument("--passthrough", choices=("on", "off"), default="on",
+                    help="media.sole_talker_passthrough (G.711/G.722 only; the talker is alone in the room)")
     ap.add_argument("--jitter-depths", default="0,20",
                     help="extra jitter-buffer depths (ms) to run, one row each (default 0,20)")
     args = ap.parse_args(argv)
@@ -235,10 +243,13 @@ def main(argv: list[str] | None = None) -> None:
         label += f" (bridge {args.bridge_opus})" if codec == "opus" and bridge_opus else ""
         label += f", +{lookahead} ms jitter depth" if lookahead else ""
         label += f", listener loses {args.listener_loss:.0%}" if args.listener_loss else ""
+        label += f", {args.room_rate // 1000} kHz room" if args.room_rate else ""
+        label += ", passthrough off" if args.passthrough == "off" and codec != "opus" else ""
         cells = [label, CODECS[codec][4], f"{ceiling:.2f}"]
         for _, drop in CONDITIONS:
             got = through_room(codec, speech, drop, lookahead_ms=lookahead, opts=opts,
-                               talker_opts=talker, listener_loss=args.listener_loss)
+                               talker_opts=talker, listener_loss=args.listener_loss,
+                               room_rate=args.room_rate, passthrough=args.passthrough == "on")
             cells.append(f"{score(codec, speech, *got):.2f}")
         print("| " + " | ".join(cells) + " |")
         sys.stdout.flush()

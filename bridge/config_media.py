@@ -75,6 +75,9 @@ class MediaConfig(FrozenModel):
     # An Opus caller's frames that its encoder marks inactive (silence, steady noise: the VAD
     # flag) are not decoded while that caller is out of the mix (README "Media plane").
     opus_skip_inactive: bool = True
+    # While one G.711 or G.722 caller is all a listener of the same codec hears, the listener is
+    # sent that caller's own codes instead of the room's re-encode (README "Sole-talker passthrough").
+    sole_talker_passthrough: bool = True
     # Decoding an audio file (upload, fetched URL, hold music) stops and refuses it past this much
     # audio: a small file that expands to hours (a decompression bomb) cannot exhaust memory.
     decode_max_seconds: float = Field(default=900.0, gt=0, le=86400)

@@ -306,7 +306,8 @@ class CallCore:
         live = self.rooms[conf.id] = LiveConference(
             conf, self._max_talkers, self.prompts, self.bus, lambda pid, why: self._hangup_id(conf.id, pid, why),
             lambda pid, e: self._leg_failed_id(conf.id, pid, e), recording=self.recording, wall=self.wall,
-            skip_inactive_opus=self.config.media.opus_skip_inactive)
+            skip_inactive_opus=self.config.media.opus_skip_inactive,
+            passthrough=self.config.media.sole_talker_passthrough)
         return live
 
     def _max_talkers(self, conf: Conference) -> int:

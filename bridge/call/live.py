@@ -86,12 +86,14 @@ class LiveConference:
         recording: RecordingSetup | None = None,
         wall: Callable[[], datetime] | None = None,
         skip_inactive_opus: bool = True,     # media.opus_skip_inactive
+        passthrough: bool = True,            # media.sole_talker_passthrough
     ) -> None:
         self.conf = conf
         self.bus = bus
         self.on_leg_failed = on_leg_failed
         self._talkers = max_talkers
-        self.room = Room(conf.id, conf.rate, max_talkers=self._talkers(conf), skip_inactive=skip_inactive_opus)
+        self.room = Room(conf.id, conf.rate, max_talkers=self._talkers(conf), skip_inactive=skip_inactive_opus,
+                         passthrough=passthrough)
         self.prompts = prompts
         self.hangup = hangup
         self.members: dict[str, Member] = {}

@@ -399,6 +399,7 @@ class Room(RoomIngress, RoomEgress):
 
         self._read_inputs(now)
         extra = self._read_room_sources(events)
+        self._extra_now = extra is not None
         report = mixer.mix(extra)
 
         by_slot = self._by_slot

@@ -10,6 +10,7 @@ from bridge_codecs import Resampler, make_encoder
 
 from bridge.media.containment import FAILED, call_each
 from bridge.media.mixer import limit
+from bridge.media.passthrough import CLEAN_TICKS, delayed, passthrough_delay
 from bridge.media.room_events import RoomEvent, SourceFinished
 from bridge.media.room_plan import SILENCE, CommonGroup, Pcm, RoomLeg, Stream, fit
 from bridge.media.room_state import RoomState
@@ -48,6 +49,7 @@ class RoomEgress(RoomState):
         outgoing: list[tuple[str, bytes]] = []
         contrib_slots = self.mixer.contributors.tolist()
         contrib = set(contrib_slots)
+        solo = self._solo(contrib_slots[0]) if self.passthrough and len(contrib_slots) == 1 else None
         streams = self._streams
         tick_no = self._tick_no
         markers = self._need_marker
@@ -82,6 +84,8 @@ class RoomEgress(RoomState):
                 if joiner is not None and joiner.order < rep.order:
                     rep = joiner
                 stream = self._produce(key, key[0], rep, signals)
+                if solo is not None:
+                    self._pass(stream, key, rep, solo)
             payload, ticks = stream.payload, stream.ticks
             ids, pks = group.ids, group.pks
             marked = [leg for leg in markers if group_of.get(leg) is group] if markers else None
@@ -136,6 +140,45 @@ class RoomEgress(RoomState):
         for key in [k for k, st in streams.items() if st.tick != tick_no]:
             del streams[key]
         return outgoing
+
+    def _solo(self, slot: int) -> tuple[str, bytes] | None:
+        """(codec, passed-through payload) of the one talker in the mix, when nothing is added to or
+        changes its frame on the way to a pure listener (passthrough.py)."""
+        if (self._extra_now or self.mixer.in_gain[slot] != 1.0
+                or self._tick_no - self._loss_tick[slot] < CLEAN_TICKS):
+            return None
+        codec = self._by_slot[slot].dec_name
+        delay = passthrough_delay(codec, self.rate)
+        if delay is None:
+            return None
+        current = self._codes_at(slot, self._tick_no)
+        if current is None:
+            return None
+        if delay:
+            previous = self._codes_at(slot, self._tick_no - 1)
+            passed = delayed(previous, current, delay) if previous is not None else None
+            return None if passed is None else (codec, passed)
+        return codec, current
+
+    def _codes_at(self, slot: int, tick: int) -> bytes | None:
+        """The codes the slot's decoder consumed at ``tick`` (this one or the last), if known."""
+        codes = (self._clean if tick == self._tick_no else self._clean_prev).get(slot)
+        if codes is not None:
+            return codes
+        if self._bulk_tick[slot] == tick:
+            return self._hist[self._hist_new[slot], slot].tobytes()
+        if self._bulk_prev[slot] == tick:
+            return self._hist[1 - self._hist_new[slot], slot].tobytes()
+        return None
+
+    @staticmethod
+    def _pass(stream: Stream, key: tuple[Any, ...], rep: RoomLeg, solo: tuple[str, bytes]) -> None:
+        """The common stream ``key`` carries the sole talker's codes when it is a unity-gain
+        stream of the same codec and frame (its own encode was made all the same: the encoder
+        keeps following what is heard)."""
+        codec, payload = solo
+        if key[0][2] == 1.0 and rep.enc_name == codec and len(payload) == len(stream.payload):
+            stream.payload = payload
 
     def _packetize(self, outgoing: list[tuple[str, bytes]], ids: list[str], pks: list[Callable[..., bytes]],
                    legs: list[RoomLeg], payload: bytes, ticks: int) -> None:

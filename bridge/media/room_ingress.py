@@ -31,6 +31,7 @@ class RoomIngress(RoomState):
         present[:mixer.count] = False
         mixer.given[:mixer.count] = False
         self._always = self._render_always()
+        self._clean_prev, self._clean = self._clean, {}
         kinds: dict[type, int] = {}   # per tick: dispatch on the shape of the first result seen
         for group in self._bulk:
             if group.lane is not None:
@@ -74,6 +75,7 @@ class RoomIngress(RoomState):
                             ok = False
                         if ok:
                             done.append(slot)
+                            self._clean[slot] = result.payload
                             continue
                 self._decode_one(leg, kind, result, inputs, present)
             if done:
@@ -293,6 +295,8 @@ class RoomIngress(RoomState):
         self._hist_ok[older, slots] = True
         self._hist_new[slots] = older
         self._stale[slots] = True
+        self._bulk_prev[slots] = self._bulk_tick[slots]
+        self._bulk_tick[slots] = self._tick_no
 
     def _decode_pcm(self, leg: RoomLeg, kind: int, result: Any) -> Pcm | None:
         """One leg's frame or concealment at the decoder's rate; None when decoding raised
@@ -304,9 +308,11 @@ class RoomIngress(RoomState):
             if kind == FRAME:
                 pcm: Pcm = leg.decoder.decode(result.payload)
                 self._in_loss[slot] = False
+                self._clean[slot] = result.payload
             else:
                 pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
                 self._in_loss[slot] = True
+                self._loss_tick[slot] = self._tick_no
         except Exception:
             return None
         return pcm

@@ -22,10 +22,13 @@ from bridge.media.room_plan import ROOM_RATES, BulkGroup, CommonGroup, Pcm, Room
 from bridge.media.row_resample import RowDownsampler, RowResampler
 
 
+NEVER = -(1 << 40)     # a tick long before any
+
+
 class RoomState:
     def __init__(self, room_id: str, rate: int, max_talkers: int = 0, frame_ms: int = 20,
                  *, talk: TalkConfig | None = None, share_encodes: bool = True,
-                 bulk: bool = True, skip_inactive: bool = True) -> None:
+                 bulk: bool = True, skip_inactive: bool = True, passthrough: bool = True) -> None:
         if rate not in ROOM_RATES:
             raise ValueError(f"room rate must be one of {ROOM_RATES}, not {rate}")
         if frame_ms <= 0 or rate * frame_ms % 1000:
@@ -40,6 +43,9 @@ class RoomState:
         # Opus frames the sender's VAD marks inactive are not decoded while that leg is out of
         # the mix (media.opus_skip_inactive, room_ingress._sleeps).
         self.skip_inactive = skip_inactive
+        # A listener whose common stream is one talker's frame gets that talker's packet
+        # (media.sole_talker_passthrough, bridge/media/passthrough.py).
+        self.passthrough = passthrough
         self.frame_ms = frame_ms
         self.frame_samples = rate * frame_ms // 1000
         self.mixer = Mixer(rate, frame_ms, max_talkers, talk=talk)
@@ -75,6 +81,15 @@ class RoomState:
         self._hist = np.zeros((2, cap, self.g711_samples), np.uint8)
         self._hist_ok = np.zeros((2, cap), np.bool_)
         self._hist_new = np.zeros(cap, np.intp)    # row of _hist holding the newest payload
+        # The codes each slot's decoder consumed this tick and the last (sole-talker passthrough,
+        # passthrough.py): per-leg decodes by slot; bulk-decoded slots are in _hist, newest row
+        # from tick _bulk_tick, the older from _bulk_prev.
+        self._clean: dict[int, bytes] = {}
+        self._clean_prev: dict[int, bytes] = {}
+        self._bulk_tick = np.full(cap, -1, np.int64)
+        self._bulk_prev = np.full(cap, -1, np.int64)
+        self._loss_tick = np.full(cap, NEVER, np.int64)     # the slot's last concealed frame
+        self._extra_now = False     # room-wide sources are in this tick's mix
         # Natively decoded G.722 legs (room_ingress): the last two frames per slot, made on use.
         self._native: dict[RoomLeg, tuple[Any, tuple[Any, int] | None]] = {}
         self._wide_hist: npt.NDArray[np.int16] | None = None
@@ -121,6 +136,9 @@ class RoomState:
                 [self._hist, np.zeros((2, grow, self.g711_samples), np.uint8)], axis=1)
             self._hist_ok = np.concatenate([self._hist_ok, np.zeros((2, grow), np.bool_)], axis=1)
             self._hist_new = np.concatenate([self._hist_new, np.zeros(grow, np.intp)])
+            self._bulk_tick = np.concatenate([self._bulk_tick, np.full(grow, -1, np.int64)])
+            self._bulk_prev = np.concatenate([self._bulk_prev, np.full(grow, -1, np.int64)])
+            self._loss_tick = np.concatenate([self._loss_tick, np.full(grow, NEVER, np.int64)])
         if self._rows is not None:
             self._rows.grow(cap)
             self._rows.reset(slot)
@@ -128,6 +146,10 @@ class RoomState:
         self._stale[slot] = False
         self._hist_ok[:, slot] = False
         self._hist_new[slot] = 0
+        self._bulk_tick[slot] = self._bulk_prev[slot] = -1
+        self._loss_tick[slot] = NEVER
+        self._clean.pop(slot, None)          # a new codec's codes never follow the old one's
+        self._clean_prev.pop(slot, None)
 
     def _each(self, funcs: list[Callable[[], Any]], legs: list[RoomLeg], phase: str) -> list[Any]:
         results, failures = call_each(funcs)

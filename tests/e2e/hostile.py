@@ -38,6 +38,23 @@ def offer(port: int, pt: str = "0", rtpmap: str = "a=rtpmap:0 PCMU/8000", host: 
             f"m=audio {port} RTP/AVP {pt}\n{rtpmap}\na=sendrecv\n")
 
 
+def raw_call(bridge_port: int, rtp: socket.socket, room: str, pt: str, rtpmap: str) -> str:
+    """Dial ``room`` with an offer of this one codec for the RTP socket ``rtp``; the 200 OK."""
+    sip = SipAttacker(bridge_port)
+    try:
+        data, _ = invite(bridge_port, sip.port, offer(rtp.getsockname()[1], pt, rtpmap), room)
+        reply = sip.final_response(data)
+        assert reply.startswith("SIP/2.0 200"), reply.splitlines()[0]
+        return reply
+    finally:
+        sip.close()
+
+
+def answered_rtp(reply: str) -> tuple[str, int]:
+    """The bridge's RTP address from its answer (loopback)."""
+    return "127.0.0.1", int(reply.split("m=audio ", 1)[1].split(" ", 1)[0])
+
+
 @dataclass
 class SipAttacker:
     bridge_port: int

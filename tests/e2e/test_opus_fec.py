@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from bridge_codecs import make_decoder, make_encoder
 
-from tests.e2e.hostile import SipAttacker, invite, offer
+from tests.e2e.hostile import answered_rtp, raw_call
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
 
@@ -29,20 +29,8 @@ PERIOD = 25          # frames between burst starts
 BURSTS = 8
 
 
-def _remote(reply: str) -> tuple[str, int]:
-    port = int(reply.split("m=audio ", 1)[1].split(" ", 1)[0])
-    return "127.0.0.1", port
-
-
 def _call(bridge: BridgeProcess, rtp: socket.socket, room: str, pt: str, rtpmap: str) -> tuple[str, int]:
-    sip = SipAttacker(bridge.sip_port)
-    try:
-        data, _ = invite(bridge.sip_port, sip.port, offer(rtp.getsockname()[1], pt, rtpmap), room)
-        reply = sip.final_response(data)
-        assert reply.startswith("SIP/2.0 200"), reply.splitlines()[0]
-        return _remote(reply)
-    finally:
-        sip.close()
+    return answered_rtp(raw_call(bridge.sip_port, rtp, room, pt, rtpmap))
 
 
 def _talker_packets() -> tuple[list[bytes], set[int]]:

@@ -22,7 +22,7 @@ from bridge_codecs import make_encoder
 from bridge_codecs.opus import packet_has_lbrr
 
 from bridge.rtp.rtcp import ReceiverReport, ReportBlock, build_compound
-from tests.e2e.hostile import SipAttacker, invite, offer
+from tests.e2e.hostile import answered_rtp, raw_call
 from tests.e2e.peers.ports import PortAllocator
 from tests.support.bridge_proc import BridgeProcess
 
@@ -35,16 +35,10 @@ FRAMES = 110            # frames sent in all (2.2 s)
 
 def _call(bridge: BridgeProcess, rtp: socket.socket, pt: str, rtpmap: str) -> tuple[tuple[str, int], int]:
     """The bridge's RTP address for this leg and its RTCP port (a=rtcp, else RTP + 1)."""
-    sip = SipAttacker(bridge.sip_port)
-    try:
-        data, _ = invite(bridge.sip_port, sip.port, offer(rtp.getsockname()[1], pt, rtpmap), "fecl")
-        reply = sip.final_response(data)
-        assert reply.startswith("SIP/2.0 200"), reply.splitlines()[0]
-    finally:
-        sip.close()
-    port = int(reply.split("m=audio ", 1)[1].split(" ", 1)[0])
-    rtcp = int(reply.split("a=rtcp:", 1)[1].split()[0]) if "a=rtcp:" in reply else port + 1
-    return ("127.0.0.1", port), rtcp
+    reply = raw_call(bridge.sip_port, rtp, "fecl", pt, rtpmap)
+    addr = answered_rtp(reply)
+    rtcp = int(reply.split("a=rtcp:", 1)[1].split()[0]) if "a=rtcp:" in reply else addr[1] + 1
+    return addr, rtcp
 
 
 def _voice(frames: int) -> list[np.ndarray]:
