@@ -49,7 +49,7 @@ class RoomEgress(RoomState):
         outgoing: list[tuple[str, bytes]] = []
         contrib_slots = self.mixer.contributors.tolist()
         contrib = set(contrib_slots)
-        solo = self._solo(contrib_slots[0]) if self.passthrough and len(contrib_slots) == 1 else None
+        solo = self._solo(self._solo_slot(contrib_slots)) if self.passthrough else None
         streams = self._streams
         tick_no = self._tick_no
         markers = self._need_marker
@@ -141,10 +141,25 @@ class RoomEgress(RoomState):
             del streams[key]
         return outgoing
 
-    def _solo(self, slot: int) -> tuple[str, bytes] | None:
+    def _solo_slot(self, contrib_slots: list[int]) -> int | None:
+        """The one talker pure listeners hear: the sole contributor, or while nobody is in the
+        mix the last sole contributor, still present and allowed in (muted, held or gone: no):
+        between its words the silence gate cuts it, and the soft start of its next word
+        with it; passed through, a listener hears those as on a direct call."""
+        if len(contrib_slots) == 1:
+            self._last_solo = contrib_slots[0]
+        elif contrib_slots:
+            self._last_solo = None
+        elif self._last_solo is not None:
+            slot = self._last_solo
+            if not (self.mixer.present[slot] and self.mixer.eligible[slot] and slot in self._by_slot):
+                self._last_solo = None
+        return self._last_solo
+
+    def _solo(self, slot: int | None) -> tuple[str, bytes] | None:
         """(codec, passed-through payload) of the one talker in the mix, when nothing is added to or
         changes its frame on the way to a pure listener (passthrough.py)."""
-        if (self._extra_now or self.mixer.in_gain[slot] != 1.0
+        if (slot is None or self._extra_now or self.mixer.in_gain[slot] != 1.0
                 or self._tick_no - self._loss_tick[slot] < CLEAN_TICKS):
             return None
         codec = self._by_slot[slot].dec_name

@@ -90,6 +90,7 @@ class RoomState:
         self._bulk_prev = np.full(cap, -1, np.int64)
         self._loss_tick = np.full(cap, NEVER, np.int64)     # the slot's last concealed frame
         self._extra_now = False     # room-wide sources are in this tick's mix
+        self._last_solo: int | None = None   # the slot passed through last (RoomEgress._solo_slot)
         # Natively decoded G.722 legs (room_ingress): the last two frames per slot, made on use.
         self._native: dict[RoomLeg, tuple[Any, tuple[Any, int] | None]] = {}
         self._wide_hist: npt.NDArray[np.int16] | None = None
@@ -148,6 +149,8 @@ class RoomState:
         self._hist_new[slot] = 0
         self._bulk_tick[slot] = self._bulk_prev[slot] = -1
         self._loss_tick[slot] = NEVER
+        if self._last_solo == slot:
+            self._last_solo = None
         self._clean.pop(slot, None)          # a new codec's codes never follow the old one's
         self._clean_prev.pop(slot, None)
 

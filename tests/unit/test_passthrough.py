@@ -136,3 +136,36 @@ def test_off_sends_the_rooms_own_encode() -> None:
     _, off = run(16000, "G722", {"talker": talk}, passthrough=False)
     assert not set(off["listener"]) & set(talk)
     assert all(p not in b"".join(talk) for p in off["listener"][5:])
+
+
+def test_between_words_the_last_sole_talker_is_still_passed_through_unless_muted() -> None:
+    """The silence gate takes a talker out of the mix between words (and cuts the soft start of
+    the next one); passed through, the listener keeps hearing its codes, as on a direct call.
+    Muted, it is not heard at all."""
+    x = speechlike(16000, 1.0)
+    x = np.concatenate([x, (x[:16000] * 0.002).astype(np.int16), x])     # a pause below the gate
+    talk = packets("G722", x)
+    stream, size, delay = b"".join(talk), len(talk[0]), passthrough_delay("G722", 16000)
+    assert delay is not None
+    own = [b""] + [stream[k * size - delay:(k + 1) * size - delay] for k in range(1, len(talk))]
+    for mute_at in (None, 60):
+        room = Room("r", 16000)
+        ports = {name: FakePort() for name in ("talker", "listener")}
+        for name, port in ports.items():
+            room.add_leg(name, port, "G722", "G722", payload_type=9)
+        out_of_mix = []
+        for i, payload in enumerate(talk):
+            if i == mute_at:
+                room.set_muted("talker", True)
+            ports["talker"].incoming.append(Frame(payload, 160 * i))
+            room.tick(0.02 * (i + 1))
+            if not room.mixer.is_contributor(room._legs["talker"].slot):
+                out_of_mix.append(i)
+        heard = [s[0] for s in ports["listener"].sent]
+        pause = [k for k in out_of_mix if 50 < k < 100]
+        assert len(pause) > 20                  # the gate did close in the pause
+        assert all(heard[k] == own[k] for k in range(10, 45))
+        if mute_at is None:
+            assert all(heard[k] == own[k] for k in pause)
+        else:
+            assert not any(heard[k] == own[k] for k in range(mute_at + 1, len(heard)))
