@@ -305,8 +305,14 @@ class RoomIngress(RoomState):
                 pcm: Pcm = leg.decoder.decode(result.payload)
                 self._in_loss[slot] = False
             else:
+                # Opus counts the frames its next packet's FEC rebuilt; any other is invented.
+                rebuilt = getattr(leg.decoder, "fec_frames", 0)
                 pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
                 self._in_loss[slot] = True
+                if getattr(leg.decoder, "fec_frames", 0) != rebuilt:
+                    leg.frames_fec += 1
+                else:
+                    leg.frames_concealed += 1
         except Exception:
             return None
         return pcm
