@@ -93,14 +93,15 @@ def test_browser_uplink_loss_is_concealed_and_rebuilt_from_chromium_fec(
     heard = float(np.mean(power >= TONE_FLOOR * float(np.median(power))))
     # Played as silence, a lost 20 ms frame takes about one 20 ms window below a quarter of the
     # tone's power (more than half of it silent): 1 - share_lost would have the tone. Concealment
-    # must give back at least half of those windows (measured: 0.95-0.96 against 0.87; with lost
-    # frames made silent in the bridge this fails at about 0.86).
+    # must give back at least a third of those windows (measured: 0.95-0.96 against 0.87, so
+    # about two thirds; with lost frames made silent in the bridge this measured 0.85 and failed).
     silent = 1.0 - share_lost
-    assert heard >= silent + share_lost / 2, (
+    assert heard >= silent + share_lost / 3, (
         f"the tone in {heard:.3f} of the windows; {silent:.3f} without concealment at {share_lost:.1%} loss")
     # The bridge saw the losses (each missing frame is rebuilt or concealed) and, once Chromium
-    # codes FEC, rebuilt most from the next packet's LBRR (measured: about 0.6 of them).
+    # codes FEC, rebuilt many from the next packet's LBRR (measured: 0.75 of them in most runs;
+    # fewer when Chromium's encoder spends stretches in CELT-only mode, which has no LBRR).
     missing = late["frames_fec"] + late["frames_concealed"]
     assert missing >= 0.9 * dropped, (missing, dropped)
     fec_late = late["frames_fec"] - early["frames_fec"]
-    assert fec_late >= 0.4 * (dropped - early_dropped), (early, late, early_dropped, dropped)
+    assert fec_late >= 0.25 * (dropped - early_dropped), (early, late, early_dropped, dropped)
