@@ -67,7 +67,7 @@ def test_browser_uplink_loss_is_concealed_and_rebuilt_from_chromium_fec(
     would leave, and the listing's ``frames_fec`` shows most losses rebuilt from Chromium's FEC."""
     conf = conference(bridge, "room1")
     lost = loss_pattern(SEED, STREAM, LOSS, bursts=STREAM // BURST_EVERY)
-    with LossyRelay(drop_up=lost.__contains__) as relay, \
+    with LossyRelay((ports.port(), ports.port()), drop_up=lost.__contains__) as relay, \
             participants(tmp_path, ports, [("sip", "PCMU", None)], seconds=TALK_S + 10) as (sip,):
         sip.phone.dial(f"sip:room1@127.0.0.1:{bridge.sip_port}")
         sip.phone.wait_event("CALL_ESTABLISHED", timeout=10)

@@ -3,10 +3,10 @@
 The test rewrites the signalling so that each side sees only the relay: the browser's offer
 keeps one host candidate, pointed at ``bridge_side`` (the relay's socket that talks to aiortc),
 and the bridge's answer keeps one host candidate, pointed at ``browser_side``. Everything
-(STUN, DTLS, SRTCP) crosses both ways; only SRTP datagrams of the lossy direction(s) are
-dropped, by their index in that direction's RTP stream against a seeded pattern, so a run
-loses the same packets whatever the timing. RFC 7983 demultiplexing: first byte 128-191 is
-RTP/RTCP, and a second byte in 192-223 is RTCP (RFC 5761).
+(STUN, DTLS, SRTCP) crosses both ways; only the browser's SRTP datagrams to the bridge are
+dropped, by their index in that RTP stream against a seeded pattern, so a run loses the same
+packets whatever the timing. RFC 7983 demultiplexing: a first byte of 128-191 is RTP or RTCP,
+and a second byte of 192-223 is RTCP (RFC 5761).
 """
 
 from __future__ import annotations
@@ -38,26 +38,24 @@ def is_rtp(datagram: bytes) -> bool:
 
 
 class LossyRelay:
-    """Two loopback sockets and a thread; ``drop_up(i)`` / ``drop_down(i)`` say whether the
-    i-th RTP datagram from the browser / to the browser is lost."""
+    """Two loopback sockets and a thread; ``drop_up(i)`` says whether the i-th RTP datagram
+    from the browser is lost."""
 
-    def __init__(self, drop_up: Callable[[int], bool] = lambda i: False,
-                 drop_down: Callable[[int], bool] = lambda i: False) -> None:
-        self.browser_side = self._socket()
-        self.bridge_side = self._socket()
+    def __init__(self, ports: tuple[int, int], drop_up: Callable[[int], bool]) -> None:
+        self.browser_side = self._socket(ports[0])
+        self.bridge_side = self._socket(ports[1])
         self.browser: Address | None = None     # the browser's one candidate (from its offer)
         self.bridge: Address | None = None      # aiortc's one candidate (from its answer)
-        self.drop_up, self.drop_down = drop_up, drop_down
-        self.rtp_up = self.rtp_down = 0          # RTP datagrams seen per direction
-        self.dropped_up = self.dropped_down = 0
+        self.drop_up = drop_up
+        self.rtp_up = self.dropped_up = 0        # the browser's RTP datagrams seen, dropped
         self.forwarded = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lossy-relay", daemon=True)
 
     @staticmethod
-    def _socket() -> socket.socket:
+    def _socket(port: int) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
+        s.bind(("127.0.0.1", port))
         s.setblocking(False)
         return s
 
@@ -110,11 +108,6 @@ class LossyRelay:
         else:
             if src != self.bridge or self.browser is None:
                 return
-            if is_rtp(data):
-                self.rtp_down += 1
-                if self.drop_down(self.rtp_down - 1):
-                    self.dropped_down += 1
-                    return
             self.browser_side.sendto(data, self.browser)
         self.forwarded += 1
 
