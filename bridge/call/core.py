@@ -581,7 +581,8 @@ class CallCore:
         people = self.book.listing(conf_id)
         people.sort(key=lambda p: not p.connected)
         return [p.view() if (s := legs.get(p.participant_id)) is None
-                else p.view(float(s.level_dbov), s.frames_fec, s.frames_concealed) for p in people]
+                else p.view(float(s.level_dbov), s.frames_fec, s.frames_concealed, s.send_expected_loss)
+                for p in people]
 
     def act(self, conf_id: str, pid: str, action: Action, now: float, music: str | None = None) -> bool:
         self.now = now

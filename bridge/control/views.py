@@ -114,6 +114,7 @@ def flat_participant(p: ParticipantView, conf_id: str, now: datetime) -> dict[st
         "level_dbov": round(p.level_dbov, 1),
         "frames_fec": p.frames_fec,
         "frames_concealed": p.frames_concealed,
+        "send_expected_loss": p.send_expected_loss,
         "duration": max(0, int(((p.left_at or now) - p.joined_at).total_seconds())) if p.joined_at else 0,
         "joined_at": iso(p.joined_at),
         "created_at": iso(p.created_at or p.joined_at),
