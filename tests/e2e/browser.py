@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.e2e.peers import audio
@@ -17,6 +18,22 @@ from tests.support.bridge_proc import BridgeProcess
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_HZ = 880.0
+
+# Collects the remote <audio> element's stream for ``ms`` milliseconds in the page.
+CAPTURE_JS = """async (ms) => {
+  const stream = document.getElementById("remote").srcObject;
+  const ctx = new AudioContext();
+  const src = ctx.createMediaStreamSource(stream);
+  const proc = ctx.createScriptProcessor(4096, 1, 1);
+  const chunks = [];
+  proc.onaudioprocess = (e) => chunks.push(Array.from(e.inputBuffer.getChannelData(0)));
+  src.connect(proc); proc.connect(ctx.destination);
+  await new Promise((r) => setTimeout(r, ms));
+  proc.disconnect(); src.disconnect();
+  const rate = ctx.sampleRate;
+  await ctx.close();
+  return {rate, samples: chunks.flat()};
+}"""
 
 
 @contextmanager
@@ -67,3 +84,8 @@ def wait_listed(bridge: BridgeProcess, conf_id: str, name: str, timeout: float =
             return found[0]
         time.sleep(0.1)
     raise AssertionError(f"{name} never listed in {conf_id}")
+
+
+def page_heard(page: Any, ms: int) -> tuple[np.ndarray, int]:
+    got = page.evaluate(CAPTURE_JS, ms)
+    return np.asarray(got["samples"], dtype=np.float64), int(got["rate"])

@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from tests.e2e.browser import BROWSER_HZ, conference, join, listing, wait_listed
+from tests.e2e.browser import BROWSER_HZ, conference, join, listing, page_heard, wait_listed
 from tests.e2e.calls import participants
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
@@ -29,31 +28,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip"), pytest.m
 
 SIP_HZ = 500.0
 
-# Collects the remote <audio> element's stream for ``ms`` milliseconds in the page.
-CAPTURE_JS = """async (ms) => {
-  const stream = document.getElementById("remote").srcObject;
-  const ctx = new AudioContext();
-  const src = ctx.createMediaStreamSource(stream);
-  const proc = ctx.createScriptProcessor(4096, 1, 1);
-  const chunks = [];
-  proc.onaudioprocess = (e) => chunks.push(Array.from(e.inputBuffer.getChannelData(0)));
-  src.connect(proc); proc.connect(ctx.destination);
-  await new Promise((r) => setTimeout(r, ms));
-  proc.disconnect(); src.disconnect();
-  const rate = ctx.sampleRate;
-  await ctx.close();
-  return {rate, samples: chunks.flat()};
-}"""
-
 
 def _tampered(token: str) -> str:
     """The token with its last character changed (never to itself: urlsafe tokens may end in "x")."""
     return token[:-1] + ("y" if token.endswith("x") else "x")
-
-
-def _page_heard(page: Any, ms: int) -> tuple[np.ndarray, int]:
-    got = page.evaluate(CAPTURE_JS, ms)
-    return np.asarray(got["samples"], dtype=np.float64), int(got["rate"])
 
 
 def test_browser_and_sip_caller_hear_each_other(
@@ -71,15 +49,17 @@ def test_browser_and_sip_caller_hear_each_other(
         me = wait_listed(bridge, conf["id"], "Ada Lovelace")
         page.wait_for_selector("#people li:nth-child(2)", timeout=5000)   # the SIP caller is on the page
         time.sleep(1.0)
-        heard, rate = _page_heard(page, 2500)
+        heard, rate = page_heard(page, 2500)
         page.screenshot(path=str(tmp_path / "join-page.png"))
         assert (tmp_path / "join-page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         if os.environ.get("TUTTI_SCREENSHOT_DIR"):     # how docs/join-page.png is refreshed
             shutil.copy(tmp_path / "join-page.png", Path(os.environ["TUTTI_SCREENSHOT_DIR"]) / "join-page.png")
+        clean = wait_listed(bridge, conf["id"], "Ada Lovelace")
         sip.phone.hangup()
         sip.phone.wait_event("CALL_CLOSED", timeout=10)
         samples, srate = sip.heard()
     assert me["role"] == "member"
+    assert clean["send_expected_loss"] == 0, clean     # loopback loses nothing: no FEC planned for it
     assert audio.has_tone(heard, rate, SIP_HZ, min_rel_db=-15, min_seconds=1.0), (
         f"the page did not hear the caller's {SIP_HZ} Hz: {audio.tone_level_db(heard, rate, SIP_HZ):.1f} dB")
     assert audio.tone_level_db(heard, rate, BROWSER_HZ) < -30, "the page heard its own tone"

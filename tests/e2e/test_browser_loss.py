@@ -1,9 +1,11 @@
 """A browser under real packet loss: headless Chromium joins through a lossy UDP relay
-(tests/support/udp_relay.py) that drops a seeded share of its RTP packets to the bridge.
+(tests/support/udp_relay.py) that drops a seeded share of its RTP packets.
 
-A baresip caller in the same room records what it hears; the browser's tone is judged per
-20 ms window by Goertzel against what the same losses would leave without concealment, and the
-participant listing must show that the bridge rebuilt lost frames from Chromium's in-band FEC.
+Uplink: a baresip caller in the same room records what it hears; the browser's tone is judged
+per 20 ms window by Goertzel against what the same losses would leave without concealment, and
+the participant listing must show that the bridge rebuilt lost frames from Chromium's in-band FEC.
+Downlink: the browser's RTCP reports of the loss move its Opus encode into a loss bucket (FEC),
+shown in the listing, and the page still hears the caller.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.browser import BROWSER_HZ, conference, join, wait_listed
+from tests.e2e.browser import BROWSER_HZ, conference, join, page_heard, wait_listed
 from tests.e2e.calls import participants
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
@@ -33,6 +35,7 @@ WINDOW_S = 0.02             # Goertzel window
 TONE_FLOOR = 0.25           # a window "has the tone" at a quarter of the median tone power (-6 dB)
 TALK_S = 14.0               # how long the browser talks through the relay
 SETTLE_S = 5.0              # Chromium codes FEC once its RTCP shows loss: judged after this
+SIP_HZ = 500.0              # the caller's tone in the downlink test
 
 
 def _route_through(page: Any, relay: LossyRelay) -> None:
@@ -105,3 +108,35 @@ def test_browser_uplink_loss_is_concealed_and_rebuilt_from_chromium_fec(
     assert missing >= 0.9 * dropped, (missing, dropped)
     fec_late = late["frames_fec"] - early["frames_fec"]
     assert fec_late >= 0.25 * (dropped - early_dropped), (early, late, early_dropped, dropped)
+
+
+def test_browser_downlink_loss_moves_its_encode_to_fec(
+    bridge: BridgeProcess, ports: PortAllocator, tmp_path: Path, chromium: Any
+) -> None:
+    """10 % of the bridge's RTP packets to Chromium dropped: Chromium's receiver reports say so,
+    and the listing's ``send_expected_loss`` shows its encode planning FEC for 10 % (bucket
+    entered from 7 %); the page still hears the SIP caller's tone. Without loss it stays 0
+    (test_browser_join's clean call checks that)."""
+    conf = conference(bridge, "room1")
+    lost = loss_pattern(SEED + 1, STREAM, LOSS, bursts=0)
+    with LossyRelay((ports.port(), ports.port()), drop_down=lost.__contains__) as relay, \
+            participants(tmp_path, ports, [("sip", "PCMU", SIP_HZ)], seconds=30.0) as (sip,):
+        sip.phone.dial(f"sip:room1@127.0.0.1:{bridge.sip_port}")
+        sip.phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        page = chromium.new_page()
+        _route_through(page, relay)
+        join(page, conf["join_url"], "Ada")
+        page.wait_for_selector("#call:not([hidden])", timeout=15000)
+        me = wait_listed(bridge, conf["id"], "Ada")
+        deadline = time.monotonic() + 20.0        # RTCP every few seconds: a few reports
+        while time.monotonic() < deadline and (me["send_expected_loss"] or 0) < 10:
+            time.sleep(0.5)
+            me = wait_listed(bridge, conf["id"], "Ada")
+        heard, rate = page_heard(page, 2500)
+        sip.phone.hangup()
+        sip.phone.wait_event("CALL_CLOSED", timeout=10)
+    assert relay.rtp_down > 100 and 0.05 < relay.dropped_down / relay.rtp_down < 0.15, (
+        relay.rtp_down, relay.dropped_down)
+    assert me["send_expected_loss"] in (10, 20), me
+    assert audio.has_tone(heard, rate, SIP_HZ, min_rel_db=-15, min_seconds=1.0), (
+        f"the page did not hear the caller's {SIP_HZ} Hz: {audio.tone_level_db(heard, rate, SIP_HZ):.1f} dB")

@@ -3,9 +3,9 @@
 The test rewrites the signalling so that each side sees only the relay: the browser's offer
 keeps one host candidate, pointed at ``bridge_side`` (the relay's socket that talks to aiortc),
 and the bridge's answer keeps one host candidate, pointed at ``browser_side``. Everything
-(STUN, DTLS, SRTCP) crosses both ways; only the browser's SRTP datagrams to the bridge are
-dropped, by their index in that RTP stream against a seeded pattern, so a run loses the same
-packets whatever the timing. RFC 7983 demultiplexing: a first byte of 128-191 is RTP or RTCP,
+(STUN, DTLS, SRTCP) crosses both ways; only SRTP datagrams are dropped, by their index in
+their direction's RTP stream against a seeded pattern, so a run loses the same packets
+whatever the timing. RFC 7983 demultiplexing: a first byte of 128-191 is RTP or RTCP,
 and a second byte of 192-223 is RTCP (RFC 5761).
 """
 
@@ -38,16 +38,18 @@ def is_rtp(datagram: bytes) -> bool:
 
 
 class LossyRelay:
-    """Two loopback sockets and a thread; ``drop_up(i)`` says whether the i-th RTP datagram
-    from the browser is lost."""
+    """Two loopback sockets and a thread; ``drop_up(i)`` / ``drop_down(i)`` say whether the
+    i-th RTP datagram from / to the browser is lost."""
 
-    def __init__(self, ports: tuple[int, int], drop_up: Callable[[int], bool]) -> None:
+    def __init__(self, ports: tuple[int, int], drop_up: Callable[[int], bool] = lambda i: False,
+                 drop_down: Callable[[int], bool] = lambda i: False) -> None:
         self.browser_side = self._socket(ports[0])
         self.bridge_side = self._socket(ports[1])
         self.browser: Address | None = None     # the browser's one candidate (from its offer)
         self.bridge: Address | None = None      # aiortc's one candidate (from its answer)
-        self.drop_up = drop_up
+        self.drop_up, self.drop_down = drop_up, drop_down
         self.rtp_up = self.dropped_up = 0        # the browser's RTP datagrams seen, dropped
+        self.rtp_down = self.dropped_down = 0    # the same for the bridge's to the browser
         self.forwarded = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lossy-relay", daemon=True)
@@ -108,6 +110,11 @@ class LossyRelay:
         else:
             if src != self.bridge or self.browser is None:
                 return
+            if is_rtp(data):
+                self.rtp_down += 1
+                if self.drop_down(self.rtp_down - 1):
+                    self.dropped_down += 1
+                    return
             self.browser_side.sendto(data, self.browser)
         self.forwarded += 1
 
