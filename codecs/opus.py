@@ -176,8 +176,9 @@ class OpusDecoder:
             ctx.open()
             self._ctx = ctx
         self._last_toc: int | None = None
-        self.fec_frames = 0     # lost frames decoded through the next packet's FEC (libopus
-        #                         uses its PLC instead when that packet carries none)
+        # Lost frames rebuilt from the next packet's in-band FEC: counted only when that packet
+        # carries LBRR data (decoding with FEC from one without it is libopus's PLC).
+        self.fec_frames = 0
 
     @property
     def fec_capable(self) -> bool:
@@ -199,7 +200,7 @@ class OpusDecoder:
         if self._native is not None:
             if next_payload:
                 pcm = self._native.fec(next_payload, samples)
-                self.fec_frames += 1
+                self.fec_frames += int(packet_has_lbrr(next_payload))
             else:
                 pcm = self._native.plc(samples)
             return _fit(pcm, samples)

@@ -578,10 +578,12 @@ class CallCore:
     def participants(self, conf_id: str) -> list[ParticipantView]:
         """Everyone seated in the conference since the bridge started, those who left last."""
         live = self.rooms.get(conf_id)
-        levels = {s.leg_id: float(s.level_dbov) for s in live.room.participants_snapshot()} if live else {}
+        legs = {s.leg_id: s for s in live.room.participants_snapshot()} if live else {}
         people = self.book.listing(conf_id)
         people.sort(key=lambda p: not p.connected)
-        return [p.view(levels.get(p.participant_id, -127.0)) for p in people]
+        return [p.view() if (s := legs.get(p.participant_id)) is None
+                else p.view(float(s.level_dbov), s.frames_fec, s.frames_concealed, s.send_expected_loss)
+                for p in people]
 
     def act(self, conf_id: str, pid: str, action: Action, now: float, music: str | None = None) -> bool:
         self.now = now

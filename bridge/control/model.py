@@ -160,6 +160,11 @@ class ParticipantView:
     left_at: datetime | None = None
     leave_reason: str | None = None
     created_at: datetime | None = None
+    # Its missing inbound frames while connected: rebuilt from in-band FEC (Opus) / concealed.
+    frames_fec: int = 0
+    frames_concealed: int = 0
+    # The loss % the bridge's Opus encode for it plans in-band FEC for (None: not an Opus listener).
+    send_expected_loss: int | None = None
 
 
 class LiveRooms(Protocol):

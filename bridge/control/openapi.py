@@ -177,7 +177,9 @@ _FLAT_PARTICIPANT = {
         "name": {"type": "string"}, "role": {"type": "string"},
         "status": {"type": "string", "enum": ["pending", "dialing", "connected", "held", "disconnected", "rejected"]},
         "muted": {"type": "boolean"}, "deaf": {"type": "boolean"}, "talking": {"type": "boolean"},
-        "level_dbov": {"type": "number"}, "duration": {"type": "integer"}, "joined_at": _TS,
+        "level_dbov": {"type": "number"}, "frames_fec": {"type": "integer"},
+        "frames_concealed": {"type": "integer"}, "send_expected_loss": {"type": ["integer", "null"]},
+        "duration": {"type": "integer"}, "joined_at": _TS,
         "left_at": _TS, "leave_reason": {"type": ["string", "null"]}, "created_at": _TS,
     },
 }

@@ -46,7 +46,8 @@ class Participant:
     def connected(self) -> bool:
         return self.status in ("connected", "held")
 
-    def view(self, level_dbov: float = -127.0) -> ParticipantView:
+    def view(self, level_dbov: float = -127.0, frames_fec: int = 0, frames_concealed: int = 0,
+             send_expected_loss: int | None = None) -> ParticipantView:
         return ParticipantView(
             participant_id=self.participant_id,
             caller_id_number=self.caller_number,
@@ -63,6 +64,9 @@ class Participant:
             left_at=self.left_at,
             leave_reason=self.leave_reason or self.reject_reason,
             created_at=self.created_at,
+            frames_fec=frames_fec if self.connected else 0,
+            frames_concealed=frames_concealed if self.connected else 0,
+            send_expected_loss=send_expected_loss if self.connected else None,
         )
 
 

@@ -275,7 +275,8 @@ class Room(RoomIngress, RoomEgress):
             LegState(leg.leg_id, leg.muted, leg.deaf, leg.on_hold, leg.listen_only, leg.isolated,
                      bool(det.talking[leg.slot]), round(float(det.level[leg.slot]), 1),
                      leg.input_gain_db, leg.output_gain_db, leg.dec_name, leg.enc_name,
-                     leg.payload_type, self.mixer.is_contributor(leg.slot))
+                     leg.payload_type, self.mixer.is_contributor(leg.slot), leg.frames_fec,
+                     leg.frames_concealed, self.expected_loss(leg.leg_id))
             for leg in self._legs.values()
         ]
 

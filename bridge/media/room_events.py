@@ -70,3 +70,6 @@ class LegState:
     encoder: str
     payload_type: int
     contributing: bool
+    frames_fec: int = 0            # missing frames rebuilt from the next packet's in-band FEC
+    frames_concealed: int = 0      # missing frames the decoder had to invent (PLC)
+    send_expected_loss: int | None = None   # loss % its Opus encode plans FEC for (None: not Opus)

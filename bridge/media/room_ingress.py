@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from bridge_codecs.g722 import G722Decoder
-from bridge_codecs.opus import packet_is_inactive
+from bridge_codecs.opus import OpusDecoder, packet_is_inactive
 
 from bridge.media.levels import levels_dbov
 from bridge.media.room_events import RoomEvent, SourceFinished
@@ -310,9 +310,16 @@ class RoomIngress(RoomState):
                 self._in_loss[slot] = False
                 self._clean[slot] = result.payload
             else:
+                # Opus counts the frames its next packet's FEC rebuilt; any other is invented.
+                opus = leg.decoder if isinstance(leg.decoder, OpusDecoder) else None
+                rebuilt = opus.fec_frames if opus is not None else 0
                 pcm = leg.decoder.conceal(leg.dec_samples, result.next_payload)
                 self._in_loss[slot] = True
                 self._loss_tick[slot] = self._tick_no
+                if opus is not None and opus.fec_frames != rebuilt:
+                    leg.frames_fec += 1
+                else:
+                    leg.frames_concealed += 1
         except Exception:
             return None
         return pcm

@@ -94,6 +94,9 @@ class RoomLeg:
         self.enc_rate = room_rate
         self.enc_stateful = False
         self.ticks = 0
+        # Missing frames played (participant listing): rebuilt from in-band FEC, or concealed.
+        self.frames_fec = 0
+        self.frames_concealed = 0
         # Opus: frames its sender marks inactive are not decoded while it is out of the mix
         # (RoomIngress._sleeps); the last one skipped, decoded first when it wakes.
         self.vad_gated = False

@@ -123,7 +123,9 @@ async def test_participants_list_and_kick(env: Env) -> None:
     assert first == {
         "id": "part_xyz789", "conference_id": cid, "phone_number": "+12025551234", "name": "John Smith",
         "role": "member", "status": "connected", "muted": False, "deaf": False, "talking": False,
-        "level_dbov": -127.0, "duration": 245, "joined_at": "2030-01-01T12:00:00Z", "left_at": None,
+        "level_dbov": -127.0, "frames_fec": 0, "frames_concealed": 0,
+        "send_expected_loss": None, "duration": 245,
+        "joined_at": "2030-01-01T12:00:00Z", "left_at": None,
         "leave_reason": None, "created_at": "2030-01-01T12:00:00Z",
     }
     assert body["participants"][1]["status"] == "held" and body["participants"][1]["muted"] is True

@@ -10,16 +10,15 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import threading
 import shutil
+import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
+from tests.e2e.browser import BROWSER_HZ, conference, join, listing, page_heard, wait_listed
 from tests.e2e.calls import participants
 from tests.e2e.peers import audio
 from tests.e2e.peers.ports import PortAllocator
@@ -27,43 +26,7 @@ from tests.support.bridge_proc import BridgeProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("need_baresip"), pytest.mark.timeout(120)]
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_HZ = 880.0
 SIP_HZ = 500.0
-
-# Collects the remote <audio> element's stream for ``ms`` milliseconds in the page.
-CAPTURE_JS = """async (ms) => {
-  const stream = document.getElementById("remote").srcObject;
-  const ctx = new AudioContext();
-  const src = ctx.createMediaStreamSource(stream);
-  const proc = ctx.createScriptProcessor(4096, 1, 1);
-  const chunks = [];
-  proc.onaudioprocess = (e) => chunks.push(Array.from(e.inputBuffer.getChannelData(0)));
-  src.connect(proc); proc.connect(ctx.destination);
-  await new Promise((r) => setTimeout(r, ms));
-  proc.disconnect(); src.disconnect();
-  const rate = ctx.sampleRate;
-  await ctx.close();
-  return {rate, samples: chunks.flat()};
-}"""
-
-
-@pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[Any]:
-    """A headless Chromium whose microphone plays ``BROWSER_HZ``; Playwright drives it."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail("chromium is not installed; run scripts/test.sh (it installs Debian's chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    wav = audio.tone_wav(tmp_path / "mic.wav", BROWSER_HZ, 30.0, 48000, 1)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
-            "--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _tampered(token: str) -> str:
@@ -71,67 +34,32 @@ def _tampered(token: str) -> str:
     return token[:-1] + ("y" if token.endswith("x") else "x")
 
 
-def _conference(bridge: BridgeProcess, name: str) -> dict[str, Any]:
-    status, body = bridge.api("GET", "/v2/conferences")
-    assert status == 200
-    return next(c for c in body["conferences"] if c["name"] == name)
-
-
-def _listing(bridge: BridgeProcess, conf_id: str) -> list[dict[str, Any]]:
-    status, body = bridge.api("GET", f"/v2/conferences/{conf_id}/participants")
-    assert status == 200
-    return [p for p in body["participants"] if p["status"] == "connected"]
-
-
-def _join(page: Any, url: str, name: str, pin: str | None = None) -> None:
-    """By label and keyboard, as a screen-reader user would: the fields are found by their
-    accessible names and Enter submits."""
-    page.goto(url)
-    page.get_by_label("Your name").fill(name)
-    if pin is not None:
-        page.get_by_label("PIN", exact=True).fill(pin)
-    page.keyboard.press("Enter")
-
-
-def _wait_listed(bridge: BridgeProcess, conf_id: str, name: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [p for p in _listing(bridge, conf_id) if p["name"] == name]
-        if found:
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError(f"{name} never listed in {conf_id}")
-
-
-def _page_heard(page: Any, ms: int) -> tuple[np.ndarray, int]:
-    got = page.evaluate(CAPTURE_JS, ms)
-    return np.asarray(got["samples"], dtype=np.float64), int(got["rate"])
-
-
 def test_browser_and_sip_caller_hear_each_other(
     bridge: BridgeProcess, ports: PortAllocator, tmp_path: Path, chromium: Any
 ) -> None:
     """Must-show 1 and 4: the page joins room1 by name; a baresip caller records the browser's
     tone and the page hears the caller's tone; the page is listed like any caller; screenshot."""
-    conf = _conference(bridge, "room1")
+    conf = conference(bridge, "room1")
     with participants(tmp_path, ports, [("sip", "PCMU", SIP_HZ)]) as (sip,):
         sip.phone.dial(f"sip:room1@127.0.0.1:{bridge.sip_port}")
         sip.phone.wait_event("CALL_ESTABLISHED", timeout=10)
         page = chromium.new_page(viewport={"width": 760, "height": 520})
-        _join(page, conf["join_url"], "Ada Lovelace")
+        join(page, conf["join_url"], "Ada Lovelace")
         page.wait_for_selector("#call:not([hidden])", timeout=15000)
-        me = _wait_listed(bridge, conf["id"], "Ada Lovelace")
+        me = wait_listed(bridge, conf["id"], "Ada Lovelace")
         page.wait_for_selector("#people li:nth-child(2)", timeout=5000)   # the SIP caller is on the page
         time.sleep(1.0)
-        heard, rate = _page_heard(page, 2500)
+        heard, rate = page_heard(page, 2500)
         page.screenshot(path=str(tmp_path / "join-page.png"))
         assert (tmp_path / "join-page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         if os.environ.get("TUTTI_SCREENSHOT_DIR"):     # how docs/join-page.png is refreshed
             shutil.copy(tmp_path / "join-page.png", Path(os.environ["TUTTI_SCREENSHOT_DIR"]) / "join-page.png")
+        clean = wait_listed(bridge, conf["id"], "Ada Lovelace")
         sip.phone.hangup()
         sip.phone.wait_event("CALL_CLOSED", timeout=10)
         samples, srate = sip.heard()
     assert me["role"] == "member"
+    assert clean["send_expected_loss"] == 0, clean     # loopback loses nothing: no FEC planned for it
     assert audio.has_tone(heard, rate, SIP_HZ, min_rel_db=-15, min_seconds=1.0), (
         f"the page did not hear the caller's {SIP_HZ} Hz: {audio.tone_level_db(heard, rate, SIP_HZ):.1f} dB")
     assert audio.tone_level_db(heard, rate, BROWSER_HZ) < -30, "the page heard its own tone"
@@ -145,31 +73,31 @@ def test_wrong_pin_is_refused_then_the_right_one_joins(bridge_factory: Any, chro
     """Must-show 2: the PIN is judged by the bridge; a wrong one is a message on the page."""
     bridge = bridge_factory(rooms=[{"name": "locked1", "account": "acct1", "member_pins": ["4321"],
                                     "moderator_pins": ["9999"]}])
-    conf = _conference(bridge, "locked1")
+    conf = conference(bridge, "locked1")
     page = chromium.new_page()
-    _join(page, conf["join_url"], "Grace", pin="1111")
+    join(page, conf["join_url"], "Grace", pin="1111")
     error = page.wait_for_selector("#join-error:not([hidden])", timeout=10000)
     assert "PIN" in error.inner_text()
     assert page.is_hidden("#call")
-    assert _listing(bridge, conf["id"]) == []
+    assert listing(bridge, conf["id"]) == []
     page.fill("#pin", "4321")
     page.click("#join")
     page.wait_for_selector("#call:not([hidden])", timeout=15000)
-    assert _wait_listed(bridge, conf["id"], "Grace")["role"] == "member"
+    assert wait_listed(bridge, conf["id"], "Grace")["role"] == "member"
     assert page.is_hidden("#mod")                        # members get no moderator controls
     boss = chromium.new_page()
-    _join(boss, conf["join_url"], "Boss", pin="9999")
+    join(boss, conf["join_url"], "Boss", pin="9999")
     boss.wait_for_selector("#mod:not([hidden])", timeout=15000)
-    assert _wait_listed(bridge, conf["id"], "Boss")["role"] == "moderator"
+    assert wait_listed(bridge, conf["id"], "Boss")["role"] == "moderator"
     boss.click("#mute-all")                              # the moderator mutes everyone else
     page.wait_for_selector("#mute[aria-pressed=true]", timeout=5000)
-    assert _wait_listed(bridge, conf["id"], "Grace")["muted"] is True
+    assert wait_listed(bridge, conf["id"], "Grace")["muted"] is True
     boss.click("#record")                                # recording, seen on every page
     page.wait_for_selector("#rec:not([hidden])", timeout=10000)
     boss.click("#lock")                                  # a locked conference turns newcomers away
     page.wait_for_selector("#locked:not([hidden])", timeout=5000)
     late = chromium.new_page()
-    _join(late, conf["join_url"], "Late", pin="4321")
+    join(late, conf["join_url"], "Late", pin="4321")
     assert "locked" in late.wait_for_selector("#join-error:not([hidden])", timeout=10000).inner_text()
     # Guessing is slowed down per address: after the free failures the bridge answers 429.
     url = f"{bridge.base_url}/conferences/{conf['id']}/join/session"
@@ -183,21 +111,21 @@ def test_page_mute_silences_the_browser_and_a_rest_kick_ends_its_session(
 ) -> None:
     """Must-show 3: after Mute on the page the SIP caller no longer hears the browser's tone;
     removing the browser over REST ends the page's session with a message."""
-    conf = _conference(bridge, "room1")
+    conf = conference(bridge, "room1")
     with participants(tmp_path, ports, [("sip", "PCMU", None)]) as (sip,):
         sip.phone.dial(f"sip:room1@127.0.0.1:{bridge.sip_port}")
         sip.phone.wait_event("CALL_ESTABLISHED", timeout=10)
         t0 = time.monotonic()
         page = chromium.new_page()
-        _join(page, conf["join_url"], "Ada")
+        join(page, conf["join_url"], "Ada")
         page.wait_for_selector("#call:not([hidden])", timeout=15000)
-        me = _wait_listed(bridge, conf["id"], "Ada")
+        me = wait_listed(bridge, conf["id"], "Ada")
         time.sleep(2.5)
         page.get_by_role("button", name="Mute").click()
         t_mute = time.monotonic() - t0
         page.wait_for_selector("#people li.me-muted, #mute[aria-pressed=true]", timeout=5000)
         time.sleep(2.5)
-        assert _wait_listed(bridge, conf["id"], "Ada")["muted"] is True
+        assert wait_listed(bridge, conf["id"], "Ada")["muted"] is True
         status, _ = bridge.api("DELETE", f"/v2/conferences/{conf['id']}/participants/{me['id']}")
         assert status == 204
         page.wait_for_selector("#ended:not([hidden])", timeout=10000)
@@ -211,14 +139,14 @@ def test_page_mute_silences_the_browser_and_a_rest_kick_ends_its_session(
         f"before mute: {audio.tone_level_db(before, srate, BROWSER_HZ):.1f} dB")
     assert not audio.has_tone(after, srate, BROWSER_HZ, min_rel_db=-15, min_seconds=0.2), (
         f"after mute the caller still heard the browser: {audio.tone_level_db(after, srate, BROWSER_HZ):.1f} dB")
-    assert not [p for p in _listing(bridge, conf["id"]) if p["name"] == "Ada"]
+    assert not [p for p in listing(bridge, conf["id"]) if p["name"] == "Ada"]
 
 
-def test_join_url_is_json_for_api_clients_and_sessions_are_bound_to_their_conference(
+def test_join_url_is_json_for_api_clients_and_sessions_are_bound_to_theirconference(
     bridge: BridgeProcess, chromium: Any
 ) -> None:
-    conf = _conference(bridge, "room1")
-    other = _conference(bridge, "room2")
+    conf = conference(bridge, "room1")
+    other = conference(bridge, "room2")
     status, body = bridge.api("GET", f"/conferences/{conf['id']}/join")
     assert status == 200 and body["id"] == conf["id"] and "sdp" not in body
     page = chromium.new_page()
@@ -233,14 +161,14 @@ def test_join_url_is_json_for_api_clients_and_sessions_are_bound_to_their_confer
     # The same participant and token under another conference's id: 404, nothing changes.
     res = page.request.post(f"{bridge.base_url}/conferences/{other['id']}/join/session/{pid}/mute", headers=headers)
     assert res.status == 404
-    assert _wait_listed(bridge, conf["id"], "Ada")["muted"] is False
+    assert wait_listed(bridge, conf["id"], "Ada")["muted"] is False
     res = page.request.post(f"{bridge.base_url}/conferences/{conf['id']}/join/session/{pid}/mute",
                             headers={"X-Session-Token": _tampered(token)})
     assert res.status == 404
     res = page.request.post(f"{bridge.base_url}/conferences/{conf['id']}/join/session/{pid}/mute", headers=headers)
     assert res.status == 204
     page.wait_for_selector("#mute[aria-pressed=true]", timeout=5000)    # the page follows the event stream
-    assert _wait_listed(bridge, conf["id"], "Ada")["muted"] is True
+    assert wait_listed(bridge, conf["id"], "Ada")["muted"] is True
     # A member is no moderator.
     res = page.request.post(f"{bridge.base_url}/conferences/{conf['id']}/join/session/{pid}/moderate",
                             headers=headers, data={"action": "lock"})
@@ -249,15 +177,15 @@ def test_join_url_is_json_for_api_clients_and_sessions_are_bound_to_their_confer
 
 def test_browser_cap_refuses_with_a_message(bridge_factory: Any, chromium: Any) -> None:
     bridge = bridge_factory(webrtc={"max_participants": 1})
-    conf = _conference(bridge, "room1")
+    conf = conference(bridge, "room1")
     first = chromium.new_page()
-    _join(first, conf["join_url"], "One")
+    join(first, conf["join_url"], "One")
     first.wait_for_selector("#call:not([hidden])", timeout=15000)
     second = chromium.new_page()
-    _join(second, conf["join_url"], "Two")
+    join(second, conf["join_url"], "Two")
     error = second.wait_for_selector("#join-error:not([hidden])", timeout=10000)
     assert "browser participants" in error.inner_text()
-    assert [p["name"] for p in _listing(bridge, conf["id"])] == ["One"]
+    assert [p["name"] for p in listing(bridge, conf["id"])] == ["One"]
 
 
 class _Hooks(http.server.BaseHTTPRequestHandler):
@@ -282,11 +210,11 @@ def test_a_browser_participant_is_announced_by_webhooks_like_a_caller(
         url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
         bridge = bridge_factory(webhooks={"allow_networks": ["127.0.0.1/32"], "initial_backoff_s": 0.2,
                                           "accounts": [{"account": "acct1", "url": url}]})
-        conf = _conference(bridge, "room1")
+        conf = conference(bridge, "room1")
         page = chromium.new_page()
-        _join(page, conf["join_url"], "Ada")
+        join(page, conf["join_url"], "Ada")
         page.wait_for_selector("#call:not([hidden])", timeout=15000)
-        pid = _wait_listed(bridge, conf["id"], "Ada")["id"]
+        pid = wait_listed(bridge, conf["id"], "Ada")["id"]
         page.get_by_role("button", name="Leave").click()
         page.wait_for_selector("#ended:not([hidden])", timeout=10000)
         deadline = time.monotonic() + 15

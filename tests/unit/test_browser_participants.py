@@ -220,6 +220,8 @@ def test_the_room_rebuilds_a_lost_browser_packet_from_fec_instead_of_going_silen
         return float(np.sqrt(np.mean(x ** 2)))
 
     assert room._legs["talker"].decoder.fec_frames == 1
+    state = next(s for s in room.participants_snapshot() if s.leg_id == "talker")
+    assert (state.frames_fec, state.frames_concealed) == (1, 0)      # what the listing shows
     steady = level(heard[18])
     assert steady > 1000
     assert level(heard[21]) > 0.5 * steady                 # the lost frame, a tick of decoder delay later

@@ -115,6 +115,25 @@ def test_opus_lost_frame_is_rebuilt_from_the_next_packets_fec() -> None:
     assert errors[True] < 0.2, errors
 
 
+def test_opus_fec_frames_counts_only_next_packets_that_carry_lbrr() -> None:
+    """The operator's counter (listing ``frames_fec``) is honest: a next packet without LBRR
+    (its sender codes no FEC) conceals by PLC and is not counted as rebuilt."""
+    from bridge_codecs.opus import packet_has_lbrr
+
+    n = 960
+    x = (np.sin(2 * np.pi * 200 * np.arange(n * 12) / 48000) * 6000).astype(np.int16)
+    for fec, loss, counted in ((False, 0, 0), (True, 20, 1)):
+        enc = make_encoder("opus", bitrate=24000, fec=fec, packet_loss=loss)
+        packets = [enc.encode(x[i * n:(i + 1) * n]) for i in range(12)]
+        assert packet_has_lbrr(packets[10]) is fec
+        dec = make_decoder("opus")
+        assert getattr(dec, "fec_capable", False), "the system libopus (libopus0) is not loaded"
+        for p in packets[:9]:
+            dec.decode(p)
+        dec.conceal(n, packets[10])
+        assert getattr(dec, "fec_frames") == counted
+
+
 @pytest.mark.parametrize("name", ["PCMU", "PCMA", "L16"])
 def test_a_gap_before_a_buffered_packet_is_bridged_into_it(name: str) -> None:
     """When the jitter buffer already holds the packet after the gap, the continuation is

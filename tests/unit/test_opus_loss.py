@@ -87,6 +87,8 @@ def test_listener_reporting_loss_gets_fec_and_a_clean_one_does_not() -> None:
     got = _talk(room, ports, speech, 1.0)
     assert (room.expected_loss("lossy1"), room.expected_loss("lossy2"), room.expected_loss("clean"),
             room.expected_loss("fixed")) == (10, 10, 0, 10)
+    listed = {s.leg_id: s.send_expected_loss for s in room.participants_snapshot()}    # the listing's
+    assert (listed["lossy1"], listed["clean"], listed["pcmu"]) == (10, 0, None)
     lbrr = {n: sum(packet_has_lbrr(p) for p in got[n][10:]) for n in ("clean", "lossy1", "lossy2", "fixed")}
     assert lbrr["clean"] == 0
     assert lbrr["lossy1"] > 10 and lbrr["fixed"] > 10

@@ -250,6 +250,8 @@ def test_loss_is_concealed_on_the_bulk_g711_path() -> None:
     ports["a"].incoming.append(Missing(None))
     room.tick(0.06)
     assert heard_level(ports["b"]) > 1000                             # pitch repetition, not silence
+    listed = {s.leg_id: (s.frames_fec, s.frames_concealed) for s in room.participants_snapshot()}
+    assert listed == {"a": (0, 1), "b": (0, 0)}                        # the listing's counters
 
 
 def test_corrupt_payload_costs_one_frame_not_the_tick() -> None:
