@@ -118,9 +118,12 @@ class RoomIngress(RoomState):
             slots = group.idx
             rows = np.flatnonzero(played & (sizes <= DORMANT_WIDTH) & self._dozing(slots))
             if rows.size:
-                rows = rows[packets_inactive(payloads[rows], sizes[rows])]
-            if rows.size:
-                self._dormant.keep_rows(slots[rows], payloads[rows], sizes[rows])
+                size = sizes[rows]
+                head = payloads[rows, :int(size.max())]     # the bytes in use only
+                inactive = packets_inactive(head, size)
+                rows = rows[inactive]
+                if rows.size:
+                    self._dormant.keep_rows(slots[rows], head[inactive], size[inactive])
                 awake = np.ones(len(legs), np.bool_)
                 awake[rows] = False
                 todo = np.flatnonzero(awake).tolist()
