@@ -159,8 +159,12 @@ class SocketReader:
     def recvfrom_into(self, buf: Any) -> tuple[int, Any]:
         """The lane's read (LaneReader): the oldest datagram read ahead, copied into ``buf``."""
         data, addr = self.queue.popleft()
-        size = min(len(data), len(buf))
-        buf[:size] = data[:size]
+        size = len(data)
+        if size <= len(buf):
+            buf[:size] = data
+        else:
+            size = len(buf)
+            buf[:size] = data[:size]
         self.ready = bool(self.queue)
         return size, addr
 

@@ -328,7 +328,7 @@ class RxLane:
         feed: dict[int, tuple[bytes, Any]] = {}     # datagrams the general path must take
         taken = self._read(self._members, got, feed)
         # Every leg got its next packet (the usual tick): whole-array views, no index lists.
-        every = bool(taken.all())
+        every = np.count_nonzero(taken) == self.n       # ndarray.all() goes through a Python wrapper
         idx = np.flatnonzero(taken) if not every else self._cols
         if idx.size:
             self._put(slice(None) if every else idx, now)
@@ -338,7 +338,7 @@ class RxLane:
         # So does a leg whose one-second shrink window is about to close.
         ok = taken if every else taken | ((nbytes == 0) & (self.depth > 0) & self.member)
         ok = ok & (self.window_pops < _SHRINK_WINDOW - 1)
-        every = bool(ok.all())
+        every = np.count_nonzero(ok) == self.n
         cols = self._cols if every else np.flatnonzero(ok)
         k: npt.NDArray[np.intp] | slice = slice(None) if every else cols
         played = cols.size
