@@ -24,14 +24,13 @@ import shutil
 from typing import Any
 
 import numpy as np
+from bench_opus_sockets import LANE_MODES, sockets_tick_ms
+from bench_room_shapes import room_cap, tick_ms  # a sibling script (python benchmarks/...)
 from bridge_codecs import Resampler, make_encoder
 
 from bridge.call.leg import encoder_options
 from bridge.config import Config, MediaConfig
 from bridge.media.room import Room
-
-from bench_opus_sockets import LANE_MODES, sockets_tick_ms
-from bench_room_shapes import room_cap, tick_ms   # a sibling script (python benchmarks/...)
 
 SCENARIOS = [(100, 3), (40, None)]      # (N, talkers; None: everyone)
 SOCKET_SCENARIOS = [(100, 3), (40, 3), (40, None)]

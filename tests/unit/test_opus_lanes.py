@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 from bridge_codecs import make_encoder
-from bridge_codecs.opus import packets_inactive, packet_is_inactive
+from bridge_codecs.opus import packet_is_inactive, packets_inactive
 
 import bridge.media.room_ingress as ri
+from bridge.media.ports import ListSink
 from bridge.media.room import Room
 from bridge.media.room_ingress import PROBE_TICKS
 from bridge.rtp.jitter import _Slot
@@ -39,7 +40,8 @@ def _session(j: int = 0) -> RtpSession:
                       initial_seq=100, initial_ts=1000, loss_depth=True)
 
 
-def _packet(seq: int, ts: int, payload: bytes, *, pt: int = PT, ssrc: int = 0xABCD, marker: bool = False) -> bytes:
+def _packet(seq: int, ts: int, payload: bytes, *, pt: int = PT, ssrc: int = 0xABCD,
+            marker: bool = False) -> bytes:
     return struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq & 0xFFFF, ts & 0xFFFFFFFF,
                        ssrc) + payload
 
@@ -93,8 +95,8 @@ def _run(stream: Stream, *, legs: int = 1, share: float = 0.5) -> None:
         assert _jb_state(s_lane) == _jb_state(s_ref)
         src_a, src_b = s_lane._source, s_ref._source
         assert src_a is not None and src_b is not None
-        assert (src_a.max_seq, src_a.received, src_a.jitter, src_a._transit, src_a._ts_high, src_a.cycles) == \
-               (src_b.max_seq, src_b.received, src_b.jitter, src_b._transit, src_b._ts_high, src_b.cycles)
+        fields = ("max_seq", "received", "jitter", "_transit", "_ts_high", "cycles")
+        assert [getattr(src_a, f) for f in fields] == [getattr(src_b, f) for f in fields]
         assert s_lane.last_received == s_ref.last_received
     assert entered > share * len(stream) * legs, "the lane should have played its share of frames"
 
@@ -130,8 +132,8 @@ def test_loss_reorder_dtx_burst_and_odd_packets_leave_and_reenter() -> None:
     stream[250] = [(_packet(5250 - seq_gap, 80000 + 960 * 250, bytes([0x78]) * (OPUS_WIDTH + 1)), ADDR)]
     stream[270] = [(_packet(5270 - seq_gap, 80000 + 960 * 270, b""), ADDR)]          # empty payload
     stream[290] = [(stream[290][0][0], ("127.0.0.1", 40002))] + stream[290]          # stray source
-    stream[310] = stream[310] + [(_packet(5310 - seq_gap, 80000 + 960 * 310, struct.pack("!BBH", 5, 0x0A, 960),
-                                          pt=101), ADDR)]                               # DTMF
+    event = struct.pack("!BBH", 5, 0x0A, 960)
+    stream[310] = stream[310] + [(_packet(5310 - seq_gap, 80000 + 960 * 310, event, pt=101), ADDR)]   # DTMF
     _run(stream, legs=2, share=0.8)
 
 
@@ -242,13 +244,16 @@ def _room_stream(ticks: int) -> list[list[list[bytes]]]:
     return out
 
 
-@pytest.mark.parametrize("rate", [48000, 16000])
-def test_a_room_reads_opus_callers_through_lanes_as_the_per_leg_path(rate: int) -> None:
+@pytest.mark.parametrize(("rate", "skip"), [(48000, True), (16000, True), (48000, False)])
+def test_a_room_reads_opus_callers_through_lanes_as_the_per_leg_path(rate: int, skip: bool) -> None:
+    """Besides the network events of _room_stream: a caller put on hold and back (out of the lane
+    group and in again), one recorded for a while (awake every tick), one muted."""
     ticks = 160
     stream = _room_stream(ticks)
     worlds = []
+    sinks = [ListSink(), ListSink()]
     for lanes in (True, False):
-        room = Room("r", rate, max_talkers=3)
+        room = Room("r", rate, max_talkers=3, skip_inactive=skip)
         ports: list[_Port] = []
         calls: list[list[tuple[str, bytes | None]]] = []
         for j in range(LEGS):
@@ -265,6 +270,15 @@ def test_a_room_reads_opus_callers_through_lanes_as_the_per_leg_path(rate: int) 
     used_lane = 0
     for tick in range(ticks + 2):
         now = 1.0 + 0.02 * tick
+        for w, (room, _, _) in enumerate(worlds):
+            if tick in (30, 60):
+                room.set_on_hold("l8", tick == 30)
+            if tick == 20:
+                room.add_leg_sink("l9", "track", sinks[w])
+            if tick == 100:
+                room.remove_leg_sink("l9", "track")
+            if tick == 45:
+                room.set_muted("l6", True)
         for (room, ports, _) in worlds:
             for j in range(LEGS):
                 addr = ports[j].session.remote_addr
@@ -277,7 +291,8 @@ def test_a_room_reads_opus_callers_through_lanes_as_the_per_leg_path(rate: int) 
                 p.reader.drain()
         (fast, fports, _), (ref, rports, _) = worlds
         used_lane += sum(int(g.lane.member.sum()) for g in fast._opus if isinstance(g.lane, RxLane))
-        assert fast._opus and not ref._opus and not fast._other
+        held = ["l8"] if 30 <= tick < 60 else []
+        assert fast._opus and not ref._opus and [leg.leg_id for leg in fast._other] == held
         n = fast.mixer.count
         np.testing.assert_array_equal(fast.mixer.present[:n], ref.mixer.present[:n], err_msg=str(tick))
         np.testing.assert_array_equal(fast.mixer.inputs[:n], ref.mixer.inputs[:n], err_msg=str(tick))
@@ -287,8 +302,14 @@ def test_a_room_reads_opus_callers_through_lanes_as_the_per_leg_path(rate: int) 
             assert pf.sent.sent == pr.sent.sent, tick
     assert used_lane > 0.8 * LEGS * ticks, used_lane      # most frames were played by the lane
     assert worlds[0][2] == worlds[1][2]                   # the same decoder calls, in order
-    quiet = [sum(1 for kind, _ in worlds[0][2][j] if kind == "decode") for j in range(2, LEGS)]
-    assert max(quiet) <= 2 * (ticks // PROBE_TICKS + 1) + 4, quiet     # sleeping: only the probes
+    quiet = [sum(1 for kind, _ in worlds[0][2][j] if kind == "decode") for j in range(2, LEGS - 2)]
+    if skip:
+        assert max(quiet) <= 2 * (ticks // PROBE_TICKS + 1) + 4, quiet     # sleeping: only the probes
+    else:
+        assert min(quiet) >= ticks - 20, quiet
+    assert len(sinks[0].frames) == len(sinks[1].frames) > 70
+    for a, b in zip(sinks[0].frames, sinks[1].frames):
+        np.testing.assert_array_equal(a, b)
     for pf, pr in zip(worlds[0][1], worlds[1][1]):
         assert pf.session.stats() == pr.session.stats()
         assert _jb_state(pf.session) == _jb_state(pr.session)
