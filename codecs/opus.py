@@ -21,6 +21,7 @@ from typing import Any
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from . import libopus
 from .base import Pcm
@@ -253,22 +254,36 @@ def packet_is_inactive(payload: bytes) -> bool:
     return flags is not None and not any(flags[0])
 
 
+def packets_inactive(rows: npt.NDArray[np.uint8], sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """``packet_is_inactive`` of many packets at once: row i holds a payload of ``sizes[i]``
+    bytes (bytes after it are ignored). The usual packet (one 10/20 ms SILK or hybrid frame,
+    TOC code 0) is decided by its TOC byte and the top bit of the next (``_first_bit``); the
+    rare SILK packet of 40/60 ms (several VAD flags) goes through ``packet_is_inactive``."""
+    toc = rows[:, 0]
+    long = sizes >= 2
+    out: npt.NDArray[np.bool_] = long & _QUICK_TOC[toc] & (rows[:, 1] < 0x80)
+    slow = long & _SLOW_TOC[toc]
+    if slow.any():
+        for i in np.flatnonzero(slow).tolist():
+            out[i] = packet_is_inactive(rows[i, :sizes[i]].tobytes())
+    return out
+
+
 # SILK-only 10/20 ms and hybrid configurations: one VAD flag, then the LBRR flag.
 _ONE_SILK_FRAME = frozenset((0, 1, 4, 5, 8, 9, 12, 13, 14, 15))
+# By TOC byte (config << 3 | stereo << 2 | code): one such frame, code 0 (packets_inactive reads
+# its flag in bulk); SILK 40/60 ms, code 0 (read one by one).
+_TOCS = np.arange(256)
+_QUICK_TOC = np.isin(_TOCS >> 3, sorted(_ONE_SILK_FRAME)) & (_TOCS & 3 == 0)
+_SLOW_TOC = (_TOCS >> 3 < 16) & ~np.isin(_TOCS >> 3, sorted(_ONE_SILK_FRAME)) & (_TOCS & 3 == 0)
 
 
 def _first_bit(head: bytes) -> bool:
-    """The first equiprobable bit of a range-coded frame, from its first three bytes: what
-    ``_RangeBits(data).bit()`` returns (init, three normalisation steps to rng = 2**31)."""
-    prev = head[0]
-    val = 127 - (prev >> 1)
-    for nxt in head[1:3]:
-        sym = ((prev << 7) | (nxt >> 1)) & 0xFF
-        prev = nxt
-        val = ((val << 8) + (255 - sym)) & 0x7FFFFFFF
-    sym = (prev << 7) & 0xFF        # the fourth byte is not needed: it only adds low bits
-    val = ((val << 8) + (255 - sym)) & 0x7FFFFFFF
-    return val < 1 << 30
+    """The first equiprobable bit of a range-coded frame: what ``_RangeBits(data).bit()``
+    returns. After init and three normalisation steps rng = 2**31 and val = v0 * 2**24 + r
+    with v0 = 127 - (data[0] >> 1) and r < 2**24 (each step shifts in 8 bits without a carry),
+    so val < 2**30 exactly when v0 < 64: the top bit of the first byte."""
+    return head[0] >= 0x80
 
 
 def _silk_flags(payload: bytes, code0_only: bool = False) -> tuple[list[bool], bool] | None:

@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from bridge.rtp.lanes import NOWHERE, RxLane, SendGroup, TxLane, deliver
+from bridge.rtp.lanes import G711_LANE, NOWHERE, OPUS_LANE, LaneShape, RxLane, SendGroup, TxLane, deliver
 from bridge.rtp.srtp import SrtpContext, SrtpKeys
 
 log = logging.getLogger("bridge.rtp")
@@ -159,8 +159,12 @@ class SocketReader:
     def recvfrom_into(self, buf: Any) -> tuple[int, Any]:
         """The lane's read (LaneReader): the oldest datagram read ahead, copied into ``buf``."""
         data, addr = self.queue.popleft()
-        size = min(len(data), len(buf))
-        buf[:size] = data[:size]
+        size = len(data)
+        if size <= len(buf):
+            buf[:size] = data
+        else:
+            size = len(buf)
+            buf[:size] = data[:size]
         self.ready = bool(self.queue)
         return size, addr
 
@@ -524,8 +528,8 @@ class LegPort:
     leg's datagram before it (``pop_frame`` pops the jitter buffer), and ``packetize``
     queues the packet it builds in the receiver's ``Outbox``, sent after the tick.
 
-    ``rx_lane`` / ``tx_lane`` give a room the steady lanes (bridge/rtp/lanes.py) for a
-    group of ports: the same reads and sends, with the per-leg RTP work done in numpy.
+    ``rx_lane`` / ``opus_rx_lane`` / ``tx_lane`` give a room the steady lanes (bridge/rtp/lanes.py)
+    for a group of ports: the same reads and sends, with the per-leg RTP work done in numpy.
     ``rx_lane=False`` keeps a leg out of receive lanes (in-band DTMF detection must see
     every packet); ``TUTTI_RTP_LANES=0`` turns both lanes off. Outside the ``tick`` receive
     mode (benchmarks only) there is no outbox and ``packetize`` sends at once.
@@ -543,13 +547,18 @@ class LegPort:
         self._sendto = sockets.rtp_sender()
 
     @staticmethod
-    def rx_lane(ports: Sequence[LegPort]) -> RxLane | None:
+    def rx_lane(ports: Sequence[LegPort], shape: LaneShape = G711_LANE) -> RxLane | None:
         readers = [port._rx for port in ports]
         if (not LANES or not all(port.steady_rx and not port.srtp for port in ports)
                 or any(rx is None for rx in readers)):
             return None
         return RxLane([port.session for port in ports], readers,  # type: ignore[arg-type]
-                      [port.pop_frame for port in ports], _nothing)
+                      [port.pop_frame for port in ports], _nothing, shape)
+
+    @staticmethod
+    def opus_rx_lane(ports: Sequence[LegPort]) -> RxLane | None:
+        """A receive lane for Opus callers (48 kHz clock, 20 ms packets of any length)."""
+        return LegPort.rx_lane(ports, OPUS_LANE)
 
     @staticmethod
     def tx_lane(ports: Sequence[LegPort]) -> TxLane | None:

@@ -115,6 +115,12 @@ class TalkDetector:
         level): its gate is open, it is talking, or the gate lets every slot through."""
         return bool(self.gate_left[slot] > 0 or self.talking[slot] or self.config.start_frames <= 0)
 
+    def opens_at_silence(self, slots: npt.NDArray[np.intp]) -> BoolArr:
+        """``open_at_silence`` of each of ``slots``, in one pass."""
+        if self.config.start_frames <= 0:
+            return np.ones(slots.shape[0], np.bool_)
+        return (self.gate_left[slots] > 0) | self.talking[slots]
+
     def may_open(self, slots: npt.NDArray[np.intp], levels: F32) -> BoolArr:
         """Which of ``slots`` could have an open gate after ``update`` with these levels (a
         superset: the gate opens or stays open only at these levels, or while open or talking).

@@ -71,6 +71,7 @@ from bridge.media.room_plan import (
     ROOM_RATES,
     BulkGroup,
     CommonGroup,
+    OpusGroup,
     Pcm,
     RoomLeg,
     group_by,
@@ -324,8 +325,8 @@ class Room(RoomIngress, RoomEgress):
         leg.in_resampler = (Resampler(decoder.sample_rate, self.rate)
                             if decoder.sample_rate != self.rate else None)
         leg.bytewise = None
-        leg.vad_gated = self.skip_inactive and isinstance(decoder, OpusDecoder)
-        leg.dormant = None
+        leg.opus = isinstance(decoder, OpusDecoder)
+        leg.vad_gated = self.skip_inactive and leg.opus
         if decoder.name in BYTEWISE and self.bulk:
             # Bulk-decoded at any room rate: a 16/48 kHz room resamples the group's rows in one
             # product (RowResampler), so the per-leg resampler is never used for this leg.
@@ -359,12 +360,16 @@ class Room(RoomIngress, RoomEgress):
     def _replan(self) -> None:
         self._dirty = False
         old_lanes: list[Any] = [group.lane for group in self._bulk] + [group.lane for group in self._common]
+        old_lanes += [group.lane for group in self._opus]
         for lane in old_lanes:
             if lane is not None:
                 lane.close()       # the sessions take their state back
         legs = [leg for leg in self._legs.values() if not leg.failed]
         fast = [leg for leg in legs if leg.fast_in]
-        self._other = [leg for leg in legs if not leg.fast_in]
+        lanes = self.frame_ms == LANE_MS and self._lanes_ok
+        self._opus = self._opus_groups([leg for leg in legs if leg.opus_in]) if lanes else []
+        in_lane = {leg for group in self._opus for leg in group.legs}
+        self._other = [leg for leg in legs if not leg.fast_in and leg not in in_lane]
         self._other_pops = [leg.pop for leg in self._other]
         plain = [leg for leg in legs if leg.plain]
         self._nonplain = [leg for leg in legs if not leg.plain]
@@ -373,7 +378,6 @@ class Room(RoomIngress, RoomEgress):
         # through a view instead of a scatter.  Bytewise codecs run at 8 kHz, so frames hold
         # whole sample pairs for the pair tables.
         fast.sort(key=slot_of)
-        lanes = self.frame_ms == LANE_MS and self._lanes_ok
         staged = self.g711_samples if self._rows is not None else None
         self._bulk = [BulkGroup(group, self._pair_tables[name], port_lane(group, "rx_lane") if lanes else None,
                                 staged)
@@ -386,6 +390,18 @@ class Room(RoomIngress, RoomEgress):
         self._group_of = {}
         for group in self._common:
             self._group_of.update(dict.fromkeys(group.legs, group))
+
+    @staticmethod
+    def _opus_groups(legs: list[RoomLeg]) -> list[OpusGroup]:
+        """Opus callers by port class, each class whose ports offer an Opus receive lane
+        (bridge/rtp/lanes.py; fakes and browsers' ports have none: their legs stay per-leg)."""
+        legs = sorted(legs, key=slot_of)
+        groups = []
+        for group in group_by(legs, [type(leg.port) for leg in legs]).values():
+            lane = port_lane(group, "opus_rx_lane")
+            if lane is not None:
+                groups.append(OpusGroup(group, lane))
+        return groups
 
     def tick(self, now: float) -> TickResult:
         ops, self._ops = self._ops, []

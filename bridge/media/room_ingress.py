@@ -1,5 +1,6 @@
 """A room's tick, way in: pop every leg's frame, decode (in bulk for G.711, resampled together
-in 16/48 kHz rooms), conceal losses."""
+in 16/48 kHz rooms), conceal losses. Opus callers in a receive lane are read as rows too: the
+sleeping ones (inactive frames, out of the mix) cost a few array operations, not a decode."""
 
 from __future__ import annotations
 
@@ -9,11 +10,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from bridge_codecs.g722 import G722Decoder
-from bridge_codecs.opus import OpusDecoder, packet_is_inactive
+from bridge_codecs.opus import OpusDecoder, packet_is_inactive, packets_inactive
 
 from bridge.media.levels import levels_dbov
+from bridge.media.opus_sleep import DORMANT_WIDTH
 from bridge.media.room_events import RoomEvent, SourceFinished
-from bridge.media.room_plan import EMPTY, FRAME, I32, BulkGroup, LanePayload, Pcm, RoomLeg, fit, kind_of
+from bridge.media.room_plan import (
+    EMPTY,
+    FRAME,
+    I32,
+    BulkGroup,
+    LanePayload,
+    OpusGroup,
+    Pcm,
+    RoomLeg,
+    fit,
+    kind_of,
+)
 from bridge.media.room_state import RoomState
 
 # A sleeping Opus leg's frame is decoded every this many ticks (half a second) all the same
@@ -40,6 +53,8 @@ class RoomIngress(RoomState):
                 self._read_bulk(group, kinds, inputs, present)
             if group.stage is not None:
                 self._resample_group(group, inputs, present)
+        for opus in self._opus:
+            self._read_opus(opus, now, kinds, inputs, present)
         if self._other:
             results = self._each(self._other_pops, self._other, "receive")
             # Classify by class in C-level passes: most of these are Empty (DTX listeners).
@@ -81,6 +96,80 @@ class RoomIngress(RoomState):
             if done:
                 self._remember_wide(np.array(done, np.intp), inputs, present)
 
+    def _read_opus(self, group: OpusGroup, now: float, kinds: dict[type, int], inputs: npt.NDArray[np.int16],
+                   present: npt.NDArray[np.bool_]) -> None:
+        """Opus callers read through their receive lane. The rows it played are checked for
+        sleep together (``_dozing``, the VAD flags by ``packets_inactive``) and the sleeping
+        rows' payloads kept in one copy: no Python per sleeping caller. The rest are decoded
+        one by one, exactly as ``_sleeps`` and ``_decode_one`` treat them on the per-leg path;
+        legs the lane did not play bring their own jitter buffer's item."""
+        legs = group.legs
+        lane = group.lane
+        try:
+            assert lane is not None
+            payloads, played, results = lane.pop_all(now)
+            sizes = lane.out_len
+        except Exception:
+            self._drop_lanes()
+            results = self._each(group.pops, legs, "receive")
+            for leg, result in zip(legs, results):
+                self._decode_item(leg, result, kinds, inputs, present)
+            return
+        todo: list[int]
+        if self.skip_inactive and played.any():
+            slots = group.idx
+            rows = np.flatnonzero(played & (sizes <= DORMANT_WIDTH) & self._dozing(slots))
+            if rows.size:
+                size = sizes[rows]
+                head = payloads[rows, :int(size.max())]     # the bytes in use only
+                inactive = packets_inactive(head, size)
+                rows = rows[inactive]
+                if rows.size:
+                    self._dormant.keep_rows(slots[rows], head[inactive], size[inactive])
+                awake = np.ones(len(legs), np.bool_)
+                awake[rows] = False
+                todo = np.flatnonzero(awake).tolist()
+            else:
+                todo = list(range(len(legs)))
+        else:
+            todo = list(range(len(legs)))
+        for i in todo:
+            leg = legs[i]
+            if played[i]:
+                if self.skip_inactive:
+                    self._wake(leg)
+                self._decode_one(leg, FRAME, LanePayload(payloads[i, :sizes[i]].tobytes()), inputs, present)
+            else:
+                self._decode_item(leg, results[i], kinds, inputs, present)
+
+    def _decode_item(self, leg: RoomLeg, result: Any, kinds: dict[type, int], inputs: npt.NDArray[np.int16],
+                     present: npt.NDArray[np.bool_]) -> None:
+        """One leg's jitter buffer item on the per-leg path (not held: not drained only)."""
+        kind = kinds.get(result.__class__)
+        if kind is None:
+            kind = kinds[result.__class__] = kind_of(result)
+        if kind == EMPTY or (leg.vad_gated and self._sleeps(leg, kind, result)):
+            return
+        self._decode_one(leg, kind, result, inputs, present)
+
+    def _dozing(self, slots: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        """Which of ``slots`` may sleep this tick (``_sleeps``'s ``awake`` negated, in one pass)."""
+        awake = self._in_loss[slots] | ((self._tick_no + slots) % PROBE_TICKS == 0)
+        awake |= self.mixer.detector.opens_at_silence(slots)
+        if self._always is not None:
+            awake |= np.isin(slots, self._always)
+        return ~awake
+
+    def _wake(self, leg: RoomLeg) -> None:
+        """Decode the payload skipped last, if any: the decoder's state is then that of the
+        frame before the one about to be decoded."""
+        payload = self._dormant.take(leg.slot)
+        if payload is not None:
+            try:
+                leg.decoder.decode(payload)
+            except Exception:
+                pass        # a corrupt payload: the frame itself is decoded as usual
+
     def _sleeps(self, leg: RoomLeg, kind: int, result: Any) -> bool:
         """Is this Opus leg's frame left undecoded (the leg absent this tick, as in DTX)?
 
@@ -93,26 +182,22 @@ class RoomIngress(RoomState):
         decoded all the same, so a loud signal the sender's VAD calls inactive (a steady tone
         after half a second) still opens the gate within that time (the probe costs 2 decodes
         in 25). On waking, the last skipped packet is decoded first: the decoder's state is
-        then that of the frame before."""
+        then that of the frame before. (``_read_opus`` decides the same for a lane's rows.)"""
         slot = leg.slot
         awake = (self._in_loss[slot] or (self._tick_no + slot) % PROBE_TICKS == 0
                  or self.mixer.detector.open_at_silence(slot)
                  or (self._always is not None and slot in self._always))
         if not awake:
             if kind == FRAME:
-                if packet_is_inactive(result.payload):
-                    leg.dormant = result.payload
+                payload = result.payload
+                if len(payload) <= DORMANT_WIDTH and packet_is_inactive(payload):
+                    self._dormant.keep(slot, payload)
                     return True
-            elif leg.dormant is not None:
+            elif self._dormant.has(slot):
                 nxt = result.next_payload
                 if not nxt or packet_is_inactive(nxt):
                     return True         # else the next packet's FEC may rebuild a lost onset
-        if leg.dormant is not None:
-            payload, leg.dormant = leg.dormant, None
-            try:
-                leg.decoder.decode(payload)
-            except Exception:
-                pass        # a corrupt payload: the frame itself is decoded as usual
+        self._wake(leg)
         return False
 
     def _read_bulk(self, group: BulkGroup, kinds: dict[type, int], inputs: npt.NDArray[np.int16],

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ I32 = npt.NDArray[np.int32]
 ROOM_RATES = (8000, 16000, 48000)
 # Decoders that map each payload byte to one sample: decoded for all legs in one numpy call.
 BYTEWISE = ("PCMU", "PCMA")
-LANE_MS = 20         # receive lanes model G.711 at 20 ms (160 samples a frame)
+LANE_MS = 20         # receive lanes model 20 ms packets (G.711: 160 bytes; Opus: RTP ticks 960 apart)
 
 FRAME, MISSING, EMPTY = 0, 1, 2
 
@@ -98,13 +98,15 @@ class RoomLeg:
         self.frames_fec = 0
         self.frames_concealed = 0
         # Opus: frames its sender marks inactive are not decoded while it is out of the mix
-        # (RoomIngress._sleeps); the last one skipped, decoded first when it wakes.
+        # (RoomIngress._sleeps); the last one skipped (opus_sleep.Dormant) is decoded first
+        # when it wakes.
+        self.opus = False
         self.vad_gated = False
-        self.dormant: bytes | None = None
         # Hot-loop caches, refreshed by Room._sync whenever flags, codec or source change.
         self.pop = port.pop_frame
         self.packetize = port.packetize
         self.fast_in = False          # bytewise codec and not held: bulk decode path
+        self.opus_in = False          # Opus and not held: read through an Opus receive lane if any
         self.plain = True             # hears the mix, no source, not deaf: common-stream path
         self.common_key: tuple[Any, ...] = ()
 
@@ -162,6 +164,28 @@ class BulkGroup:
         self.got = np.zeros(len(legs), np.bool_)
         if g711_samples is not None:
             self.stage = np.zeros((len(legs), g711_samples), np.int16)
+
+
+class ReceiveLane(Protocol):
+    """An Opus receive lane as the room uses it (bridge/rtp/lanes.py ``RxLane`` with the Opus
+    shape): ``pop_all`` gives (payload rows, mask of rows the lane played, items for the rest),
+    ``out_len`` the played rows' payload lengths."""
+    out_len: npt.NDArray[np.int64]
+
+    def pop_all(self, now: float) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_], list[Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class OpusGroup:
+    """Opus callers (not held) read through one receive lane, in slot order."""
+    __slots__ = ("idx", "lane", "legs", "pops")
+
+    def __init__(self, legs: list[RoomLeg], lane: ReceiveLane) -> None:
+        self.legs = legs
+        self.pops = [leg.pop for leg in legs]
+        self.idx = np.asarray([leg.slot for leg in legs], np.intp)
+        self.lane: ReceiveLane | None = lane
 
 
 class CommonGroup:

@@ -16,9 +16,10 @@ import numpy.typing as npt
 from bridge.media.containment import call_each
 from bridge.media.levels import TalkConfig, probe_indices
 from bridge.media.mixer import Mixer, db_to_gain
+from bridge.media.opus_sleep import Dormant
 from bridge.media.ports import AudioSink, AudioSource
 from bridge.media.room_events import LegFailed, RoomEvent, SinkFailed
-from bridge.media.room_plan import ROOM_RATES, BulkGroup, CommonGroup, Pcm, RoomLeg, Stream
+from bridge.media.room_plan import ROOM_RATES, BulkGroup, CommonGroup, OpusGroup, Pcm, RoomLeg, Stream
 from bridge.media.row_resample import RowDownsampler, RowResampler
 
 
@@ -98,6 +99,8 @@ class RoomState:
         self._dirty = True
         self._lanes_ok = True      # False once a lane raised: this room stays on the per-leg path
         self._bulk: list[BulkGroup] = []
+        self._opus: list[OpusGroup] = []          # Opus callers read through a receive lane
+        self._dormant = Dormant(cap)              # sleeping Opus callers' last skipped payload
         self._other: list[RoomLeg] = []
         self._other_pops: list[Callable[[], Any]] = []
         self._common: list[CommonGroup] = []
@@ -110,8 +113,9 @@ class RoomState:
         self.mixer.eligible[leg.slot] = leg.eligible
         self.mixer.set_gain(leg.slot, leg.input_gain_db)
         leg.out_gain = db_to_gain(leg.output_gain_db)
-        path = (leg.fast_in, leg.plain, leg.common_key)
+        path = (leg.fast_in, leg.opus_in, leg.plain, leg.common_key)
         leg.fast_in = leg.bytewise is not None and not leg.on_hold
+        leg.opus_in = leg.opus and not leg.on_hold
         # A leg that hears a whisper has a mix of its own: off the common stream.
         leg.plain = leg.source is None and leg.hears_mix and not leg.deaf and not leg.whisperers
         sig = ("mix", -1, leg.out_gain)
@@ -121,7 +125,7 @@ class RoomState:
             leg.common_key = self._keys.setdefault(key, key)
         else:
             leg.common_key = (sig, leg.enc_key, leg.leg_id)
-        if (leg.fast_in, leg.plain, leg.common_key) != path:
+        if (leg.fast_in, leg.opus_in, leg.plain, leg.common_key) != path:
             # Rebuilding the plan is O(legs): mute, listen-only and input gain never need it.
             self._stray.add(leg)
             self._dirty = True
@@ -143,6 +147,8 @@ class RoomState:
         if self._rows is not None:
             self._rows.grow(cap)
             self._rows.reset(slot)
+        self._dormant.grow(cap)
+        self._dormant.clear(slot)
         self._in_loss[slot] = False
         self._stale[slot] = False
         self._hist_ok[:, slot] = False
@@ -174,7 +180,7 @@ class RoomState:
     def _drop_lanes(self) -> None:
         self._lanes_ok = False
         self._dirty = True
-        groups: list[BulkGroup | CommonGroup] = [*self._bulk, *self._common]
+        groups: list[BulkGroup | CommonGroup | OpusGroup] = [*self._bulk, *self._common, *self._opus]
         for group in groups:
             if group.lane is not None:
                 group.lane.close()

@@ -188,23 +188,36 @@ class JitterBuffer:
 
     # -- steady lanes (lanes.py): the state a lane advances in arrays, out and back in ------
     def steady(self, frame: int, max_depth: int) -> SteadyJitter | None:
-        """The state a lane models, or None: playing, whole ``frame``-tick frames of ``frame``
-        bytes queued back to back from the playout point to the newest packet (fewer than
-        ``max_depth``), no stall, no loss being concealed, not about to close a shrink window."""
+        """The state a lane models, or None: playing, whole ``frame``-tick frames queued back to
+        back from the playout point to the newest packet (fewer than ``max_depth``), no stall,
+        no loss being concealed, not about to close a shrink window. Frames are ``frame`` bytes
+        (G.711: stored as bytes) or, without ``bytes_per_tick`` (Opus), whole packets of any
+        length, one slot each, the last one played a whole packet too (``_covered``)."""
         play, end = self._play, self._end_ts
-        if play is None or end is None or not self._compact or self._frame_bytes != frame \
-                or self._stall or self._missing_run or self._last_played != play - frame \
-                or self._last_transit is None or self._pkt_ticks != frame \
-                or self._window_pops >= _SHRINK_WINDOW - 1 or self._prev_seq != self._seen_top:
+        whole = self.bytes_per_tick is None
+        if play is None or end is None or not self._compact or self._stall or self._missing_run \
+                or self._last_played != play - frame or self._last_transit is None \
+                or self._pkt_ticks != frame or self._window_pops >= _SHRINK_WINDOW - 1 \
+                or self._prev_seq != self._seen_top or self._planned or (self.frame_ticks != frame or self._last_whole_ts != play - frame if whole
+                    else self._frame_bytes != frame):
             return None
         depth = (end - play) // frame
         if end != play + depth * frame or not 0 <= depth < max_depth or len(self._slots) != depth \
                 or self._prev_ts != end - frame:
             return None
-        frames = [self._slots.get(play + i * frame) for i in range(depth)]
-        if not all(isinstance(f, bytes) and len(f) == frame for f in frames):
-            return None
-        return SteadyJitter(play, end, frames, self._prev_seq, self._jitter,  # type: ignore[arg-type]
+        top = self._prev_seq
+        assert top is not None         # a packet was put: _last_transit is set
+        frames: list[bytes] = []
+        for i in range(depth):
+            slot = self._slots.get(play + i * frame)
+            if whole and isinstance(slot, _Slot) and slot.timestamp == play + i * frame \
+                    and slot.filled == frame and len(slot.pieces) == 1 and 0 in slot.pieces:
+                frames.append(slot.pieces[0])
+            elif not whole and isinstance(slot, bytes) and len(slot) == frame:
+                frames.append(slot)
+            else:
+                return None
+        return SteadyJitter(play, end, frames, top, self._jitter,
                             self._last_transit, self._resync_ticks, self._window_pops, self._window_min)
 
     def hand_over(self) -> None:
@@ -217,11 +230,15 @@ class JitterBuffer:
         """Take back what a lane did: frames queued from ``play`` to ``end``, ``received``
         packets in order (the newest with extended sequence number ``top_seq``), each
         frame played counted in the shrink window (a lane leaves before it closes)."""
+        whole = self.bytes_per_tick is None
         for i, data in enumerate(frames):
-            self._slots[play + i * frame] = data
+            start = play + i * frame
+            self._slots[start] = _whole_slot(start, data, frame) if whole else data
         self._jitter, self._last_transit = jitter, last_transit
         self._play = play
         self._last_played = play - frame
+        if whole:
+            self._last_whole_ts = play - frame     # the lane played whole packets, as _emit does
         self._window_pops = window_pops
         self._window_min = window_min
         if not received:

@@ -3,7 +3,8 @@
 At 1,000 callers the per-leg Python of the media path is the cost: parsing each header,
 advancing sequence and jitter state, the jitter buffer's put and pop, building each outgoing
 header. In a conference almost every leg is in the same steady state almost all the time:
-G.711 at 20 ms arriving in order, one packet per tick, and hearing the room's common stream.
+G.711 or Opus at 20 ms arriving in order, one packet per tick, and hearing the room's common
+stream.
 A *lane* owns that state for a fixed list of sessions as arrays and advances all of them
 with a few numpy operations per tick; the only per-leg Python left is the socket call.
 
@@ -18,8 +19,14 @@ marker bit, a sequence wrap): that packet then goes through the general path
 empty again after a pop (the lane plays each packet in the tick it is read, exactly what
 the jitter buffer does in that state; the kernel socket queue is what holds it until then).
 
-The receive lane's effect is the object path's, field for field (tests/unit/test_lanes.py
-runs both side by side): same counters, same RFC 3550 jitter in the same float operations.
+What a lane models is its ``LaneShape``: G.711 (8 kHz clock, 160-byte payloads, PT 0/8) or Opus
+(48 kHz clock, timestamps 960 apart, the negotiated dynamic PT, payloads of any length up to
+``OPUS_WIDTH``: each row keeps its length; the jitter buffer keeps an Opus packet whole, one slot
+each, which is exactly one frame a tick here).
+
+The receive lane's effect is the object path's, field for field (tests/unit/test_lanes.py and
+tests/unit/test_opus_lanes.py run both side by side): same counters, same RFC 3550 jitter in the
+same float operations.
 Sockets are not touched here: the adapter reads ahead into its readers before the tick and
 sends the queued ``SendGroup``s after it (bridge/adapters/rtp_transport.py).
 """
@@ -45,11 +52,23 @@ Sender = Callable[[Any, tuple[str, int]], Any]
 NOWHERE = ("0.0.0.0", "::")       # c=0.0.0.0 hold (RFC 2543 style): nowhere to send
 _SEQ_TS_SSRC = struct.Struct("!HII").unpack_from
 
-LANE_CLOCK = 8000               # G.711 at 20 ms: 160 one-byte samples per packet
-LANE_FRAME = 160
-LANE_PACKET = 12 + LANE_FRAME   # bare 12-byte header
-LANE_PTS = (0, 8)               # PCMU, PCMA (static payload types)
 ROW_BYTES = 2048                # a whole datagram fits (same bound as the socket reader's)
+OPUS_WIDTH = 512                # longest Opus payload a lane keeps (200 kbit/s at 20 ms); longer: per leg
+
+
+@dataclass(frozen=True, slots=True)
+class LaneShape:
+    """The packets a receive lane models: RTP ``clock``, ``frame`` ticks a packet (20 ms), the
+    payload types, and payloads of exactly ``width`` bytes (``fixed``) or of 1..``width``."""
+    clock: int
+    frame: int
+    pts: tuple[int, ...]
+    width: int
+    fixed: bool
+
+
+G711_LANE = LaneShape(8000, 160, (0, 8), 160, True)                 # PCMU, PCMA: one byte a sample
+OPUS_LANE = LaneShape(48000, 960, tuple(range(96, 128)), OPUS_WIDTH, False)   # dynamic PT (RFC 7587)
 
 
 class LaneReader(Protocol):
@@ -85,27 +104,25 @@ class SteadyTx:
     octets: int
 
 
-def _steady(s: RtpSession) -> SteadyRx | None:
-    """The session's receive state if it is the one a receive lane models: playing, whole
-    20 ms frames queued back to back from the playout point up to the newest packet received,
-    no stall, no key down, nothing held on probation (see ``RtpSession.steady_rx``)."""
-    return s.steady_rx(LANE_CLOCK, LANE_FRAME, LANE_PTS, RING)
-
-
 class RxLane:
-    """Receive and playout for a fixed list of G.711 legs (a room's bulk-decoded group).
+    """Receive and playout for a fixed list of legs of one ``LaneShape`` (a room's G.711 bulk
+    group, or its Opus callers).
 
     ``pop_all(now)`` once per tick reads each member's datagram into its row of one buffer,
-    checks every header at once and returns the frames to play plus a mask of the legs whose
-    frame came from the lane; the other legs' ``PlayoutItem`` comes from their own jitter
-    buffer, as ``RtpPort.pop_frame`` would give it. A member's jitter buffer depth (frames
-    queued after a pop) is kept: its frames sit in a ring indexed by media time. The lane
-    never grows or shrinks a buffer: a late packet leaves the lane, and so does a leg whose
-    buffer's one-second shrink window is about to close, so the jitter buffer decides both.
+    checks every header at once and returns the frames to play (``out``; ``out_len`` their
+    lengths) plus a mask of the legs whose frame came from the lane; the other legs'
+    ``PlayoutItem`` comes from their own jitter buffer, as ``RtpPort.pop_frame`` would give it.
+    A member's jitter buffer depth (frames queued after a pop) is kept: its frames sit in a ring
+    indexed by media time. The lane never grows or shrinks a buffer: a late packet leaves the
+    lane, and so does a leg whose buffer's one-second shrink window is about to close, so the
+    jitter buffer decides both.
     """
 
     def __init__(self, sessions: Sequence[RtpSession], readers: Sequence[LaneReader],
-                 pops: Sequence[Callable[[], Any]], recheck: Callable[[], Any] | None = None) -> None:
+                 pops: Sequence[Callable[[], Any]], recheck: Callable[[], Any] | None = None,
+                 shape: LaneShape = G711_LANE) -> None:
+        self.shape = shape
+        width = shape.width
         n = self.n = len(sessions)
         self.sessions = list(sessions)
         self.readers = list(readers)
@@ -117,12 +134,16 @@ class RxLane:
         view = memoryview(self._buf)
         self._rows = [view[j * ROW_BYTES:(j + 1) * ROW_BYTES] for j in range(n)]
         self.packets = np.frombuffer(self._buf, np.uint8).reshape(n, ROW_BYTES)
-        self._payloads: U8 = self.packets[:, 12:LANE_PACKET]
+        self._payloads: U8 = self.packets[:, 12:12 + width]
         self._seq_be = self.packets[:, 2:4].view(">u2")[:, 0]
         self._ts_be = self.packets[:, 4:8].view(">u4")[:, 0]
         self._ssrc_be = self.packets[:, 8:12].view(">u4")[:, 0]
-        self.ring = np.zeros((RING, n, LANE_FRAME), np.uint8)
-        self.out = np.zeros((n, LANE_FRAME), np.uint8)
+        self.ring = np.zeros((RING, n, width), np.uint8)
+        self.out = np.zeros((n, width), np.uint8)
+        # Payload lengths (variable shapes only; a fixed shape's are all ``width``).
+        self.ring_len = np.full((RING, n), width, np.int64)
+        self.out_len = np.full(n, width, np.int64)
+        self.octets = np.zeros(n, np.int64)      # payload bytes received in the lane
         self.member = np.zeros(n, np.bool_)
         self._members: list[int] = []          # member indices, rebuilt when membership changes
         self._changed = False
@@ -142,20 +163,35 @@ class RxLane:
         self.resync = np.zeros(n, np.float64)
         self.last_rx = np.zeros(n, np.float64)
         self._got = np.zeros(n, np.int64)
+        self._cols = np.arange(n)
 
     # membership
+    def steady(self, s: RtpSession) -> SteadyRx | None:
+        """The session's receive state if it is the one this lane models: playing, whole
+        20 ms frames queued back to back from the playout point up to the newest packet received,
+        no stall, no key down, nothing held on probation (see ``RtpSession.steady_rx``)."""
+        shape = self.shape
+        state = s.steady_rx(shape.clock, shape.frame, shape.pts, RING)
+        if state is not None and not all(0 < len(f) <= shape.width for f in state.jitter.frames):
+            return None
+        return state
+
     def acquire(self, j: int, state: SteadyRx) -> None:
-        """Take over session j, whose receive state is ``state`` (see _steady)."""
+        """Take over session j, whose receive state is ``state`` (see ``steady``)."""
         s = self.sessions[j]
         src, jb = state.source, state.jitter
+        frame = self.shape.frame
         self.pt[j] = state.pt
         self.ssrc[j] = src.ssrc
         self.addr[j] = state.addr
         self.next_seq[j] = self.first_seq[j] = src.max_seq + 1
         self.next_ts[j] = jb.end
         self.depth[j] = len(jb.frames)
-        for i, frame in enumerate(jb.frames):
-            self.ring[(jb.play // LANE_FRAME + i) % RING, j] = np.frombuffer(frame, np.uint8)
+        self.octets[j] = 0
+        for i, data in enumerate(jb.frames):
+            at = (jb.play // frame + i) % RING
+            self.ring[at, j, :len(data)] = np.frombuffer(data, np.uint8)
+            self.ring_len[at, j] = len(data)
         s.jitter.hand_over()
         self.window_pops[j] = jb.window_pops
         self.window_min[j] = _NO_MIN if jb.window_min is None else jb.window_min
@@ -175,15 +211,19 @@ class RxLane:
         self.member[j] = False
         self._changed = True
         self.readers[j].held = False
+        frame = self.shape.frame
         end = int(self.next_ts[j])
         depth = int(self.depth[j])
-        play = end - depth * LANE_FRAME
-        frames = [self.ring[((play + i * LANE_FRAME) // LANE_FRAME) % RING, j].tobytes() for i in range(depth)]
+        play = end - depth * frame
+        at = [(play // frame + i) % RING for i in range(depth)]
+        frames = [self.ring[k, j, :self.ring_len[k, j]].tobytes() for k in at]
         wmin = int(self.window_min[j])
-        s.restore_steady_rx(LANE_FRAME, play, end, frames, float(self.src_jitter[j]), float(self.src_transit[j]),
+        received = int(self.next_seq[j] - self.first_seq[j])
+        octets = received * self.shape.width if self.shape.fixed else int(self.octets[j])
+        s.restore_steady_rx(frame, play, end, frames, float(self.src_jitter[j]), float(self.src_transit[j]),
                             float(self.jb_jitter[j]), float(self.jb_transit[j]),
                             int(self.window_pops[j]),       # the lane leaves before a window closes
-                            None if wmin == _NO_MIN else wmin, int(self.next_seq[j] - self.first_seq[j]),
+                            None if wmin == _NO_MIN else wmin, received, octets,
                             int(self.next_seq[j]) - 1, float(self.last_rx[j]))
 
     def close(self) -> None:
@@ -191,11 +231,13 @@ class RxLane:
             self.release(self.sessions[j])
 
     # the tick
-    def _put(self, k: npt.NDArray[np.intp], now: float) -> None:
-        """Legs k received their next packet (in the read buffer): what the session's fast
-        path and the jitter buffer's put do for it."""
+    def _put(self, k: npt.NDArray[np.intp] | slice, now: float) -> None:
+        """Legs k (a slice: all) received their next packet (in the read buffer): what the
+        session's fast path and the jitter buffer's put do for it."""
+        shape = self.shape
+        cols = self._cols if isinstance(k, slice) else k
         ts = self.next_ts[k]
-        arrival = now * float(LANE_CLOCK)
+        arrival = now * float(shape.clock)
         transit = arrival - ts.astype(np.float64)
         sj = self.src_jitter[k]
         self.src_jitter[k] = sj + (np.abs(transit - self.src_transit[k]) - sj) / 16.0
@@ -204,9 +246,17 @@ class RxLane:
         d = np.abs(transit - self.jb_transit[k])
         self.jb_jitter[k] = np.where(d < self.resync[k], jj + (d - jj) / 16.0, jj)
         self.jb_transit[k] = transit
-        self.ring[(ts // LANE_FRAME) % RING, k] = self._payloads[k]
+        at = (ts // shape.frame) % RING
+        if shape.fixed:
+            self.ring[at, cols] = self._payloads[k]
+        else:
+            size = self._got[k] - 12
+            top = int(size.max())           # only the bytes some row uses are copied
+            self.ring[at, cols, :top] = self.packets[k, 12:12 + top]
+            self.ring_len[at, cols] = size
+            self.octets[k] += size
         self.next_seq[k] += 1
-        self.next_ts[k] += LANE_FRAME
+        self.next_ts[k] += shape.frame
         self.depth[k] += 1
         self.last_rx[k] = now
 
@@ -216,15 +266,21 @@ class RxLane:
         ``held`` delivers one): queued in the lane if it is the next packet, as the jitter
         buffer would; else False and the caller releases the session and takes the general path."""
         j = self.sessions.index(s)      # rare: only a reader that does not honour ``held``
-        if len(data) != LANE_PACKET or data[0] != 0x80 or data[1] != self.pt[j] \
+        if not self._fits(len(data)) or data[0] != 0x80 or data[1] != self.pt[j] \
                 or addr != self.addr[j] or self.depth[j] >= RING:
             return False
         seq, ts, ssrc = _SEQ_TS_SSRC(data, 2)
         if seq != self.next_seq[j] or ts != self.next_ts[j] & 0xFFFFFFFF or ssrc != self.ssrc[j]:
             return False
-        self._rows[j][:LANE_PACKET] = data
+        self._rows[j][:len(data)] = data
+        self._got[j] = len(data)
         self._put(np.array([j]), now)
         return True
+
+    def _fits(self, size: int) -> bool:
+        """A datagram of ``size`` bytes (12-byte header and payload) has a payload this lane keeps."""
+        width = self.shape.width
+        return size == 12 + width if self.shape.fixed else 12 < size <= 12 + width
 
     def _read(self, members: list[int], got: list[int], feed: dict[int, tuple[bytes, Any]]) -> npt.NDArray[np.bool_]:
         """Read one datagram per flagged member into its row; the mask of rows holding the
@@ -244,7 +300,11 @@ class RxLane:
                     feed[j] = (bytes(rows[j][:got[j]]), addr)
         nbytes = self._got
         nbytes[:] = got
-        ok = (nbytes == LANE_PACKET) & self.member
+        width = self.shape.width
+        if self.shape.fixed:
+            ok = (nbytes == 12 + width) & self.member
+        else:
+            ok = (nbytes > 12) & (nbytes <= 12 + width) & self.member
         ok &= self.packets[:, 0] == 0x80
         ok &= self.packets[:, 1] == self.pt
         ok &= self._seq_be == self.next_seq
@@ -267,23 +327,36 @@ class RxLane:
         got = [0] * self.n
         feed: dict[int, tuple[bytes, Any]] = {}     # datagrams the general path must take
         taken = self._read(self._members, got, feed)
-        k = np.flatnonzero(taken)
-        if k.size:
-            self._put(k, now)
+        # Every leg got its next packet (the usual tick): whole-array views, no index lists.
+        every = np.count_nonzero(taken) == self.n       # ndarray.all() goes through a Python wrapper
+        idx = np.flatnonzero(taken) if not every else self._cols
+        if idx.size:
+            self._put(slice(None) if every else idx, now)
         nbytes = self._got                          # as _read left it: this round's sizes
         # Play: legs that got their next packet, or got none but have a frame queued (the
         # jitter buffer plays it too). A leg with nothing to play stalls: the buffer decides.
         # So does a leg whose one-second shrink window is about to close.
-        ok = taken | ((nbytes == 0) & (self.depth > 0) & self.member)
-        ok &= self.window_pops < _SHRINK_WINDOW - 1
-        k = np.flatnonzero(ok)
-        if k.size:
+        ok = taken if every else taken | ((nbytes == 0) & (self.depth > 0) & self.member)
+        ok = ok & (self.window_pops < _SHRINK_WINDOW - 1)
+        every = np.count_nonzero(ok) == self.n
+        cols = self._cols if every else np.flatnonzero(ok)
+        k: npt.NDArray[np.intp] | slice = slice(None) if every else cols
+        played = cols.size
+        if played:
+            frame = self.shape.frame
             depth = self.depth[k]
-            self.out[k] = self.ring[(self.next_ts[k] // LANE_FRAME - depth) % RING, k]
-            self.window_min[k] = np.minimum(self.window_min[k], depth * LANE_FRAME)
+            at = (self.next_ts[k] // frame - depth) % RING
+            if self.shape.fixed:
+                self.out[k] = self.ring[at, cols]
+            else:
+                size = self.ring_len[at, cols]
+                top = int(size.max())
+                self.out[k, :top] = self.ring[at, cols, :top]
+                self.out_len[k] = size
+            self.window_min[k] = np.minimum(self.window_min[k], depth * frame)
             self.depth[k] = depth - 1
             self.window_pops[k] += 1
-        if self.recheck is not None and k.size:
+        if self.recheck is not None and played:
             # A second datagram already queued (bursty senders): after the pop, as the
             # jitter buffer gets it from the drain that follows the rooms.
             self.recheck()
@@ -298,7 +371,7 @@ class RxLane:
                     self.release(sessions[j])          # played this tick; now the general path
                     readers[j].on_datagram(*datagram)
         results: list[Any] = [None] * self.n
-        if k.size == self.n:
+        if played == self.n:
             return self.out, ok, results
         for j in np.flatnonzero(~ok).tolist():
             s = sessions[j]
@@ -312,7 +385,7 @@ class RxLane:
                 item = self.pops[j]()
             results[j] = item
             if item.__class__ is Frame:
-                state = _steady(s)
+                state = self.steady(s)
                 if state is not None:
                     self.acquire(j, state)
         return self.out, ok, results

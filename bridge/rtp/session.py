@@ -228,9 +228,10 @@ class RtpSession:
 
     def restore_steady_rx(self, frame: int, play: int, end: int, frames: list[bytes], src_jitter: float,
                           src_transit: float, jb_jitter: float, jb_transit: float, window_pops: int,
-                          window_min: int | None, received: int, last_seq: int, last_rx: float) -> None:
-        """Take back what a receive lane did (see ``steady_rx``): ``received`` packets of
-        ``frame`` bytes in order, the newest ``last_seq`` (16 bits) at ``last_rx``."""
+                          window_min: int | None, received: int, octets: int, last_seq: int,
+                          last_rx: float) -> None:
+        """Take back what a receive lane did (see ``steady_rx``): ``received`` packets in order
+        (``octets`` payload bytes), the newest ``last_seq`` (16 bits) at ``last_rx``."""
         src = self._source
         assert src is not None
         src.restore_steady(src_jitter, src_transit, received, last_seq, end - frame)
@@ -240,7 +241,7 @@ class RtpSession:
             self.last_received = last_rx if self.last_received is None else max(last_rx, self.last_received)
             self._candidate = None
             self.packets_received += received
-            self.octets_received += received * frame
+            self.octets_received += octets
 
     def enter_tx_lane(self, lane: TxLane, row: int) -> None:
         self._tx_lane, self._tx_at = lane, row

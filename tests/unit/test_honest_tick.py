@@ -1,4 +1,4 @@
-"""Room.tick does no IO (issue 16, must-show 3): a room of G.711 legs on the socket adapter's
+"""Room.tick does no IO (issue 16, must-show 3): a room of G.711 (or Opus) legs on the socket adapter's
 ports, read and sent through the steady lanes, ticks while every socket call and the epoll
 set raise. The adapter reads before the tick (``BatchReceiver.receive``) and sends what the
 tick queued after it (``transmit``); the callers still hear the talker and not themselves."""
@@ -16,6 +16,7 @@ from bridge_codecs import make_decoder, make_encoder
 
 from bridge.adapters import rtp_transport as rt
 from bridge.media.room import Room
+from bridge.rtp.lanes import RxLane
 from bridge.rtp.session import RtpSession
 
 LEGS = 6
@@ -92,8 +93,9 @@ def _tone_ratio(pcm: np.ndarray, rate: int = 8000) -> float:
     return float(at / total)
 
 
-@pytest.mark.parametrize("rate", [8000, 16000])
-async def test_room_tick_touches_no_socket_with_lanes(monkeypatch: pytest.MonkeyPatch, rate: int) -> None:
+@pytest.mark.parametrize(("rate", "codec"), [(8000, "PCMU"), (16000, "PCMU"), (48000, "opus")])
+async def test_room_tick_touches_no_socket_with_lanes(monkeypatch: pytest.MonkeyPatch, rate: int,
+                                                      codec: str) -> None:
     monkeypatch.setattr(rt, "RECV_MODE", "tick")
     monkeypatch.setattr(rt, "LANES", True)
     loop = asyncio.get_running_loop()
@@ -102,33 +104,38 @@ async def test_room_tick_touches_no_socket_with_lanes(monkeypatch: pytest.Monkey
     receiver._epoll = _GuardedEpoll(receiver._epoll)  # type: ignore[assignment]
     alloc = _GuardedAllocator("127.0.0.1", lo, hi)
     room = Room("honest", rate, max_talkers=3)
-    enc, dec = make_encoder("PCMU"), make_decoder("PCMU")
+    pt, clock = (111, 48000) if codec == "opus" else (0, 8000)
+    frame = clock // 50
+    enc = make_encoder(codec)
+    quiet_enc = make_encoder(codec)
     peers: list[socket.socket] = []
     ports: list[int] = []
     legsockets: list[rt.LegSockets] = []
     heard: list[list[bytes]] = [[] for _ in range(LEGS)]
-    t = np.arange(160 * 100) / 8000
+    t = np.arange(frame * 100) / clock
     tone = (8000 * np.sin(2 * np.pi * TONE * t)).astype(np.int16)
-    quiet = np.zeros(160, np.int16)
+    quiet = np.zeros(frame, np.int16)
     try:
         for j in range(LEGS):
             peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             peer.bind(("127.0.0.1", 0))
             peer.setblocking(False)
             peers.append(peer)
-            session = RtpSession(0x7000 + j, 0, 8000, 160, 101, 8000, peer.getsockname(),
-                                 initial_seq=3, initial_ts=7)
+            session = RtpSession(0x7000 + j, pt, clock, frame, 101, clock, peer.getsockname(),
+                                 initial_seq=3, initial_ts=7, loss_depth=codec == "opus")
             sockets = rt.LegSockets(alloc, receiver)
             legsockets.append(sockets)
             ports.append(sockets.bind(loop, lambda d, a, s=session: s.receive(d, a, loop.time()),
                                       lambda d, a: None))
-            room.add_leg(f"l{j}", rt.LegPort(session, sockets), "PCMU", "PCMU", payload_type=0)
+            room.add_leg(f"l{j}", rt.LegPort(session, sockets), codec, codec, payload_type=pt)
         in_rx_lane = in_tx_lane = 0
         for tick in range(60):
+            # Opus: the listeners' frames (digital silence) are marked inactive: they sleep.
+            silent = quiet_enc.encode(quiet)
             for j, peer in enumerate(peers):
-                pcm = tone[tick * 160:(tick + 1) * 160] if j == 0 else quiet
-                peer.sendto(struct.pack("!BBHII", 0x80, 0, 100 + tick, 1000 + 160 * tick, 0x900 + j)
-                            + enc.encode(pcm), ("127.0.0.1", ports[j]))
+                payload = enc.encode(tone[tick * frame:(tick + 1) * frame]) if j == 0 else silent
+                peer.sendto(struct.pack("!BBHII", 0x80, pt, 100 + tick, 1000 + frame * tick, 0x900 + j)
+                            + payload, ("127.0.0.1", ports[j]))
             receiver.receive()              # loopback: the datagrams are queued by now
             _Tripwire.armed = True
             try:
@@ -136,7 +143,8 @@ async def test_room_tick_touches_no_socket_with_lanes(monkeypatch: pytest.Monkey
             finally:
                 _Tripwire.armed = False
             assert _Tripwire.calls == [], (tick, _Tripwire.calls)
-            in_rx_lane += sum(int(g.lane.member.sum()) for g in room._bulk if g.lane is not None)
+            in_rx_lane += sum(int(g.lane.member.sum()) for g in [*room._bulk, *room._opus]
+                              if isinstance(g.lane, RxLane))
             in_tx_lane += sum(len(g.legs) for g in room._common if g.lane is not None)
             receiver.transmit()
             receiver.drain()
@@ -150,10 +158,12 @@ async def test_room_tick_touches_no_socket_with_lanes(monkeypatch: pytest.Monkey
         assert in_tx_lane > 0                               # and a send lane built packets
         for j in range(LEGS):
             assert len(heard[j]) >= 50, (j, len(heard[j]))  # one packet per tick came back
-        late = [dec.decode(p[12:]) for p in heard[1][-30:]]
-        own = [dec.decode(p[12:]) for p in heard[0][-30:]]
-        assert _tone_ratio(np.concatenate(late)) > 0.5      # a listener hears the talker
-        assert _tone_ratio(np.concatenate(own)) < 0.05      # the talker does not hear itself
+        listener, talker = make_decoder(codec), make_decoder(codec)
+        late = [listener.decode(p[12:]) for p in heard[1]][-30:]
+        own = [talker.decode(p[12:]) for p in heard[0]][-30:]
+        rate_heard = 48000 if codec == "opus" else 8000
+        assert _tone_ratio(np.concatenate(late), rate_heard) > 0.5    # a listener hears the talker
+        assert _tone_ratio(np.concatenate(own), rate_heard) < 0.05    # the talker does not hear itself
         _Tripwire.armed = True                              # the tripwire itself trips
         with pytest.raises(AssertionError):
             legsockets[0].send_rtp(b"x", ("127.0.0.1", 9))

@@ -135,8 +135,9 @@ def test_may_open_covers_every_gate_that_update_leaves_open(config: TalkConfig) 
 
 @pytest.mark.parametrize("config", [TalkConfig(), TalkConfig(start_frames=0)])
 def test_open_at_silence_is_may_open_at_the_floor(config: TalkConfig) -> None:
-    """The per-slot form (a room's sleeping Opus legs ask it) agrees with may_open for a silent
-    frame, whatever the gate and talk state the wandering levels left."""
+    """The per-slot form (a room's sleeping Opus legs ask it) and the array form (an Opus receive
+    lane's rows) agree with may_open for a silent frame, whatever the gate and talk state the
+    wandering levels left."""
     rng = np.random.default_rng(6)
     det = TalkDetector(32, config)
     slots = np.arange(32)
@@ -146,6 +147,7 @@ def test_open_at_silence_is_may_open_at_the_floor(config: TalkConfig) -> None:
     for _ in range(300):
         expected = det.may_open(slots, floor).tolist()
         assert [det.open_at_silence(s) for s in range(32)] == expected
+        assert det.opens_at_silence(slots[::-1]).tolist() == expected[::-1]
         seen.update(expected)
         levels = np.clip(levels + rng.normal(0, 6, 32), -127, 0).astype(np.float32)
         det.update(levels, 32)
