@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from bridge.call.leg import encoder_options
+from bridge.call.leg import encoder_options, loss_depth as config_loss_depth
 from bridge.config import Config
 from bridge.media.room import Room
 from bridge.rtp.packet import build_rtp_header
@@ -118,7 +118,7 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     deepens the talker's jitter buffer (media.opus_fec_lookahead_ms); ``opts``: encoder options
     of the talker and the bridge (e.g. Opus bitrate), ``talker_opts`` the talker's on top;
     ``loss_depth``: the talker's buffer holds a frame more while it sees losses (default: as
-    media.opus_loss_depth does, for Opus). ``listener_loss``: that share of the bridge's packets
+    media.opus_loss_depth and g711_loss_depth do). ``listener_loss``: that share of the bridge's packets
     to the listener is lost too (seeded), the listener says so in an RTCP report before the
     speech starts, and its decoder rebuilds a lost frame from the next packet's FEC when that
     one arrived (a receiver holding one packet, as WebRTC's NetEQ does under loss).
@@ -138,7 +138,7 @@ def through_room(codec: str, speech16k: Pcm, drop: Callable[[int], npt.NDArray[n
     addr_talk, addr_listen = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
     talk = RtpSession(0x1111, pt, clock, ticks, None, None, addr_talk, initial_seq=1, initial_ts=0,
                       jitter_min_ms=20 + lookahead_ms,
-                      loss_depth=codec == "opus" if loss_depth is None else loss_depth)
+                      loss_depth=config_loss_depth(Config(), codec) if loss_depth is None else loss_depth)
     listen = RtpSession(0x2222, pt, clock, ticks, None, None, addr_listen, initial_seq=1, initial_ts=0)
     room.add_leg("talker", talk, codec, codec, payload_type=pt, encoder_opts=opts)
     room.add_leg("listener", listen, codec, codec, payload_type=pt, encoder_opts=opts)

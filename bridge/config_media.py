@@ -72,6 +72,9 @@ class MediaConfig(FrozenModel):
     # packet, carrying the lost one's FEC, is here when the gap is due) and drops it again
     # after 3 s without a loss; false: FEC only when jitter holds packets anyway.
     opus_loss_depth: bool = True
+    # The same for G.711 callers: their concealment bridges a gap from both sides when the
+    # packet after it is buffered (README "Audio quality under loss").
+    g711_loss_depth: bool = True
     # An Opus caller's frames that its encoder marks inactive (silence, steady noise: the VAD
     # flag) are not decoded while that caller is out of the mix (README "Media plane").
     opus_skip_inactive: bool = True

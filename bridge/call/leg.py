@@ -195,9 +195,12 @@ def jitter_min_ms(config: Config, codec: str) -> int:
 
 
 def loss_depth(config: Config, codec: str) -> bool:
-    """Does this leg's jitter buffer hold a frame more while it sees losses (media.opus_loss_depth:
-    Opus callers, whose next packet carries the lost one's in-band FEC)?"""
-    return codec == "opus" and config.media.opus_loss_depth
+    """Does this leg's jitter buffer hold a frame more while it sees losses? media.opus_loss_depth:
+    Opus callers, whose next packet carries the lost one's in-band FEC; media.g711_loss_depth:
+    G.711 callers, whose concealment then bridges the gap towards the next packet."""
+    if codec == "opus":
+        return config.media.opus_loss_depth
+    return codec in ("PCMU", "PCMA") and config.media.g711_loss_depth
 
 
 def encoder_options(config: Config, codec: str, fmtp: str = "") -> dict[str, Any]:

@@ -173,3 +173,32 @@ def test_opus_fec_lookahead_deepens_only_opus_callers_jitter_buffer() -> None:
     assert jitter_min_ms(plain, "opus") == jitter_min_ms(plain, "PCMU") == plain.rtp.jitter_min_ms
     deeper = plain.with_overrides(**{"media.opus_fec_lookahead_ms": 20})
     assert jitter_min_ms(deeper, "opus") == 40 and jitter_min_ms(deeper, "PCMU") == 20
+
+
+def test_g711_and_opus_callers_hold_a_frame_more_while_they_see_losses() -> None:
+    """media.g711_loss_depth / opus_loss_depth: after a G.711 caller's first loss its buffer
+    holds the next packet when a gap is due, so the concealment can bridge towards it."""
+    from bridge.call.leg import loss_depth
+    from bridge.config import Config
+    from bridge.rtp.jitter import Frame, Missing
+    from bridge.rtp.packet import build_rtp_header
+    from bridge.rtp.session import RtpSession
+
+    config = Config()
+    assert loss_depth(config, "PCMU") and loss_depth(config, "PCMA") and loss_depth(config, "opus")
+    assert not loss_depth(config, "G722") and not loss_depth(config, "L16")
+    off = Config.model_validate({"media": {"g711_loss_depth": False}})
+    assert not loss_depth(off, "PCMU") and loss_depth(off, "opus")
+    nexts = {}
+    for depth in (False, True):
+        addr = ("127.0.0.1", 40000)
+        s = RtpSession(1, 0, 8000, 160, None, None, addr, initial_seq=1, initial_ts=0, loss_depth=depth)
+        items = []
+        for i in range(60):
+            if i not in (20, 40):
+                s.receive(build_rtp_header(0, 100 + i, 160 * i, 0xAB) + bytes([i]) * 160, addr, 0.02 * i)
+            items.append(s.pop_frame())
+        gaps = [item for item in items if isinstance(item, Missing)]
+        assert gaps and all(isinstance(item, (Frame, Missing)) for item in items[2:])
+        nexts[depth] = gaps[-1].next_payload      # the second loss, once the first was seen
+    assert nexts[False] is None and nexts[True] == bytes([41]) * 160

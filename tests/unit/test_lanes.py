@@ -232,7 +232,7 @@ def test_rx_lane_close_hands_every_session_back(legs: int) -> None:
     lane.close()
     assert not lane.member.any()
     for s in sessions:
-        assert s._rx_lane is None and s.packets_received == 20 and s.jitter.received == 20
+        assert s._rx_lane is None and s.packets_received == 20 and s.jitter.received == 19   # the probation packet is counted, not played
 
 
 def test_arrivals_straddling_the_tick_stay_in_the_lane() -> None:

@@ -47,21 +47,30 @@ def play(s: RtpSession, packets: list[bytes], addr: tuple[str, int] = PHONE, t0:
     return out
 
 
-def test_first_packet_held_during_probation_then_delivered() -> None:
+def test_first_packet_held_during_probation_is_counted_not_played() -> None:
+    """Played, it would queue behind the packet that ended the probation: the stream a frame
+    late until the buffer's shrink dropped one a second later, wherever that fell."""
     s = session()
     s.receive(audio(10, 1000), PHONE, 0.0)
     assert s.pop_frame() == Empty()
     s.receive(audio(11, 1160), PHONE, 0.02)
     item = s.pop_frame()
-    assert isinstance(item, Frame) and item.payload[0] == 10
+    assert isinstance(item, Frame) and item.payload[0] == 11
     assert s.stats()["packets_received"] == 2 and s.last_received == 0.02
+    assert s.stats()["cumulative_lost"] == 0
+    # Played from the first tick after it came, one packet a tick: nothing for the shrink to drop.
+    for i in range(2, 80):
+        s.receive(audio(10 + i, 1000 + 160 * i), PHONE, 0.02 * i)
+        item = s.pop_frame()
+        assert isinstance(item, Frame) and item.payload[0] == 10 + i, (i, item)
+    assert s.jitter.dropped == 0
 
 
 def test_sequence_wrap_65535_to_0() -> None:
     s = session()
     seqs = list(range(65525, 65536)) + list(range(0, 10))
     got = play(s, [audio(q, 160 * i) for i, q in enumerate(seqs)])
-    assert got == [q % 256 for q in seqs]
+    assert got == [q % 256 for q in seqs[1:]]       # the first: held on probation, not played
     st_ = s.stats()
     assert st_["cumulative_lost"] == 0 and st_["jitter_buffer"]["duplicates"] == 0
     assert s._source is not None and s._source.ext_max == 65536 + 9
@@ -71,7 +80,7 @@ def test_timestamp_wrap_2_32() -> None:
     s = session()
     base = 2**32 - 5 * 160
     got = play(s, [audio(i, base + 160 * i) for i in range(12)])
-    assert got == list(range(12))
+    assert got == list(range(1, 12))
     assert s.jitter.resyncs == 0 and s.jitter.lost == 0
 
 
@@ -80,7 +89,7 @@ def test_reordered_packet_across_wrap() -> None:
     seqs = [65533, 65534, 0, 65535, 1, 2, 3, 4]
     tss = {65533: 0, 65534: 160, 65535: 320, 0: 480, 1: 640, 2: 800, 3: 960, 4: 1120}
     got = play(s, [audio(q, tss[q]) for q in seqs])
-    assert got == [q % 256 for q in (65533, 65534, 65535, 0, 1, 2, 3, 4)]
+    assert got == [q % 256 for q in (65534, 65535, 0, 1, 2, 3, 4)]
 
 
 def test_latch_first_packet_replaces_sdp_address() -> None:
@@ -116,8 +125,8 @@ def test_ssrc_change_resets_sequence_and_jitter_buffer() -> None:
     s = session()
     first = play(s, [audio(i, 160 * i) for i in range(10)])
     second = play(s, [audio(40000 + i, 7777 + 160 * i, ssrc=0xCCCC) for i in range(10)], t0=1.0)
-    assert first == list(range(10))
-    assert second == [(40000 + i) % 256 for i in range(10)]
+    assert first == list(range(1, 10))       # each source's first packet ends no probation
+    assert second == [(40000 + i) % 256 for i in range(1, 10)]
     assert s.ssrc_changes == 1 and s.jitter.late == 0 and s.jitter.resyncs == 0
     assert s.stats()["remote_ssrc"] == 0xCCCC and s.stats()["cumulative_lost"] == 0
 
@@ -126,7 +135,7 @@ def test_comfort_noise_and_unknown_pt_ignored() -> None:
     s = session()
     got = play(s, [audio(0, 0), audio(1, 160), audio(2, 320, pt=13, size=1), audio(3, 480, pt=18),
                    audio(4, 480), audio(5, 640)])
-    assert got == [0, 1, 4, 5]
+    assert got == [1, 4, 5]
     assert s.comfort_noise == 1 and s.unknown_pt == 1
     assert s.stats()["cumulative_lost"] == 1      # PT 18 was not counted in the stream
 
