@@ -49,7 +49,8 @@ class RoomEgress(RoomState):
         outgoing: list[tuple[str, bytes]] = []
         contrib_slots = self.mixer.contributors.tolist()
         contrib = set(contrib_slots)
-        solo = self._solo(self._solo_slot(contrib_slots)) if self.passthrough else None
+        solo_slot = self._solo_slot(contrib_slots) if self.passthrough else None
+        solo = self._solo(solo_slot)
         streams = self._streams
         tick_no = self._tick_no
         markers = self._need_marker
@@ -64,6 +65,15 @@ class RoomEgress(RoomState):
                 talkers.append(leg)
                 group = self._group_of[leg]
                 excluded.setdefault(group, set()).add(group.pos[slot])
+        if solo is not None and solo_slot is not None and solo_slot not in contrib:
+            # Between words the talker passed through is out of the mix, so it would hear its own
+            # codes on its common stream: it is routed to its own mix-minus, as a contributor is.
+            contrib = contrib | {solo_slot}
+            leg = by_slot[solo_slot]
+            if leg.plain:
+                talkers.append(leg)
+                group = group_of[leg]
+                excluded.setdefault(group, set()).add(group.pos[solo_slot])
         # Private sources first: a leg whose prompt ends joins its common stream this very tick,
         # and the first leg in room order to reach a new stream is the one that primes it.
         joiners: dict[tuple[Any, ...], RoomLeg] = {}

@@ -28,12 +28,13 @@ FRAME_S = 0.02
 SECONDS = 4.0
 
 
-def _exchange(bridge: BridgeProcess, ports: PortAllocator, talk: list[bytes]) -> list[bytes]:
+def _exchange(bridge: BridgeProcess, ports: PortAllocator, talk: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     """Call both legs, send the talker's packets in real time (the listener sends G.722
-    silence), and return the listener's payloads in sequence order."""
+    silence), and return the listener's and the talker's payloads in sequence order."""
     talker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     heard: dict[int, bytes] = {}
+    back: dict[int, bytes] = {}
     try:
         talker.bind(("127.0.0.1", ports.port()))
         listener.bind(("127.0.0.1", ports.port()))
@@ -47,8 +48,8 @@ def _exchange(bridge: BridgeProcess, ports: PortAllocator, talk: list[bytes]) ->
                 ready, _, _ = select.select([listener, talker], [], [], left)
                 for sock in ready:
                     data = sock.recv(2048)
-                    if sock is listener and len(data) > 12 and data[1] & 0x7F == 9:
-                        heard[struct.unpack("!H", data[2:4])[0]] = data[12:]
+                    if len(data) > 12 and data[1] & 0x7F == 9:
+                        (heard if sock is listener else back)[struct.unpack("!H", data[2:4])[0]] = data[12:]
             if k < len(talk):
                 talker.sendto(struct.pack("!BBHII", 0x80, 9, k, k * 160, 0x7A1C) + talk[k], to_talker)
             listener.sendto(struct.pack("!BBHII", 0x80, 9, k, k * 160, 0x1157) + quiet.encode(np.zeros(320, np.int16)),
@@ -56,7 +57,7 @@ def _exchange(bridge: BridgeProcess, ports: PortAllocator, talk: list[bytes]) ->
     finally:
         talker.close()
         listener.close()
-    return [heard[s] for s in sorted(heard)]
+    return [heard[s] for s in sorted(heard)], [back[s] for s in sorted(back)]
 
 
 @pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
@@ -65,13 +66,14 @@ def test_a_g722_listener_gets_the_sole_talkers_own_codes(
     rooms = [{"name": "pass", "account": "acct1", "rate": 16000, "beep": "never"}]
     bridge = bridge_factory(rooms=rooms, media={"sole_talker_passthrough": on})
     talk = packets("G722", speechlike(16000, SECONDS))
-    heard = _exchange(bridge, ports, talk)
+    heard, back = _exchange(bridge, ports, talk)
     assert len(heard) > 0.8 * len(talk), f"heard {len(heard)} packets of {len(talk)}"
     delay = passthrough_delay("G722", 16000)
     assert delay == 11
     stream = b"".join(talk)
     own = {stream[k * 160 - delay:(k + 1) * 160 - delay] for k in range(1, len(talk))}
     passed = sum(p in own for p in heard)
+    assert back and not any(p in own for p in back)         # the talker never gets its own codes
     if on:
         # All but the first frames of the talk spurt (the gate opens, the first needs the one before).
         assert passed > 0.8 * len(talk), f"{passed} of {len(heard)} packets were the talker's codes"

@@ -165,6 +165,13 @@ def test_between_words_the_last_sole_talker_is_still_passed_through_unless_muted
         pause = [k for k in out_of_mix if 50 < k < 100]
         assert len(pause) > 20                  # the gate did close in the pause
         assert all(heard[k] == own[k] for k in range(10, 45))
+        # The talker never hears its own codes, in the pause neither (nor anything else: silence).
+        back = [s[0] for s in ports["talker"].sent]
+        assert not any(back[k] == own[k] for k in range(1, len(back)))
+        mine = make_decoder("G722")
+        level = np.sqrt(np.mean(np.concatenate([mine.decode(p) for p in back]).astype(np.float64) ** 2))
+        # At most the codec's noise on encoded silence (20-30 RMS here, as without passthrough).
+        assert level < 0.03 * np.sqrt(np.mean(x.astype(np.float64) ** 2)), level
         if mute_at is None:
             assert all(heard[k] == own[k] for k in pause)
         else:
