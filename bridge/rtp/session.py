@@ -32,7 +32,7 @@ latched address) resets sequence state and the jitter buffer. Packets of any PT
 with the source SSRC share its sequence space (RFC 4733 DTMF usually does),
 so they count for loss statistics; only audio feeds the jitter buffer and the
 interarrival jitter. A new source is on probation (RFC 3550 A.1) until two
-sequential packets arrived; the probation packet is held, then delivered (G.711: counted only).
+sequential packets arrived; the probation packet is held, then counted (played only for G.722).
 
 ``last_received`` is updated by every accepted RTP or RTCP packet (never by a stranger's).
 """
@@ -65,7 +65,7 @@ COMFORT_NOISE_PT = 13
 # Payload types whose codecs use exactly one byte per RTP tick (G.711, G.722):
 # the jitter buffer can split/merge such packets to any ptime.
 _BYTE_CODECS = (0, 8, 9)
-_G711_PTS = (0, 8)       # stateless: a frame can be skipped without disturbing the decoder
+G722_PT = 9              # its decoder must see a stream from its first packet (ADPCM state)
 _LATCH_PACKETS = 2
 REBIND_WINDOW = 100       # a moved source may be this many sequence numbers ahead (lost packets)
 LEARNING_S = 3.0          # default learning window (rtpengine uses 3 s, Asterisk 5 s)
@@ -432,9 +432,9 @@ class RtpSession:
             for old, arrival in held:
                 self.packets_received += 1
                 self.octets_received += len(old.payload)
-                if self.codec_pt in _G711_PTS and old.payload_type == self.codec_pt:
+                if self.codec_pt != G722_PT and old.payload_type == self.codec_pt:
                     # Not played: it would keep the stream a frame late until the shrink dropped
-                    # one a second on, anywhere. Stateful decoders (G.722, Opus) need theirs.
+                    # one a second on, anywhere. G.722's ADPCM decoder needs every packet.
                     src.update_jitter(arrival * self.codec_clock, src.extend_ts(old.timestamp))
                 else:
                     self._deliver(old, seq_ext - (pkt.sequence - old.sequence) % 65536, arrival)

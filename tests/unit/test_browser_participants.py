@@ -115,10 +115,11 @@ def test_refusals_and_the_room_closes_with_its_last_browser(bridge: Bridge) -> N
 def test_browser_port_pops_the_jitter_buffer_and_bounds_what_it_sends() -> None:
     port = BrowserPort()
     assert isinstance(port.pop_frame(), Empty)
-    for seq in range(3):
+    for seq in range(4):
         port.push_rtp(seq, seq * 960, 7, seq == 0, bytes([seq]) * 10, seq * 0.02)
-    assert [port.pop_frame().payload for _ in range(3)] == [bytes([s]) * 10 for s in range(3)]
-    assert port.received == 3
+    # The first packet ends no probation (RtpSession): it is counted, not played.
+    assert [port.pop_frame().payload for _ in range(3)] == [bytes([s]) * 10 for s in range(1, 4)]
+    assert port.received == 4
     for i in range(10):
         port.packetize(bytes([i]) * 40, 960)
     assert port.outbound.qsize() == 3 and port.outbound.get_nowait() == (bytes([7]) * 40, 960)
@@ -189,11 +190,11 @@ def test_ice_servers_for_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_lost_browser_packet_is_popped_as_missing_with_its_successor() -> None:
     port = BrowserPort()
-    for seq in (0, 1, 3, 4):
+    for seq in (0, 1, 2, 4, 5):           # the first is counted, not played (probation)
         port.push_rtp(seq, seq * 960, 7, seq == 0, bytes([seq]) * 10, seq * 0.02)
     items = [port.pop_frame() for _ in range(5)]
     assert [type(i) for i in items] == [Frame, Frame, Missing, Frame, Frame]
-    assert items[2].next_payload == bytes([3]) * 10           # its FEC rebuilds the lost frame
+    assert items[2].next_payload == bytes([4]) * 10           # its FEC rebuilds the lost frame
     assert port.lost == 1
 
 
