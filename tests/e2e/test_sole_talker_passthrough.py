@@ -25,7 +25,7 @@ from tests.unit.test_passthrough import packets, speechlike
 pytestmark = pytest.mark.e2e
 
 FRAME_S = 0.02
-SECONDS = 4.0
+SECONDS = 6.0
 
 
 def _exchange(bridge: BridgeProcess, ports: PortAllocator, talk: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -75,8 +75,10 @@ def test_a_g722_listener_gets_the_sole_talkers_own_codes(
     passed = sum(p in own for p in heard)
     assert back and not any(p in own for p in back)         # the talker never gets its own codes
     if on:
-        # All but the first frames of the talk spurt (the gate opens, the first needs the one before).
-        assert passed > 0.8 * len(talk), f"{passed} of {len(heard)} packets were the talker's codes"
+        # Nearly all on a quiet machine (all but the first frames: the gate opens, and the first
+        # needs the one before). A packet this test sends late is concealed, and a talker is not
+        # passed through for 3 s after a concealed frame: two seconds' worth survive one hiccup.
+        assert passed >= 100, f"{passed} of {len(heard)} packets were the talker's codes"
     else:
         assert passed == 0
     # Either way the listener hears the talker: the decoded audio matches the talker's own
