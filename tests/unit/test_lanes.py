@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 from bridge.rtp.jitter import Frame
-from bridge.rtp.lanes import RxLane, TxLane
+from bridge.rtp.lanes import G711_LANE, LaneShape, RxLane, TxLane
 from bridge.rtp.session import RtpSession
 
 ADDR = ("127.0.0.1", 40000)
@@ -91,15 +92,19 @@ def _jb_state(s: RtpSession) -> dict[str, Any]:
     return state
 
 
-def _run(stream: list[list[tuple[bytes, tuple[str, int]]]], *, legs: int = 1, share: float = 0.5) -> None:
-    """Feed the same per-tick datagrams to object-path and lane sessions; compare everything."""
-    ref = [_session() for _ in range(legs)]
-    lane_s = [_session() for _ in range(legs)]
+def _run(stream: list[list[tuple[bytes, tuple[str, int]]]], *, legs: int = 1, share: float = 0.5,
+         session: Callable[[int], RtpSession] = lambda j: _session(),
+         jb_state: Callable[[RtpSession], dict[str, Any]] = _jb_state, shape: LaneShape = G711_LANE) -> None:
+    """Feed the same per-tick datagrams to object-path and lane sessions; compare everything.
+    ``session(j)`` makes leg j's session, ``jb_state`` reads the jitter buffer's state to compare
+    (tests/unit/test_opus_lanes.py passes its Opus ones)."""
+    ref = [session(j) for j in range(legs)]
+    lane_s = [session(j) for j in range(legs)]
     ref_r = [_Reader(s) for s in ref]
     lane_r = [_Reader(s) for s in lane_s]
     # The readers keep their ``ready`` flag true while datagrams are queued: the recheck
     # (an epoll call in the adapter) has nothing to add.
-    lane = RxLane(lane_s, lane_r, [r.pop for r in lane_r], recheck=lambda: None)
+    lane = RxLane(lane_s, lane_r, [r.pop for r in lane_r], recheck=lambda: None, shape=shape)
     entered = 0
     for tick, datagrams in enumerate(stream):
         now = 10.0 + tick * 0.02 + random.Random(tick).uniform(0, 0.004)
@@ -108,19 +113,20 @@ def _run(stream: list[list[tuple[bytes, tuple[str, int]]]], *, legs: int = 1, sh
                 ref_r[j].feed(data, addr, now)
                 lane_r[j].feed(data, addr, now)
         expected = [_played(r.pop()) for r in ref_r]
-        frames, ok, results = lane.pop_all(now)
-        got = [("frame", frames[j].tobytes()) if ok[j] else _played(results[j]) for j in range(legs)]
+        rows, ok, results = lane.pop_all(now)
+        got = [("frame", rows[j, :lane.out_len[j]].tobytes()) if ok[j] else _played(results[j])
+               for j in range(legs)]
         assert got == expected, f"tick {tick}"
         entered += int(ok.sum())
         for r in [*ref_r, *lane_r]:
             r.drain()
     for s_ref, s_lane in zip(ref, lane_s):
         assert s_lane.stats() == s_ref.stats()        # stats() takes the lane's state back
-        assert _jb_state(s_lane) == _jb_state(s_ref)
+        assert jb_state(s_lane) == jb_state(s_ref)
         src_a, src_b = s_lane._source, s_ref._source
         assert src_a is not None and src_b is not None
-        assert (src_a.max_seq, src_a.received, src_a.jitter, src_a._transit, src_a._ts_high) == \
-               (src_b.max_seq, src_b.received, src_b.jitter, src_b._transit, src_b._ts_high)
+        fields = ("max_seq", "received", "jitter", "_transit", "_ts_high", "cycles")
+        assert [getattr(src_a, f) for f in fields] == [getattr(src_b, f) for f in fields]
         assert s_lane.last_received == s_ref.last_received
     assert entered > share * len(stream) * legs, "the lane should have played its share of frames"
 

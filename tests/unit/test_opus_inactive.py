@@ -66,7 +66,8 @@ def _room(skip: bool, names: tuple[str, ...]) -> tuple[Room, dict[str, FakePort]
 
 
 def _spy(room: Room, leg_id: str) -> list[tuple[str, Any]]:
-    """Record the calls the room makes to a leg's decoder (decode: the payload; conceal)."""
+    """Record the calls the room makes to a leg's decoder (decode: the payload; conceal: the
+    next payload it was given, or None)."""
     decoder = room._legs[leg_id].decoder
     calls: list[tuple[str, Any]] = []
     decode, conceal = decoder.decode, decoder.conceal
@@ -76,7 +77,7 @@ def _spy(room: Room, leg_id: str) -> list[tuple[str, Any]]:
         return decode(payload)
 
     def spy_conceal(samples: int, next_payload: bytes | None = None) -> Any:
-        calls.append(("conceal", None))
+        calls.append(("conceal", next_payload))
         return conceal(samples, next_payload)
 
     decoder.decode = spy_decode            # type: ignore[method-assign]

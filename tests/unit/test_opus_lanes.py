@@ -28,8 +28,11 @@ from bridge.media.room_ingress import PROBE_TICKS
 from bridge.rtp.jitter import _Slot
 from bridge.rtp.lanes import OPUS_LANE, OPUS_WIDTH, RxLane, TxLane
 from bridge.rtp.session import RtpSession
-from tests.unit.test_lanes import ADDR, _Capture, _played, _Reader
+from tests.unit.test_lanes import ADDR
+from tests.unit.test_lanes import _run as run_lanes
+from tests.unit.test_opus_inactive import _spy
 from tests.unit.test_opus_native import frames, voiced
+from tests.unit.test_room_rates import _Port
 
 PT = 111
 Stream = list[list[tuple[bytes, tuple[str, int]]]]
@@ -70,35 +73,7 @@ def _payloads(count: int, seed: int) -> list[bytes]:
 
 def _run(stream: Stream, *, legs: int = 1, share: float = 0.5) -> None:
     """Feed the same per-tick datagrams to per-leg and lane sessions; compare everything."""
-    ref = [_session(j) for j in range(legs)]
-    lane_s = [_session(j) for j in range(legs)]
-    ref_r = [_Reader(s) for s in ref]
-    lane_r = [_Reader(s) for s in lane_s]
-    lane = RxLane(lane_s, lane_r, [r.pop for r in lane_r], recheck=lambda: None, shape=OPUS_LANE)
-    entered = 0
-    for tick, datagrams in enumerate(stream):
-        now = 10.0 + tick * 0.02 + random.Random(tick).uniform(0, 0.004)
-        for j in range(legs):
-            for data, addr in datagrams:
-                ref_r[j].feed(data, addr, now)
-                lane_r[j].feed(data, addr, now)
-        expected = [_played(r.pop()) for r in ref_r]
-        rows, ok, results = lane.pop_all(now)
-        got = [("frame", rows[j, :lane.out_len[j]].tobytes()) if ok[j] else _played(results[j])
-               for j in range(legs)]
-        assert got == expected, f"tick {tick}"
-        entered += int(ok.sum())
-        for r in [*ref_r, *lane_r]:
-            r.drain()
-    for s_ref, s_lane in zip(ref, lane_s):
-        assert s_lane.stats() == s_ref.stats()        # stats() takes the lane's state back
-        assert _jb_state(s_lane) == _jb_state(s_ref)
-        src_a, src_b = s_lane._source, s_ref._source
-        assert src_a is not None and src_b is not None
-        fields = ("max_seq", "received", "jitter", "_transit", "_ts_high", "cycles")
-        assert [getattr(src_a, f) for f in fields] == [getattr(src_b, f) for f in fields]
-        assert s_lane.last_received == s_ref.last_received
-    assert entered > share * len(stream) * legs, "the lane should have played its share of frames"
+    run_lanes(stream, legs=legs, share=share, session=_session, jb_state=_jb_state, shape=OPUS_LANE)
 
 
 def _steady(count: int, start_seq: int = 5000, start_ts: int = 80000) -> Stream:
@@ -166,24 +141,6 @@ def test_vad_flags_of_many_rows_are_the_scalar_ones() -> None:
 
 
 # -- a room -----------------------------------------------------------------------------------------
-class _Port:
-    """A LegPort without sockets: datagrams from a queue, sends captured."""
-
-    def __init__(self, session: RtpSession) -> None:
-        self.session = session
-        self.reader = _Reader(session)
-        self.sent = _Capture()
-
-    def pop_frame(self) -> Any:
-        return self.reader.pop()
-
-    def packetize(self, payload: bytes, ticks: int, marker: bool = False) -> bytes:
-        datagram = self.session.packetize(payload, ticks, marker)
-        assert self.session.remote_addr is not None
-        self.sent(datagram, self.session.remote_addr)
-        return datagram
-
-
 class _OpusLanePort(_Port):
     """The socket adapter's LegPort lanes for Opus callers (receive and send)."""
 
@@ -198,22 +155,6 @@ class _OpusLanePort(_Port):
 
 
 LEGS = 10
-
-
-def _spy(room: Room, leg_id: str, calls: list[tuple[str, bytes | None]]) -> None:
-    decoder = room._legs[leg_id].decoder
-    decode, conceal = decoder.decode, decoder.conceal
-
-    def spy_decode(payload: bytes) -> Any:
-        calls.append(("decode", payload))
-        return decode(payload)
-
-    def spy_conceal(samples: int, next_payload: bytes | None = None) -> Any:
-        calls.append(("conceal", next_payload))
-        return conceal(samples, next_payload)
-
-    decoder.decode = spy_decode            # type: ignore[method-assign]
-    decoder.conceal = spy_conceal          # type: ignore[method-assign]
 
 
 def _room_stream(ticks: int) -> list[list[list[bytes]]]:
@@ -264,8 +205,7 @@ def test_a_room_reads_opus_callers_through_lanes_as_the_per_leg_path(rate: int, 
             room.add_leg(f"l{j}", port, "opus", "opus", payload_type=PT, encoder_opts={"bitrate": 32000})
         room.tick(0.98)
         for j in range(LEGS):
-            calls.append([])
-            _spy(room, f"l{j}", calls[j])
+            calls.append(_spy(room, f"l{j}"))
         worlds.append((room, ports, calls))
     used_lane = 0
     for tick in range(ticks + 2):
@@ -333,8 +273,7 @@ def test_sleeping_callers_in_a_lane_cost_no_python_per_caller(monkeypatch: pytes
         room.add_leg(f"l{j}", ports[j], "opus", "opus", payload_type=PT)
     room.tick(0.98)
     for j in range(LEGS):
-        calls.append([])
-        _spy(room, f"l{j}", calls[j])
+        calls.append(_spy(room, f"l{j}"))
     built: list[int] = []
     original = ri.LanePayload
 
